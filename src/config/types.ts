@@ -1,0 +1,148 @@
+/**
+ * The shapes of config.yml and plugin_config.yml once read and checked.
+ *
+ * Keys keep the seed's snake_case spelling, so a config written as an object in code reads
+ * exactly like the YAML file it stands for.
+ */
+
+export type LogLevelName = "DEBUG" | "INFO" | "WARNING" | "ERROR" | "CRITICAL";
+export type Isolation = "none" | "worker";
+
+/** Limits for a plugin running with `isolation: worker` (as node:worker_threads takes them). */
+export interface ResourceLimits {
+  maxOldGenerationSizeMb?: number;
+  maxYoungGenerationSizeMb?: number;
+  codeRangeSizeMb?: number;
+  stackSizeMb?: number;
+}
+
+/** One entry of config.yml's `plugins` list. */
+export interface PluginEntry {
+  name: string;
+  enabled: boolean;
+  /** Absolute path of the plugin folder (default: `{plugin_package}/{name}`). */
+  path: string;
+  /** When set, replaces the `arguments` of plugin_config.yml. */
+  arguments?: unknown;
+  isolation?: Isolation;
+  /** Hostnames allowed to call this plugin remotely; empty means all. */
+  allowed_nodes: string[];
+  watch?: boolean;
+  resource_limits?: ResourceLimits;
+}
+
+export interface GeneralConfig {
+  /** This node's name; the machine's hostname when empty in the file. */
+  hostname: string;
+  /** Absolute path of the folder holding plugins without an explicit `path`. */
+  plugin_package: string;
+  console_log_level: LogLevelName;
+  /** Absolute path of the log folder; empty: no log file. */
+  log_dir: string;
+  /** Seconds `onLoad`, `onEnable` and `onDisable` may take before the plugin is failed. */
+  lifecycle_timeout: number;
+  /** Seconds calls in flight get to finish when their plugin is unloaded or the core closes. */
+  drain_timeout: number;
+  watch: boolean;
+}
+
+export interface NetworkingConfig {
+  enabled: boolean;
+  /** `host` or `host:port` of nodes to contact at start. */
+  node_ips: string[];
+  port: number;
+  /** Address to listen on; empty: 127.0.0.1 without a secret, 0.0.0.0 with one. */
+  bind: string;
+  discover_nodes: boolean;
+  direct_discoverable: boolean;
+  auto_discoverable: boolean;
+  secret: string;
+  cert_file: string;
+  key_file: string;
+  ca_file: string;
+  allow_insecure: boolean;
+  heartbeat_interval: number;
+  liveness_timeout: number;
+}
+
+/** config.yml after reading, with defaults applied and paths made absolute. */
+export interface AioConfig {
+  plugins: PluginEntry[];
+  general: GeneralConfig;
+  networking: NetworkingConfig;
+  /** The config file, when the config came from one. */
+  file: string | undefined;
+  /** The folder relative paths were resolved against. */
+  baseDir: string;
+}
+
+/** Argument types a manifest may declare. */
+export type ArgumentType =
+  | "int"
+  | "float"
+  | "number"
+  | "str"
+  | "string"
+  | "bool"
+  | "boolean"
+  | "dict"
+  | "object"
+  | "list"
+  | "array"
+  | "any";
+
+export interface ManifestArgument {
+  name: string;
+  type: ArgumentType;
+  description: string;
+  required: boolean;
+  /** Present when the manifest gives a default. */
+  default?: unknown;
+}
+
+export interface ManifestEndpoint {
+  internal_name: string;
+  access_name: string;
+  tags: string[];
+  remote: boolean;
+  accessible_by_other_plugins: boolean;
+  description: string;
+  arguments: ManifestArgument[];
+}
+
+/** plugin_config.yml after reading. */
+export interface PluginManifest {
+  description: string;
+  version: string;
+  remote: boolean;
+  /** Passed to `onLoad`. */
+  arguments: unknown;
+  endpoints: ManifestEndpoint[];
+  isolation?: Isolation;
+  resource_limits?: ResourceLimits;
+  watch?: boolean;
+  /** The manifest file. */
+  file: string;
+}
+
+/**
+ * config.yml's data given as an object: the same keys as the file, every one optional.
+ * Relative paths in it resolve against `baseDir`, or the working directory.
+ */
+export interface ConfigObject {
+  plugins?: Array<{
+    name: string;
+    enabled?: boolean;
+    path?: string;
+    arguments?: unknown;
+    isolation?: Isolation;
+    allowed_nodes?: string[];
+    watch?: boolean;
+    resource_limits?: ResourceLimits;
+  }>;
+  general?: Partial<Omit<GeneralConfig, "console_log_level">> & {
+    console_log_level?: LogLevelName | Lowercase<LogLevelName>;
+  };
+  networking?: Partial<NetworkingConfig>;
+  baseDir?: string;
+}

@@ -1,0 +1,241 @@
+/**
+ * Every error AIO Core raises is created here, with a stable `code`.
+ *
+ * Callers branch on `err.code`, never on message text: messages are for people and may
+ * improve between versions, codes do not change.
+ */
+
+/** HTTP status that fits each request error code when it crosses the node protocol. */
+export const REQUEST_ERROR_STATUS = {
+  PLUGIN_NOT_FOUND: 404,
+  ENDPOINT_NOT_FOUND: 404,
+  PLUGIN_DISABLED: 503,
+  ACCESS_DENIED: 403,
+  INVALID_ARGUMENTS: 400,
+  WRONG_KIND: 400,
+  TIMEOUT: 504,
+  ABORTED: 499,
+  PLUGIN_ERROR: 500,
+  UNLOADED: 503,
+  CLOSED: 503,
+  NO_NODE: 404,
+  UNAUTHORIZED: 401,
+  NETWORK: 502,
+  WOULD_DEADLOCK: 409,
+  OVERLOADED: 429,
+  PAYLOAD_TOO_LARGE: 413,
+  BAD_REQUEST: 400,
+} as const;
+
+export type RequestErrorCode = keyof typeof REQUEST_ERROR_STATUS;
+export type ConfigErrorCode = "CONFIG_INVALID" | "PLUGIN_LOAD_FAILED";
+export type NodeErrorCode = "NODE_CONFLICT" | "NODE_UNREACHABLE";
+export type ErrorCode = RequestErrorCode | ConfigErrorCode | NodeErrorCode | "PLUGIN_TYPE_MISMATCH";
+
+/** Base class of every error AIO Core throws. */
+export class AioError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** Where a configuration problem is: the file, and for YAML the line and key. */
+export interface ConfigLocation {
+  file?: string;
+  line?: number;
+  key?: string;
+}
+
+/** A problem with config.yml, a plugin manifest, or a plugin that could not be loaded. */
+export class ConfigError extends AioError {
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly key: string | undefined;
+  /** Every problem found, when one file had several. */
+  readonly problems: readonly string[];
+
+  constructor(
+    code: ConfigErrorCode,
+    message: string,
+    location: ConfigLocation = {},
+    options?: { cause?: unknown; problems?: readonly string[] },
+  ) {
+    super(code, message, options);
+    this.file = location.file;
+    this.line = location.line;
+    this.key = location.key;
+    this.problems = options?.problems ?? [message];
+  }
+}
+
+/** Which call an error belongs to. */
+export interface CallSite {
+  requestId?: string | undefined;
+  plugin?: string | undefined;
+  method?: string | undefined;
+  host?: string | undefined;
+}
+
+/** A call failed: the plugin or endpoint is missing, refused, threw, or ran out of time. */
+export class RequestError extends AioError {
+  declare readonly code: RequestErrorCode;
+  readonly requestId: string | undefined;
+  readonly plugin: string | undefined;
+  readonly method: string | undefined;
+  readonly host: string | undefined;
+  /** For `PLUGIN_ERROR`: the name of the error the plugin threw, such as `TypeError`. */
+  readonly errorName: string | undefined;
+
+  constructor(
+    code: RequestErrorCode,
+    message: string,
+    site: CallSite = {},
+    options?: { cause?: unknown; errorName?: string | undefined },
+  ) {
+    super(code, message, options);
+    this.requestId = site.requestId;
+    this.plugin = site.plugin;
+    this.method = site.method;
+    this.host = site.host;
+    this.errorName = options?.errorName;
+  }
+
+  /** The HTTP status that fits this error in the node protocol. */
+  get status(): number {
+    return REQUEST_ERROR_STATUS[this.code] ?? 500;
+  }
+
+  /** The `error` object of the node protocol. */
+  toJSON(): WireError {
+    const wire: WireError = { code: this.code, message: this.message };
+    if (this.requestId !== undefined) wire.request_id = this.requestId;
+    if (this.plugin !== undefined) wire.plugin = this.plugin;
+    if (this.method !== undefined) wire.method = this.method;
+    if (this.host !== undefined) wire.host = this.host;
+    if (this.errorName !== undefined) wire.error_name = this.errorName;
+    return wire;
+  }
+}
+
+/** A call that failed on its way to or from another node. */
+export class NetworkRequestError extends RequestError {}
+
+/** A problem with a remote node itself rather than with one call. */
+export class NodeError extends AioError {
+  declare readonly code: NodeErrorCode;
+  readonly hostname: string | undefined;
+
+  constructor(
+    code: NodeErrorCode,
+    message: string,
+    hostname?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.hostname = hostname;
+  }
+}
+
+/** A decorator was applied to something it cannot wrap. */
+export class PluginTypeMismatchError extends AioError {
+  constructor(message: string) {
+    super("PLUGIN_TYPE_MISMATCH", message);
+  }
+}
+
+/** The `error` member of a node protocol answer. */
+export interface WireError {
+  code: string;
+  message: string;
+  request_id?: string;
+  plugin?: string;
+  method?: string;
+  host?: string;
+  error_name?: string;
+}
+
+export function isAioError(value: unknown): value is AioError {
+  return value instanceof AioError;
+}
+
+// ---------------------------------------------------------------------------
+// Request errors. Each names the call, so a log line alone tells what failed.
+
+function target(site: CallSite): string {
+  return `${site.plugin}.${site.method}`;
+}
+
+function onHost(site: CallSite): string {
+  return site.host && site.host !== "any" ? ` on host "${site.host}"` : "";
+}
+
+export const callErrors = {
+  pluginNotFound(site: CallSite): RequestError {
+    return new RequestError(
+      "PLUGIN_NOT_FOUND",
+      `No plugin named "${site.plugin}"${onHost(site)}`,
+      site,
+    );
+  },
+  endpointNotFound(site: CallSite, known: readonly string[]): RequestError {
+    const list = known.length > 0 ? `; it has ${known.join(", ")}` : "; it declares no endpoints";
+    return new RequestError(
+      "ENDPOINT_NOT_FOUND",
+      `Plugin "${site.plugin}" has no endpoint "${site.method}"${list}`,
+      site,
+    );
+  },
+  pluginDisabled(site: CallSite, state: string): RequestError {
+    return new RequestError(
+      "PLUGIN_DISABLED",
+      `Plugin "${site.plugin}" is ${state}, not enabled; enable it before calling ${target(site)}`,
+      site,
+    );
+  },
+  accessDenied(site: CallSite, why: string): RequestError {
+    return new RequestError("ACCESS_DENIED", `${target(site)}: ${why}`, site);
+  },
+  invalidArguments(site: CallSite, problem: string): RequestError {
+    return new RequestError("INVALID_ARGUMENTS", `${target(site)}: ${problem}`, site);
+  },
+  wrongKind(site: CallSite, kind: string, use: string): RequestError {
+    return new RequestError("WRONG_KIND", `${target(site)} is ${kind}; call it with ${use}()`, site);
+  },
+  timeout(site: CallSite, ms: number): RequestError {
+    return new RequestError("TIMEOUT", `${target(site)} did not finish within ${ms} ms`, site);
+  },
+  aborted(site: CallSite, reason: unknown): RequestError {
+    const why = reason instanceof Error ? `: ${reason.message}` : "";
+    return new RequestError("ABORTED", `${target(site)} was aborted by its caller${why}`, site, {
+      cause: reason,
+    });
+  },
+  pluginThrew(site: CallSite, thrown: unknown): RequestError {
+    const name = thrown instanceof Error ? thrown.name : typeof thrown;
+    const message = thrown instanceof Error ? thrown.message : String(thrown);
+    return new RequestError("PLUGIN_ERROR", `${target(site)} threw ${name}: ${message}`, site, {
+      cause: thrown,
+      errorName: name,
+    });
+  },
+  unloaded(site: CallSite): RequestError {
+    return new RequestError(
+      "UNLOADED",
+      `Plugin "${site.plugin}" was unloaded before ${target(site)} finished`,
+      site,
+    );
+  },
+  closed(site: CallSite): RequestError {
+    return new RequestError("CLOSED", `The core is closed; ${target(site)} was not run`, site);
+  },
+  noNode(site: CallSite, why: string): RequestError {
+    return new RequestError("NO_NODE", `${target(site)}: ${why}`, site);
+  },
+  wouldDeadlock(site: CallSite, why: string): RequestError {
+    return new RequestError("WOULD_DEADLOCK", `${target(site)}: ${why}`, site);
+  },
+} as const;

@@ -1,0 +1,19 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const dist = fileURLToPath(new URL("./dist/", import.meta.url));
+
+export default defineConfig({
+  resolve: {
+    // Tests use the package as users do: its built output, loaded by Node itself, so the
+    // plugins a test loads at run time share one copy of the runtime with the test.
+    alias: [{ find: /^aio-assistant-core$/, replacement: `${dist}index.js` }],
+  },
+  test: {
+    include: ["test/**/*.test.ts"],
+    pool: "forks",
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    server: { deps: { external: [/\/dist\//] } },
+  },
+});
