@@ -189,12 +189,14 @@ export const callErrors = {
       site,
     );
   },
-  pluginDisabled(site: CallSite, state: string): RequestError {
-    return new RequestError(
-      "PLUGIN_DISABLED",
-      `Plugin "${site.plugin}" is ${state}, not enabled; enable it before calling ${target(site)}`,
-      site,
-    );
+  pluginDisabled(site: CallSite, state: string, reason?: string): RequestError {
+    const why =
+      state === "failed"
+        ? `failed${reason ? ` (${reason})` : ""} and cannot serve ${target(site)}`
+        : state === "starting"
+          ? `still starting; a synchronous call to ${target(site)} cannot wait for it`
+          : `${state === "loaded" ? "loaded but not enabled" : state}; enable it before calling ${target(site)}`;
+    return new RequestError("PLUGIN_DISABLED", `Plugin "${site.plugin}" is ${why}`, site);
   },
   accessDenied(site: CallSite, why: string): RequestError {
     return new RequestError("ACCESS_DENIED", `${target(site)}: ${why}`, site);
@@ -203,7 +205,11 @@ export const callErrors = {
     return new RequestError("INVALID_ARGUMENTS", `${target(site)}: ${problem}`, site);
   },
   wrongKind(site: CallSite, kind: string, use: string): RequestError {
-    return new RequestError("WRONG_KIND", `${target(site)} is ${kind}; call it with ${use}()`, site);
+    return new RequestError(
+      "WRONG_KIND",
+      `${target(site)} is ${kind}; call it with ${use}()`,
+      site,
+    );
   },
   timeout(site: CallSite, ms: number): RequestError {
     return new RequestError("TIMEOUT", `${target(site)} did not finish within ${ms} ms`, site);

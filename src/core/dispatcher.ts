@@ -1,0 +1,281 @@
+/**
+ * What a call means: find the target, check who may call it and with what arguments, run it,
+ * and track it until it ends. Where plugins live is the registry's business; how they run is
+ * their host's.
+ */
+import { callErrors, type RequestError } from "../errors.js";
+import { ArgumentProblem, isStreamKind } from "../plugins/endpoint.js";
+import type { LoadedEndpoint } from "../plugins/host.js";
+import {
+  APPLICATION,
+  Call,
+  type Caller,
+  isPromiseLike,
+  trackPromise,
+  trackStream,
+} from "./call.js";
+import type { PluginRegistry, PluginSlot } from "./registry.js";
+import type { ExecuteOptions } from "./types.js";
+
+type Mode = "execute" | "executeStream" | "executeSync" | "executeStreamSync";
+
+const STREAM_MODES: ReadonlySet<Mode> = new Set(["executeStream", "executeStreamSync"]);
+
+interface Target {
+  slot: PluginSlot;
+  endpoint: LoadedEndpoint;
+  args: unknown[];
+}
+
+export interface DispatcherOptions {
+  registry: PluginRegistry;
+  hostname: string;
+  /** Prefix of this core's request ids, unique per core. */
+  idPrefix: string;
+  /** Whether the core has begun closing: the application can then start no new calls. */
+  closing(): boolean;
+}
+
+export class Dispatcher {
+  readonly #registry: PluginRegistry;
+  readonly #hostname: string;
+  readonly #idPrefix: string;
+  readonly #closing: () => boolean;
+  #seq = 0;
+
+  constructor(options: DispatcherOptions) {
+    this.#registry = options.registry;
+    this.#hostname = options.hostname;
+    this.#idPrefix = options.idPrefix;
+    this.#closing = options.closing;
+  }
+
+  /** The caller a call made on the core stands for: a plugin named by `author`, or the application. */
+  callerFor(options: ExecuteOptions | undefined): Caller {
+    const author = options?.author;
+    return author !== undefined && this.#registry.has(author)
+      ? { kind: "plugin", name: author }
+      : APPLICATION;
+  }
+
+  #call(caller: Caller, plugin: string, method: string, options: ExecuteOptions | undefined): Call {
+    return new Call(this.#idPrefix, ++this.#seq, plugin, method, caller, options);
+  }
+
+  execute(
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): Promise<unknown> {
+    const call = this.#call(caller, plugin, method, options);
+    try {
+      return this.#execute(call, args);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #execute(call: Call, args: unknown): Promise<unknown> {
+    const target = this.#resolve(call, args, "execute");
+    if (isPromiseLike(target)) return target.then(() => this.#execute(call, args));
+    const { slot, endpoint } = target;
+    const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
+    let result: unknown;
+    try {
+      result = slot.host?.invoke(endpoint, target.args);
+    } catch (error) {
+      throw wrap(error);
+    }
+    if (!isPromiseLike(result)) return Promise.resolve(result);
+    return trackPromise(slot.inFlight, call, result, wrap);
+  }
+
+  executeStream(
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): AsyncGenerator<unknown, void, undefined> {
+    return this.#stream(this.#call(caller, plugin, method, options), args);
+  }
+
+  async *#stream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
+    let target = this.#resolve(call, args, "executeStream");
+    while (isPromiseLike(target)) {
+      await target;
+      target = this.#resolve(call, args, "executeStream");
+    }
+    const { slot, endpoint } = target;
+    const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
+    let source: ReturnType<NonNullable<PluginSlot["host"]>["openStream"]>;
+    try {
+      source = (slot.host as NonNullable<PluginSlot["host"]>).openStream(endpoint, target.args);
+    } catch (error) {
+      throw wrap(error);
+    }
+    yield* trackStream(slot.inFlight, call, source, wrap);
+  }
+
+  executeSync(
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): unknown {
+    const call = this.#call(caller, plugin, method, options);
+    const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeSync");
+    let result: unknown;
+    try {
+      result = slot.host?.invoke(endpoint, positional);
+    } catch (error) {
+      throw callErrors.pluginThrew(call, error);
+    }
+    if (isPromiseLike(result)) {
+      // It already ran; its outcome can only be observed asynchronously, so it is dropped
+      // on purpose rather than left to surface as an unhandled rejection.
+      result.then(undefined, () => undefined);
+      throw callErrors.wouldDeadlock(
+        call,
+        "it returned a Promise, which executeSync() on the main thread cannot wait for. Use `await execute()` instead, or run the calling plugin with `isolation: worker`.",
+      );
+    }
+    return result;
+  }
+
+  executeStreamSync(
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): Generator<unknown, void, undefined> {
+    const call = this.#call(caller, plugin, method, options);
+    const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeStreamSync");
+    let source: Iterator<unknown, unknown, undefined>;
+    try {
+      source = slot.host?.openStream(endpoint, positional) as Iterator<unknown, unknown, undefined>;
+    } catch (error) {
+      throw callErrors.pluginThrew(call, error);
+    }
+    return pullSync(call, source);
+  }
+
+  /** Targets a synchronous call may reach from this thread, or a `WOULD_DEADLOCK` error. */
+  #resolveSync(call: Call, args: unknown, mode: Mode): Target {
+    const target = this.#resolve(call, args, mode);
+    if (isPromiseLike(target)) {
+      target.then(undefined, () => undefined);
+      throw this.#refusal(call, "starting");
+    }
+    const kind = target.endpoint.info.kind;
+    if (kind === "async function" || kind === "async generator" || !target.slot.host?.servesSync) {
+      const use = kind === "async generator" ? "for await … of executeStream" : "await execute";
+      const what = target.slot.host?.servesSync ? `an ${kind}` : "served by another thread";
+      throw callErrors.wouldDeadlock(
+        call,
+        `it is ${what}, and ${mode}() on the main thread cannot wait for it without blocking the event loop it needs. Use \`${use}()\` instead, or run the calling plugin with \`isolation: worker\`.`,
+      );
+    }
+    return target;
+  }
+
+  /**
+   * Finds the local endpoint a call targets and binds its arguments. Returns a promise when
+   * the plugin is still starting: the caller waits for it, then resolves again.
+   */
+  #resolve(call: Call, args: unknown, mode: Mode): Target | Promise<void> {
+    const host = call.host;
+    if (host !== undefined && host !== "any" && host !== "local" && host !== this.#hostname) {
+      throw callErrors.noNode(
+        call,
+        host === "remote"
+          ? "networking is disabled in this node's config, so there is no remote node to run it"
+          : `no node named "${host}" is known (networking is disabled in this node's config)`,
+      );
+    }
+    if (call.caller.kind === "application" && this.#closing()) throw callErrors.closed(call);
+
+    const slot = this.#findSlot(call);
+    if (slot.state !== "enabled") {
+      if (slot.gate) return slot.gate;
+      throw this.#refusal(call, slot.state, slot);
+    }
+    const endpoint = slot.endpoints.get(call.method);
+    if (!endpoint) throw callErrors.endpointNotFound(call, [...slot.endpoints.keys()]);
+    const denied = this.#denied(call.caller, slot, endpoint);
+    if (denied) throw callErrors.accessDenied(call, denied);
+    const kind = endpoint.info.kind;
+    if (isStreamKind(kind) !== STREAM_MODES.has(mode)) {
+      const stream = isStreamKind(kind);
+      const use = stream
+        ? mode === "executeSync"
+          ? "executeStreamSync"
+          : "executeStream"
+        : mode === "executeStreamSync"
+          ? "executeSync"
+          : "execute";
+      throw callErrors.wrongKind(call, `a${kind.startsWith("a") ? "n" : ""} ${kind}`, use);
+    }
+    try {
+      return { slot, endpoint, args: endpoint.bind(args) };
+    } catch (error) {
+      if (error instanceof ArgumentProblem) throw callErrors.invalidArguments(call, error.message);
+      throw error;
+    }
+  }
+
+  #findSlot(call: Call): PluginSlot {
+    const uuid = call.pluginUuid;
+    const slot = uuid ? this.#registry.byUuid(uuid) : this.#registry.get(call.plugin);
+    if (!slot || slot.name !== call.plugin || slot.state === "unloaded") {
+      throw callErrors.pluginNotFound(call);
+    }
+    return slot;
+  }
+
+  #refusal(call: Call, state: string, slot?: PluginSlot): RequestError {
+    return callErrors.pluginDisabled(call, state, slot?.error?.message);
+  }
+
+  #denied(caller: Caller, slot: PluginSlot, endpoint: LoadedEndpoint): string | undefined {
+    if (caller.kind === "application") return undefined;
+    if (caller.kind === "plugin") {
+      if (caller.name === slot.name || endpoint.info.accessible_by_other_plugins) return undefined;
+      return `only ${slot.name} itself may call it (accessible_by_other_plugins is false); the caller is plugin ${caller.name}`;
+    }
+    const remoteAllowed = slot.host?.identity().remote && endpoint.info.remote;
+    return remoteAllowed
+      ? undefined
+      : `it is not open to remote nodes (the plugin and the endpoint must both say remote: true); the caller is node ${caller.hostname}`;
+  }
+}
+
+/** Pulls a plugin's synchronous generator, turning what it throws into `PLUGIN_ERROR`. */
+function* pullSync(
+  call: Call,
+  source: Iterator<unknown, unknown, undefined>,
+): Generator<unknown, void, undefined> {
+  let exhausted = false;
+  try {
+    for (;;) {
+      let step: IteratorResult<unknown, unknown>;
+      try {
+        step = source.next();
+      } catch (error) {
+        exhausted = true;
+        throw callErrors.pluginThrew(call, error);
+      }
+      if (step.done) {
+        exhausted = true;
+        return;
+      }
+      yield step.value;
+    }
+  } finally {
+    if (!exhausted) source.return?.();
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * PluginCore: the application's handle on a node. It reads the config, owns the plugins'
+ * lifecycle, and lets the application and the plugins call each other by name.
+ */
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { isAbsolute, resolve } from "node:path";
+import { type ConfigWarning, loadConfigFile, resolveConfigObject } from "../config/load.js";
+import type { AioConfig, ConfigObject, PluginEntry, PluginManifest } from "../config/types.js";
+import { type AioError, ConfigError, callErrors } from "../errors.js";
+import { createLogging, type Logger, type Logging } from "../log.js";
+import type { EndpointInfo } from "../plugins/endpoint.js";
+import type { PluginHost } from "../plugins/host.js";
+import { InProcessHost } from "../plugins/in-process.js";
+import type { PluginContext } from "../plugins/plugin.js";
+import type { Caller } from "./call.js";
+import { Dispatcher } from "./dispatcher.js";
+import { Lifecycle, type LifecycleEvents } from "./lifecycle.js";
+import { PluginRegistry, PluginSlot } from "./registry.js";
+import type { ExecuteOptions, NodeInfo, PluginInfo } from "./types.js";
+
+export interface PluginCoreEvents extends LifecycleEvents {
+  "node:up": [node: NodeInfo];
+  "node:down": [node: NodeInfo];
+}
+
+function readConfig(config: string | ConfigObject): {
+  config: AioConfig;
+  warnings: ConfigWarning[];
+} {
+  if (typeof config === "string") return loadConfigFile(config);
+  return resolveConfigObject(config);
+}
+
+function formatWarning(warning: ConfigWarning): string {
+  const where = warning.file ? `${warning.file}${warning.line ? `:${warning.line}` : ""} ` : "";
+  return `${where}${warning.key}: ${warning.message}`;
+}
+
+export class PluginCore extends EventEmitter<PluginCoreEvents> {
+  /** This node's name, as other nodes and `host` options know it. */
+  readonly hostname: string;
+  readonly #config: AioConfig;
+  readonly #logging: Logging;
+  readonly #logger: Logger;
+  readonly #registry = new PluginRegistry();
+  readonly #dispatcher: Dispatcher;
+  readonly #lifecycle: Lifecycle;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  /**
+   * @param config a path to config.yml, or the same data as an object. Throws `ConfigError`
+   *   naming the file, line and key of every problem.
+   */
+  constructor(config: string | ConfigObject) {
+    super();
+    const { config: resolved, warnings } = readConfig(config);
+    this.#config = resolved;
+    this.hostname = resolved.general.hostname;
+    try {
+      this.#logging = createLogging({
+        level: resolved.general.console_log_level,
+        logDir: resolved.general.log_dir,
+        name: "core",
+      });
+    } catch (error) {
+      throw new ConfigError(
+        "CONFIG_INVALID",
+        `general.log_dir: cannot write logs to ${resolved.general.log_dir}: ${(error as Error).message}`,
+        { file: resolved.file, key: "general.log_dir" },
+        { cause: error },
+      );
+    }
+    this.#logger = this.#logging.logger;
+    for (const warning of warnings) this.#logger.warn(formatWarning(warning));
+
+    this.#dispatcher = new Dispatcher({
+      registry: this.#registry,
+      hostname: this.hostname,
+      idPrefix: `${randomBytes(3).toString("hex")}-`,
+      closing: () => this.#closing !== undefined,
+    });
+    this.#lifecycle = new Lifecycle({
+      registry: this.#registry,
+      logger: this.#logger,
+      hookTimeoutMs: resolved.general.lifecycle_timeout * 1000,
+      drainTimeoutMs: resolved.general.drain_timeout * 1000,
+      createHost: (slot, manifest, uuid) => this.#createHost(slot, manifest, uuid),
+      emit: (event, ...args) => this.emit(event, ...(args as never)),
+    });
+  }
+
+  /** The config this core runs with, defaults applied and paths absolute. */
+  get config(): Readonly<AioConfig> {
+    return this.#config;
+  }
+
+  /** The log file this core writes, if any. */
+  get logFile(): string | undefined {
+    return this.#logging.file;
+  }
+
+  #createHost(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginHost {
+    return new InProcessHost(
+      slot.entry,
+      manifest,
+      this.#contextFor(slot, manifest, uuid),
+      slot.moduleVersion,
+    );
+  }
+
+  #contextFor(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginContext {
+    const caller: Caller = { kind: "plugin", name: slot.name };
+    const dispatcher = this.#dispatcher;
+    const current = () => slot.uuid === uuid;
+    return {
+      name: slot.name,
+      uuid,
+      logger: this.#logging.forPlugin(slot.name),
+      version: manifest.version,
+      description: manifest.description,
+      remote: manifest.remote,
+      arguments: slot.entry.arguments !== undefined ? slot.entry.arguments : manifest.arguments,
+      state: () => (current() ? slot.state : "unloaded"),
+      endpoints: () => (current() ? [...slot.endpoints.values()].map((e) => e.info) : []),
+      execute: (plugin, method, args, options) =>
+        dispatcher.execute(caller, plugin, method, args, options),
+      executeSync: (plugin, method, args, options) =>
+        dispatcher.executeSync(caller, plugin, method, args, options),
+      executeStream: (plugin, method, args, options) =>
+        dispatcher.executeStream(caller, plugin, method, args, options),
+      executeStreamSync: (plugin, method, args, options) =>
+        dispatcher.executeStreamSync(caller, plugin, method, args, options),
+    };
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Loads and enables the configured plugins. Calling it again returns the same promise. */
+  start(): Promise<void> {
+    if (this.#closing)
+      return Promise.reject(callErrors.closed({ plugin: "PluginCore", method: "start" }));
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  /** Starts the core if needed and resolves when it is ready; safe to call many times. */
+  waitUntilReady(): Promise<void> {
+    return this.start();
+  }
+
+  async #start(): Promise<void> {
+    const started = performance.now();
+    const configured = this.#config.plugins.filter((entry) => entry.enabled);
+    // Calls between plugins wait for a plugin that is still starting instead of failing,
+    // so onEnable may call any plugin regardless of the order they are listed in.
+    const releases = new Map<string, () => void>();
+    for (const entry of configured) {
+      const slot = this.#slotFor(entry);
+      if (!slot) continue;
+      slot.gate = new Promise<void>((release) => releases.set(slot.name, release));
+    }
+    const release = (slot: PluginSlot) => {
+      slot.gate = undefined;
+      releases.get(slot.name)?.();
+    };
+    await this.getPlugins();
+    await Promise.all(
+      this.#registry.slots().map(async (slot) => {
+        if (!releases.has(slot.name)) return;
+        try {
+          if (slot.state === "loaded") await this.#lifecycle.enable(slot);
+        } catch {
+          // Recorded as the plugin's failure; the others start regardless.
+        } finally {
+          release(slot);
+        }
+      }),
+    );
+    const plugins = this.#registry.list();
+    const enabled = plugins.filter((p) => p.state === "enabled").length;
+    const failed = plugins.filter((p) => p.state === "failed").length;
+    this.#logger.info(
+      `Ready in ${Math.round(performance.now() - started)} ms: ${enabled} plugin(s) enabled${failed ? `, ${failed} failed` : ""}`,
+    );
+  }
+
+  /** Registers a config entry, refusing a second plugin with a name already taken. */
+  #slotFor(entry: PluginEntry): PluginSlot | undefined {
+    const existing = this.#registry.get(entry.name);
+    if (existing) {
+      if (existing.entry === entry) return existing;
+      const message = `Plugin "${entry.name}": duplicate plugin name in ${this.#config.file ?? "the config"}; this entry (path ${entry.path}) is ignored, the first one (path ${existing.entry.path}) is used`;
+      this.#logger.error(message);
+      const error = new ConfigError("CONFIG_INVALID", message, {
+        file: this.#config.file,
+        key: "plugins",
+      });
+      this.#registry.refuse({
+        name: entry.name,
+        version: "",
+        uuid: "",
+        state: "failed",
+        remote: false,
+        description: "",
+        path: entry.path,
+        isolation: entry.isolation ?? "none",
+        error: message,
+        errorCode: error.code,
+      });
+      return undefined;
+    }
+    const slot = new PluginSlot(entry);
+    this.#registry.add(slot);
+    return slot;
+  }
+
+  /** Loads the plugins the config enables; a plugin that fails is reported and skipped. */
+  async getPlugins(): Promise<void> {
+    const toLoad: PluginSlot[] = [];
+    for (const entry of this.#config.plugins) {
+      const slot = this.#slotFor(entry);
+      if (slot && entry.enabled && slot.state === "unloaded") toLoad.push(slot);
+    }
+    await Promise.all(
+      toLoad.map((slot) =>
+        this.#lifecycle.load(slot).catch(() => {
+          // Recorded on the slot and logged; one plugin's failure does not stop the rest.
+          slot.gate = undefined;
+        }),
+      ),
+    );
+  }
+
+  /** Enables every loaded plugin. */
+  async startPlugins(): Promise<void> {
+    await Promise.all(
+      this.#registry
+        .slots()
+        .filter((slot) => slot.state === "loaded" || slot.state === "disabled")
+        .map((slot) => this.#lifecycle.enable(slot).catch(() => undefined)),
+    );
+  }
+
+  #slot(name: string, action: string): PluginSlot {
+    const slot = this.#registry.get(name);
+    if (!slot) throw callErrors.pluginNotFound({ plugin: name, method: action });
+    return slot;
+  }
+
+  /**
+   * Loads one plugin, from its config.yml entry merged with `entry`, or from `entry` alone.
+   * A plugin already loaded is unloaded first. Throws the reason if it fails.
+   */
+  async loadPlugin(name: string, entry: Partial<PluginEntry> = {}): Promise<void> {
+    const existing = this.#registry.get(name);
+    const base = existing?.entry ?? this.#config.plugins.find((p) => p.name === name);
+    const baseDir = this.#config.baseDir;
+    const merged: PluginEntry = {
+      name,
+      enabled: true,
+      allowed_nodes: [],
+      ...base,
+      ...entry,
+      path:
+        entry.path !== undefined
+          ? isAbsolute(entry.path)
+            ? entry.path
+            : resolve(baseDir, entry.path)
+          : (base?.path ?? resolve(this.#config.general.plugin_package, name)),
+    };
+    const slot = existing ?? new PluginSlot(merged);
+    if (!existing) this.#registry.add(slot);
+    if (slot.state !== "unloaded") await this.#lifecycle.unload(slot);
+    slot.entry = merged;
+    await this.#lifecycle.load(slot);
+  }
+
+  async enablePlugin(name: string): Promise<void> {
+    await this.#lifecycle.enable(this.#slot(name, "enablePlugin"));
+  }
+
+  async disablePlugin(name: string): Promise<void> {
+    await this.#lifecycle.disable(this.#slot(name, "disablePlugin"));
+  }
+
+  /** Loads the plugin's code afresh and swaps it in; calls wait briefly, none is lost. */
+  async reloadPlugin(name: string): Promise<void> {
+    const slot = this.#slot(name, "reloadPlugin");
+    await this.#lifecycle.reload(slot, slot.entry.enabled);
+  }
+
+  /** Unloads one plugin: calls in flight get the drain time, then fail with `UNLOADED`. */
+  async popPlugin(name: string): Promise<void> {
+    await this.#lifecycle.unload(this.#slot(name, "popPlugin"));
+  }
+
+  async purgePlugins(): Promise<void> {
+    await Promise.all(this.#registry.slots().map((slot) => this.#lifecycle.unload(slot)));
+  }
+
+  async purgePluginsExcept(names: string[]): Promise<void> {
+    const keep = new Set(names);
+    await Promise.all(
+      this.#registry
+        .slots()
+        .filter((slot) => !keep.has(slot.name))
+        .map((slot) => this.#lifecycle.unload(slot)),
+    );
+  }
+
+  /** Unloads every plugin (calls in flight get the drain time), then flushes the log. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
+    await this.purgePlugins();
+    this.#logger.info("Closed");
+    await this.#logging.close();
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  listPlugins(): PluginInfo[] {
+    return this.#registry.list();
+  }
+
+  getPluginInfo(name: string): PluginInfo | undefined {
+    return this.#registry.get(name)?.info();
+  }
+
+  /** The endpoints of a loaded plugin; `undefined` for a name this node does not know. */
+  getPluginEndpoints(name: string): EndpointInfo[] | undefined {
+    const slot = this.#registry.get(name);
+    if (!slot) return undefined;
+    return [...slot.endpoints.values()].map((endpoint) => ({ ...endpoint.info }));
+  }
+
+  /** Known remote nodes; empty while networking is off. */
+  nodes(): NodeInfo[] {
+    return [];
+  }
+
+  // ---------------------------------------------------------------- calls
+
+  execute<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Promise<T> {
+    return this.#dispatcher.execute(
+      this.#dispatcher.callerFor(options),
+      plugin,
+      method,
+      args,
+      options,
+    ) as Promise<T>;
+  }
+
+  executeSync<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): T {
+    return this.#dispatcher.executeSync(
+      this.#dispatcher.callerFor(options),
+      plugin,
+      method,
+      args,
+      options,
+    ) as T;
+  }
+
+  executeStream<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): AsyncGenerator<T, void, undefined> {
+    return this.#dispatcher.executeStream(
+      this.#dispatcher.callerFor(options),
+      plugin,
+      method,
+      args,
+      options,
+    ) as AsyncGenerator<T, void, undefined>;
+  }
+
+  executeStreamSync<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Generator<T, void, undefined> {
+    return this.#dispatcher.executeStreamSync(
+      this.#dispatcher.callerFor(options),
+      plugin,
+      method,
+      args,
+      options,
+    ) as Generator<T, void, undefined>;
+  }
+}
+
+export type { AioError };

@@ -1,0 +1,48 @@
+/** Public types of calls and of what the core reports about plugins and nodes. */
+import type { Isolation } from "../config/types.js";
+
+export interface ExecuteOptions {
+  /** Where the call may run: "any" (default: this node first), "local", "remote", or a hostname. */
+  host?: "any" | "local" | "remote" | (string & {});
+  /** Run on exactly this plugin instance, wherever it is. */
+  pluginUuid?: string;
+  /**
+   * Who is calling. A plugin's name makes the call subject to that plugin's access rules;
+   * any other label is the application. Calls made through `Plugin` set it themselves.
+   */
+  author?: string;
+  /** Milliseconds until the call fails with `TIMEOUT`. */
+  timeout?: number;
+  /** Aborting fails the call with `ABORTED`. */
+  signal?: AbortSignal;
+}
+
+export type PluginState = "loaded" | "enabled" | "disabled" | "failed" | "unloaded";
+
+export interface PluginInfo {
+  name: string;
+  version: string;
+  /** Empty until an instance exists. */
+  uuid: string;
+  state: PluginState;
+  remote: boolean;
+  description: string;
+  /** Why the plugin failed, with file and line where they are known. */
+  error?: string;
+  /** The code of that error. */
+  errorCode?: string;
+  /** The plugin folder. */
+  path: string;
+  isolation: Isolation;
+  /** How long loading took, in milliseconds. */
+  loadTimeMs?: number;
+}
+
+export interface NodeInfo {
+  hostname: string;
+  address: string;
+  alive: boolean;
+  /** Milliseconds since the epoch of the last answer from the node; 0 if none yet. */
+  lastSeen: number;
+  plugins: string[];
+}

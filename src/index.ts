@@ -1,0 +1,34 @@
+export type {
+  AioConfig,
+  ArgumentType,
+  ConfigObject,
+  GeneralConfig,
+  Isolation,
+  LogLevelName,
+  ManifestArgument,
+  ManifestEndpoint,
+  NetworkingConfig,
+  PluginEntry,
+  PluginManifest,
+  ResourceLimits,
+} from "./config/types.js";
+export { PluginCore, type PluginCoreEvents } from "./core/plugin-core.js";
+export type { ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
+export {
+  AioError,
+  type CallSite,
+  ConfigError,
+  type ConfigErrorCode,
+  type ErrorCode,
+  NetworkRequestError,
+  NodeError,
+  type NodeErrorCode,
+  PluginTypeMismatchError,
+  RequestError,
+  type RequestErrorCode,
+  type WireError,
+} from "./errors.js";
+export type { Logger } from "./log.js";
+export { handleErrors, logErrors } from "./plugins/decorators.js";
+export type { EndpointInfo, EndpointKind } from "./plugins/endpoint.js";
+export { Plugin } from "./plugins/plugin.js";

@@ -1,0 +1,197 @@
+/**
+ * Endpoints: what a manifest declares, what kind of function serves it, and how a call's
+ * arguments become the positional list the function receives.
+ *
+ * Binding and type checks are compiled once per endpoint when the plugin loads, so a call
+ * pays for a few comparisons, never for reading the manifest again.
+ */
+import type { ArgumentType, ManifestArgument, ManifestEndpoint } from "../config/types.js";
+
+/** How a function behaves when called: which execute method consumes it. */
+export type EndpointKind = "function" | "async function" | "generator" | "async generator";
+
+/** An endpoint as the manifest declares it, plus the kind of the method behind it. */
+export interface EndpointInfo {
+  access_name: string;
+  internal_name: string;
+  description: string;
+  tags: string[];
+  remote: boolean;
+  accessible_by_other_plugins: boolean;
+  arguments: ManifestArgument[];
+  kind: EndpointKind;
+}
+
+export function kindOf(fn: (...args: never[]) => unknown): EndpointKind {
+  switch (fn.constructor.name) {
+    case "AsyncFunction":
+      return "async function";
+    case "GeneratorFunction":
+      return "generator";
+    case "AsyncGeneratorFunction":
+      return "async generator";
+    default:
+      return "function";
+  }
+}
+
+export function isStreamKind(kind: EndpointKind): boolean {
+  return kind === "generator" || kind === "async generator";
+}
+
+/** Turns a call's `args` into positional arguments, or throws an {@link ArgumentProblem}. */
+export type ArgumentBinder = (args: unknown) => unknown[];
+
+/** Why arguments were refused; the dispatcher turns it into an `INVALID_ARGUMENTS` error. */
+export class ArgumentProblem extends Error {}
+
+type TypeCheck = (value: unknown) => boolean;
+
+const TYPE_CHECKS: Record<ArgumentType, TypeCheck | undefined> = {
+  int: (v) => Number.isInteger(v),
+  float: (v) => typeof v === "number",
+  number: (v) => typeof v === "number",
+  str: (v) => typeof v === "string",
+  string: (v) => typeof v === "string",
+  bool: (v) => typeof v === "boolean",
+  boolean: (v) => typeof v === "boolean",
+  dict: isPlainObject,
+  object: isPlainObject,
+  list: Array.isArray,
+  array: Array.isArray,
+  any: undefined,
+};
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A short, safe rendering of a value for error messages. */
+export function describeValue(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return `array of ${value.length}`;
+  switch (typeof value) {
+    case "string": {
+      const text = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+      return `string ${JSON.stringify(text)}`;
+    }
+    case "number":
+      return Number.isInteger(value) ? `int ${value}` : `float ${value}`;
+    case "object":
+      return isPlainObject(value) ? "object" : `${value.constructor?.name ?? "object"} instance`;
+    default:
+      return typeof value;
+  }
+}
+
+function cloneDefault(value: unknown): () => unknown {
+  if (typeof value !== "object" || value === null) return () => value;
+  // A default object is copied per call so one call's mutation cannot leak into the next.
+  return () => structuredClone(value);
+}
+
+interface CompiledArgument {
+  name: string;
+  type: ArgumentType;
+  check: TypeCheck | undefined;
+  required: boolean;
+  makeDefault: (() => unknown) | undefined;
+}
+
+/**
+ * Compiles the binder for one endpoint:
+ * - an array gives positional arguments (`[[1, 2]]` passes one array);
+ * - a plain object gives named arguments placed by the declared names (an unknown name is an
+ *   error), or, when nothing is declared, is the one argument;
+ * - `undefined` gives no arguments; any other value is the one argument.
+ * Then declared types, required arguments and defaults are applied.
+ */
+export function compileBinder(endpoint: ManifestEndpoint): ArgumentBinder {
+  const declared: CompiledArgument[] = endpoint.arguments.map((arg) => ({
+    name: arg.name,
+    type: arg.type,
+    check: TYPE_CHECKS[arg.type],
+    required: arg.required,
+    makeDefault: "default" in arg ? cloneDefault(arg.default) : undefined,
+  }));
+
+  if (declared.length === 0) {
+    return (args) => {
+      if (args === undefined) return [];
+      if (Array.isArray(args)) return args;
+      return [args];
+    };
+  }
+
+  const position = new Map(declared.map((arg, index) => [arg.name, index]));
+  const names = declared.map((arg) => arg.name).join(", ");
+  const needsFilling = declared.some((arg) => arg.required || arg.makeDefault || arg.check);
+
+  function fromObject(named: Record<string, unknown>): unknown[] {
+    const positional: unknown[] = [];
+    for (const key of Object.keys(named)) {
+      const index = position.get(key);
+      if (index === undefined) {
+        throw new ArgumentProblem(`unknown argument "${key}"; it takes ${names}`);
+      }
+      positional[index] = named[key];
+    }
+    return positional;
+  }
+
+  function checkAll(positional: unknown[]): unknown[] {
+    for (let i = 0; i < declared.length; i++) {
+      const arg = declared[i] as CompiledArgument;
+      const value = positional[i];
+      if (value === undefined) {
+        if (arg.required) throw new ArgumentProblem(`missing required argument "${arg.name}"`);
+        if (arg.makeDefault) positional[i] = arg.makeDefault();
+        continue;
+      }
+      if (arg.check && !arg.check(value)) {
+        throw new ArgumentProblem(
+          `argument "${arg.name}" must be ${arg.type}, got ${describeValue(value)}`,
+        );
+      }
+    }
+    // Trailing holes are dropped so the method's own parameter defaults apply to them.
+    let end = positional.length;
+    while (end > 0 && positional[end - 1] === undefined) end--;
+    if (end !== positional.length) positional.length = end;
+    return positional;
+  }
+
+  return (args) => {
+    let positional: unknown[];
+    if (args === undefined) {
+      positional = [];
+    } else if (Array.isArray(args)) {
+      if (args.length > declared.length) {
+        throw new ArgumentProblem(
+          `takes at most ${declared.length} argument${declared.length === 1 ? "" : "s"} (${names}), got ${args.length}`,
+        );
+      }
+      positional = args.slice();
+    } else if (isPlainObject(args)) {
+      positional = fromObject(args);
+    } else {
+      positional = [args];
+    }
+    return needsFilling ? checkAll(positional) : positional;
+  };
+}
+
+export function endpointInfo(endpoint: ManifestEndpoint, kind: EndpointKind): EndpointInfo {
+  return {
+    access_name: endpoint.access_name,
+    internal_name: endpoint.internal_name,
+    description: endpoint.description,
+    tags: [...endpoint.tags],
+    remote: endpoint.remote,
+    accessible_by_other_plugins: endpoint.accessible_by_other_plugins,
+    arguments: endpoint.arguments.map((arg) => ({ ...arg })),
+    kind,
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Where a plugin's code runs. The core manages every plugin through this interface, so the
+ * lifecycle, routing and call tracking are the same whether the instance lives in this
+ * thread or elsewhere.
+ */
+import type { PluginManifest } from "../config/types.js";
+import type { ArgumentBinder, EndpointInfo } from "./endpoint.js";
+
+/** An endpoint ready to be called: its declaration, kind, and compiled argument binder. */
+export interface LoadedEndpoint {
+  readonly info: EndpointInfo;
+  readonly bind: ArgumentBinder;
+}
+
+/** What the plugin reports about itself once loaded (it may change these in `onLoad`). */
+export interface PluginIdentity {
+  uuid: string;
+  version: string;
+  description: string;
+  remote: boolean;
+}
+
+export interface PluginHost {
+  /** Imports the module, constructs the plugin and runs `onLoad`. */
+  load(): Promise<void>;
+  enable(): Promise<void>;
+  disable(): Promise<void>;
+  /** Releases what the host holds; the plugin is never called again. */
+  dispose(): Promise<void>;
+
+  readonly manifest: PluginManifest;
+  identity(): PluginIdentity;
+  readonly endpoints: ReadonlyMap<string, LoadedEndpoint>;
+
+  /**
+   * Starts a function endpoint. Returns its value, or a promise of it. May throw what the
+   * plugin throws.
+   */
+  invoke(endpoint: LoadedEndpoint, args: unknown[]): unknown;
+  /** Starts a generator endpoint and returns its iterator. */
+  openStream(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+  ): Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
+  /**
+   * Whether `invoke` of a plain function and `openStream` of a generator run synchronously
+   * in this thread, so `executeSync` may use them.
+   */
+  readonly servesSync: boolean;
+}

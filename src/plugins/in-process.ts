@@ -1,0 +1,109 @@
+/** A plugin whose instance lives in the core's own thread: calls are plain method calls. */
+import type { PluginEntry, PluginManifest } from "../config/types.js";
+import { ConfigError } from "../errors.js";
+import { compileBinder, endpointInfo, kindOf } from "./endpoint.js";
+import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
+import { importPluginClass } from "./loader.js";
+import { constructWithContext, type Plugin, type PluginContext } from "./plugin.js";
+
+type Method = (...args: unknown[]) => unknown;
+
+interface BoundEndpoint extends LoadedEndpoint {
+  readonly method: Method;
+}
+
+export class InProcessHost implements PluginHost {
+  readonly servesSync = true;
+  readonly #entry: PluginEntry;
+  readonly manifest: PluginManifest;
+  readonly #context: PluginContext;
+  readonly #moduleVersion: number;
+  #instance: Plugin | undefined;
+  #endpoints = new Map<string, BoundEndpoint>();
+
+  constructor(
+    entry: PluginEntry,
+    manifest: PluginManifest,
+    context: PluginContext,
+    moduleVersion: number,
+  ) {
+    this.#entry = entry;
+    this.manifest = manifest;
+    this.#context = context;
+    this.#moduleVersion = moduleVersion;
+  }
+
+  get endpoints(): ReadonlyMap<string, LoadedEndpoint> {
+    return this.#endpoints;
+  }
+
+  async load(): Promise<void> {
+    const { pluginClass } = await importPluginClass(
+      this.#entry.path,
+      this.#entry.name,
+      this.#moduleVersion,
+    );
+    const instance = constructWithContext(this.#context, () => new pluginClass());
+    this.#instance = instance;
+    this.#bindEndpoints(instance);
+    await instance.onLoad(this.#context.arguments);
+  }
+
+  #bindEndpoints(instance: Plugin): void {
+    const methods = instance as unknown as Record<string, unknown>;
+    this.manifest.endpoints.forEach((declared, index) => {
+      const method = methods[declared.internal_name];
+      if (typeof method !== "function") {
+        throw new ConfigError(
+          "PLUGIN_LOAD_FAILED",
+          `${this.manifest.file}: endpoints[${index}].internal_name: ${this.#entry.name} has no method "${declared.internal_name}"`,
+          { file: this.manifest.file, key: `endpoints[${index}].internal_name` },
+        );
+      }
+      this.#endpoints.set(declared.access_name, {
+        info: endpointInfo(declared, kindOf(method as Method)),
+        bind: compileBinder(declared),
+        method: method as Method,
+      });
+    });
+  }
+
+  #plugin(): Plugin {
+    if (!this.#instance) throw new Error(`Plugin "${this.#entry.name}" is not loaded`);
+    return this.#instance;
+  }
+
+  enable(): Promise<void> {
+    return Promise.resolve(this.#plugin().onEnable());
+  }
+
+  disable(): Promise<void> {
+    return Promise.resolve(this.#plugin().onDisable());
+  }
+
+  async dispose(): Promise<void> {
+    this.#instance = undefined;
+    this.#endpoints.clear();
+  }
+
+  identity(): PluginIdentity {
+    const plugin = this.#instance;
+    return {
+      uuid: this.#context.uuid,
+      version: String(plugin?.version ?? this.manifest.version),
+      description: String(plugin?.description ?? this.manifest.description),
+      remote: Boolean(plugin?.remote ?? this.manifest.remote),
+    };
+  }
+
+  invoke(endpoint: LoadedEndpoint, args: unknown[]): unknown {
+    return (endpoint as BoundEndpoint).method.apply(this.#instance, args);
+  }
+
+  openStream(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+  ): Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined> {
+    return this.invoke(endpoint, args) as Iterator<unknown, unknown, undefined>;
+  }
+}

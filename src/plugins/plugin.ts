@@ -1,0 +1,172 @@
+/**
+ * The base class of every plugin.
+ *
+ * A plugin is constructed by the core with no arguments. The core hands the new instance its
+ * context (name, uuid, logger, the way to call other plugins) before the subclass constructor
+ * body runs, so even a constructor may log.
+ */
+import type { ExecuteOptions, PluginState } from "../core/types.js";
+import type { Logger } from "../log.js";
+import type { EndpointInfo } from "./endpoint.js";
+
+/** How a plugin reaches the rest of the system; implemented by the core. */
+export interface PluginContext {
+  readonly name: string;
+  readonly uuid: string;
+  readonly logger: Logger;
+  readonly version: string;
+  readonly description: string;
+  readonly remote: boolean;
+  readonly arguments: unknown;
+  state(): PluginState;
+  endpoints(): EndpointInfo[];
+  execute(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): Promise<unknown>;
+  executeSync(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): unknown;
+  executeStream(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): AsyncGenerator<unknown, void, undefined>;
+  executeStreamSync(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): Generator<unknown, void, undefined>;
+}
+
+let pendingContext: PluginContext | undefined;
+
+/** Runs `construct` with `context` given to the Plugin it constructs. */
+export function constructWithContext<T>(context: PluginContext, construct: () => T): T {
+  pendingContext = context;
+  try {
+    return construct();
+  } finally {
+    pendingContext = undefined;
+  }
+}
+
+function detached(): never {
+  throw new Error(
+    "This plugin was not created by a PluginCore; load it through a config instead of `new`.",
+  );
+}
+
+export abstract class Plugin {
+  readonly #context: PluginContext | undefined;
+
+  /** The plugin's name as config.yml gives it. */
+  pluginName: string;
+  version: string;
+  description: string;
+  /** Whether other nodes may call it (each endpoint must agree too). */
+  remote: boolean;
+
+  constructor() {
+    this.#context = pendingContext;
+    pendingContext = undefined;
+    this.pluginName = this.#context?.name ?? new.target.name;
+    this.version = this.#context?.version ?? "0.0.0";
+    this.description = this.#context?.description ?? "";
+    this.remote = this.#context?.remote ?? false;
+  }
+
+  /** Identifies this instance; a reloaded plugin gets a new one. */
+  get pluginUuid(): string {
+    return this.#context?.uuid ?? "";
+  }
+
+  get enabled(): boolean {
+    return this.#context?.state() === "enabled";
+  }
+
+  get endpoints(): EndpointInfo[] {
+    return this.#context?.endpoints() ?? [];
+  }
+
+  /** A logger whose lines carry this plugin's name. */
+  get logger(): Logger {
+    return this.#context?.logger ?? detached();
+  }
+
+  /** What `onLoad` received: plugin_config.yml's `arguments`, or config.yml's override. */
+  get arguments(): unknown {
+    return this.#context?.arguments;
+  }
+
+  /** Called once after construction, with the plugin's arguments. */
+  onLoad(_args: unknown): void | Promise<void> {}
+
+  /** Called when the plugin is enabled; calls reach it only afterwards. */
+  onEnable(): void | Promise<void> {}
+
+  /** Called when the plugin is disabled, unloaded, or the core closes. */
+  onDisable(): void | Promise<void> {}
+
+  execute<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Promise<T> {
+    const context = this.#context ?? detached();
+    return context.execute(plugin, method, args, options) as Promise<T>;
+  }
+
+  executeSync<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): T {
+    const context = this.#context ?? detached();
+    return context.executeSync(plugin, method, args, options) as T;
+  }
+
+  executeStream<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): AsyncGenerator<T, void, undefined> {
+    const context = this.#context ?? detached();
+    return context.executeStream(plugin, method, args, options) as AsyncGenerator<
+      T,
+      void,
+      undefined
+    >;
+  }
+
+  executeStreamSync<T = unknown>(
+    plugin: string,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Generator<T, void, undefined> {
+    const context = this.#context ?? detached();
+    return context.executeStreamSync(plugin, method, args, options) as Generator<
+      T,
+      void,
+      undefined
+    >;
+  }
+}
+
+/** A class a plugin module exports. */
+export type PluginClass = new () => Plugin;
+
+export function isPluginClass(value: unknown): value is PluginClass {
+  return typeof value === "function" && value.prototype instanceof Plugin;
+}
