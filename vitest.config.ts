@@ -11,6 +11,9 @@ export default defineConfig({
   },
   test: {
     include: ["test/**/*.test.ts"],
+    // The JSON report gives .ci/run its "N passed, N failed" line.
+    reporters: ["default", "json"],
+    outputFile: { json: ".vitest-report.json" },
     pool: "forks",
     testTimeout: 20_000,
     hookTimeout: 20_000,

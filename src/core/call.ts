@@ -23,6 +23,8 @@ export class Call implements CallSite {
   readonly pluginUuid: string | undefined;
   readonly caller: Caller;
   readonly timeout: number | undefined;
+  /** When the call times out, on the `performance.now()` clock; set only with a valid timeout. */
+  readonly deadline: number | undefined;
   readonly signal: AbortSignal | undefined;
 
   constructor(
@@ -40,8 +42,18 @@ export class Call implements CallSite {
     this.caller = caller;
     this.host = options?.host;
     this.pluginUuid = options?.pluginUuid;
-    this.timeout = options?.timeout;
+    const timeout = options?.timeout;
+    this.timeout = timeout;
+    this.deadline =
+      timeout !== undefined && Number.isFinite(timeout) && timeout >= 0
+        ? performance.now() + timeout
+        : undefined;
     this.signal = options?.signal;
+  }
+
+  /** Milliseconds left before the deadline, if the call has one. */
+  remaining(): number | undefined {
+    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - performance.now());
   }
 
   /** Formatted on first use: most calls never need it. */
@@ -99,10 +111,42 @@ export class InFlight {
   }
 }
 
-function validTimeout(call: Call): number | undefined {
-  const ms = call.timeout;
-  if (ms === undefined) return undefined;
-  return Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+/**
+ * Calls `end` with the call's `TIMEOUT` or `ABORTED` error when either comes first; returns a
+ * function that stops watching. Does nothing for an unbounded call.
+ */
+export function watchBounds(call: Call, end: (error: RequestError) => void): () => void {
+  if (!call.bounded) return noop;
+  const signal = call.signal;
+  if (signal?.aborted) {
+    end(callErrors.aborted(call, signal.reason));
+    return noop;
+  }
+  const ms = call.remaining();
+  const timer =
+    ms === undefined
+      ? undefined
+      : setTimeout(() => end(callErrors.timeout(call, call.timeout ?? ms)), ms);
+  const onAbort = () => end(callErrors.aborted(call, signal?.reason));
+  signal?.addEventListener("abort", onAbort, { once: true });
+  return () => {
+    if (timer !== undefined) clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
+  };
+}
+
+function noop(): void {}
+
+/** Waits for `gate` (a plugin that is starting), within the call's timeout and signal. */
+export function waitWithin(call: Call, gate: Promise<void>): Promise<void> {
+  if (!call.bounded) return gate;
+  return new Promise((resolve, reject) => {
+    const stop = watchBounds(call, reject);
+    gate.then(() => {
+      stop();
+      resolve();
+    });
+  });
 }
 
 /**
@@ -116,27 +160,19 @@ export function trackPromise(
   wrapError: (error: unknown) => RequestError,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const signal = call.signal;
-    const entry: Cancellable = { fail: (error) => finish(error, undefined) };
-    const onAbort = () => finish(callErrors.aborted(call, signal?.reason), undefined);
     let done = false;
+    let stopWatching: (() => void) | undefined;
+    const entry: Cancellable = { fail: (error) => finish(error, undefined) };
     function finish(error: RequestError | undefined, value: unknown): void {
       if (done) return;
       done = true;
       inFlight.delete(entry);
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
+      stopWatching?.();
       if (error) reject(error);
       else resolve(value);
     }
     inFlight.add(entry);
-    if (call.bounded) {
-      const ms = validTimeout(call);
-      if (ms !== undefined)
-        timer = setTimeout(() => finish(callErrors.timeout(call, ms), undefined), ms);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    }
+    stopWatching = watchBounds(call, (error) => finish(error, undefined));
     work.then(
       (value) => finish(undefined, value),
       (error: unknown) => finish(wrapError(error), undefined),
@@ -167,16 +203,8 @@ export async function* trackStream(
       interrupt?.(error);
     },
   };
-  const signal = call.signal;
-  const onAbort = () => entry.fail(callErrors.aborted(call, signal?.reason));
-  let timer: ReturnType<typeof setTimeout> | undefined;
   inFlight.add(entry);
-  if (call.bounded) {
-    const ms = validTimeout(call);
-    if (ms !== undefined) timer = setTimeout(() => entry.fail(callErrors.timeout(call, ms)), ms);
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener("abort", onAbort, { once: true });
-  }
+  const stopWatching = watchBounds(call, (error) => entry.fail(error));
 
   // While a `next()` is pending the source is busy; closing it then would wait for it.
   let busy = false;
@@ -210,8 +238,7 @@ export async function* trackStream(
     }
   } finally {
     inFlight.delete(entry);
-    if (timer !== undefined) clearTimeout(timer);
-    signal?.removeEventListener("abort", onAbort);
+    stopWatching();
     if (!exhausted) {
       const closing = busy ? undefined : source.return?.();
       if (isPromiseLike(closing)) await closing.then(undefined, () => undefined);

@@ -13,6 +13,7 @@ import {
   isPromiseLike,
   trackPromise,
   trackStream,
+  waitWithin,
 } from "./call.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 import type { ExecuteOptions } from "./types.js";
@@ -79,7 +80,8 @@ export class Dispatcher {
 
   #execute(call: Call, args: unknown): Promise<unknown> {
     const target = this.#resolve(call, args, "execute");
-    if (isPromiseLike(target)) return target.then(() => this.#execute(call, args));
+    if (isPromiseLike(target))
+      return waitWithin(call, target).then(() => this.#execute(call, args));
     const { slot, endpoint } = target;
     const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
     let result: unknown;
@@ -105,7 +107,7 @@ export class Dispatcher {
   async *#stream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
     let target = this.#resolve(call, args, "executeStream");
     while (isPromiseLike(target)) {
-      await target;
+      await waitWithin(call, target);
       target = this.#resolve(call, args, "executeStream");
     }
     const { slot, endpoint } = target;
@@ -198,6 +200,7 @@ export class Dispatcher {
       );
     }
     if (call.caller.kind === "application" && this.#closing()) throw callErrors.closed(call);
+    if (call.signal?.aborted) throw callErrors.aborted(call, call.signal.reason);
 
     const slot = this.#findSlot(call);
     if (slot.state !== "enabled") {
@@ -231,7 +234,7 @@ export class Dispatcher {
   #findSlot(call: Call): PluginSlot {
     const uuid = call.pluginUuid;
     const slot = uuid ? this.#registry.byUuid(uuid) : this.#registry.get(call.plugin);
-    if (!slot || slot.name !== call.plugin || slot.state === "unloaded") {
+    if (!slot || slot.name !== call.plugin || (slot.state === "unloaded" && !slot.gate)) {
       throw callErrors.pluginNotFound(call);
     }
     return slot;

@@ -11,6 +11,7 @@ import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { AioError, ConfigError, callErrors } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PluginHost } from "../plugins/host.js";
+import { findEntryFile } from "../plugins/loader.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 import type { PluginInfo } from "./types.js";
 
@@ -63,25 +64,27 @@ export class Lifecycle {
 
   #hook(slot: PluginSlot, hook: string, work: () => Promise<void>): Promise<void> {
     const ms = this.#options.hookTimeoutMs;
-    const file = slot.entry.path;
-    const failed = (why: string, cause?: unknown) =>
-      new ConfigError(
+    const failed = (why: string, cause?: unknown) => {
+      const { file, line } = whereThrown(cause, slot.entry.path);
+      const at = line === undefined ? file : `${file}:${line}`;
+      return new ConfigError(
         "PLUGIN_LOAD_FAILED",
-        `Plugin "${slot.name}": ${hook} ${why}`,
-        { file },
+        `Plugin "${slot.name}": ${hook} ${why} (${at})`,
+        { file, line },
         { cause },
       );
+    };
+    const wrap = (error: unknown) =>
+      error instanceof ConfigError ? error : failed(`threw ${describe(error)}`, error);
     let started: Promise<void>;
     try {
       started = work();
     } catch (error) {
-      return Promise.reject(
-        error instanceof ConfigError ? error : failed(`threw ${describe(error)}`, error),
-      );
+      return Promise.reject(wrap(error));
     }
     return withTimeout(started, ms, () => failed(`did not finish within ${ms / 1000} s`)).catch(
       (error: unknown) => {
-        throw error instanceof ConfigError ? error : failed(`threw ${describe(error)}`, error);
+        throw wrap(error);
       },
     );
   }
@@ -112,6 +115,7 @@ export class Lifecycle {
       );
     }
     const uuid = randomUUID();
+    slot.moduleVersion++;
     const host = this.#options.createHost(slot, manifest, uuid);
     try {
       await this.#hook(slot, "onLoad", () => host.load());
@@ -233,7 +237,6 @@ export class Lifecycle {
       if (shouldEnable) await this.enable(slot);
       return;
     }
-    slot.moduleVersion++;
     const started = performance.now();
     let built: { host: PluginHost; uuid: string };
     try {
@@ -264,6 +267,19 @@ export class Lifecycle {
       release();
     }
   }
+}
+
+/**
+ * The plugin file and line an error was thrown from, read off its stack; else the plugin's
+ * entry file (or folder).
+ */
+function whereThrown(error: unknown, dir: string): { file: string; line: number | undefined } {
+  const stack = error instanceof Error ? (error.stack ?? "") : "";
+  for (const match of stack.matchAll(/(?:file:\/\/)?(\/[^\s():?]+)(?:\?[^\s():]*)?:(\d+):\d+/g)) {
+    const file = match[1] as string;
+    if (file.startsWith(`${dir}/`)) return { file, line: Number(match[2]) };
+  }
+  return { file: findEntryFile(dir) ?? dir, line: undefined };
 }
 
 function asAioError(error: unknown, slot: PluginSlot): AioError {

@@ -44,6 +44,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   readonly #logging: Logging;
   readonly #logger: Logger;
   readonly #registry = new PluginRegistry();
+  /** Config entries refused for a duplicate name, so each is reported once. */
+  readonly #refusedEntries = new WeakSet<PluginEntry>();
   readonly #dispatcher: Dispatcher;
   readonly #lifecycle: Lifecycle;
   #starting: Promise<void> | undefined;
@@ -190,7 +192,10 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   #slotFor(entry: PluginEntry): PluginSlot | undefined {
     const existing = this.#registry.get(entry.name);
     if (existing) {
-      if (existing.entry === entry) return existing;
+      if (existing.entry === entry || this.#refusedEntries.has(entry)) {
+        return existing.entry === entry ? existing : undefined;
+      }
+      this.#refusedEntries.add(entry);
       const message = `Plugin "${entry.name}": duplicate plugin name in ${this.#config.file ?? "the config"}; this entry (path ${entry.path}) is ignored, the first one (path ${existing.entry.path}) is used`;
       this.#logger.error(message);
       const error = new ConfigError("CONFIG_INVALID", message, {

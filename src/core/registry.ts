@@ -22,7 +22,7 @@ export class PluginSlot {
    * rather than fail, so plugins may call each other whatever order they start in.
    */
   gate: Promise<void> | undefined;
-  /** Bumped on each reload so the module is imported afresh. */
+  /** Bumped on each load, so a load after an edit imports the plugin's code afresh. */
   moduleVersion = 0;
 
   constructor(entry: PluginEntry) {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { register as registerTsx } from "tsx/esm/api";
 import { ConfigError } from "../errors.js";
-import type { HookData } from "./hooks.js";
+import { type HookData, VERSION_PARAM } from "./hooks.js";
 import { isPluginClass, type PluginClass } from "./plugin.js";
 
 /** Entry file names, in the order they are looked for. */
@@ -41,12 +41,13 @@ function loadFailed(message: string, file: string, cause?: unknown): ConfigError
 
 /**
  * Imports the plugin module in `dir` and returns the class named `name`, or its default
- * export. `version` makes a fresh copy of the module for a reload.
+ * export. Each `version` is a fresh copy of the plugin's modules, so a load after an edit
+ * sees the new code.
  */
 export async function importPluginClass(
   dir: string,
   name: string,
-  version = 0,
+  version: number,
 ): Promise<{ pluginClass: PluginClass; file: string }> {
   if (!existsSync(dir)) {
     throw loadFailed(`Plugin "${name}": folder not found: ${dir}`, dir);
@@ -57,7 +58,7 @@ export async function importPluginClass(
   }
   registerHooks();
   const url = pathToFileURL(file);
-  if (version > 0) url.searchParams.set("v", String(version));
+  url.searchParams.set(VERSION_PARAM, String(version));
   let namespace: Record<string, unknown>;
   try {
     namespace = await import(url.href);

@@ -1,0 +1,179 @@
+/**
+ * Local `execute` of PluginB.calculate_square against baselines in the same process:
+ * a direct method call (the ceiling) and Moleculer 0.14 local `broker.call`, with and without
+ * its parameter validation. Each at 1 and 64 calls in flight.
+ */
+import { join } from "node:path";
+import moleculer from "moleculer";
+import { formatRate, interleaved, makeCase, median, spread, table } from "../lib/harness.mjs";
+
+export const name = "local";
+export const description = "local execute of PluginB.calculate_square vs direct call and Moleculer";
+
+const CONCURRENCIES = [1, 64];
+
+async function startMoleculer(validator) {
+  const broker = new moleculer.ServiceBroker({
+    nodeID: validator ? "bench-validating" : "bench-plain",
+    logger: false,
+    transporter: null,
+    // true: the default fastest-validator checks `params`; false: no validation at all.
+    validator,
+    metrics: false,
+    tracing: false,
+  });
+  broker.createService({
+    name: "PluginB",
+    actions: {
+      calculate_square: {
+        params: { number: "number" },
+        handler(ctx) {
+          return ctx.params.number ** 2;
+        },
+      },
+    },
+  });
+  await broker.start();
+  return broker;
+}
+
+async function startAio(ctx) {
+  const { PluginCore } = await import(ctx.distUrl);
+  const core = new PluginCore({
+    plugins: [{ name: "PluginB", path: join(ctx.root, "examples/plugins_test/PluginB") }],
+    general: { console_log_level: "ERROR", log_dir: "" },
+  });
+  await core.start();
+  return core;
+}
+
+export async function run(ctx) {
+  const core = await startAio(ctx);
+  const plain = await startMoleculer(false);
+  const validating = await startMoleculer(true);
+  const direct = {
+    calculate_square(number) {
+      return number ** 2;
+    },
+  };
+
+  // Each contender's one call; every one must answer 36 before it is timed.
+  const calls = [
+    // The ceiling, `await plugin.calculate_square(6)`: the loop awaits every call's result.
+    { id: "direct", label: "direct method call (ceiling)", fn: () => direct.calculate_square(6) },
+    { id: "aio", label: "AIO Core execute(…, 6)", fn: () => core.execute("PluginB", "calculate_square", 6) },
+    {
+      id: "aioNamed",
+      label: "AIO Core execute(…, { number: 6 })",
+      fn: () => core.execute("PluginB", "calculate_square", { number: 6 }),
+    },
+    {
+      id: "mol",
+      label: "Moleculer call, validator: false",
+      fn: () => plain.call("PluginB.calculate_square", { number: 6 }),
+    },
+    {
+      id: "molVal",
+      label: "Moleculer call, fastest-validator",
+      fn: () => validating.call("PluginB.calculate_square", { number: 6 }),
+    },
+  ];
+  for (const c of calls) {
+    const got = await c.fn();
+    if (got !== 36) throw new Error(`${c.label} returned ${got}, expected 36`);
+  }
+  // The validating contenders must really validate, and the other Moleculer must not.
+  const outcome = (promise) =>
+    promise.then(
+      () => "accepted",
+      (error) => error?.code ?? error?.type ?? "rejected",
+    );
+  const checks = {
+    aio: await outcome(core.execute("PluginB", "calculate_square", "6")),
+    molVal: await outcome(validating.call("PluginB.calculate_square", { number: "6" })),
+    mol: await outcome(plain.call("PluginB.calculate_square", { number: "6" })),
+  };
+  if (checks.aio !== "INVALID_ARGUMENTS" || checks.molVal === "accepted" || checks.mol !== "accepted") {
+    throw new Error(`validation is not set up as intended: ${JSON.stringify(checks)}`);
+  }
+
+  const { rounds, ms, warmupMs } = ctx.local;
+  const results = {};
+  try {
+    for (const concurrency of CONCURRENCIES) {
+      const contenders = calls.map((c) => ({ id: c.id, measure: makeCase(c.fn, concurrency) }));
+      ctx.progress(`  ${concurrency} in flight: warm-up ${warmupMs} ms each, ${rounds} rounds × ${ms} ms`);
+      results[concurrency] = await interleaved(contenders, {
+        rounds,
+        ms,
+        warmupMs,
+        onRound: (r, n) => ctx.progress(`    round ${r}/${n} done`),
+      });
+    }
+  } finally {
+    await Promise.all([core.close(), plain.stop(), validating.stop()]);
+  }
+
+  return report(ctx, calls, results);
+}
+
+/** Per-round ratios of a to b (rounds are interleaved, so round i of each is paired). */
+function ratios(a, b) {
+  return a.map((value, i) => value / b[i]);
+}
+
+function report(ctx, calls, results) {
+  const { rounds, ms } = ctx.local;
+  const col = (c) => (c === 1 ? "sequential (1 in flight)" : `${c} in flight`);
+  const rows = calls.map((c) => [
+    c.label,
+    ...CONCURRENCIES.map((n) => `${formatRate(median(results[n][c.id]))} ${spread(results[n][c.id])}`),
+  ]);
+  const out = [];
+  out.push(
+    `Local execute of PluginB.calculate_square(6): calls/s, median of ${rounds} interleaved rounds × ${ms} ms (± half the range)`,
+  );
+  out.push(table(["contender", ...CONCURRENCIES.map(col)], rows));
+  out.push("");
+
+  const pairs = [
+    ["AIO / direct", "aio", "direct"],
+    ["AIO / Moleculer (validator: false)", "aio", "mol"],
+    ["AIO / Moleculer (fastest-validator)", "aio", "molVal"],
+    ["AIO named args / Moleculer (fastest-validator)", "aioNamed", "molVal"],
+  ];
+  const ratioRows = pairs.map(([label, a, b]) => [
+    label,
+    ...CONCURRENCIES.map((n) => {
+      const r = median(results[n][a]) / median(results[n][b]);
+      const per = ratios(results[n][a], results[n][b]);
+      return `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`;
+    }),
+  ]);
+  out.push("Ratios of medians (range of the per-round paired ratios)");
+  out.push(table(["ratio", ...CONCURRENCIES.map(col)], ratioRows));
+  out.push("");
+
+  const targets = [];
+  for (const n of CONCURRENCIES) {
+    for (const [label, b] of [
+      ["Moleculer (validator: false)", "mol"],
+      ["Moleculer (fastest-validator)", "molVal"],
+    ]) {
+      const r = median(results[n].aio) / median(results[n][b]);
+      targets.push({ concurrency: n, against: b, ratio: r, met: r >= 1 });
+      out.push(
+        `Target AIO >= 1.0x ${label}, ${col(n)}: ${r >= 1 ? "MET" : "NOT MET"} (${r.toFixed(2)}x)`,
+      );
+    }
+  }
+  out.push(
+    "(64 in flight = 64 concurrent async loops, each awaiting one call at a time; the same harness for every contender)",
+  );
+  ctx.print(out.join("\n"));
+
+  const medians = Object.fromEntries(
+    CONCURRENCIES.map((n) => [n, Object.fromEntries(calls.map((c) => [c.id, median(results[n][c.id])]))]),
+  );
+  return { samples: results, medians, targets, met: targets.every((t) => t.met) };
+}
