@@ -12,7 +12,8 @@ import { performance } from "node:perf_hooks";
 
 const config = JSON.parse(process.env.AIO_BENCH_CONFIG ?? "null");
 const distUrl = process.env.AIO_BENCH_DIST ?? new URL("../dist/index.js", import.meta.url).href;
-if (!config) throw new Error("AIO_BENCH_CONFIG is not set: run this through `node bench/run.mjs ready`");
+if (!config)
+  throw new Error("AIO_BENCH_CONFIG is not set: run this through `node bench/run.mjs ready`");
 
 const t0 = performance.now();
 const { PluginCore } = await import(distUrl);

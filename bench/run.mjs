@@ -51,21 +51,31 @@ const { values: opts, positionals } = parseArgs({
 
 if (opts.help) {
   const text = (await import("node:fs")).readFileSync(fileURLToPath(import.meta.url), "utf8");
-  console.log(text.split("*/")[0].replace(/^#!.*\n\/\*\*\n?/, "").replace(/^ \* ?/gm, ""));
+  console.log(
+    text
+      .split("*/")[0]
+      .replace(/^#!.*\n\/\*\*\n?/, "")
+      .replace(/^ \* ?/gm, ""),
+  );
   process.exit(0);
 }
 
 if (opts.list) {
-  for (const [key, load] of Object.entries(SECTIONS)) console.log(`${key.padEnd(8)} ${(await load()).description}`);
+  for (const [key, load] of Object.entries(SECTIONS))
+    console.log(`${key.padEnd(8)} ${(await load()).description}`);
   process.exit(0);
 }
 
 const unknown = positionals.filter((p) => !(p in SECTIONS));
 if (unknown.length) {
-  console.error(`Unknown section(s): ${unknown.join(", ")}. Known: ${Object.keys(SECTIONS).join(", ")}`);
+  console.error(
+    `Unknown section(s): ${unknown.join(", ")}. Known: ${Object.keys(SECTIONS).join(", ")}`,
+  );
   process.exit(2);
 }
-const selected = positionals.length ? Object.keys(SECTIONS).filter((k) => positionals.includes(k)) : Object.keys(SECTIONS);
+const selected = positionals.length
+  ? Object.keys(SECTIONS).filter((k) => positionals.includes(k))
+  : Object.keys(SECTIONS);
 
 const int = (value, fallback) => {
   if (value === undefined) return fallback;
@@ -127,7 +137,10 @@ for (const key of selected) {
 console.log(`Total ${((performance.now() - started) / 1000).toFixed(1)} s`);
 
 if (opts.json) {
-  writeFileSync(opts.json, `${JSON.stringify({ node: process.version, quick, results }, null, 2)}\n`);
+  writeFileSync(
+    opts.json,
+    `${JSON.stringify({ node: process.version, quick, results }, null, 2)}\n`,
+  );
 }
 const missed = Object.values(results).some((r) => r && r.met === false);
 process.exit(failed || (opts.strict && missed) ? 1 : 0);

@@ -195,7 +195,9 @@ export const callErrors = {
         ? `failed${reason ? ` (${reason})` : ""} and cannot serve ${target(site)}`
         : state === "starting"
           ? `still starting; a synchronous call to ${target(site)} cannot wait for it`
-          : `${state === "loaded" ? "loaded but not enabled" : state}; enable it before calling ${target(site)}`;
+          : state === "unloaded"
+            ? "not loaded; load it first"
+            : `${state === "loaded" ? "loaded but not enabled" : state}; enable it before calling ${target(site)}`;
     return new RequestError("PLUGIN_DISABLED", `Plugin "${site.plugin}" is ${why}`, site);
   },
   accessDenied(site: CallSite, why: string): RequestError {
@@ -240,6 +242,16 @@ export const callErrors = {
   },
   noNode(site: CallSite, why: string): RequestError {
     return new RequestError("NO_NODE", `${target(site)}: ${why}`, site);
+  },
+  unauthorizedBy(hostname: string): NetworkRequestError {
+    return new NetworkRequestError(
+      "UNAUTHORIZED",
+      `${hostname} refused this node's credentials; check that both use the same secret`,
+      { host: hostname },
+    );
+  },
+  network(site: CallSite, why: string): NetworkRequestError {
+    return new NetworkRequestError("NETWORK", `${target(site)}: ${why}`, site);
   },
   wouldDeadlock(site: CallSite, why: string): RequestError {
     return new RequestError("WOULD_DEADLOCK", `${target(site)}: ${why}`, site);

@@ -229,6 +229,7 @@ describe("plugin_config.yml from the seed", () => {
       arguments: [],
       endpoints: [
         {
+          line: 6,
           internal_name: "my_method",
           access_name: "my_method",
           tags: [],
@@ -254,6 +255,7 @@ describe("plugin_config.yml from the seed", () => {
     expect(manifest.remote).toBe(true);
     expect(manifest.arguments).toBeUndefined();
     expect(manifest.endpoints[0]).toEqual({
+      line: expect.any(Number),
       internal_name: "print_hello",
       access_name: "hello",
       tags: [],

@@ -48,7 +48,11 @@ for (const [id, t] of self) {
 }
 const pct = (t) => `${((t / total) * 100).toFixed(1).padStart(5)}%`;
 console.log(`self time, top ${top} (total ${(total / 1000).toFixed(0)} ms sampled)`);
-for (const [k, t] of [...selfBy].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${pct(t)}  ${k}`);
+for (const [k, t] of [...selfBy].sort((a, b) => b[1] - a[1]).slice(0, top))
+  console.log(`${pct(t)}  ${k}`);
 console.log("\ninclusive time, package code (dist/)");
-for (const [k, t] of [...inclBy].filter(([k]) => k.includes("dist/")).sort((a, b) => b[1] - a[1]).slice(0, top))
+for (const [k, t] of [...inclBy]
+  .filter(([k]) => k.includes("dist/"))
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, top))
   console.log(`${pct(t)}  ${k}`);

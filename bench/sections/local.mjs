@@ -61,7 +61,11 @@ export async function run(ctx) {
   const calls = [
     // The ceiling, `await plugin.calculate_square(6)`: the loop awaits every call's result.
     { id: "direct", label: "direct method call (ceiling)", fn: () => direct.calculate_square(6) },
-    { id: "aio", label: "AIO Core execute(…, 6)", fn: () => core.execute("PluginB", "calculate_square", 6) },
+    {
+      id: "aio",
+      label: "AIO Core execute(…, 6)",
+      fn: () => core.execute("PluginB", "calculate_square", 6),
+    },
     {
       id: "aioNamed",
       label: "AIO Core execute(…, { number: 6 })",
@@ -93,7 +97,11 @@ export async function run(ctx) {
     molVal: await outcome(validating.call("PluginB.calculate_square", { number: "6" })),
     mol: await outcome(plain.call("PluginB.calculate_square", { number: "6" })),
   };
-  if (checks.aio !== "INVALID_ARGUMENTS" || checks.molVal === "accepted" || checks.mol !== "accepted") {
+  if (
+    checks.aio !== "INVALID_ARGUMENTS" ||
+    checks.molVal === "accepted" ||
+    checks.mol !== "accepted"
+  ) {
     throw new Error(`validation is not set up as intended: ${JSON.stringify(checks)}`);
   }
 
@@ -102,7 +110,9 @@ export async function run(ctx) {
   try {
     for (const concurrency of CONCURRENCIES) {
       const contenders = calls.map((c) => ({ id: c.id, measure: makeCase(c.fn, concurrency) }));
-      ctx.progress(`  ${concurrency} in flight: warm-up ${warmupMs} ms each, ${rounds} rounds × ${ms} ms`);
+      ctx.progress(
+        `  ${concurrency} in flight: warm-up ${warmupMs} ms each, ${rounds} rounds × ${ms} ms`,
+      );
       results[concurrency] = await interleaved(contenders, {
         rounds,
         ms,
@@ -127,7 +137,9 @@ function report(ctx, calls, results) {
   const col = (c) => (c === 1 ? "sequential (1 in flight)" : `${c} in flight`);
   const rows = calls.map((c) => [
     c.label,
-    ...CONCURRENCIES.map((n) => `${formatRate(median(results[n][c.id]))} ${spread(results[n][c.id])}`),
+    ...CONCURRENCIES.map(
+      (n) => `${formatRate(median(results[n][c.id]))} ${spread(results[n][c.id])}`,
+    ),
   ]);
   const out = [];
   out.push(
@@ -173,7 +185,10 @@ function report(ctx, calls, results) {
   ctx.print(out.join("\n"));
 
   const medians = Object.fromEntries(
-    CONCURRENCIES.map((n) => [n, Object.fromEntries(calls.map((c) => [c.id, median(results[n][c.id])]))]),
+    CONCURRENCIES.map((n) => [
+      n,
+      Object.fromEntries(calls.map((c) => [c.id, median(results[n][c.id])])),
+    ]),
   );
   return { samples: results, medians, targets, met: targets.every((t) => t.met) };
 }

@@ -4,8 +4,8 @@
  * this process after one has already started (modules imported and compiled).
  */
 import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import { exampleConfig } from "../lib/example-config.mjs";
 import { formatMs, median, table } from "../lib/harness.mjs";
 
@@ -18,7 +18,11 @@ function runChild(ctx, config) {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(process.execPath, [CHILD], {
-      env: { ...process.env, AIO_BENCH_CONFIG: JSON.stringify(config), AIO_BENCH_DIST: ctx.distUrl },
+      env: {
+        ...process.env,
+        AIO_BENCH_CONFIG: JSON.stringify(config),
+        AIO_BENCH_DIST: ctx.distUrl,
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -48,7 +52,9 @@ export async function run(ctx) {
   for (let i = 0; i < coldRuns; i++) {
     const result = await runChild(ctx, config);
     if (result.enabled !== expected) {
-      throw new Error(`only ${result.enabled}/${expected} example plugins enabled:\n${result.stderr}`);
+      throw new Error(
+        `only ${result.enabled}/${expected} example plugins enabled:\n${result.stderr}`,
+      );
     }
     cold.push(result);
   }
@@ -66,7 +72,8 @@ export async function run(ctx) {
     warm.push(performance.now() - t0);
     const enabled = core.listPlugins().filter((p) => p.state === "enabled").length;
     await core.close();
-    if (enabled !== expected) throw new Error(`warm core: only ${enabled}/${expected} plugins enabled`);
+    if (enabled !== expected)
+      throw new Error(`warm core: only ${enabled}/${expected} plugins enabled`);
   }
 
   const pick = (key) => median(cold.map((r) => r[key]));
@@ -74,9 +81,21 @@ export async function run(ctx) {
   const rows = [
     ["cold: import of the package", formatMs(pick("importMs")), range(cold.map((r) => r.importMs))],
     ["cold: new PluginCore → ready", formatMs(pick("readyMs")), range(cold.map((r) => r.readyMs))],
-    ["cold: import + new → ready", formatMs(median(cold.map((r) => r.importMs + r.readyMs))), range(cold.map((r) => r.importMs + r.readyMs))],
-    ["cold: process start → ready", formatMs(pick("sinceBoot")), range(cold.map((r) => r.sinceBoot))],
-    ["cold: spawn → exit (incl. close)", formatMs(pick("wallMs")), range(cold.map((r) => r.wallMs))],
+    [
+      "cold: import + new → ready",
+      formatMs(median(cold.map((r) => r.importMs + r.readyMs))),
+      range(cold.map((r) => r.importMs + r.readyMs)),
+    ],
+    [
+      "cold: process start → ready",
+      formatMs(pick("sinceBoot")),
+      range(cold.map((r) => r.sinceBoot)),
+    ],
+    [
+      "cold: spawn → exit (incl. close)",
+      formatMs(pick("wallMs")),
+      range(cold.map((r) => r.wallMs)),
+    ],
     ["warm: new PluginCore → ready", formatMs(median(warm)), range(warm)],
   ];
   ctx.print(
@@ -86,7 +105,12 @@ export async function run(ctx) {
     ].join("\n"),
   );
   return {
-    cold: { importMs: pick("importMs"), readyMs: pick("readyMs"), sinceBoot: pick("sinceBoot"), wallMs: pick("wallMs") },
+    cold: {
+      importMs: pick("importMs"),
+      readyMs: pick("readyMs"),
+      sinceBoot: pick("sinceBoot"),
+      wallMs: pick("wallMs"),
+    },
     warm: { readyMs: median(warm) },
   };
 }

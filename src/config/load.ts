@@ -327,9 +327,10 @@ export function resolveConfigObject(
 
 const MANIFEST_FILE = "plugin_config.yml";
 
-function buildManifest(data: ManifestData, file: string): PluginManifest {
+function buildManifest(data: ManifestData, file: string, source: Source): PluginManifest {
   const endpoints = data.endpoints.map(
-    (e): ManifestEndpoint => ({
+    (e, index): ManifestEndpoint => ({
+      line: source.lineOf(["endpoints", index, "internal_name"]),
       internal_name: e.internal_name,
       access_name: e.access_name ?? e.internal_name,
       tags: e.tags,
@@ -390,5 +391,5 @@ export function loadManifest(pluginDir: string): {
     warnings,
   );
   const checked = check(data, source, validateManifest, warnings);
-  return { manifest: buildManifest(checked, file), warnings };
+  return { manifest: buildManifest(checked, file, source), warnings };
 }

@@ -13,7 +13,8 @@
 
 import { isIPv4, isIPv6 } from "node:net";
 import * as z from "zod";
-import type { ArgumentType, Isolation, LogLevelName } from "./types.js";
+import { ARGUMENT_TYPES, matchesType } from "./argument-types.js";
+import type { Isolation, LogLevelName } from "./types.js";
 
 /** A path into the data: keys and list indexes. */
 export type KeyPath = ReadonlyArray<string | number>;
@@ -181,20 +182,6 @@ const logLevel = () =>
     aliases: { WARN: "WARNING", FATAL: "CRITICAL" },
   });
 
-export const ARGUMENT_TYPES: readonly ArgumentType[] = [
-  "int",
-  "float",
-  "number",
-  "str",
-  "string",
-  "bool",
-  "boolean",
-  "dict",
-  "object",
-  "list",
-  "array",
-  "any",
-];
 const argumentType = () =>
   choice("type", ARGUMENT_TYPES, {
     normalize: (s) => s.toLowerCase(),
@@ -213,31 +200,6 @@ const argumentType = () =>
       none: "any",
     },
   });
-
-/** Whether `value` fits a manifest argument type (as the runtime checks arguments). */
-export function matchesType(value: unknown, type: ArgumentType): boolean {
-  switch (type) {
-    case "int":
-      return typeof value === "number" && Number.isInteger(value);
-    case "float":
-    case "number":
-      return typeof value === "number";
-    case "str":
-    case "string":
-      return typeof value === "string";
-    case "bool":
-    case "boolean":
-      return typeof value === "boolean";
-    case "dict":
-    case "object":
-      return value !== null && typeof value === "object" && !Array.isArray(value);
-    case "list":
-    case "array":
-      return Array.isArray(value);
-    case "any":
-      return true;
-  }
-}
 
 const positive = () => z.number().gt(0);
 
@@ -392,6 +354,7 @@ function buildSchemas(object: ObjectFactory) {
     default: z.unknown().optional(),
   }).superRefine((arg, ctx) => {
     if (!Object.hasOwn(arg, "default") || arg.default === null || arg.default === undefined) return;
+    if (!ARGUMENT_TYPES.includes(arg.type)) return;
     if (!matchesType(arg.default, arg.type)) {
       ctx.addIssue({
         code: "custom",

@@ -101,6 +101,8 @@ export interface ManifestArgument {
 }
 
 export interface ManifestEndpoint {
+  /** The line of plugin_config.yml that declares it, when read from a file. */
+  line?: number | undefined;
   internal_name: string;
   access_name: string;
   tags: string[];

@@ -13,6 +13,12 @@ export type Caller =
 
 export const APPLICATION: Caller = { kind: "application" };
 
+/** Options of a call as the core runs it: the public ones, plus what the network adds. */
+export interface CallOptions extends ExecuteOptions {
+  /** The id the calling node gave the call, kept so both nodes' logs and errors agree. */
+  requestId?: string;
+}
+
 export class Call implements CallSite {
   readonly #idPrefix: string;
   readonly #seq: number;
@@ -33,10 +39,11 @@ export class Call implements CallSite {
     plugin: string,
     method: string,
     caller: Caller,
-    options: ExecuteOptions | undefined,
+    options: CallOptions | undefined,
   ) {
     this.#idPrefix = idPrefix;
     this.#seq = seq;
+    this.#requestId = options?.requestId;
     this.plugin = plugin;
     this.method = method;
     this.caller = caller;

@@ -4,23 +4,38 @@
  * their host's.
  */
 import { callErrors, type RequestError } from "../errors.js";
-import { ArgumentProblem, isStreamKind } from "../plugins/endpoint.js";
+import { ArgumentProblem, type EndpointKind, isStreamKind } from "../plugins/endpoint.js";
 import type { LoadedEndpoint } from "../plugins/host.js";
 import {
   APPLICATION,
   Call,
   type Caller,
+  type CallOptions,
   isPromiseLike,
   trackPromise,
   trackStream,
   waitWithin,
 } from "./call.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
-import type { ExecuteOptions } from "./types.js";
 
 type Mode = "execute" | "executeStream" | "executeSync" | "executeStreamSync";
 
 const STREAM_MODES: ReadonlySet<Mode> = new Set(["executeStream", "executeStreamSync"]);
+
+/** The method that consumes a kind of endpoint, in the caller's style where that works. */
+function rightMethod(kind: EndpointKind, mode: Mode): Mode {
+  const sync = mode === "executeSync" || mode === "executeStreamSync";
+  switch (kind) {
+    case "function":
+      return sync ? "executeSync" : "execute";
+    case "generator":
+      return sync ? "executeStreamSync" : "executeStream";
+    case "async function":
+      return "execute";
+    case "async generator":
+      return "executeStream";
+  }
+}
 
 interface Target {
   slot: PluginSlot;
@@ -28,12 +43,30 @@ interface Target {
   args: unknown[];
 }
 
+/** How the dispatcher reaches other nodes; implemented by the network layer. */
+export interface RemoteRoutes {
+  /** Whether some reachable node serves this call's endpoint. */
+  canServe(call: Call): boolean;
+  execute(call: Call, args: unknown): Promise<unknown>;
+  executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
+}
+
+/** Local failures after which `host: "any"` tries the other nodes. */
+const TRY_REMOTE: ReadonlySet<string> = new Set([
+  "PLUGIN_NOT_FOUND",
+  "PLUGIN_DISABLED",
+  "ENDPOINT_NOT_FOUND",
+  "ACCESS_DENIED",
+]);
+
+type Route = "local" | "any" | "remote";
+
 export interface DispatcherOptions {
   registry: PluginRegistry;
   hostname: string;
   /** Prefix of this core's request ids, unique per core. */
   idPrefix: string;
-  /** Whether the core has begun closing: the application can then start no new calls. */
+  /** Whether the core has begun closing: the application and other nodes can then start no new calls. */
   closing(): boolean;
 }
 
@@ -43,6 +76,8 @@ export class Dispatcher {
   readonly #idPrefix: string;
   readonly #closing: () => boolean;
   #seq = 0;
+  /** Set while networking runs. */
+  remote: RemoteRoutes | undefined;
 
   constructor(options: DispatcherOptions) {
     this.#registry = options.registry;
@@ -52,14 +87,14 @@ export class Dispatcher {
   }
 
   /** The caller a call made on the core stands for: a plugin named by `author`, or the application. */
-  callerFor(options: ExecuteOptions | undefined): Caller {
+  callerFor(options: CallOptions | undefined): Caller {
     const author = options?.author;
     return author !== undefined && this.#registry.has(author)
       ? { kind: "plugin", name: author }
       : APPLICATION;
   }
 
-  #call(caller: Caller, plugin: string, method: string, options: ExecuteOptions | undefined): Call {
+  #call(caller: Caller, plugin: string, method: string, options: CallOptions | undefined): Call {
     return new Call(this.#idPrefix, ++this.#seq, plugin, method, caller, options);
   }
 
@@ -68,9 +103,12 @@ export class Dispatcher {
     plugin: string,
     method: string,
     args: unknown,
-    options: ExecuteOptions | undefined,
+    options: CallOptions | undefined,
   ): Promise<unknown> {
-    const call = this.#call(caller, plugin, method, options);
+    const seq = ++this.#seq;
+    const fast = this.#executeFast(seq, caller, plugin, method, args, options);
+    if (fast !== undefined) return fast;
+    const call = new Call(this.#idPrefix, seq, plugin, method, caller, options);
     try {
       return this.#execute(call, args);
     } catch (error) {
@@ -78,8 +116,90 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * The common case, without allocating a `Call` unless the method returns a promise: a local
+   * function endpoint, enabled, open to the caller, with valid arguments. Anything else,
+   * including every error, returns undefined and takes the full path, which says precisely
+   * what is wrong.
+   */
+  #executeFast(
+    seq: number,
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: CallOptions | undefined,
+  ): Promise<unknown> | undefined {
+    if (options !== undefined) {
+      const host = options.host;
+      if (host !== undefined && host !== "any" && host !== "local" && host !== this.#hostname)
+        return undefined;
+      if (options.pluginUuid !== undefined || options.signal !== undefined) return undefined;
+    }
+    if (caller.kind !== "plugin" && this.#closing()) return undefined;
+    const slot = this.#registry.get(plugin);
+    if (slot === undefined || slot.state !== "enabled") return undefined;
+    const endpoint = slot.endpoints.get(method);
+    if (endpoint === undefined || isStreamKind(endpoint.info.kind)) return undefined;
+    if (caller.kind !== "application" && this.#denied(caller, slot, endpoint) !== undefined)
+      return undefined;
+    let positional: unknown[];
+    try {
+      positional = endpoint.bind(args);
+    } catch {
+      return undefined;
+    }
+    let result: unknown;
+    try {
+      result = slot.host?.invoke(endpoint, positional);
+    } catch (error) {
+      const call = new Call(this.#idPrefix, seq, plugin, method, caller, options);
+      return Promise.reject(callErrors.pluginThrew(call, error));
+    }
+    if (!isPromiseLike(result)) return Promise.resolve(result);
+    const call = new Call(this.#idPrefix, seq, plugin, method, caller, options);
+    return trackPromise(slot.inFlight, call, result, (error) =>
+      callErrors.pluginThrew(call, error),
+    );
+  }
+
+  #route(call: Call): Route {
+    const host = call.host;
+    if (host === undefined || host === "any") return "any";
+    if (host === "local" || host === this.#hostname) return "local";
+    return "remote";
+  }
+
+  #remoteRoutes(call: Call): RemoteRoutes {
+    if (this.remote) return this.remote;
+    throw callErrors.noNode(
+      call,
+      call.host === "remote"
+        ? "networking is disabled in this node's config, so there is no remote node to run it"
+        : `no node named "${call.host}" is known (networking is disabled in this node's config)`,
+    );
+  }
+
+  /** Whether a local failure under `host: "any"` should send the call to another node. */
+  #goRemote(call: Call, error: unknown): boolean {
+    return (
+      this.remote !== undefined &&
+      TRY_REMOTE.has((error as { code?: string }).code ?? "") &&
+      this.remote.canServe(call)
+    );
+  }
+
   #execute(call: Call, args: unknown): Promise<unknown> {
-    const target = this.#resolve(call, args, "execute");
+    const route = this.#route(call);
+    if (route === "remote") return this.#remoteRoutes(call).execute(call, args);
+    let target: Target | Promise<void>;
+    try {
+      target = this.#resolve(call, args, "execute");
+    } catch (error) {
+      if (route === "any" && this.#goRemote(call, error))
+        return (this.remote as RemoteRoutes).execute(call, args);
+      throw error;
+    }
     if (isPromiseLike(target))
       return waitWithin(call, target).then(() => this.#execute(call, args));
     const { slot, endpoint } = target;
@@ -99,16 +219,30 @@ export class Dispatcher {
     plugin: string,
     method: string,
     args: unknown,
-    options: ExecuteOptions | undefined,
+    options: CallOptions | undefined,
   ): AsyncGenerator<unknown, void, undefined> {
     return this.#stream(this.#call(caller, plugin, method, options), args);
   }
 
   async *#stream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
-    let target = this.#resolve(call, args, "executeStream");
-    while (isPromiseLike(target)) {
+    const route = this.#route(call);
+    if (route === "remote") {
+      yield* this.#remoteRoutes(call).executeStream(call, args);
+      return;
+    }
+    let target: Target | Promise<void>;
+    for (;;) {
+      try {
+        target = this.#resolve(call, args, "executeStream");
+      } catch (error) {
+        if (route === "any" && this.#goRemote(call, error)) {
+          yield* (this.remote as RemoteRoutes).executeStream(call, args);
+          return;
+        }
+        throw error;
+      }
+      if (!isPromiseLike(target)) break;
       await waitWithin(call, target);
-      target = this.#resolve(call, args, "executeStream");
     }
     const { slot, endpoint } = target;
     const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
@@ -126,7 +260,7 @@ export class Dispatcher {
     plugin: string,
     method: string,
     args: unknown,
-    options: ExecuteOptions | undefined,
+    options: CallOptions | undefined,
   ): unknown {
     const call = this.#call(caller, plugin, method, options);
     const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeSync");
@@ -153,7 +287,7 @@ export class Dispatcher {
     plugin: string,
     method: string,
     args: unknown,
-    options: ExecuteOptions | undefined,
+    options: CallOptions | undefined,
   ): Generator<unknown, void, undefined> {
     const call = this.#call(caller, plugin, method, options);
     const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeStreamSync");
@@ -168,6 +302,13 @@ export class Dispatcher {
 
   /** Targets a synchronous call may reach from this thread, or a `WOULD_DEADLOCK` error. */
   #resolveSync(call: Call, args: unknown, mode: Mode): Target {
+    if (this.#route(call) === "remote") {
+      this.#remoteRoutes(call);
+      throw callErrors.wouldDeadlock(
+        call,
+        `${mode}() cannot reach other nodes yet; use the async form`,
+      );
+    }
     const target = this.#resolve(call, args, mode);
     if (isPromiseLike(target)) {
       target.then(undefined, () => undefined);
@@ -190,16 +331,7 @@ export class Dispatcher {
    * the plugin is still starting: the caller waits for it, then resolves again.
    */
   #resolve(call: Call, args: unknown, mode: Mode): Target | Promise<void> {
-    const host = call.host;
-    if (host !== undefined && host !== "any" && host !== "local" && host !== this.#hostname) {
-      throw callErrors.noNode(
-        call,
-        host === "remote"
-          ? "networking is disabled in this node's config, so there is no remote node to run it"
-          : `no node named "${host}" is known (networking is disabled in this node's config)`,
-      );
-    }
-    if (call.caller.kind === "application" && this.#closing()) throw callErrors.closed(call);
+    if (call.caller.kind !== "plugin" && this.#closing()) throw callErrors.closed(call);
     if (call.signal?.aborted) throw callErrors.aborted(call, call.signal.reason);
 
     const slot = this.#findSlot(call);
@@ -213,15 +345,11 @@ export class Dispatcher {
     if (denied) throw callErrors.accessDenied(call, denied);
     const kind = endpoint.info.kind;
     if (isStreamKind(kind) !== STREAM_MODES.has(mode)) {
-      const stream = isStreamKind(kind);
-      const use = stream
-        ? mode === "executeSync"
-          ? "executeStreamSync"
-          : "executeStream"
-        : mode === "executeStreamSync"
-          ? "executeSync"
-          : "execute";
-      throw callErrors.wrongKind(call, `a${kind.startsWith("a") ? "n" : ""} ${kind}`, use);
+      throw callErrors.wrongKind(
+        call,
+        `a${kind.startsWith("a") ? "n" : ""} ${kind}`,
+        rightMethod(kind, mode),
+      );
     }
     try {
       return { slot, endpoint, args: endpoint.bind(args) };

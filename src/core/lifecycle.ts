@@ -216,7 +216,7 @@ export class Lifecycle {
     }
     if (wasEnabled) {
       await this.#runDisable(slot);
-      this.#options.emit("plugin:disabled", slot.info());
+      this.#options.emit("plugin:disabled", { ...slot.info(), state: "disabled" });
     }
     await host?.dispose().catch((error: unknown) => {
       this.#options.logger.warn(

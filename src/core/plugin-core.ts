@@ -9,6 +9,10 @@ import { type ConfigWarning, loadConfigFile, resolveConfigObject } from "../conf
 import type { AioConfig, ConfigObject, PluginEntry, PluginManifest } from "../config/types.js";
 import { type AioError, ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
+import { bindAddress } from "../net/address.js";
+import type { NetworkManager } from "../net/manager.js";
+import type { HasPluginAnswer } from "../net/server.js";
+import type { WireEndpoint } from "../net/wire.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import type { PluginHost } from "../plugins/host.js";
 import { InProcessHost } from "../plugins/in-process.js";
@@ -48,6 +52,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   readonly #refusedEntries = new WeakSet<PluginEntry>();
   readonly #dispatcher: Dispatcher;
   readonly #lifecycle: Lifecycle;
+  /** Created by `start()` when networking is enabled; the network stack loads only then. */
+  #network: NetworkManager | undefined;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -89,8 +95,76 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       hookTimeoutMs: resolved.general.lifecycle_timeout * 1000,
       drainTimeoutMs: resolved.general.drain_timeout * 1000,
       createHost: (slot, manifest, uuid) => this.#createHost(slot, manifest, uuid),
-      emit: (event, ...args) => this.emit(event, ...(args as never)),
+      emit: (event, ...args) => {
+        this.#network?.bumpVersion();
+        this.emit(event, ...(args as never));
+      },
     });
+    // Checked now, so an unsafe bind fails at construction like any other config error.
+    if (resolved.networking.enabled) bindAddress(resolved.networking, resolved.file);
+  }
+
+  async #startNetwork(): Promise<void> {
+    const { NetworkManager } = await import("../net/manager.js");
+    const config = this.#config;
+    this.#network = new NetworkManager(
+      {
+        config: config.networking,
+        hostname: this.hostname,
+        logger: this.#logger,
+        calls: this.#dispatcher,
+        localEndpoints: () => this.#remoteEndpoints(),
+        hasPlugin: (name, method, uuid) => this.#hasPlugin(name, method, uuid),
+        emit: (event, node) => this.emit(event, node),
+      },
+      config.file,
+    );
+    this.#dispatcher.remote = this.#network.router;
+    await this.#network.start();
+  }
+
+  /** The port this node listens on while networking runs. */
+  get port(): number | undefined {
+    return this.#network?.port || undefined;
+  }
+
+  /** Endpoints of enabled plugins that other nodes may call: plugin and endpoint both `remote`. */
+  #remoteEndpoints(): WireEndpoint[] {
+    const endpoints: WireEndpoint[] = [];
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled" || !slot.host?.identity().remote) continue;
+      for (const endpoint of slot.endpoints.values()) {
+        if (!endpoint.info.remote) continue;
+        endpoints.push({
+          plugin: slot.name,
+          plugin_uuid: slot.uuid,
+          access_name: endpoint.info.access_name,
+          kind: endpoint.info.kind,
+          description: endpoint.info.description,
+          tags: endpoint.info.tags,
+        });
+      }
+    }
+    return endpoints;
+  }
+
+  #hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer {
+    const slot = this.#registry.get(name);
+    const usable =
+      slot !== undefined &&
+      slot.state === "enabled" &&
+      (uuid === undefined || slot.uuid === uuid) &&
+      (method === undefined || slot.endpoints.has(method));
+    const remote =
+      usable &&
+      slot.host?.identity().remote === true &&
+      (method === undefined || slot.endpoints.get(method)?.info.remote === true);
+    return {
+      available: usable,
+      remote,
+      hostname: this.hostname,
+      plugin_uuid: usable ? slot.uuid : "",
+    };
   }
 
   /** The config this core runs with, defaults applied and paths absolute. */
@@ -167,6 +241,9 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       slot.gate = undefined;
       releases.get(slot.name)?.();
     };
+    const networking = this.#config.networking.enabled ? this.#startNetwork() : undefined;
+    // Awaited below; handled now so a failure while plugins load is not an unhandled rejection.
+    networking?.catch(() => undefined);
     await this.getPlugins();
     await Promise.all(
       this.#registry.slots().map(async (slot) => {
@@ -180,6 +257,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         }
       }),
     );
+    await networking;
     const plugins = this.#registry.list();
     const enabled = plugins.filter((p) => p.state === "enabled").length;
     const failed = plugins.filter((p) => p.state === "failed").length;
@@ -324,6 +402,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   async #close(): Promise<void> {
     await this.#starting?.catch(() => undefined);
     await this.purgePlugins();
+    await this.#network?.close();
     this.#logger.info("Closed");
     await this.#logging.close();
   }
@@ -347,7 +426,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
 
   /** Known remote nodes; empty while networking is off. */
   nodes(): NodeInfo[] {
-    return [];
+    return this.#network?.nodeList() ?? [];
   }
 
   // ---------------------------------------------------------------- calls

@@ -1,6 +1,7 @@
 /** What plugins this node has, in which state, and where to find each by name or uuid. */
 import type { PluginEntry } from "../config/types.js";
 import type { AioError } from "../errors.js";
+import { internalize } from "../plugins/endpoint.js";
 import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
 import { InFlight } from "./call.js";
 import type { PluginInfo, PluginState } from "./types.js";
@@ -75,7 +76,7 @@ export class PluginRegistry {
   }
 
   add(slot: PluginSlot): void {
-    this.#byName.set(slot.name, slot);
+    this.#byName.set(internalize(slot.name), slot);
   }
 
   setUuid(slot: PluginSlot, uuid: string): void {

@@ -5,6 +5,7 @@
  * Binding and type checks are compiled once per endpoint when the plugin loads, so a call
  * pays for a few comparisons, never for reading the manifest again.
  */
+import { isPlainObject, TYPE_CHECKS } from "../config/argument-types.js";
 import type { ArgumentType, ManifestArgument, ManifestEndpoint } from "../config/types.js";
 
 /** How a function behaves when called: which execute method consumes it. */
@@ -47,25 +48,13 @@ export class ArgumentProblem extends Error {}
 
 type TypeCheck = (value: unknown) => boolean;
 
-const TYPE_CHECKS: Record<ArgumentType, TypeCheck | undefined> = {
-  int: (v) => Number.isInteger(v),
-  float: (v) => typeof v === "number",
-  number: (v) => typeof v === "number",
-  str: (v) => typeof v === "string",
-  string: (v) => typeof v === "string",
-  bool: (v) => typeof v === "boolean",
-  boolean: (v) => typeof v === "boolean",
-  dict: isPlainObject,
-  object: isPlainObject,
-  list: Array.isArray,
-  array: Array.isArray,
-  any: undefined,
-};
-
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
-  const proto = Object.getPrototypeOf(value);
-  return proto === Object.prototype || proto === null;
+/**
+ * The same string, internalized. Names read from YAML are slices of the file's text, and a
+ * Map lookup with such a key compares it character by character; an internalized key
+ * compares by identity. Used for every name the call path looks up.
+ */
+export function internalize(name: string): string {
+  return Object.keys({ [name]: 0 })[0] as string;
 }
 
 /** A short, safe rendering of a value for error messages. */
@@ -125,11 +114,31 @@ export function compileBinder(endpoint: ManifestEndpoint): ArgumentBinder {
     };
   }
 
-  const position = new Map(declared.map((arg, index) => [arg.name, index]));
+  const position = new Map(declared.map((arg, index) => [internalize(arg.name), index]));
   const names = declared.map((arg) => arg.name).join(", ");
   const needsFilling = declared.some((arg) => arg.required || arg.makeDefault || arg.check);
+  const declaredNames = [...position.keys()];
+  // A declared name that every object inherits (toString, …) needs the own-keys walk.
+  const inheritedName = declaredNames.some((name) => name in Object.prototype);
 
+  /** Reads the declared names straight off the object; falls back when it has other keys. */
   function fromObject(named: Record<string, unknown>): unknown[] {
+    if (!inheritedName) {
+      const positional: unknown[] = [];
+      let found = 0;
+      for (let i = 0; i < declaredNames.length; i++) {
+        const value = named[declaredNames[i] as string];
+        if (value !== undefined) {
+          positional[i] = value;
+          found++;
+        }
+      }
+      if (found === Object.keys(named).length) return positional;
+    }
+    return fromOwnKeys(named);
+  }
+
+  function fromOwnKeys(named: Record<string, unknown>): unknown[] {
     const positional: unknown[] = [];
     for (const key of Object.keys(named)) {
       const index = position.get(key);

@@ -1,7 +1,9 @@
 /** A plugin whose instance lives in the core's own thread: calls are plain method calls. */
+
+import { formatProblem } from "../config/load.js";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { ConfigError } from "../errors.js";
-import { compileBinder, endpointInfo, kindOf } from "./endpoint.js";
+import { compileBinder, endpointInfo, internalize, kindOf } from "./endpoint.js";
 import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
 import { importPluginClass } from "./loader.js";
 import { constructWithContext, type Plugin, type PluginContext } from "./plugin.js";
@@ -54,13 +56,21 @@ export class InProcessHost implements PluginHost {
     this.manifest.endpoints.forEach((declared, index) => {
       const method = methods[declared.internal_name];
       if (typeof method !== "function") {
+        const where = {
+          file: this.manifest.file,
+          line: declared.line,
+          key: `endpoints[${index}].internal_name`,
+        };
         throw new ConfigError(
           "PLUGIN_LOAD_FAILED",
-          `${this.manifest.file}: endpoints[${index}].internal_name: ${this.#entry.name} has no method "${declared.internal_name}"`,
-          { file: this.manifest.file, key: `endpoints[${index}].internal_name` },
+          formatProblem({
+            ...where,
+            message: `${this.#entry.name} has no method "${declared.internal_name}"`,
+          }),
+          where,
         );
       }
-      this.#endpoints.set(declared.access_name, {
+      this.#endpoints.set(internalize(declared.access_name), {
         info: endpointInfo(declared, kindOf(method as Method)),
         bind: compileBinder(declared),
         method: method as Method,

@@ -6,7 +6,6 @@ import { existsSync } from "node:fs";
 import { register } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { register as registerTsx } from "tsx/esm/api";
 import { ConfigError } from "../errors.js";
 import { type HookData, VERSION_PARAM } from "./hooks.js";
 import { isPluginClass, type PluginClass } from "./plugin.js";
@@ -14,17 +13,22 @@ import { isPluginClass, type PluginClass } from "./plugin.js";
 /** Entry file names, in the order they are looked for. */
 export const ENTRY_FILES = ["plugin.ts", "plugin.mts", "plugin.js", "plugin.mjs"] as const;
 
-let hooksRegistered = false;
+let hooksRegistered: Promise<void> | undefined;
 
-function registerHooks(): void {
-  if (hooksRegistered) return;
-  hooksRegistered = true;
-  // tsconfig: false compiles plugins the same way whatever folder the node runs from
-  // (standard decorators, ES module output), instead of following a stray tsconfig.json.
-  registerTsx({ tsconfig: false });
-  // Registered after tsx so it runs first: the package name never reaches tsx's resolver.
-  const data: HookData = { coreUrl: new URL("../index.js", import.meta.url).href };
-  register(new URL("./hooks.js", import.meta.url), { data });
+/** Registers tsx and our resolution hooks, once, when the first plugin loads. */
+function registerHooks(): Promise<void> {
+  hooksRegistered ??= (async () => {
+    // Imported here, not at the top: tsx costs ~60 ms to import, and a node may never load
+    // a plugin.
+    const { register: registerTsx } = await import("tsx/esm/api");
+    // tsconfig: false compiles plugins the same way whatever folder the node runs from
+    // (standard decorators, ES module output), instead of following a stray tsconfig.json.
+    registerTsx({ tsconfig: false });
+    // Registered after tsx so it runs first: the package name never reaches tsx's resolver.
+    const data: HookData = { coreUrl: new URL("../index.js", import.meta.url).href };
+    register(new URL("./hooks.js", import.meta.url), { data });
+  })();
+  return hooksRegistered;
 }
 
 export function findEntryFile(dir: string): string | undefined {
@@ -56,7 +60,7 @@ export async function importPluginClass(
   if (!file) {
     throw loadFailed(`Plugin "${name}": no ${ENTRY_FILES.join(", ")} in ${dir}`, dir);
   }
-  registerHooks();
+  await registerHooks();
   const url = pathToFileURL(file);
   url.searchParams.set(VERSION_PARAM, String(version));
   let namespace: Record<string, unknown>;

@@ -1,0 +1,106 @@
+/**
+ * The framing of the node-to-node channel: JSON packets over one WebSocket, several packets
+ * per message under load.
+ *
+ * Packets produced during one turn of the event loop leave together, as one WebSocket message
+ * holding a JSON array, so 64 answers cost one write instead of 64. A lone packet goes out as
+ * a bare JSON object. Both sides decode both forms.
+ */
+import type { RawData, WebSocket } from "ws";
+import { parseJson } from "./wire.js";
+
+/** Above this many bytes queued, a batch goes out at once rather than at the end of the turn. */
+const FLUSH_BYTES = 256 * 1024;
+
+export interface ChannelOptions {
+  /** Deepest nesting accepted in a received packet. */
+  maxDepth: number;
+  onPacket(packet: unknown): void;
+  /** A received message that is not valid JSON, or is hostile. */
+  onBadMessage(error: Error): void;
+}
+
+export class PacketChannel {
+  readonly #socket: WebSocket;
+  readonly #options: ChannelOptions;
+  #queue: string[] = [];
+  #queuedBytes = 0;
+  #scheduled = false;
+  #queued = 0;
+  #written = 0;
+
+  constructor(socket: WebSocket, options: ChannelOptions) {
+    this.#socket = socket;
+    this.#options = options;
+    socket.on("message", (data, isBinary) => this.#receive(data, isBinary));
+  }
+
+  get socket(): WebSocket {
+    return this.#socket;
+  }
+
+  get open(): boolean {
+    return this.#socket.readyState === this.#socket.OPEN;
+  }
+
+  /** Bytes handed to the socket but not yet written: the channel's backpressure signal. */
+  get buffered(): number {
+    return this.#socket.bufferedAmount + this.#queuedBytes;
+  }
+
+  /**
+   * Queues a packet. Returns its position in the channel's order, or 0 if the channel is
+   * closed and the packet was dropped; compare with {@link written}.
+   */
+  send(packet: object): number {
+    if (!this.open) return 0;
+    const text = JSON.stringify(packet);
+    this.#queue.push(text);
+    this.#queuedBytes += text.length;
+    if (this.#queuedBytes >= FLUSH_BYTES) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return ++this.#queued;
+  }
+
+  /** How many packets have been handed to the socket; later ones never left this process. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /** Writes what is queued now. */
+  flush(): void {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    if (queue.length === 0) return;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    if (!this.open) return;
+    this.#written = this.#queued;
+    this.#socket.send(queue.length === 1 ? (queue[0] as string) : `[${queue.join(",")}]`);
+  }
+
+  #receive(data: RawData, isBinary: boolean): void {
+    let decoded: unknown;
+    try {
+      if (isBinary) throw new Error("binary messages are not part of the protocol");
+      const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : data.toString();
+      decoded = parseJson(text, this.#options.maxDepth);
+    } catch (error) {
+      this.#options.onBadMessage(error as Error);
+      return;
+    }
+    if (Array.isArray(decoded)) {
+      for (const packet of decoded) this.#options.onPacket(packet);
+    } else {
+      this.#options.onPacket(decoded);
+    }
+  }
+
+  close(code = 1000, reason = ""): void {
+    this.flush();
+    this.#socket.close(code, reason);
+  }
+}

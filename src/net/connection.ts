@@ -1,0 +1,334 @@
+/**
+ * The calling side of the channel to one remote node: opens the WebSocket on first use, pairs
+ * answers with calls, and tells apart a call that never left this node (safe to send to
+ * another node) from one that may have run (never repeated).
+ */
+import WebSocket from "ws";
+import { type Call, watchBounds } from "../core/call.js";
+import { callErrors, NetworkRequestError } from "../errors.js";
+import { PacketChannel } from "./channel.js";
+import { STREAM_WINDOW } from "./serve.js";
+import { errorFromWire, type WireCall } from "./wire.js";
+
+/** The call never reached the node; the router may try another one. */
+export class NotDelivered extends Error {}
+
+export interface ConnectionOptions {
+  /** `ws://host:port/aio/channel` or `wss://…`. */
+  url: string;
+  hostname: string;
+  maxDepth: number;
+  /** Extra handshake headers (authentication) and TLS options. */
+  socketOptions?: () => WebSocket.ClientOptions;
+  connectTimeoutMs: number;
+  onClose?: () => void;
+  onBadMessage?: (error: Error) => void;
+}
+
+interface PendingCall {
+  kind: "call";
+  call: Call;
+  /** The packet's position on the channel: later than `written` means it never left. */
+  packet: number;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+interface PendingStream {
+  kind: "stream";
+  call: Call;
+  packet: number;
+  queue: unknown[];
+  done: boolean;
+  error: Error | undefined;
+  wake: (() => void) | undefined;
+}
+
+type Pending = PendingCall | PendingStream;
+
+export class NodeConnection {
+  readonly #options: ConnectionOptions;
+  #channel: PacketChannel | undefined;
+  #connecting: Promise<PacketChannel> | undefined;
+  readonly #pending = new Map<number, Pending>();
+  #seq = 0;
+  #closed = false;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+  }
+
+  /** Calls and streams this node has open on the connection. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  get connected(): boolean {
+    return this.#channel?.open === true;
+  }
+
+  #connect(): Promise<PacketChannel> {
+    if (this.#channel?.open) return Promise.resolve(this.#channel);
+    if (this.#closed) return Promise.reject(new NotDelivered("the connection is closed"));
+    this.#connecting ??= new Promise<PacketChannel>((resolve, reject) => {
+      const socket = new WebSocket(this.#options.url, {
+        perMessageDeflate: false,
+        handshakeTimeout: this.#options.connectTimeoutMs,
+        ...this.#options.socketOptions?.(),
+      });
+      const channel = new PacketChannel(socket, {
+        maxDepth: this.#options.maxDepth,
+        onPacket: (packet) => this.#receive(packet),
+        onBadMessage: (error) => {
+          this.#options.onBadMessage?.(error);
+          socket.terminate();
+        },
+      });
+      let opened = false;
+      socket.once("open", () => {
+        opened = true;
+        this.#channel = channel;
+        this.#connecting = undefined;
+        resolve(channel);
+      });
+      socket.once("error", (error) => {
+        if (!opened) {
+          this.#connecting = undefined;
+          reject(new NotDelivered(`cannot connect to ${this.#options.hostname}: ${error.message}`));
+        }
+      });
+      socket.once("unexpected-response", (_request, response) => {
+        this.#connecting = undefined;
+        const status = response.statusCode ?? 0;
+        const reason =
+          status === 401
+            ? callErrors.unauthorizedBy(this.#options.hostname)
+            : new NotDelivered(`${this.#options.hostname} refused the channel (HTTP ${status})`);
+        reject(reason);
+        socket.terminate();
+      });
+      socket.once("close", () => {
+        if (this.#channel === channel) this.#channel = undefined;
+        if (opened) this.#lost(channel);
+      });
+    });
+    return this.#connecting;
+  }
+
+  /**
+   * The connection dropped. A call whose packet never left may go to another node; one that
+   * was sent may have run, so it fails with NETWORK and is not repeated.
+   */
+  #lost(channel: PacketChannel): void {
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      if (pending.packet > channel.written) {
+        this.#settle(
+          pending,
+          undefined,
+          undefined,
+          new NotDelivered(
+            `the connection to ${this.#options.hostname} closed before the call was sent`,
+          ),
+        );
+        continue;
+      }
+      const error = new NetworkRequestError(
+        "NETWORK",
+        `The connection to ${this.#options.hostname} closed while ${pending.call.plugin}.${pending.call.method} was running; it may have run there, so it is not repeated`,
+        {
+          requestId: pending.call.requestId,
+          plugin: pending.call.plugin,
+          method: pending.call.method,
+          host: this.#options.hostname,
+        },
+      );
+      this.#settle(pending, error);
+    }
+    this.#options.onClose?.();
+  }
+
+  #settle(
+    pending: Pending,
+    error: Error | undefined,
+    value?: unknown,
+    notSent?: NotDelivered,
+  ): void {
+    const failure = notSent ?? error;
+    if (pending.kind === "call") {
+      if (failure) pending.reject(failure);
+      else pending.resolve(value);
+      return;
+    }
+    pending.done = true;
+    pending.error = failure;
+    pending.wake?.();
+  }
+
+  #receive(packet: unknown): void {
+    const record = packet as {
+      t?: unknown;
+      id?: unknown;
+      value?: unknown;
+      error?: unknown;
+      items?: unknown;
+    };
+    if (typeof record.id !== "number") return;
+    const pending = this.#pending.get(record.id);
+    if (!pending) return;
+    switch (record.t) {
+      case "result":
+        this.#pending.delete(record.id);
+        this.#settle(pending, undefined, record.value);
+        return;
+      case "error":
+        this.#pending.delete(record.id);
+        this.#settle(pending, errorFromWire(record.error, this.#options.hostname));
+        return;
+      case "items":
+        if (pending.kind === "stream" && Array.isArray(record.items)) {
+          for (const item of record.items) pending.queue.push(item);
+          pending.wake?.();
+        }
+        return;
+      case "end":
+        this.#pending.delete(record.id);
+        this.#settle(pending, undefined);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #wire(call: Call, args: unknown, authorHost: string): WireCall {
+    const wire: WireCall = {
+      plugin: call.plugin,
+      method: call.method,
+      request_id: call.requestId,
+      author_host: authorHost,
+    };
+    if (args !== undefined) wire.args = args;
+    if (call.pluginUuid !== undefined) wire.plugin_uuid = call.pluginUuid;
+    if (call.caller.kind === "plugin") wire.author = call.caller.name;
+    const remaining = call.remaining();
+    if (remaining !== undefined) wire.timeout_ms = Math.ceil(remaining);
+    return wire;
+  }
+
+  /** Runs a function endpoint on the node. Rejects with `NotDelivered` if it never left. */
+  async execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
+    const channel = await this.#connect();
+    const id = ++this.#seq;
+    const wire = this.#wire(call, args, authorHost);
+    return new Promise((resolve, reject) => {
+      const stop = watchBounds(call, (error) => {
+        if (this.#pending.delete(id)) {
+          channel.send({ t: "cancel", id });
+          reject(error);
+        }
+      });
+      const pending: PendingCall = {
+        kind: "call",
+        call,
+        packet: 0,
+        resolve: (value) => {
+          stop();
+          resolve(value);
+        },
+        reject: (error) => {
+          stop();
+          reject(error);
+        },
+      };
+      this.#pending.set(id, pending);
+      pending.packet = channel.send({ t: "call", id, ...wire });
+      if (pending.packet === 0) {
+        this.#pending.delete(id);
+        stop();
+        reject(new NotDelivered(`the connection to ${this.#options.hostname} closed`));
+      }
+    });
+  }
+
+  /**
+   * Consumes a generator endpoint on the node. Credit keeps at most one window of items
+   * between the two sides; a consumer that stops early cancels the source.
+   */
+  async *stream(
+    call: Call,
+    args: unknown,
+    authorHost: string,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const channel = await this.#connect();
+    const id = ++this.#seq;
+    const state: PendingStream = {
+      kind: "stream",
+      call,
+      packet: 0,
+      queue: [],
+      done: false,
+      error: undefined,
+      wake: undefined,
+    };
+    this.#pending.set(id, state);
+    const stop = watchBounds(call, (error) => {
+      if (this.#pending.delete(id)) {
+        channel.send({ t: "cancel", id });
+        this.#settle(state, error);
+      }
+    });
+    state.packet = channel.send({
+      t: "open",
+      id,
+      credit: STREAM_WINDOW,
+      ...this.#wire(call, args, authorHost),
+    });
+    if (state.packet === 0) {
+      this.#pending.delete(id);
+      stop();
+      throw new NotDelivered(`the connection to ${this.#options.hostname} closed`);
+    }
+    let consumed = 0;
+    let index = 0;
+    try {
+      for (;;) {
+        if (index < state.queue.length) {
+          const item = state.queue[index++];
+          // Compact now and then rather than shifting per item.
+          if (index >= 1024) {
+            state.queue = state.queue.slice(index);
+            index = 0;
+          }
+          consumed++;
+          if (consumed >= STREAM_WINDOW / 2 && !state.done) {
+            channel.send({ t: "credit", id, n: consumed });
+            consumed = 0;
+          }
+          yield item;
+          continue;
+        }
+        if (state.done) {
+          if (state.error) throw state.error;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          state.wake = resolve;
+        });
+        state.wake = undefined;
+      }
+    } finally {
+      stop();
+      if (this.#pending.delete(id)) channel.send({ t: "cancel", id });
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (channel) {
+      channel.close();
+      this.#lost(channel);
+    }
+  }
+}

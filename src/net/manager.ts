@@ -1,0 +1,308 @@
+/**
+ * NetworkManager: this node's presence on the network. It runs the server, finds other nodes
+ * (node_ips, `/info` gossip, mDNS), keeps their endpoint maps current, watches their liveness,
+ * and gives the dispatcher a router to reach them.
+ */
+import { randomUUID } from "node:crypto";
+import type { NetworkingConfig } from "../config/types.js";
+import type { NodeInfo } from "../core/types.js";
+import type { Logger } from "../log.js";
+import { bindAddress, hostForUrl, normalizeAddress, parseNodeAddress } from "./address.js";
+import { NodeConnection } from "./connection.js";
+import { HttpClient } from "./http-client.js";
+import { NodeRegistry, RemoteNode } from "./nodes.js";
+import { RemoteRouter } from "./router.js";
+import type { LocalCalls } from "./serve.js";
+import { CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
+import type { InfoAnswer, InfoRequest, WireEndpoint } from "./wire.js";
+
+/** Deepest nesting of JSON accepted from the network. */
+export const MAX_JSON_DEPTH = 64;
+const DEFAULT_BODY_LIMIT = 1024 * 1024;
+
+export interface NetworkOptions {
+  config: NetworkingConfig;
+  hostname: string;
+  logger: Logger;
+  calls: LocalCalls;
+  /** Endpoints of this node's enabled plugins that other nodes may call. */
+  localEndpoints(): WireEndpoint[];
+  hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
+  emit(event: "node:up" | "node:down", node: NodeInfo): void;
+}
+
+export class NetworkManager {
+  /** Random per running node; other nodes tell this one apart by it. */
+  readonly instance = randomUUID();
+  readonly nodes = new NodeRegistry();
+  readonly router: RemoteRouter;
+  readonly #options: NetworkOptions;
+  readonly #config: NetworkingConfig;
+  readonly #logger: Logger;
+  readonly #http: HttpClient;
+  readonly #server: NodeServer;
+  readonly #bind: string;
+  #version = 1;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  readonly #contacting = new Set<string>();
+  /** Addresses found to be this node itself. */
+  readonly #selfAddresses = new Set<string>();
+  #closed = false;
+
+  constructor(options: NetworkOptions, configFile?: string) {
+    this.#options = options;
+    this.#config = options.config;
+    this.#logger = options.logger;
+    this.#bind = bindAddress(options.config, configFile);
+    this.router = new RemoteRouter(this.nodes, options.hostname);
+    this.#http = new HttpClient({ connectTimeoutMs: 3000, maxDepth: MAX_JSON_DEPTH });
+    this.#server = new NodeServer({
+      hostname: options.hostname,
+      bind: this.#bind,
+      port: options.config.port,
+      logger: options.logger,
+      calls: options.calls,
+      bodyLimit: DEFAULT_BODY_LIMIT,
+      maxDepth: MAX_JSON_DEPTH,
+      info: (request, from) => this.#answerInfo(request, from),
+      hasPlugin: options.hasPlugin,
+    });
+  }
+
+  /** The port the server listens on (the configured one, or the one the OS chose for 0). */
+  get port(): number {
+    return this.#server.port;
+  }
+
+  get address(): string {
+    return `${this.#bind}:${this.#server.port}`;
+  }
+
+  /** Marks a change of this node's plugins, so other nodes refresh their view of it. */
+  bumpVersion(): void {
+    this.#version++;
+  }
+
+  async start(): Promise<void> {
+    await this.#server.listen();
+    this.#logger.info(`Listening on ${this.#bind}:${this.port} as "${this.#options.hostname}"`);
+    this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeat_interval * 1000);
+    this.#heartbeat.unref();
+    await Promise.all(this.#config.node_ips.map((entry) => this.#contactEntry(entry)));
+  }
+
+  #contactEntry(entry: string): Promise<void> {
+    const { address, port } = parseNodeAddress(entry, this.#config.port);
+    return this.#contact(address, port);
+  }
+
+  #infoRequest(): InfoRequest {
+    return {
+      hostname: this.#options.hostname,
+      port: this.port,
+      discover_nodes_info: this.#config.discover_nodes,
+      instance: this.instance,
+    };
+  }
+
+  #answerInfo(request: InfoRequest, from: string): InfoAnswer | undefined {
+    if (!this.#config.direct_discoverable) return undefined;
+    const address = normalizeAddress(from);
+    if (this.#config.discover_nodes && request.port > 0 && request.instance !== this.instance) {
+      const known = request.instance ? this.nodes.get(request.instance) : undefined;
+      if (known) this.#seen(known);
+      else void this.#contact(address, request.port);
+    }
+    return {
+      hostname: this.#options.hostname,
+      auto_discoverable: this.#config.auto_discoverable,
+      nodes: request.discover_nodes_info
+        ? this.nodes
+            .shareable()
+            .filter((node) => node.instance !== request.instance)
+            .map((node) => ({ hostname: node.hostname, address: node.address, port: node.port }))
+        : [],
+      endpoints: this.#options.localEndpoints(),
+      version: this.#version,
+      instance: this.instance,
+      port: this.port,
+      tls: false,
+    };
+  }
+
+  async #fetchInfo(address: string, port: number): Promise<InfoAnswer | undefined> {
+    const url = `http://${hostForUrl(address)}:${port}/info`;
+    const timeout = Math.max(1000, this.#config.heartbeat_interval * 1000);
+    const { status, body } = await this.#http.postJson(url, this.#infoRequest(), timeout);
+    if (status === 418) {
+      this.#logger.debug(`${address}:${port} is not direct_discoverable`);
+      return undefined;
+    }
+    if (status !== 200) throw new Error(`${url} answered HTTP ${status}`);
+    return readInfoAnswer(body);
+  }
+
+  /** Asks a node for its `/info`, adds or refreshes it, and follows the nodes it passes on. */
+  async #contact(address: string, port: number): Promise<void> {
+    const key = `${address}:${port}`;
+    if (this.#closed || this.#contacting.has(key) || this.#selfAddresses.has(key)) return;
+    this.#contacting.add(key);
+    try {
+      const answer = await this.#fetchInfo(address, port);
+      if (!answer) return;
+      if (answer.instance === this.instance) {
+        this.#selfAddresses.add(key);
+        return;
+      }
+      const node = this.#adopt(answer, address, port);
+      if (this.#config.discover_nodes) {
+        await Promise.all(
+          answer.nodes
+            .filter((other) => !this.nodes.byAddress(other.address, other.port))
+            .map((other) => this.#contact(other.address, other.port)),
+        );
+      }
+      this.#seen(node);
+    } catch (error) {
+      this.#logger.debug(`cannot reach ${key}: ${(error as Error).message}`);
+    } finally {
+      this.#contacting.delete(key);
+    }
+  }
+
+  /** Adds a node from its `/info` answer, or refreshes the one already known. */
+  #adopt(answer: InfoAnswer, address: string, port: number): RemoteNode {
+    const known = this.nodes.get(answer.instance);
+    if (known) {
+      known.update(answer);
+      this.#seen(known);
+      return known;
+    }
+    if (answer.hostname === this.#options.hostname) {
+      this.#logger.error(
+        `The node at ${address}:${port} claims this node's own hostname "${answer.hostname}"; calls naming that host stay on this node. Give each node a unique general.hostname`,
+      );
+    }
+    for (const other of this.nodes.withHostname(answer.hostname)) {
+      this.#logger.error(
+        `Two nodes claim the hostname "${answer.hostname}": ${other.address}:${other.port} and ${address}:${port}. Calls naming that host fail until one is renamed; give each node a unique general.hostname`,
+      );
+    }
+    const url = `ws://${hostForUrl(address)}:${port}${CHANNEL_PATH}`;
+    const node = new RemoteNode(
+      answer,
+      address,
+      port,
+      new NodeConnection({
+        url,
+        hostname: answer.hostname,
+        maxDepth: MAX_JSON_DEPTH + 2,
+        connectTimeoutMs: 3000,
+        onBadMessage: (error) =>
+          this.#logger.warn(`closing the channel to ${answer.hostname}: ${error.message}`),
+      }),
+    );
+    this.nodes.add(node);
+    this.#logger.info(
+      `Found node "${node.hostname}" at ${address}:${node.port} (${node.endpoints.size} plugin(s))`,
+    );
+    this.#options.emit("node:up", node.info());
+    return node;
+  }
+
+  #seen(node: RemoteNode): void {
+    node.lastSeen = Date.now();
+    if (!node.alive) {
+      node.alive = true;
+      this.#logger.info(`Node "${node.hostname}" is back`);
+      this.#options.emit("node:up", node.info());
+    }
+  }
+
+  /** One heartbeat: refresh every known node, retry configured ones not yet found. */
+  #beat(): void {
+    if (this.#closed) return;
+    const now = Date.now();
+    for (const node of this.nodes.all()) {
+      void this.#check(node);
+      if (node.alive && now - node.lastSeen > this.#config.liveness_timeout * 1000) {
+        node.alive = false;
+        this.#logger.warn(`Node "${node.hostname}" stopped answering; marked down`);
+        this.#options.emit("node:down", node.info());
+      }
+    }
+    for (const entry of this.#config.node_ips) {
+      const { address, port } = parseNodeAddress(entry, this.#config.port);
+      if (!this.nodes.byAddress(address, port)) void this.#contact(address, port);
+    }
+  }
+
+  async #check(node: RemoteNode): Promise<void> {
+    try {
+      const answer = await this.#fetchInfo(node.address, node.port);
+      if (!answer) return;
+      if (answer.instance !== node.instance) {
+        // A new process at the same address: the old instance is gone.
+        this.nodes.remove(node);
+        node.connection.close();
+        if (node.alive) this.#options.emit("node:down", { ...node.info(), alive: false });
+        this.#adopt(answer, node.address, node.port);
+        return;
+      }
+      if (answer.version !== node.version) node.update(answer);
+      this.#seen(node);
+    } catch (error) {
+      this.#logger.debug(`heartbeat to "${node.hostname}" failed: ${(error as Error).message}`);
+    }
+  }
+
+  nodeList(): NodeInfo[] {
+    return this.nodes.all().map((node) => node.info());
+  }
+
+  /** Stops accepting calls, then closes every connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    for (const node of this.nodes.all()) node.connection.close();
+    await this.#server.close();
+    await this.#http.close();
+  }
+}
+
+function readInfoAnswer(body: unknown): InfoAnswer {
+  const record = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const text = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : "");
+  const hostname = text("hostname");
+  const instance = text("instance");
+  if (!hostname || !instance) throw new Error("the /info answer lacks hostname or instance");
+  const endpoints = Array.isArray(record.endpoints)
+    ? record.endpoints.filter(
+        (e): e is WireEndpoint =>
+          typeof e === "object" &&
+          e !== null &&
+          typeof (e as WireEndpoint).plugin === "string" &&
+          typeof (e as WireEndpoint).access_name === "string" &&
+          typeof (e as WireEndpoint).plugin_uuid === "string",
+      )
+    : [];
+  const nodes = Array.isArray(record.nodes)
+    ? record.nodes.filter(
+        (n): n is { hostname: string; address: string; port: number } =>
+          typeof n === "object" &&
+          n !== null &&
+          typeof (n as { address?: unknown }).address === "string" &&
+          typeof (n as { port?: unknown }).port === "number",
+      )
+    : [];
+  return {
+    hostname,
+    instance,
+    auto_discoverable: record.auto_discoverable === true,
+    nodes,
+    endpoints,
+    version: typeof record.version === "number" ? record.version : 0,
+    port: typeof record.port === "number" ? record.port : 0,
+    tls: record.tls === true,
+  };
+}

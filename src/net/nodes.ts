@@ -1,0 +1,125 @@
+/**
+ * What this node knows of the others: where each is, whether it answers, and which endpoints
+ * it serves. Nodes are told apart by their instance id, so one node reached at two addresses
+ * is one node, and two nodes claiming one hostname are two nodes, reported as a conflict.
+ */
+import type { NodeInfo } from "../core/types.js";
+import type { NodeConnection } from "./connection.js";
+import type { InfoAnswer, WireEndpoint } from "./wire.js";
+
+export class RemoteNode {
+  readonly instance: string;
+  hostname: string;
+  address: string;
+  port: number;
+  tls: boolean;
+  alive = true;
+  lastSeen = Date.now();
+  version = -1;
+  autoDiscoverable = true;
+  /** plugin name → access name → endpoint */
+  endpoints = new Map<string, Map<string, WireEndpoint>>();
+  uuids = new Map<string, string>();
+  readonly connection: NodeConnection;
+
+  constructor(answer: InfoAnswer, address: string, port: number, connection: NodeConnection) {
+    this.instance = answer.instance;
+    this.hostname = answer.hostname;
+    this.address = address;
+    this.port = port;
+    this.tls = answer.tls;
+    this.connection = connection;
+    this.update(answer);
+  }
+
+  update(answer: InfoAnswer): void {
+    this.hostname = answer.hostname;
+    this.version = answer.version;
+    this.autoDiscoverable = answer.auto_discoverable;
+    const endpoints = new Map<string, Map<string, WireEndpoint>>();
+    const uuids = new Map<string, string>();
+    for (const endpoint of answer.endpoints) {
+      let methods = endpoints.get(endpoint.plugin);
+      if (!methods) {
+        methods = new Map();
+        endpoints.set(endpoint.plugin, methods);
+      }
+      methods.set(endpoint.access_name, endpoint);
+      uuids.set(endpoint.plugin_uuid, endpoint.plugin);
+    }
+    this.endpoints = endpoints;
+    this.uuids = uuids;
+  }
+
+  serves(plugin: string, method: string, uuid: string | undefined): boolean {
+    if (uuid !== undefined && this.uuids.get(uuid) !== plugin) return false;
+    return this.endpoints.get(plugin)?.has(method) === true;
+  }
+
+  info(): NodeInfo {
+    return {
+      hostname: this.hostname,
+      address: `${this.address}:${this.port}`,
+      alive: this.alive,
+      lastSeen: this.lastSeen,
+      plugins: [...this.endpoints.keys()],
+    };
+  }
+}
+
+export class NodeRegistry {
+  readonly #byInstance = new Map<string, RemoteNode>();
+
+  get(instance: string): RemoteNode | undefined {
+    return this.#byInstance.get(instance);
+  }
+
+  add(node: RemoteNode): void {
+    this.#byInstance.set(node.instance, node);
+  }
+
+  remove(node: RemoteNode): void {
+    this.#byInstance.delete(node.instance);
+  }
+
+  all(): RemoteNode[] {
+    return [...this.#byInstance.values()];
+  }
+
+  byAddress(address: string, port: number): RemoteNode | undefined {
+    for (const node of this.#byInstance.values()) {
+      if (node.address === address && node.port === port) return node;
+    }
+    return undefined;
+  }
+
+  /** Alive nodes with this hostname; more than one is a conflict. */
+  withHostname(hostname: string): RemoteNode[] {
+    return this.all().filter((node) => node.alive && node.hostname === hostname);
+  }
+
+  /**
+   * Alive nodes that serve `plugin.method` (and the instance `uuid`, if given), on the host
+   * the call names, those with the fewest of this node's calls in flight first.
+   */
+  candidates(
+    plugin: string,
+    method: string,
+    uuid: string | undefined,
+    hostname?: string,
+  ): RemoteNode[] {
+    const found: RemoteNode[] = [];
+    for (const node of this.#byInstance.values()) {
+      if (!node.alive) continue;
+      if (hostname !== undefined && node.hostname !== hostname) continue;
+      if (node.serves(plugin, method, uuid)) found.push(node);
+    }
+    if (found.length > 1) found.sort((a, b) => a.connection.inFlight - b.connection.inFlight);
+    return found;
+  }
+
+  /** Nodes that may be passed on to others in `/info` answers. */
+  shareable(): RemoteNode[] {
+    return this.all().filter((node) => node.alive && node.autoDiscoverable);
+  }
+}

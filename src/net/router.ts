@@ -1,0 +1,104 @@
+/**
+ * Where a remote call goes: the nodes that serve the endpoint, fewest calls in flight first. A
+ * call that never reached a node moves on to the next one; a call that may have run is never
+ * repeated.
+ */
+import type { Call } from "../core/call.js";
+import type { RemoteRoutes } from "../core/dispatcher.js";
+import { callErrors, type RequestError } from "../errors.js";
+import { NotDelivered } from "./connection.js";
+import type { NodeRegistry, RemoteNode } from "./nodes.js";
+
+export class RemoteRouter implements RemoteRoutes {
+  readonly #nodes: NodeRegistry;
+  readonly #hostname: string;
+
+  constructor(nodes: NodeRegistry, hostname: string) {
+    this.#nodes = nodes;
+    this.#hostname = hostname;
+  }
+
+  #named(call: Call): string | undefined {
+    const host = call.host;
+    return host === undefined || host === "any" || host === "remote" ? undefined : host;
+  }
+
+  canServe(call: Call): boolean {
+    return (
+      this.#nodes.candidates(call.plugin, call.method, call.pluginUuid, this.#named(call)).length >
+      0
+    );
+  }
+
+  /** The nodes to try, or the reason there are none. */
+  #candidates(call: Call): RemoteNode[] {
+    const hostname = this.#named(call);
+    if (hostname !== undefined) {
+      const named = this.#nodes.withHostname(hostname);
+      if (named.length === 0) {
+        const known = this.#nodes.all().find((node) => node.hostname === hostname);
+        throw callErrors.noNode(
+          call,
+          known
+            ? `node "${hostname}" is down (last seen ${new Date(known.lastSeen).toISOString()})`
+            : `no node named "${hostname}" is known`,
+        );
+      }
+      if (named.length > 1) {
+        throw callErrors.noNode(
+          call,
+          `${named.length} nodes claim the hostname "${hostname}" (${named.map((n) => `${n.address}:${n.port}`).join(", ")}); give each a unique general.hostname`,
+        );
+      }
+    }
+    const nodes = this.#nodes.candidates(call.plugin, call.method, call.pluginUuid, hostname);
+    if (nodes.length === 0) {
+      const where = hostname !== undefined ? `node "${hostname}"` : "no remote node";
+      throw callErrors.noNode(
+        call,
+        `${where} ${hostname !== undefined ? "does not serve" : "serves"} ${call.plugin}.${call.method}${call.pluginUuid ? ` on instance ${call.pluginUuid}` : ""} to other nodes`,
+      );
+    }
+    return nodes;
+  }
+
+  #unreachable(call: Call, reasons: string[]): RequestError {
+    return callErrors.network(
+      call,
+      `no node could be reached (${reasons.join("; ")}); the call was not sent`,
+    );
+  }
+
+  async execute(call: Call, args: unknown): Promise<unknown> {
+    const reasons: string[] = [];
+    for (const node of this.#candidates(call)) {
+      try {
+        return await node.connection.execute(call, args, this.#hostname);
+      } catch (error) {
+        if (!(error instanceof NotDelivered)) throw error;
+        reasons.push(error.message);
+      }
+    }
+    throw this.#unreachable(call, reasons);
+  }
+
+  async *executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
+    const reasons: string[] = [];
+    for (const node of this.#candidates(call)) {
+      const stream = node.connection.stream(call, args, this.#hostname);
+      let first: IteratorResult<unknown, void>;
+      try {
+        first = await stream.next();
+      } catch (error) {
+        if (!(error instanceof NotDelivered)) throw error;
+        reasons.push(error.message);
+        continue;
+      }
+      if (first.done) return;
+      yield first.value;
+      yield* stream;
+      return;
+    }
+    throw this.#unreachable(call, reasons);
+  }
+}

@@ -1,0 +1,253 @@
+/**
+ * Serving calls that arrive from the network, over HTTP or the channel. Every call runs as a
+ * remote caller's, on this node only, so the remote access rules apply whatever the caller
+ * claims, and a remote node can never make this node call a third one.
+ */
+
+import type { Caller, CallOptions } from "../core/call.js";
+import { callErrors, RequestError, type WireError } from "../errors.js";
+import type { PacketChannel } from "./channel.js";
+import { readCall, type WireCall, WireProblem } from "./wire.js";
+
+/** The part of the dispatcher that serves calls; implemented by `Dispatcher`. */
+export interface LocalCalls {
+  execute(
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: CallOptions,
+  ): Promise<unknown>;
+  executeStream(
+    caller: Caller,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: CallOptions,
+  ): AsyncGenerator<unknown, void, undefined>;
+}
+
+/** Items a stream may send before the consumer grants more. */
+export const STREAM_WINDOW = 256;
+
+export function remoteCaller(call: WireCall, peerHost: string): Caller {
+  const hostname = call.author_host ?? peerHost;
+  return call.author === undefined
+    ? { kind: "remote", hostname }
+    : { kind: "remote", hostname, author: call.author };
+}
+
+export function callOptions(call: WireCall, signal: AbortSignal | undefined): CallOptions {
+  const options: CallOptions = { host: "local" };
+  if (call.plugin_uuid !== undefined) options.pluginUuid = call.plugin_uuid;
+  if (call.timeout_ms !== undefined) options.timeout = call.timeout_ms;
+  if (call.request_id !== undefined) options.requestId = call.request_id;
+  if (signal) options.signal = signal;
+  return options;
+}
+
+/** The `error` member to send for anything a served call ended with. */
+export function wireErrorOf(error: unknown, call?: WireCall): WireError {
+  if (error instanceof RequestError) return error.toJSON();
+  if (error instanceof WireProblem) {
+    return { code: error.code, message: error.message };
+  }
+  const site = { plugin: call?.plugin, method: call?.method, requestId: call?.request_id };
+  return callErrors.pluginThrew(site, error).toJSON();
+}
+
+interface Active {
+  controller: AbortController;
+  stream?: StreamPump;
+}
+
+/** One peer's channel, seen from the serving side. */
+export class ChannelSession {
+  readonly #channel: PacketChannel;
+  readonly #calls: LocalCalls;
+  readonly #peerHost: string;
+  readonly #active = new Map<number, Active>();
+
+  constructor(channel: PacketChannel, calls: LocalCalls, peerHost: string) {
+    this.#channel = channel;
+    this.#calls = calls;
+    this.#peerHost = peerHost;
+  }
+
+  get inFlight(): number {
+    return this.#active.size;
+  }
+
+  receive(packet: unknown): void {
+    const record = packet as { t?: unknown; id?: unknown; n?: unknown };
+    const id = record.id;
+    if (typeof id !== "number" || !Number.isSafeInteger(id)) return;
+    switch (record.t) {
+      case "call":
+        this.#call(id, packet);
+        return;
+      case "open":
+        this.#open(id, packet);
+        return;
+      case "credit":
+        if (typeof record.n === "number" && record.n > 0)
+          this.#active.get(id)?.stream?.grant(record.n);
+        return;
+      case "cancel": {
+        const active = this.#active.get(id);
+        active?.controller.abort();
+        active?.stream?.stop();
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #begin(id: number, packet: unknown): { call: WireCall; active: Active } | undefined {
+    let call: WireCall;
+    try {
+      call = readCall(packet);
+    } catch (error) {
+      this.#channel.send({ t: "error", id, error: wireErrorOf(error) });
+      return undefined;
+    }
+    if (this.#active.has(id)) {
+      this.#channel.send({
+        t: "error",
+        id,
+        error: {
+          code: "BAD_REQUEST",
+          message: `request id ${id} is already in use on this channel`,
+        },
+      });
+      return undefined;
+    }
+    const active: Active = { controller: new AbortController() };
+    this.#active.set(id, active);
+    return { call, active };
+  }
+
+  #call(id: number, packet: unknown): void {
+    const begun = this.#begin(id, packet);
+    if (!begun) return;
+    const { call, active } = begun;
+    this.#calls
+      .execute(
+        remoteCaller(call, this.#peerHost),
+        call.plugin,
+        call.method,
+        call.args,
+        callOptions(call, active.controller.signal),
+      )
+      .then(
+        (value) => this.#channel.send({ t: "result", id, value }),
+        (error: unknown) => this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) }),
+      )
+      .finally(() => this.#active.delete(id));
+  }
+
+  #open(id: number, packet: unknown): void {
+    const begun = this.#begin(id, packet);
+    if (!begun) return;
+    const { call, active } = begun;
+    const credit = (packet as { credit?: unknown }).credit;
+    const source = this.#calls.executeStream(
+      remoteCaller(call, this.#peerHost),
+      call.plugin,
+      call.method,
+      call.args,
+      callOptions(call, active.controller.signal),
+    );
+    active.stream = new StreamPump(
+      id,
+      source,
+      this.#channel,
+      typeof credit === "number" && credit > 0 ? credit : STREAM_WINDOW,
+    );
+    active.stream.run(call).finally(() => this.#active.delete(id));
+  }
+
+  /** The peer is gone: end everything it started. */
+  close(): void {
+    for (const active of this.#active.values()) {
+      active.controller.abort();
+      active.stream?.stop();
+    }
+    this.#active.clear();
+  }
+}
+
+/**
+ * Sends a stream's items as the consumer grants credit. Items produced in one turn of the
+ * event loop leave as one packet. Nothing is read from the source without credit, so a slow
+ * consumer slows the generator and neither side buffers more than the window.
+ */
+class StreamPump {
+  readonly #id: number;
+  readonly #source: AsyncGenerator<unknown, void, undefined>;
+  readonly #channel: PacketChannel;
+  #credit: number;
+  #batch: unknown[] = [];
+  #wake: (() => void) | undefined;
+  #stopped = false;
+
+  constructor(
+    id: number,
+    source: AsyncGenerator<unknown, void, undefined>,
+    channel: PacketChannel,
+    credit: number,
+  ) {
+    this.#id = id;
+    this.#source = source;
+    this.#channel = channel;
+    this.#credit = credit;
+  }
+
+  grant(n: number): void {
+    this.#credit += n;
+    this.#wake?.();
+  }
+
+  /** The consumer is gone or cancelled: close the source, send nothing more. */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  #emit = (): void => {
+    if (this.#batch.length === 0) return;
+    const items = this.#batch;
+    this.#batch = [];
+    this.#channel.send({ t: "items", id: this.#id, items });
+  };
+
+  async run(call: WireCall): Promise<void> {
+    try {
+      for (;;) {
+        while (this.#credit <= 0 && !this.#stopped) {
+          this.#emit();
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+          });
+          this.#wake = undefined;
+        }
+        if (this.#stopped || !this.#channel.open) {
+          await this.#source.return();
+          return;
+        }
+        const step = await this.#source.next();
+        if (step.done) break;
+        this.#credit--;
+        if (this.#batch.length === 0) setImmediate(this.#emit);
+        this.#batch.push(step.value);
+      }
+      this.#emit();
+      this.#channel.send({ t: "end", id: this.#id });
+    } catch (error) {
+      if (this.#stopped) return;
+      this.#emit();
+      this.#channel.send({ t: "error", id: this.#id, error: wireErrorOf(error, call) });
+    }
+  }
+}

@@ -1,0 +1,233 @@
+/**
+ * The node's HTTP server: the five endpoints of the node protocol for any HTTP client, and the
+ * WebSocket channel other nodes call through, on the same port.
+ */
+import type { IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { Readable } from "node:stream";
+import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import { WebSocketServer } from "ws";
+import { REQUEST_ERROR_STATUS, type RequestErrorCode, type WireError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { PacketChannel } from "./channel.js";
+import {
+  ChannelSession,
+  callOptions,
+  type LocalCalls,
+  remoteCaller,
+  wireErrorOf,
+} from "./serve.js";
+import {
+  type InfoAnswer,
+  type InfoRequest,
+  parseJson,
+  readCall,
+  readInfoRequest,
+  WireProblem,
+} from "./wire.js";
+
+export const CHANNEL_PATH = "/aio/channel";
+
+export interface HasPluginAnswer {
+  available: boolean;
+  remote: boolean;
+  hostname: string;
+  plugin_uuid: string;
+}
+
+export interface ServerOptions {
+  hostname: string;
+  bind: string;
+  port: number;
+  logger: Logger;
+  calls: LocalCalls;
+  /** Bytes a request body may have. */
+  bodyLimit: number;
+  /** How deep a received JSON value may nest. */
+  maxDepth: number;
+  /** The `/info` answer, or undefined where this node is not direct_discoverable (418). */
+  info(request: InfoRequest, from: string): InfoAnswer | undefined;
+  hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
+}
+
+function statusOf(code: string): number {
+  return REQUEST_ERROR_STATUS[code as RequestErrorCode] ?? 500;
+}
+
+function sendError(reply: FastifyReply, error: WireError): FastifyReply {
+  return reply.code(statusOf(error.code)).send({ error });
+}
+
+export class NodeServer {
+  readonly #options: ServerOptions;
+  readonly #app: FastifyInstance;
+  readonly #sockets = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  readonly #sessions = new Set<ChannelSession>();
+  #port = 0;
+
+  constructor(options: ServerOptions) {
+    this.#options = options;
+    this.#app = Fastify({ logger: false, bodyLimit: options.bodyLimit });
+    this.#routes();
+    this.#app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.#upgrade(request, socket, head),
+    );
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Open channel sessions and the calls they have in flight. */
+  get sessions(): ReadonlySet<ChannelSession> {
+    return this.#sessions;
+  }
+
+  async listen(): Promise<number> {
+    await this.#app.listen({ host: this.#options.bind, port: this.#options.port });
+    this.#port = (this.#app.server.address() as AddressInfo).port;
+    return this.#port;
+  }
+
+  #routes(): void {
+    const app = this.#app;
+    const { maxDepth } = this.#options;
+
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+      try {
+        done(null, body === "" ? undefined : parseJson(body as string, maxDepth));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    });
+
+    app.setErrorHandler((error, _request, reply) => {
+      if (error instanceof WireProblem)
+        return sendError(reply, { code: error.code, message: error.message });
+      const status = (error as { statusCode?: number }).statusCode ?? 500;
+      const code: RequestErrorCode =
+        status === 413 ? "PAYLOAD_TOO_LARGE" : status < 500 ? "BAD_REQUEST" : "NETWORK";
+      return reply.code(status).send({ error: { code, message: (error as Error).message } });
+    });
+    app.setNotFoundHandler((request, reply) =>
+      reply.code(404).send({
+        error: { code: "BAD_REQUEST", message: `no route ${request.method} ${request.url}` },
+      }),
+    );
+
+    app.get("/ping", async () => ({ status: "ok", hostname: this.#options.hostname }));
+
+    app.get("/has_plugin", async (request) => {
+      const query = request.query as Record<string, unknown>;
+      const text = (key: string) =>
+        typeof query[key] === "string" && query[key] !== "" ? (query[key] as string) : undefined;
+      const name = text("name");
+      if (!name) throw new WireProblem("BAD_REQUEST", `the query parameter "name" is required`);
+      return this.#options.hasPlugin(name, text("method"), text("plugin_uuid"));
+    });
+
+    app.post("/info", async (request, reply) => {
+      const answer = this.#options.info(readInfoRequest(request.body ?? {}), request.ip);
+      if (!answer) {
+        return reply.code(418).send({
+          error: {
+            code: "ACCESS_DENIED",
+            message: `${this.#options.hostname} is not direct_discoverable`,
+          },
+        });
+      }
+      return answer;
+    });
+
+    app.post("/execute", async (request, reply) => {
+      const call = readCall(request.body);
+      const controller = new AbortController();
+      request.raw.once("close", () => {
+        if (!reply.sent) controller.abort();
+      });
+      try {
+        const result = await this.#options.calls.execute(
+          remoteCaller(call, request.ip),
+          call.plugin,
+          call.method,
+          call.args,
+          callOptions(call, controller.signal),
+        );
+        return { result: result === undefined ? null : result };
+      } catch (error) {
+        return sendError(reply, wireErrorOf(error, call));
+      }
+    });
+
+    app.post("/execute_stream", async (request, reply) => {
+      const call = readCall(request.body);
+      const controller = new AbortController();
+      const source = this.#options.calls.executeStream(
+        remoteCaller(call, request.ip),
+        call.plugin,
+        call.method,
+        call.args,
+        callOptions(call, controller.signal),
+      );
+      // The first step decides the status: an error before any item gets a fitting one.
+      let first: IteratorResult<unknown, void>;
+      try {
+        first = await source.next();
+      } catch (error) {
+        return sendError(reply, wireErrorOf(error, call));
+      }
+      async function* lines(): AsyncGenerator<string, void, undefined> {
+        try {
+          let step = first;
+          while (!step.done) {
+            yield `${JSON.stringify({ item: step.value })}\n`;
+            step = await source.next();
+          }
+          yield '{"end":true}\n';
+        } catch (error) {
+          yield `${JSON.stringify({ error: wireErrorOf(error, call) })}\n`;
+        } finally {
+          await source.return();
+        }
+      }
+      const body = Readable.from(lines(), { objectMode: false, highWaterMark: 16 * 1024 });
+      body.once("close", () => controller.abort());
+      return reply.code(200).type("application/x-ndjson").send(body);
+    });
+  }
+
+  #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (request.url ?? "").split("?")[0];
+    if (path !== CHANNEL_PATH) {
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    this.#sockets.handleUpgrade(request, socket, head, (ws) => {
+      const peer = request.socket.remoteAddress ?? "unknown";
+      let session: ChannelSession | undefined;
+      const channel = new PacketChannel(ws, {
+        maxDepth: this.#options.maxDepth + 2,
+        onPacket: (packet) => session?.receive(packet),
+        onBadMessage: (error) => {
+          this.#options.logger.warn(`closing the channel from ${peer}: ${error.message}`);
+          ws.terminate();
+        },
+      });
+      session = new ChannelSession(channel, this.#options.calls, peer);
+      this.#sessions.add(session);
+      ws.once("close", () => {
+        session?.close();
+        if (session) this.#sessions.delete(session);
+      });
+    });
+  }
+
+  /** Stops accepting, then closes every connection. */
+  async close(): Promise<void> {
+    for (const client of this.#sockets.clients) client.close(1001, "node closing");
+    await this.#app.close();
+    for (const client of this.#sockets.clients) client.terminate();
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * The node protocol's messages: the JSON bodies of the HTTP endpoints and the packets of the
+ * node-to-node channel, and the one parser every received byte goes through.
+ *
+ * Nothing received is evaluated or turned into code: bodies are parsed with `JSON.parse`,
+ * refused when they carry a prototype-polluting key or nest too deep, then checked field by
+ * field before anything uses them.
+ */
+import { RequestError, type RequestErrorCode, type WireError } from "../errors.js";
+
+/** What `POST /execute` and `POST /execute_stream` carry, and a channel call packet too. */
+export interface WireCall {
+  plugin: string;
+  method: string;
+  args?: unknown;
+  plugin_uuid?: string;
+  author?: string;
+  author_host?: string;
+  request_id?: string;
+  /** Milliseconds left of the caller's deadline. */
+  timeout_ms?: number;
+}
+
+/** One remotely callable endpoint, as `/info` lists it. */
+export interface WireEndpoint {
+  plugin: string;
+  plugin_uuid: string;
+  access_name: string;
+  kind: string;
+  description: string;
+  tags: string[];
+}
+
+export interface WireNode {
+  hostname: string;
+  address: string;
+  port: number;
+}
+
+export interface InfoRequest {
+  hostname: string;
+  port: number;
+  discover_nodes_info: boolean;
+  /** The asking node's instance id, so a node never mistakes itself for another. */
+  instance?: string;
+}
+
+export interface InfoAnswer {
+  hostname: string;
+  auto_discoverable: boolean;
+  nodes: WireNode[];
+  endpoints: WireEndpoint[];
+  /** Changes whenever the node's plugins or endpoints change. */
+  version: number;
+  /** Random per running node: tells two nodes claiming one hostname apart. */
+  instance: string;
+  port: number;
+  tls: boolean;
+}
+
+/** Channel packets. `id` pairs answers with calls; ids are chosen by the calling side. */
+export type ClientPacket =
+  | ({ t: "call"; id: number } & WireCall)
+  | ({ t: "open"; id: number; credit: number } & WireCall)
+  | { t: "credit"; id: number; n: number }
+  | { t: "cancel"; id: number };
+
+export type ServerPacket =
+  | { t: "result"; id: number; value?: unknown }
+  | { t: "error"; id: number; error: WireError }
+  | { t: "items"; id: number; items: unknown[] }
+  | { t: "end"; id: number };
+
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set([
+  "__proto__",
+  "constructor",
+  "prototype",
+]);
+
+/** Why a body was refused; answered with 400 (or 413 for size). */
+export class WireProblem extends Error {
+  constructor(
+    readonly code: RequestErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Walks a parsed JSON value, refusing prototype keys and nesting deeper than `maxDepth`.
+ * Iterative, so a hostile body cannot exhaust the stack.
+ */
+export function checkJsonValue(value: unknown, maxDepth: number): void {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
+  while (stack.length > 0) {
+    const { value: current, depth } = stack.pop() as { value: unknown; depth: number };
+    if (typeof current !== "object" || current === null) continue;
+    if (depth > maxDepth) {
+      throw new WireProblem("BAD_REQUEST", `the body nests deeper than ${maxDepth} levels`);
+    }
+    if (Array.isArray(current)) {
+      for (const item of current) stack.push({ value: item, depth: depth + 1 });
+      continue;
+    }
+    for (const key of Object.keys(current)) {
+      if (FORBIDDEN_KEYS.has(key)) {
+        throw new WireProblem("BAD_REQUEST", `the body contains the forbidden key "${key}"`);
+      }
+      stack.push({ value: (current as Record<string, unknown>)[key], depth: depth + 1 });
+    }
+  }
+}
+
+/** Parses received JSON text; throws `WireProblem` for anything malformed or hostile. */
+export function parseJson(text: string, maxDepth: number): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new WireProblem("BAD_REQUEST", `the body is not valid JSON: ${(error as Error).message}`);
+  }
+  checkJsonValue(value, maxDepth);
+  return value;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const value = body[key];
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value !== "string") throw new WireProblem("BAD_REQUEST", `"${key}" must be a string`);
+  return value;
+}
+
+function requiredString(body: Record<string, unknown>, key: string): string {
+  const value = optionalString(body, key);
+  if (value === undefined) throw new WireProblem("BAD_REQUEST", `"${key}" is required`);
+  return value;
+}
+
+/** Checks the fields of a call received over HTTP or the channel. */
+export function readCall(body: unknown): WireCall {
+  if (!isRecord(body)) throw new WireProblem("BAD_REQUEST", "the body must be a JSON object");
+  const call: WireCall = {
+    plugin: requiredString(body, "plugin"),
+    method: requiredString(body, "method"),
+  };
+  if (body.args !== undefined) call.args = body.args;
+  const uuid = optionalString(body, "plugin_uuid");
+  if (uuid !== undefined) call.plugin_uuid = uuid;
+  const author = optionalString(body, "author");
+  if (author !== undefined) call.author = author;
+  const authorHost = optionalString(body, "author_host");
+  if (authorHost !== undefined) call.author_host = authorHost;
+  const requestId = optionalString(body, "request_id");
+  if (requestId !== undefined) call.request_id = requestId;
+  const timeout = body.timeout_ms;
+  if (timeout !== undefined && timeout !== null) {
+    if (typeof timeout !== "number" || !Number.isFinite(timeout) || timeout < 0) {
+      throw new WireProblem("BAD_REQUEST", `"timeout_ms" must be a non-negative number`);
+    }
+    call.timeout_ms = timeout;
+  }
+  return call;
+}
+
+export function readInfoRequest(body: unknown): InfoRequest {
+  if (!isRecord(body)) throw new WireProblem("BAD_REQUEST", "the body must be a JSON object");
+  const port = body.port;
+  const request: InfoRequest = {
+    hostname: optionalString(body, "hostname") ?? "",
+    port: typeof port === "number" && Number.isInteger(port) && port > 0 && port < 65536 ? port : 0,
+    discover_nodes_info: body.discover_nodes_info === true,
+  };
+  const instance = optionalString(body, "instance");
+  if (instance !== undefined) request.instance = instance;
+  return request;
+}
+
+/** Rebuilds a `RequestError` from the `error` member of an answer. */
+export function errorFromWire(wire: unknown, fallbackHost: string): RequestError {
+  const body = isRecord(wire) ? wire : {};
+  const code = typeof body.code === "string" ? (body.code as RequestErrorCode) : "NETWORK";
+  const message =
+    typeof body.message === "string"
+      ? body.message
+      : "the remote node sent an error without a message";
+  const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : undefined);
+  return new RequestError(
+    code,
+    message,
+    {
+      requestId: text("request_id"),
+      plugin: text("plugin"),
+      method: text("method"),
+      host: text("host") ?? fallbackHost,
+    },
+    { errorName: text("error_name") },
+  );
+}
