@@ -14,6 +14,8 @@
  *   --warmup MS      warm-up per case (default 1000, quick 150)
  *   --cold N         fresh processes for the cold start-up time (default 7, quick 3)
  *   --warm N         in-process cores for the warm start-up time (default 7, quick 3)
+ *   --latency MS     remote: per-call latency pass per round and contender (default 400, quick 100)
+ *   --items N        remote: items per stream (default 10000, quick 2000)
  *   --dist PATH      benchmark another build (a dist folder or its index.js), e.g. a scratch copy
  *   --json FILE      also write the results as JSON
  *   --strict         exit 1 when a target is not met
@@ -28,6 +30,7 @@ import { parseArgs } from "node:util";
 const SECTIONS = {
   local: () => import("./sections/local.mjs"),
   ready: () => import("./sections/ready.mjs"),
+  remote: () => import("./sections/remote.mjs"),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -41,6 +44,8 @@ const { values: opts, positionals } = parseArgs({
     warmup: { type: "string" },
     cold: { type: "string" },
     warm: { type: "string" },
+    latency: { type: "string" },
+    items: { type: "string" },
     dist: { type: "string" },
     json: { type: "string" },
     strict: { type: "boolean", default: false },
@@ -104,6 +109,13 @@ const ctx = {
     warmupMs: int(opts.warmup, quick ? 150 : 1000),
   },
   ready: { cold: int(opts.cold, quick ? 3 : 7), warm: int(opts.warm, quick ? 3 : 7) },
+  remote: {
+    rounds: int(opts.rounds, quick ? 3 : 5),
+    ms: int(opts.time, quick ? 150 : 1000),
+    warmupMs: int(opts.warmup, quick ? 150 : 1000),
+    latencyMs: int(opts.latency, quick ? 100 : 400),
+    streamItems: int(opts.items, quick ? 2000 : 10_000),
+  },
   print: (text) => console.log(`${text}\n`),
   progress: (text) => process.stderr.write(`${text}\n`),
 };

@@ -13,7 +13,7 @@ export type {
   ResourceLimits,
 } from "./config/types.js";
 export { PluginCore, type PluginCoreEvents } from "./core/plugin-core.js";
-export type { ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
+export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
 export {
   AioError,
   type CallSite,

@@ -3,7 +3,7 @@
  * early (timeout, abort, its plugin being unloaded). Nothing here knows where the plugin runs.
  */
 import { type CallSite, callErrors, type RequestError } from "../errors.js";
-import type { ExecuteOptions } from "./types.js";
+import type { CallInfo, ExecuteOptions } from "./types.js";
 
 /** Who is calling; access rules depend on it. */
 export type Caller =
@@ -19,7 +19,7 @@ export interface CallOptions extends ExecuteOptions {
   requestId?: string;
 }
 
-export class Call implements CallSite {
+export class Call implements CallSite, CallInfo {
   readonly #idPrefix: string;
   readonly #seq: number;
   #requestId: string | undefined;
@@ -30,8 +30,12 @@ export class Call implements CallSite {
   readonly caller: Caller;
   readonly timeout: number | undefined;
   /** When the call times out, on the `performance.now()` clock; set only with a valid timeout. */
-  readonly deadline: number | undefined;
-  readonly signal: AbortSignal | undefined;
+  readonly #deadline: number | undefined;
+  /** The caller's own signal, from its options. */
+  readonly callerSignal: AbortSignal | undefined;
+  /** Created when the plugin first asks for `signal`; most calls never need one. */
+  #controller: AbortController | undefined;
+  #endedBy: Error | undefined;
 
   constructor(
     idPrefix: string,
@@ -51,16 +55,52 @@ export class Call implements CallSite {
     this.pluginUuid = options?.pluginUuid;
     const timeout = options?.timeout;
     this.timeout = timeout;
-    this.deadline =
+    this.#deadline =
       timeout !== undefined && Number.isFinite(timeout) && timeout >= 0
         ? performance.now() + timeout
         : undefined;
-    this.signal = options?.signal;
+    this.callerSignal = options?.signal;
+  }
+
+  get author(): string | undefined {
+    const caller = this.caller;
+    return caller.kind === "plugin"
+      ? caller.name
+      : caller.kind === "remote"
+        ? caller.author
+        : undefined;
+  }
+
+  get authorHost(): string | undefined {
+    return this.caller.kind === "remote" ? this.caller.hostname : undefined;
+  }
+
+  /** Aborted when the call is ended from outside; see `CallInfo.signal`. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#endedBy) this.#controller.abort(this.#endedBy);
+    }
+    return this.#controller.signal;
+  }
+
+  get deadline(): number | undefined {
+    const left = this.remaining();
+    return left === undefined ? undefined : Date.now() + left;
+  }
+
+  /** The caller stopped waiting: tell the plugin through `signal`. */
+  cancel(reason: Error): void {
+    if (this.#endedBy) return;
+    this.#endedBy = reason;
+    this.#controller?.abort(reason);
   }
 
   /** Milliseconds left before the deadline, if the call has one. */
   remaining(): number | undefined {
-    return this.deadline === undefined ? undefined : Math.max(0, this.deadline - performance.now());
+    return this.#deadline === undefined
+      ? undefined
+      : Math.max(0, this.#deadline - performance.now());
   }
 
   /** Formatted on first use: most calls never need it. */
@@ -71,7 +111,7 @@ export class Call implements CallSite {
 
   /** Whether anything besides the plugin itself can end this call. */
   get bounded(): boolean {
-    return this.timeout !== undefined || this.signal !== undefined;
+    return this.timeout !== undefined || this.callerSignal !== undefined;
   }
 }
 
@@ -124,7 +164,7 @@ export class InFlight {
  */
 export function watchBounds(call: Call, end: (error: RequestError) => void): () => void {
   if (!call.bounded) return noop;
-  const signal = call.signal;
+  const signal = call.callerSignal;
   if (signal?.aborted) {
     end(callErrors.aborted(call, signal.reason));
     return noop;
@@ -169,7 +209,11 @@ export function trackPromise(
   return new Promise((resolve, reject) => {
     let done = false;
     let stopWatching: (() => void) | undefined;
-    const entry: Cancellable = { fail: (error) => finish(error, undefined) };
+    const end = (error: RequestError) => {
+      call.cancel(error);
+      finish(error, undefined);
+    };
+    const entry: Cancellable = { fail: end };
     function finish(error: RequestError | undefined, value: unknown): void {
       if (done) return;
       done = true;
@@ -179,7 +223,7 @@ export function trackPromise(
       else resolve(value);
     }
     inFlight.add(entry);
-    stopWatching = watchBounds(call, (error) => finish(error, undefined));
+    stopWatching = watchBounds(call, end);
     work.then(
       (value) => finish(undefined, value),
       (error: unknown) => finish(wrapError(error), undefined),
@@ -207,6 +251,7 @@ export async function* trackStream(
   const entry: Cancellable = {
     fail(error) {
       failure ??= error;
+      call.cancel(error);
       interrupt?.(error);
     },
   };
@@ -247,6 +292,7 @@ export async function* trackStream(
     inFlight.delete(entry);
     stopWatching();
     if (!exhausted) {
+      call.cancel(failure ?? new Error("the consumer stopped reading the stream"));
       const closing = busy ? undefined : source.return?.();
       if (isPromiseLike(closing)) await closing.then(undefined, () => undefined);
       else if (busy) closeLater(source);

@@ -5,7 +5,7 @@
  */
 import { callErrors, type RequestError } from "../errors.js";
 import { ArgumentProblem, type EndpointKind, isStreamKind } from "../plugins/endpoint.js";
-import type { LoadedEndpoint } from "../plugins/host.js";
+import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
 import {
   APPLICATION,
   Call,
@@ -117,10 +117,9 @@ export class Dispatcher {
   }
 
   /**
-   * The common case, without allocating a `Call` unless the method returns a promise: a local
-   * function endpoint, enabled, open to the caller, with valid arguments. Anything else,
-   * including every error, returns undefined and takes the full path, which says precisely
-   * what is wrong.
+   * The common case, checked in as few steps as possible: a local function endpoint, enabled,
+   * open to the caller, with valid arguments. Anything else, including every error, returns
+   * undefined and takes the full path, which says precisely what is wrong.
    */
   #executeFast(
     seq: number,
@@ -149,15 +148,24 @@ export class Dispatcher {
     } catch {
       return undefined;
     }
+    const call = new Call(this.#idPrefix, seq, plugin, method, caller, options);
+    return this.#invoke(slot, endpoint, positional, call);
+  }
+
+  /** Runs a function endpoint and tracks it until it settles. */
+  #invoke(
+    slot: PluginSlot,
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+    call: Call,
+  ): Promise<unknown> {
     let result: unknown;
     try {
-      result = slot.host?.invoke(endpoint, positional);
+      result = (slot.host as PluginHost).invoke(endpoint, args, call);
     } catch (error) {
-      const call = new Call(this.#idPrefix, seq, plugin, method, caller, options);
       return Promise.reject(callErrors.pluginThrew(call, error));
     }
     if (!isPromiseLike(result)) return Promise.resolve(result);
-    const call = new Call(this.#idPrefix, seq, plugin, method, caller, options);
     return trackPromise(slot.inFlight, call, result, (error) =>
       callErrors.pluginThrew(call, error),
     );
@@ -202,16 +210,7 @@ export class Dispatcher {
     }
     if (isPromiseLike(target))
       return waitWithin(call, target).then(() => this.#execute(call, args));
-    const { slot, endpoint } = target;
-    const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
-    let result: unknown;
-    try {
-      result = slot.host?.invoke(endpoint, target.args);
-    } catch (error) {
-      throw wrap(error);
-    }
-    if (!isPromiseLike(result)) return Promise.resolve(result);
-    return trackPromise(slot.inFlight, call, result, wrap);
+    return this.#invoke(target.slot, target.endpoint, target.args, call);
   }
 
   executeStream(
@@ -246,9 +245,9 @@ export class Dispatcher {
     }
     const { slot, endpoint } = target;
     const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
-    let source: ReturnType<NonNullable<PluginSlot["host"]>["openStream"]>;
+    let source: ReturnType<PluginHost["openStream"]>;
     try {
-      source = (slot.host as NonNullable<PluginSlot["host"]>).openStream(endpoint, target.args);
+      source = (slot.host as PluginHost).openStream(endpoint, target.args, call);
     } catch (error) {
       throw wrap(error);
     }
@@ -266,7 +265,7 @@ export class Dispatcher {
     const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeSync");
     let result: unknown;
     try {
-      result = slot.host?.invoke(endpoint, positional);
+      result = slot.host?.invoke(endpoint, positional, call);
     } catch (error) {
       throw callErrors.pluginThrew(call, error);
     }
@@ -293,7 +292,11 @@ export class Dispatcher {
     const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeStreamSync");
     let source: Iterator<unknown, unknown, undefined>;
     try {
-      source = slot.host?.openStream(endpoint, positional) as Iterator<unknown, unknown, undefined>;
+      source = slot.host?.openStream(endpoint, positional, call) as Iterator<
+        unknown,
+        unknown,
+        undefined
+      >;
     } catch (error) {
       throw callErrors.pluginThrew(call, error);
     }

@@ -21,7 +21,7 @@ import type { Caller } from "./call.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Lifecycle, type LifecycleEvents } from "./lifecycle.js";
 import { PluginRegistry, PluginSlot } from "./registry.js";
-import type { ExecuteOptions, NodeInfo, PluginInfo } from "./types.js";
+import type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo } from "./types.js";
 
 export interface PluginCoreEvents extends LifecycleEvents {
   "node:up": [node: NodeInfo];
@@ -178,15 +178,18 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   }
 
   #createHost(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginHost {
-    return new InProcessHost(
-      slot.entry,
-      manifest,
-      this.#contextFor(slot, manifest, uuid),
-      slot.moduleVersion,
-    );
+    let host: InProcessHost | undefined;
+    const context = this.#contextFor(slot, manifest, uuid, () => host?.currentCall);
+    host = new InProcessHost(slot.entry, manifest, context, slot.moduleVersion);
+    return host;
   }
 
-  #contextFor(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginContext {
+  #contextFor(
+    slot: PluginSlot,
+    manifest: PluginManifest,
+    uuid: string,
+    currentCall: () => CallInfo | undefined,
+  ): PluginContext {
     const caller: Caller = { kind: "plugin", name: slot.name };
     const dispatcher = this.#dispatcher;
     const current = () => slot.uuid === uuid;
@@ -200,6 +203,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       arguments: slot.entry.arguments !== undefined ? slot.entry.arguments : manifest.arguments,
       state: () => (current() ? slot.state : "unloaded"),
       endpoints: () => (current() ? [...slot.endpoints.values()].map((e) => e.info) : []),
+      currentCall,
       execute: (plugin, method, args, options) =>
         dispatcher.execute(caller, plugin, method, args, options),
       executeSync: (plugin, method, args, options) =>

@@ -46,3 +46,23 @@ export interface NodeInfo {
   lastSeen: number;
   plugins: string[];
 }
+
+/**
+ * The call a plugin method is serving, from `Plugin.currentCall`. Read it at the start of the
+ * method, before the first `await` or `yield`: afterwards other calls may be running.
+ */
+export interface CallInfo {
+  readonly requestId: string;
+  /** The calling plugin's name, when a plugin made the call. */
+  readonly author: string | undefined;
+  /** The node the call came from; undefined for a call made on this node. */
+  readonly authorHost: string | undefined;
+  /**
+   * Aborted when the caller stops waiting: its timeout passes (on whichever node), it aborts,
+   * it breaks out of a stream, or the plugin is unloaded. Pass it on to fetch(), timers and
+   * other plugins' calls so their work stops too.
+   */
+  readonly signal: AbortSignal;
+  /** When the caller stops waiting, as a `Date.now()` time, if it has a deadline. */
+  readonly deadline: number | undefined;
+}

@@ -4,6 +4,7 @@
  * thread or elsewhere.
  */
 import type { PluginManifest } from "../config/types.js";
+import type { CallInfo } from "../core/types.js";
 import type { ArgumentBinder, EndpointInfo } from "./endpoint.js";
 
 /** An endpoint ready to be called: its declaration, kind, and compiled argument binder. */
@@ -36,11 +37,12 @@ export interface PluginHost {
    * Starts a function endpoint. Returns its value, or a promise of it. May throw what the
    * plugin throws.
    */
-  invoke(endpoint: LoadedEndpoint, args: unknown[]): unknown;
+  invoke(endpoint: LoadedEndpoint, args: unknown[], call: CallInfo): unknown;
   /** Starts a generator endpoint and returns its iterator. */
   openStream(
     endpoint: LoadedEndpoint,
     args: unknown[],
+    call: CallInfo,
   ): Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
   /**
    * Whether `invoke` of a plain function and `openStream` of a generator run synchronously

@@ -2,6 +2,7 @@
 
 import { formatProblem } from "../config/load.js";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
+import type { CallInfo } from "../core/types.js";
 import { ConfigError } from "../errors.js";
 import { compileBinder, endpointInfo, internalize, kindOf } from "./endpoint.js";
 import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
@@ -21,6 +22,7 @@ export class InProcessHost implements PluginHost {
   readonly #context: PluginContext;
   readonly #moduleVersion: number;
   #instance: Plugin | undefined;
+  #current: CallInfo | undefined;
   #endpoints = new Map<string, BoundEndpoint>();
 
   constructor(
@@ -106,14 +108,44 @@ export class InProcessHost implements PluginHost {
     };
   }
 
-  invoke(endpoint: LoadedEndpoint, args: unknown[]): unknown {
-    return (endpoint as BoundEndpoint).method.apply(this.#instance, args);
+  /** The call whose code is running synchronously in this plugin now, for `currentCall`. */
+  get currentCall(): CallInfo | undefined {
+    return this.#current;
+  }
+
+  invoke(endpoint: LoadedEndpoint, args: unknown[], call: CallInfo): unknown {
+    const previous = this.#current;
+    this.#current = call;
+    try {
+      return (endpoint as BoundEndpoint).method.apply(this.#instance, args);
+    } finally {
+      this.#current = previous;
+    }
   }
 
   openStream(
     endpoint: LoadedEndpoint,
     args: unknown[],
+    call: CallInfo,
   ): Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined> {
-    return this.invoke(endpoint, args) as Iterator<unknown, unknown, undefined>;
+    const source = this.invoke(endpoint, args, call) as Iterator<unknown, unknown, undefined> &
+      AsyncIterator<unknown, unknown, undefined>;
+    // A generator's body runs inside next(), not at the call: mark the call there too.
+    const step =
+      <K extends "next" | "return" | "throw">(key: K) =>
+      (value?: unknown) => {
+        const previous = this.#current;
+        this.#current = call;
+        try {
+          return (source[key] as (value?: unknown) => unknown).call(source, value);
+        } finally {
+          this.#current = previous;
+        }
+      };
+    return {
+      next: step("next"),
+      return: step("return"),
+      throw: step("throw"),
+    } as Iterator<unknown, unknown, undefined>;
   }
 }

@@ -5,7 +5,7 @@
  * context (name, uuid, logger, the way to call other plugins) before the subclass constructor
  * body runs, so even a constructor may log.
  */
-import type { ExecuteOptions, PluginState } from "../core/types.js";
+import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
 import type { Logger } from "../log.js";
 import type { EndpointInfo } from "./endpoint.js";
 
@@ -20,6 +20,7 @@ export interface PluginContext {
   readonly arguments: unknown;
   state(): PluginState;
   endpoints(): EndpointInfo[];
+  currentCall(): CallInfo | undefined;
   execute(
     plugin: string,
     method: string,
@@ -99,6 +100,21 @@ export abstract class Plugin {
   /** A logger whose lines carry this plugin's name. */
   get logger(): Logger {
     return this.#context?.logger ?? detached();
+  }
+
+  /**
+   * The call this plugin is serving, with its `signal`, `requestId` and `author`. Read it at
+   * the start of the method, before the first `await` or `yield`; undefined outside a call.
+   *
+   * ```ts
+   * async fetchPage(url: string) {
+   *   const { signal } = this.currentCall!;
+   *   return (await fetch(url, { signal })).text(); // stops when the caller gives up
+   * }
+   * ```
+   */
+  get currentCall(): CallInfo | undefined {
+    return this.#context?.currentCall();
   }
 
   /** What `onLoad` received: plugin_config.yml's `arguments`, or config.yml's override. */

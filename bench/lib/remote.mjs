@@ -1,0 +1,212 @@
+/**
+ * Helpers of the `remote` section: the server process, the clients of every contender,
+ * per-call latency passes and CPU accounting on both sides.
+ */
+import { fork } from "node:child_process";
+import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
+import moleculer from "moleculer";
+import { Pool } from "undici";
+
+const now = () => performance.now();
+const SERVER = fileURLToPath(new URL("../remote-server.mjs", import.meta.url));
+
+/**
+ * Forks bench/remote-server.mjs and waits for its ports. `execArgv` e.g. ["--cpu-prof", …];
+ * `serve` limits what it starts ("aio,mol,http"). Returns { ready, cpu(), stop() }.
+ */
+export async function startServer({ distUrl, execArgv = [], serve, timeoutMs = 30_000 }) {
+  const env = { ...process.env, AIO_BENCH_DIST: distUrl };
+  if (serve) env.AIO_BENCH_SERVE = serve;
+  const child = fork(SERVER, [], { execArgv, env, stdio: ["ignore", "inherit", "pipe", "ipc"] });
+  let stderr = "";
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+  const ready = await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`bench/remote-server.mjs not ready in ${timeoutMs} ms\n${stderr}`)),
+      timeoutMs,
+    );
+    child.on("message", (m) => {
+      if (m?.type !== "ready") return;
+      clearTimeout(timer);
+      resolve(m);
+    });
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`bench/remote-server.mjs exited ${code} before ready:\n${stderr}`));
+    });
+  });
+  let seq = 0;
+  const waiting = new Map();
+  child.on("message", (m) => {
+    if (m?.type === "cpu") {
+      waiting.get(m.id)?.(m);
+      waiting.delete(m.id);
+    }
+  });
+  return {
+    ready,
+    pid: child.pid,
+    /** The server's CPU time so far, in µs (user + system). */
+    cpu() {
+      const id = ++seq;
+      return new Promise((resolve) => {
+        waiting.set(id, (m) => resolve(m.user + m.system));
+        child.send({ type: "cpu", id });
+      });
+    },
+    /** Asks the server to close and exit; resolves with its exit code. */
+    async stop() {
+      if (child.exitCode === null && child.connected) child.send({ type: "stop" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+    get stderr() {
+      return stderr;
+    },
+  };
+}
+
+/** This process's CPU time so far, in µs (user + system). */
+export function clientCpu() {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+// ------------------------------------------------------------------ clients
+
+/** The AIO client node: networking on, no plugins, the server in node_ips. */
+export async function startAioClient(distUrl, ready) {
+  const { PluginCore } = await import(distUrl);
+  const client = new PluginCore({
+    plugins: [],
+    general: { hostname: "bench-client", console_log_level: "ERROR", log_dir: "" },
+    networking: { enabled: true, port: 0, node_ips: [`127.0.0.1:${ready.aioPort}`] },
+  });
+  await client.start();
+  const nodes = client.nodes();
+  const server = nodes.find((n) => n.hostname === ready.aioHostname);
+  if (!server?.alive || !server.plugins.includes("PluginB")) {
+    await client.close();
+    throw new Error(`the AIO client does not list the server node: ${JSON.stringify(nodes)}`);
+  }
+  return client;
+}
+
+export async function startMoleculerClient(ready) {
+  const broker = new moleculer.ServiceBroker({
+    nodeID: "bench-mol-client",
+    logger: false,
+    validator: false,
+    metrics: false,
+    tracing: false,
+    transporter: {
+      type: "TCP",
+      options: { udpDiscovery: false, urls: [`127.0.0.1:${ready.molPort}/${ready.molNodeID}`] },
+    },
+  });
+  await broker.start();
+  await broker.waitForServices("PluginB", 10_000);
+  return broker;
+}
+
+/** One keep-alive connection per call in flight (64), no pipelining. */
+export function httpPool(port, connections = 64) {
+  return new Pool(`http://127.0.0.1:${port}`, {
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+  });
+}
+
+const JSON_HEADERS = { "content-type": "application/json" };
+
+/** POST a JSON body, answer the parsed JSON body. */
+export async function postJson(pool, path, text) {
+  const { statusCode, body } = await pool.request({
+    method: "POST",
+    path,
+    headers: JSON_HEADERS,
+    body: text,
+  });
+  const value = await body.json();
+  if (statusCode !== 200) throw new Error(`${path}: HTTP ${statusCode} ${JSON.stringify(value)}`);
+  return value;
+}
+
+/**
+ * POST a JSON body to an NDJSON endpoint and parse every line; `onItem(item)` per `{"item":…}`.
+ * Returns the number of items; throws on an `{"error":…}` line or a missing `{"end":true}`.
+ */
+export async function consumeNdjson(pool, path, text, onItem) {
+  const { statusCode, body } = await pool.request({
+    method: "POST",
+    path,
+    headers: JSON_HEADERS,
+    body: text,
+  });
+  if (statusCode !== 200) throw new Error(`${path}: HTTP ${statusCode} ${await body.text()}`);
+  body.setEncoding("utf8");
+  let rest = "";
+  let items = 0;
+  let ended = false;
+  for await (const chunk of body) {
+    const textChunk = rest === "" ? chunk : rest + chunk;
+    let start = 0;
+    for (let nl = textChunk.indexOf("\n"); nl !== -1; nl = textChunk.indexOf("\n", start)) {
+      const line = JSON.parse(textChunk.slice(start, nl));
+      start = nl + 1;
+      if (line.item !== undefined) {
+        items++;
+        onItem?.(line.item);
+      } else if (line.end === true) ended = true;
+      else if (line.error) throw new Error(`${path}: ${JSON.stringify(line.error)}`);
+    }
+    rest = textChunk.slice(start);
+  }
+  if (!ended) throw new Error(`${path}: the stream ended without {"end":true}`);
+  return items;
+}
+
+// ------------------------------------------------------------------ latency
+
+/**
+ * A latency pass: `concurrency` closed loops, each timing every call with performance.now().
+ * Run separately from the throughput passes (which read the clock once per chunk).
+ * Returns measure(ms) → Float64Array of per-call milliseconds.
+ */
+export function makeLatencyCase(fn, concurrency) {
+  const loop = new Function(
+    "fn",
+    "now",
+    `return async function latencyLoop(out, end) {
+       do { const t = now(); await fn(); out.push(now() - t); } while (now() < end);
+     };`,
+  )(fn, now);
+  return async function measure(ms) {
+    const out = [];
+    const end = now() + ms;
+    const workers = [];
+    for (let i = 0; i < concurrency; i++) workers.push(loop(out, end));
+    await Promise.all(workers);
+    return Float64Array.from(out);
+  };
+}
+
+/** The p-th percentile (0..100) of the samples, nearest rank. */
+export function percentile(samples, p) {
+  if (samples.length === 0) return Number.NaN;
+  const sorted = Float64Array.from(samples).sort();
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+
+export function formatLatency(ms) {
+  if (!Number.isFinite(ms)) return "-";
+  if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
+  if (ms < 10) return `${ms.toFixed(2)} ms`;
+  return `${ms.toFixed(1)} ms`;
+}

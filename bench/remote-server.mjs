@@ -1,0 +1,162 @@
+/**
+ * Server process of the `remote` section (bench/sections/remote.mjs), started with
+ * child_process.fork. It serves the same work three ways, on 127.0.0.1, random ports:
+ *
+ *   - AIO Core: a PluginCore with networking, PluginB (examples) and StreamBench (bench/fixtures)
+ *   - Moleculer 0.14: a broker with the TCP transporter (static URLs, no UDP discovery) and a
+ *     service PluginB with the action calculate_square
+ *   - raw node:http: POST /square {"number":6} → {"result":36};
+ *     POST /stream {"count":N} → NDJSON {"item":{"i":k}} lines, then {"end":true}
+ *
+ * Protocol with the parent over IPC:
+ *   → parent: { type: "ready", aioPort, aioHostname, molPort, molNodeID, httpPort }
+ *   ← parent: { type: "cpu", id }  → parent: { type: "cpu", id, user, system } (µs, process.cpuUsage)
+ *   ← parent: { type: "stop" }     → closes everything and exits 0 (so --cpu-prof gets written)
+ *
+ * AIO_BENCH_DIST selects the package under test (a dist/index.js URL).
+ */
+import { once } from "node:events";
+import { createServer } from "node:http";
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import moleculer from "moleculer";
+
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const distUrl = process.env.AIO_BENCH_DIST ?? pathToFileURL(join(root, "dist/index.js")).href;
+const only = new Set((process.env.AIO_BENCH_SERVE ?? "aio,mol,http").split(","));
+
+const SERVER_HOSTNAME = "bench-server";
+const MOL_SERVER_ID = "bench-mol-server";
+
+function send(message) {
+  if (process.send) process.send(message);
+  else process.stdout.write(`${JSON.stringify(message)}\n`);
+}
+
+// ------------------------------------------------------------------ AIO Core
+
+async function startAio() {
+  const { PluginCore } = await import(distUrl);
+  const core = new PluginCore({
+    plugins: [
+      { name: "PluginB", path: join(root, "examples/plugins_test/PluginB") },
+      { name: "StreamBench", path: join(root, "bench/fixtures/StreamBench") },
+    ],
+    general: { hostname: SERVER_HOSTNAME, console_log_level: "ERROR", log_dir: "" },
+    networking: { enabled: true, port: 0 },
+  });
+  await core.start();
+  const failed = core.listPlugins().filter((p) => p.state !== "enabled");
+  if (failed.length) throw new Error(`plugins not enabled: ${JSON.stringify(failed)}`);
+  return core;
+}
+
+// ------------------------------------------------------------------ Moleculer
+
+async function startMoleculer() {
+  const broker = new moleculer.ServiceBroker({
+    nodeID: MOL_SERVER_ID,
+    logger: false,
+    validator: false,
+    metrics: false,
+    tracing: false,
+    // port: null → a random port, read back below; the client names this node in its urls.
+    transporter: { type: "TCP", options: { udpDiscovery: false, port: null, urls: [] } },
+  });
+  broker.createService({
+    name: "PluginB",
+    actions: {
+      calculate_square(ctx) {
+        return ctx.params.number ** 2;
+      },
+    },
+  });
+  await broker.start();
+  const port = broker.transit.tx.opts.port;
+  if (!port) throw new Error("moleculer TCP transporter reported no port");
+  return { broker, port };
+}
+
+// ------------------------------------------------------------------ raw node:http
+
+async function* numbers(count) {
+  for (let i = 0; i < count; i++) yield { i };
+}
+
+function readBody(req) {
+  return new Promise((resolveBody, reject) => {
+    let text = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => (text += chunk));
+    req.on("end", () => resolveBody(text));
+    req.on("error", reject);
+  });
+}
+
+async function streamNdjson(res, count) {
+  res.writeHead(200, { "content-type": "application/x-ndjson" });
+  for await (const item of numbers(count)) {
+    if (!res.write(`${JSON.stringify({ item })}\n`)) await once(res, "drain");
+  }
+  res.end('{"end":true}\n');
+}
+
+async function startHttp() {
+  const server = createServer(async (req, res) => {
+    try {
+      const body = JSON.parse(await readBody(req));
+      if (req.url === "/square") {
+        const json = JSON.stringify({ result: body.number ** 2 });
+        res.writeHead(200, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(json),
+        });
+        res.end(json);
+      } else if (req.url === "/stream") {
+        await streamNdjson(res, body.count);
+      } else {
+        res.writeHead(404).end();
+      }
+    } catch (error) {
+      if (!res.headersSent) res.writeHead(400, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { message: String(error?.message ?? error) } }));
+    }
+  });
+  server.keepAliveTimeout = 60_000;
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return server;
+}
+
+// ------------------------------------------------------------------ main
+
+const core = only.has("aio") ? await startAio() : undefined;
+const mol = only.has("mol") ? await startMoleculer() : undefined;
+const http = only.has("http") ? await startHttp() : undefined;
+
+async function stop() {
+  const httpClosed = http && new Promise((r) => http.close(r));
+  http?.closeAllConnections();
+  await Promise.all([core?.close(), mol?.broker.stop(), httpClosed]);
+  process.exit(0);
+}
+
+process.on("message", (message) => {
+  if (message?.type === "cpu") {
+    const { user, system } = process.cpuUsage();
+    send({ type: "cpu", id: message.id, user, system });
+  } else if (message?.type === "stop") {
+    void stop();
+  }
+});
+process.on("disconnect", () => void stop());
+process.on("SIGTERM", () => void stop());
+
+send({
+  type: "ready",
+  aioPort: core?.port,
+  aioHostname: SERVER_HOSTNAME,
+  molPort: mol?.port,
+  molNodeID: MOL_SERVER_ID,
+  httpPort: http?.address().port,
+});

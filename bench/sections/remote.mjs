@@ -1,0 +1,361 @@
+/**
+ * Remote calls between two OS processes on 127.0.0.1: this process (the client, which measures)
+ * and bench/remote-server.mjs (forked; it serves every contender). Baselines run in the same
+ * run, interleaved round by round:
+ *
+ *   calls   AIO Core `client.execute("PluginB", "calculate_square", 6)` over the node channel,
+ *           Moleculer 0.14 `broker.call` over its TCP transporter, and a raw node:http server
+ *           called with an undici Pool. Calls/s at 1 and 64 in flight, p50/p99 latency, CPU per
+ *           call on each side.
+ *   stream  AIO `client.executeStream` of a remote async generator of N items `{ i }`, against
+ *           the same items as a raw node:http NDJSON stream read with undici; also (for
+ *           reference) AIO's own HTTP endpoint /execute_stream read the same way.
+ */
+import { performance } from "node:perf_hooks";
+import { collectGarbage, formatRate, makeCase, median, spread, table } from "../lib/harness.mjs";
+import {
+  clientCpu,
+  consumeNdjson,
+  formatLatency,
+  httpPool,
+  makeLatencyCase,
+  percentile,
+  postJson,
+  startAioClient,
+  startMoleculerClient,
+  startServer,
+} from "../lib/remote.mjs";
+
+export const name = "remote";
+export const description =
+  "remote execute/executeStream across two processes vs Moleculer TCP and raw node:http + undici";
+
+const CONCURRENCIES = [1, 64];
+const HTTP_CONNECTIONS = 64;
+
+function settingsOf(ctx) {
+  const quick = ctx.quick;
+  return {
+    rounds: quick ? 3 : 5,
+    ms: quick ? 150 : 1000,
+    warmupMs: quick ? 150 : 1000,
+    latencyMs: quick ? 100 : 400,
+    streamItems: quick ? 2000 : 10_000,
+    ...ctx.local,
+    ...ctx.remote,
+  };
+}
+
+/**
+ * Runs every contender `rounds` times, interleaved (order rotated per round, full GC before
+ * each). Per round and contender: a throughput pass (clock read once per chunk) with the CPU
+ * time both processes spent in it, then, if `latencyMs`, a separate latency pass timing every
+ * call. Returns { [id]: { rates, ops, clientCpu, serverCpu, latency: Float64Array[] } }.
+ */
+async function measureRounds(contenders, { rounds, ms, warmupMs, latencyMs, server, onRound }) {
+  for (const c of contenders) {
+    collectGarbage();
+    await c.measure(warmupMs);
+    if (latencyMs && c.latency) await c.latency(Math.min(latencyMs, warmupMs));
+  }
+  const out = Object.fromEntries(
+    contenders.map((c) => [c.id, { rates: [], clientCpu: [], serverCpu: [], latency: [] }]),
+  );
+  for (let r = 0; r < rounds; r++) {
+    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+    for (const c of order) {
+      collectGarbage();
+      const s0 = await server.cpu();
+      const c0 = clientCpu();
+      const { ops, perSec } = await c.measure(ms);
+      const c1 = clientCpu();
+      const s1 = await server.cpu();
+      const per = c.unitsPerOp ?? 1;
+      const o = out[c.id];
+      o.rates.push(perSec * per);
+      o.clientCpu.push((c1 - c0) / (ops * per));
+      o.serverCpu.push((s1 - s0) / (ops * per));
+      if (latencyMs && c.latency) {
+        collectGarbage();
+        o.latency.push(await c.latency(latencyMs));
+      }
+    }
+    onRound?.(r + 1, rounds);
+  }
+  return out;
+}
+
+function pooled(arrays) {
+  const total = arrays.reduce((n, a) => n + a.length, 0);
+  const all = new Float64Array(total);
+  let at = 0;
+  for (const a of arrays) {
+    all.set(a, at);
+    at += a.length;
+  }
+  return all;
+}
+
+export async function run(ctx) {
+  const s = settingsOf(ctx);
+  const t0 = performance.now();
+  ctx.progress("  starting the server process (AIO node, Moleculer TCP broker, node:http)");
+  const server = await startServer({ distUrl: ctx.distUrl });
+  const { ready } = server;
+  let client;
+  let mol;
+  let pool;
+  let aioPool;
+  let streamPool;
+  try {
+    client = await startAioClient(ctx.distUrl, ready);
+    mol = await startMoleculerClient(ready);
+    pool = httpPool(ready.httpPort, HTTP_CONNECTIONS);
+    aioPool = httpPool(ready.aioPort, 4);
+    streamPool = httpPool(ready.httpPort, 4);
+    ctx.progress(
+      `  ready in ${(performance.now() - t0).toFixed(0)} ms: AIO :${ready.aioPort}, Moleculer :${ready.molPort}, http :${ready.httpPort}`,
+    );
+
+    const SQUARE_BODY = '{"number":6}';
+    const calls = [
+      {
+        id: "aio",
+        label: "AIO Core remote execute(…, 6)",
+        fn: () => client.execute("PluginB", "calculate_square", 6),
+      },
+      {
+        id: "mol",
+        label: "Moleculer 0.14 TCP call",
+        fn: () => mol.call("PluginB.calculate_square", { number: 6 }),
+      },
+      {
+        id: "http",
+        label: `raw node:http + undici Pool (${HTTP_CONNECTIONS} conns)`,
+        fn: () => postJson(pool, "/square", SQUARE_BODY).then((body) => body.result),
+      },
+    ];
+    for (const c of calls) {
+      const got = await c.fn();
+      if (got !== 36) throw new Error(`${c.label} returned ${got}, expected 36`);
+    }
+    // The AIO call really crossed to the server: the client has no PluginB of its own.
+    if (client.listPlugins().length !== 0) throw new Error("the AIO client has local plugins");
+    const local = await client
+      .execute("PluginB", "calculate_square", 6, { host: "local" })
+      .then(
+        () => "accepted",
+        (e) => e.code,
+      );
+    if (local !== "PLUGIN_NOT_FOUND")
+      throw new Error(`host: "local" on the client gave ${local}, not PLUGIN_NOT_FOUND`);
+
+    const results = {};
+    for (const concurrency of CONCURRENCIES) {
+      const contenders = calls.map((c) => ({
+        id: c.id,
+        measure: makeCase(c.fn, concurrency, { chunk: concurrency > 1 ? 8 : 64 }),
+        latency: makeLatencyCase(c.fn, concurrency),
+      }));
+      ctx.progress(
+        `  ${concurrency} in flight: warm-up ${s.warmupMs} ms each, ${s.rounds} rounds × (${s.ms} ms + ${s.latencyMs} ms latency pass)`,
+      );
+      results[concurrency] = await measureRounds(contenders, {
+        ...s,
+        server,
+        onRound: (r, n) => ctx.progress(`    round ${r}/${n} done`),
+      });
+    }
+
+    // ---------------------------------------------------------------- streams
+    const N = s.streamItems;
+    const streamArgs = JSON.stringify({ count: N });
+    const aioStreamBody = JSON.stringify({ plugin: "StreamBench", method: "numbers", args: [N] });
+    const check = (label) => {
+      let expect = 0;
+      return (item) => {
+        if (item?.i !== expect) throw new Error(`${label}: item ${expect} is ${JSON.stringify(item)}`);
+        expect++;
+      };
+    };
+    const streams = [
+      {
+        id: "aioStream",
+        label: "AIO Core remote executeStream (channel)",
+        fn: async () => {
+          let n = 0;
+          for await (const _ of client.executeStream("StreamBench", "numbers", N)) n++;
+          return n;
+        },
+        verify: async () => {
+          const seen = check("AIO executeStream");
+          let n = 0;
+          for await (const item of client.executeStream("StreamBench", "numbers", N)) {
+            seen(item);
+            n++;
+          }
+          return n;
+        },
+      },
+      {
+        id: "rawStream",
+        label: "raw node:http NDJSON + undici",
+        fn: () => consumeNdjson(streamPool, "/stream", streamArgs),
+        verify: () => consumeNdjson(streamPool, "/stream", streamArgs, check("raw NDJSON")),
+      },
+      {
+        id: "aioHttpStream",
+        label: "AIO /execute_stream NDJSON + undici (reference)",
+        fn: () => consumeNdjson(aioPool, "/execute_stream", aioStreamBody),
+        verify: () =>
+          consumeNdjson(aioPool, "/execute_stream", aioStreamBody, check("AIO /execute_stream")),
+      },
+    ];
+    for (const c of streams) {
+      const got = await c.verify();
+      if (got !== N) throw new Error(`${c.label} gave ${got} items, expected ${N}`);
+    }
+    ctx.progress(
+      `  streams of ${N} items: warm-up ${s.warmupMs} ms each, ${s.rounds} rounds × ${s.ms} ms`,
+    );
+    const streamResults = await measureRounds(
+      streams.map((c) => ({
+        id: c.id,
+        measure: makeCase(c.fn, 1, { chunk: 1 }),
+        unitsPerOp: N,
+      })),
+      { ...s, latencyMs: 0, server, onRound: (r, n) => ctx.progress(`    round ${r}/${n} done`) },
+    );
+
+    return report(ctx, s, calls, results, streams, streamResults);
+  } finally {
+    await Promise.allSettled([
+      client?.close(),
+      mol?.stop(),
+      pool?.close(),
+      aioPool?.close(),
+      streamPool?.close(),
+    ]);
+    const code = await server.stop();
+    if (code !== 0) ctx.progress(`  server process exited ${code}\n${server.stderr}`);
+  }
+}
+
+function ratioCell(a, b) {
+  const r = median(a) / median(b);
+  const per = a.map((v, i) => v / b[i]);
+  return { r, text: `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})` };
+}
+
+const us = (v) => `${median(v).toFixed(1)} µs`;
+
+function report(ctx, s, calls, results, streams, streamResults) {
+  const col = (c) => (c === 1 ? "1 in flight" : `${c} in flight`);
+  const out = [];
+  out.push(
+    `Remote PluginB.calculate_square(6), client and server in two processes on 127.0.0.1: calls/s, median of ${s.rounds} interleaved rounds × ${s.ms} ms (± half the range); latency from separate ${s.latencyMs} ms passes timing every call (pooled over the rounds); CPU µs per call of each process, medians`,
+  );
+  const rows = [];
+  for (const c of calls) {
+    const row = [c.label];
+    for (const n of CONCURRENCIES) {
+      const r = results[n][c.id];
+      const lat = pooled(r.latency);
+      row.push(
+        `${formatRate(median(r.rates))} ${spread(r.rates)}`,
+        formatLatency(percentile(lat, 50)),
+        formatLatency(percentile(lat, 99)),
+        `${us(r.clientCpu)} / ${us(r.serverCpu)}`,
+      );
+    }
+    rows.push(row);
+  }
+  const header = ["contender"];
+  for (const n of CONCURRENCIES)
+    header.push(`${col(n)}: calls/s`, "p50", "p99", "CPU client / server");
+  out.push(table(header, rows));
+  out.push("");
+
+  const pairs = [
+    ["AIO / Moleculer TCP", "aio", "mol"],
+    ["AIO / raw node:http + undici", "aio", "http"],
+    ["Moleculer TCP / raw node:http + undici", "mol", "http"],
+  ];
+  out.push("Ratios of medians (range of the per-round paired ratios)");
+  out.push(
+    table(
+      ["ratio", ...CONCURRENCIES.map(col)],
+      pairs.map(([label, a, b]) => [
+        label,
+        ...CONCURRENCIES.map((n) => ratioCell(results[n][a].rates, results[n][b].rates).text),
+      ]),
+    ),
+  );
+  out.push("");
+
+  const N = s.streamItems;
+  out.push(
+    `Remote stream of ${N} items { i } per stream, consumed whole: items/s, median of ${s.rounds} interleaved rounds × ${s.ms} ms; CPU µs per item`,
+  );
+  out.push(
+    table(
+      ["contender", "items/s", "CPU client / server"],
+      streams.map((c) => {
+        const r = streamResults[c.id];
+        return [
+          c.label,
+          `${formatRate(median(r.rates))} ${spread(r.rates)}`,
+          `${median(r.clientCpu).toFixed(2)} µs / ${median(r.serverCpu).toFixed(2)} µs`,
+        ];
+      }),
+    ),
+  );
+  const streamRatio = ratioCell(streamResults.aioStream.rates, streamResults.rawStream.rates);
+  const httpStreamRatio = ratioCell(
+    streamResults.aioHttpStream.rates,
+    streamResults.rawStream.rates,
+  );
+  out.push(`AIO executeStream / raw NDJSON: ${streamRatio.text}`);
+  out.push(`AIO /execute_stream / raw NDJSON: ${httpStreamRatio.text}`);
+  out.push("");
+
+  const targets = [];
+  for (const n of CONCURRENCIES) {
+    const { r } = ratioCell(results[n].aio.rates, results[n].mol.rates);
+    targets.push({ what: `AIO >= 1.0x Moleculer TCP, ${col(n)}`, ratio: r, met: r >= 1 });
+  }
+  targets.push({
+    what: "AIO executeStream >= 0.5x raw NDJSON",
+    ratio: streamRatio.r,
+    met: streamRatio.r >= 0.5,
+  });
+  for (const t of targets)
+    out.push(`Target ${t.what}: ${t.met ? "MET" : "NOT MET"} (${t.ratio.toFixed(2)}x)`);
+  out.push(
+    `(64 in flight = 64 concurrent async loops, each awaiting one call at a time; raw HTTP: undici Pool, ${HTTP_CONNECTIONS} keep-alive connections, no pipelining, one request per call)`,
+  );
+  ctx.print(out.join("\n"));
+
+  const summary = (r) => ({
+    perSec: median(r.rates),
+    clientCpuUs: median(r.clientCpu),
+    serverCpuUs: median(r.serverCpu),
+    ...(r.latency.length
+      ? { p50Ms: percentile(pooled(r.latency), 50), p99Ms: percentile(pooled(r.latency), 99) }
+      : {}),
+  });
+  return {
+    calls: Object.fromEntries(
+      CONCURRENCIES.map((n) => [
+        n,
+        Object.fromEntries(calls.map((c) => [c.id, { ...summary(results[n][c.id]), rates: results[n][c.id].rates }])),
+      ]),
+    ),
+    streams: Object.fromEntries(
+      streams.map((c) => [c.id, { ...summary(streamResults[c.id]), rates: streamResults[c.id].rates }]),
+    ),
+    streamItems: N,
+    targets,
+    met: targets.every((t) => t.met),
+  };
+}
