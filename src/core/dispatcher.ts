@@ -49,6 +49,9 @@ export interface RemoteRoutes {
   canServe(call: Call): boolean;
   execute(call: Call, args: unknown): Promise<unknown>;
   executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
+  /** Blocks this thread until the other node answers. */
+  executeSync(call: Call, args: unknown): unknown;
+  executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined>;
 }
 
 /** Local failures after which `host: "any"` tries the other nodes. */
@@ -60,6 +63,9 @@ const TRY_REMOTE: ReadonlySet<string> = new Set([
 ]);
 
 type Route = "local" | "any" | "remote";
+
+/** A synchronous call that goes to another node. */
+const REMOTE = Symbol("remote");
 
 export interface DispatcherOptions {
   registry: PluginRegistry;
@@ -262,7 +268,9 @@ export class Dispatcher {
     options: CallOptions | undefined,
   ): unknown {
     const call = this.#call(caller, plugin, method, options);
-    const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeSync");
+    const target = this.#resolveSync(call, args, "executeSync");
+    if (target === REMOTE) return this.#remoteRoutes(call).executeSync(call, args);
+    const { slot, endpoint, args: positional } = target;
     let result: unknown;
     try {
       result = slot.host?.invoke(endpoint, positional, call);
@@ -289,7 +297,9 @@ export class Dispatcher {
     options: CallOptions | undefined,
   ): Generator<unknown, void, undefined> {
     const call = this.#call(caller, plugin, method, options);
-    const { slot, endpoint, args: positional } = this.#resolveSync(call, args, "executeStreamSync");
+    const target = this.#resolveSync(call, args, "executeStreamSync");
+    if (target === REMOTE) return this.#remoteRoutes(call).executeStreamSync(call, args);
+    const { slot, endpoint, args: positional } = target;
     let source: Iterator<unknown, unknown, undefined>;
     try {
       source = slot.host?.openStream(endpoint, positional, call) as Iterator<
@@ -303,16 +313,23 @@ export class Dispatcher {
     return pullSync(call, source);
   }
 
-  /** Targets a synchronous call may reach from this thread, or a `WOULD_DEADLOCK` error. */
-  #resolveSync(call: Call, args: unknown, mode: Mode): Target {
-    if (this.#route(call) === "remote") {
+  /**
+   * The local target a synchronous call may reach from this thread, `REMOTE` when another
+   * node serves it, or a `WOULD_DEADLOCK` error.
+   */
+  #resolveSync(call: Call, args: unknown, mode: Mode): Target | typeof REMOTE {
+    const route = this.#route(call);
+    if (route === "remote") {
       this.#remoteRoutes(call);
-      throw callErrors.wouldDeadlock(
-        call,
-        `${mode}() cannot reach other nodes yet; use the async form`,
-      );
+      return REMOTE;
     }
-    const target = this.#resolve(call, args, mode);
+    let target: Target | Promise<void>;
+    try {
+      target = this.#resolve(call, args, mode);
+    } catch (error) {
+      if (route === "any" && this.#goRemote(call, error)) return REMOTE;
+      throw error;
+    }
     if (isPromiseLike(target)) {
       target.then(undefined, () => undefined);
       throw this.#refusal(call, "starting");

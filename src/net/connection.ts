@@ -8,7 +8,7 @@ import { type Call, watchBounds } from "../core/call.js";
 import { callErrors, NetworkRequestError } from "../errors.js";
 import { PacketChannel } from "./channel.js";
 import { STREAM_WINDOW } from "./serve.js";
-import { errorFromWire, type WireCall } from "./wire.js";
+import { errorFromWire, wireCall } from "./wire.js";
 
 /** The call never reached the node; the router may try another one. */
 export class NotDelivered extends Error {}
@@ -200,26 +200,11 @@ export class NodeConnection {
     }
   }
 
-  #wire(call: Call, args: unknown, authorHost: string): WireCall {
-    const wire: WireCall = {
-      plugin: call.plugin,
-      method: call.method,
-      request_id: call.requestId,
-      author_host: authorHost,
-    };
-    if (args !== undefined) wire.args = args;
-    if (call.pluginUuid !== undefined) wire.plugin_uuid = call.pluginUuid;
-    if (call.caller.kind === "plugin") wire.author = call.caller.name;
-    const remaining = call.remaining();
-    if (remaining !== undefined) wire.timeout_ms = Math.ceil(remaining);
-    return wire;
-  }
-
   /** Runs a function endpoint on the node. Rejects with `NotDelivered` if it never left. */
   async execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
     const channel = await this.#connect();
     const id = ++this.#seq;
-    const wire = this.#wire(call, args, authorHost);
+    const wire = wireCall(call, args, authorHost);
     return new Promise((resolve, reject) => {
       const stop = watchBounds(call, (error) => {
         if (this.#pending.delete(id)) {
@@ -281,7 +266,7 @@ export class NodeConnection {
       t: "open",
       id,
       credit: STREAM_WINDOW,
-      ...this.#wire(call, args, authorHost),
+      ...wireCall(call, args, authorHost),
     });
     if (state.packet === 0) {
       this.#pending.delete(id);

@@ -14,6 +14,7 @@ import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
+import { SyncRemote } from "./sync-remote.js";
 import type { InfoAnswer, InfoRequest, WireEndpoint } from "./wire.js";
 
 /** Deepest nesting of JSON accepted from the network. */
@@ -31,6 +32,12 @@ export interface NetworkOptions {
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
 }
 
+/**
+ * Instance ids of the nodes running in this process. A blocking call to one of them would wait
+ * for the very thread it blocks, so it is refused with WOULD_DEADLOCK instead.
+ */
+export const PROCESS_NODES = new Set<string>();
+
 export class NetworkManager {
   /** Random per running node; other nodes tell this one apart by it. */
   readonly instance = randomUUID();
@@ -41,6 +48,7 @@ export class NetworkManager {
   readonly #logger: Logger;
   readonly #http: HttpClient;
   readonly #server: NodeServer;
+  readonly #sync: SyncRemote;
   readonly #bind: string;
   #version = 1;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -54,7 +62,8 @@ export class NetworkManager {
     this.#config = options.config;
     this.#logger = options.logger;
     this.#bind = bindAddress(options.config, configFile);
-    this.router = new RemoteRouter(this.nodes, options.hostname);
+    this.#sync = new SyncRemote(options.hostname);
+    this.router = new RemoteRouter(this.nodes, options.hostname, this.#sync, PROCESS_NODES);
     this.#http = new HttpClient({ connectTimeoutMs: 3000, maxDepth: MAX_JSON_DEPTH });
     this.#server = new NodeServer({
       hostname: options.hostname,
@@ -84,6 +93,7 @@ export class NetworkManager {
   }
 
   async start(): Promise<void> {
+    PROCESS_NODES.add(this.instance);
     await this.#server.listen();
     this.#logger.info(`Listening on ${this.#bind}:${this.port} as "${this.#options.hostname}"`);
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeat_interval * 1000);
@@ -263,10 +273,11 @@ export class NetworkManager {
   /** Stops accepting calls, then closes every connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    PROCESS_NODES.delete(this.instance);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     for (const node of this.nodes.all()) node.connection.close();
     await this.#server.close();
-    await this.#http.close();
+    await Promise.all([this.#http.close(), this.#sync.close()]);
   }
 }
 

@@ -6,16 +6,28 @@
 import type { Call } from "../core/call.js";
 import type { RemoteRoutes } from "../core/dispatcher.js";
 import { callErrors, type RequestError } from "../errors.js";
+import { hostForUrl } from "./address.js";
 import { NotDelivered } from "./connection.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
+import { SyncNotDelivered, type SyncRemote } from "./sync-remote.js";
+import { wireCall } from "./wire.js";
 
 export class RemoteRouter implements RemoteRoutes {
   readonly #nodes: NodeRegistry;
   readonly #hostname: string;
+  readonly #sync: SyncRemote;
+  readonly #inProcess: ReadonlySet<string>;
 
-  constructor(nodes: NodeRegistry, hostname: string) {
+  constructor(
+    nodes: NodeRegistry,
+    hostname: string,
+    sync: SyncRemote,
+    inProcess: ReadonlySet<string>,
+  ) {
     this.#nodes = nodes;
     this.#hostname = hostname;
+    this.#sync = sync;
+    this.#inProcess = inProcess;
   }
 
   #named(call: Call): string | undefined {
@@ -92,6 +104,56 @@ export class RemoteRouter implements RemoteRoutes {
       } catch (error) {
         if (!(error instanceof NotDelivered)) throw error;
         reasons.push(error.message);
+        continue;
+      }
+      if (first.done) return;
+      yield first.value;
+      yield* stream;
+      return;
+    }
+    throw this.#unreachable(call, reasons);
+  }
+
+  /** Each candidate's base URL, in the order to try them, for a blocking call. */
+  #syncTargets(call: Call): Array<{ url: string; host: string }> {
+    const nodes = this.#candidates(call).filter((node) => !this.#inProcess.has(node.instance));
+    if (nodes.length === 0) {
+      throw callErrors.wouldDeadlock(
+        call,
+        "the node that serves it runs in this process, on the thread a blocking call would block; use the async form",
+      );
+    }
+    return nodes.map((node) => ({
+      url: `http://${hostForUrl(node.address)}:${node.port}`,
+      host: node.hostname,
+    }));
+  }
+
+  executeSync(call: Call, args: unknown): unknown {
+    const body = JSON.stringify(wireCall(call, args, this.#hostname));
+    const reasons: string[] = [];
+    for (const { url, host } of this.#syncTargets(call)) {
+      try {
+        return this.#sync.execute(call, url, body, host);
+      } catch (error) {
+        if (!(error instanceof SyncNotDelivered)) throw error;
+        reasons.push(`${host}: ${error.message}`);
+      }
+    }
+    throw this.#unreachable(call, reasons);
+  }
+
+  *executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined> {
+    const body = JSON.stringify(wireCall(call, args, this.#hostname));
+    const reasons: string[] = [];
+    for (const { url, host } of this.#syncTargets(call)) {
+      const stream = this.#sync.stream(call, url, body, host);
+      let first: IteratorResult<unknown, void>;
+      try {
+        first = stream.next();
+      } catch (error) {
+        if (!(error instanceof SyncNotDelivered)) throw error;
+        reasons.push(`${host}: ${error.message}`);
         continue;
       }
       if (first.done) return;

@@ -144,8 +144,9 @@ export class NodeServer {
     app.post("/execute", async (request, reply) => {
       const call = readCall(request.body);
       const controller = new AbortController();
-      request.raw.once("close", () => {
-        if (!reply.sent) controller.abort();
+      // The response closing before it was written means the client went away.
+      reply.raw.once("close", () => {
+        if (!reply.raw.writableFinished) controller.abort();
       });
       try {
         const result = await this.#options.calls.execute(

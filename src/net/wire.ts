@@ -6,6 +6,7 @@
  * refused when they carry a prototype-polluting key or nest too deep, then checked field by
  * field before anything uses them.
  */
+import type { Call } from "../core/call.js";
 import { RequestError, type RequestErrorCode, type WireError } from "../errors.js";
 
 /** What `POST /execute` and `POST /execute_stream` carry, and a channel call packet too. */
@@ -19,6 +20,22 @@ export interface WireCall {
   request_id?: string;
   /** Milliseconds left of the caller's deadline. */
   timeout_ms?: number;
+}
+
+/** What a call sends to the node that runs it. */
+export function wireCall(call: Call, args: unknown, authorHost: string): WireCall {
+  const wire: WireCall = {
+    plugin: call.plugin,
+    method: call.method,
+    request_id: call.requestId,
+    author_host: authorHost,
+  };
+  if (args !== undefined) wire.args = args;
+  if (call.pluginUuid !== undefined) wire.plugin_uuid = call.pluginUuid;
+  if (call.caller.kind === "plugin") wire.author = call.caller.name;
+  const remaining = call.remaining();
+  if (remaining !== undefined) wire.timeout_ms = Math.ceil(remaining);
+  return wire;
 }
 
 /** One remotely callable endpoint, as `/info` lists it. */

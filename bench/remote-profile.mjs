@@ -1,0 +1,94 @@
+/**
+ * One steady remote workload between this process (client) and bench/remote-server.mjs, to
+ * profile both sides or to A/B two builds (bench/remote-ab.mjs):
+ *
+ *   node [--cpu-prof --cpu-prof-dir=/tmp/prof/client] bench/remote-profile.mjs \
+ *        [seconds=4] [concurrency=64] [what=aio]
+ *
+ * what: aio (client.execute of PluginB.calculate_square), mol (Moleculer TCP call), http (raw
+ * node:http + undici), stream (AIO executeStream of 10000 items; rates are items/s).
+ * AIO_BENCH_DIST: the package under test (path or file: URL; default dist/), used by both
+ * processes. AIO_BENCH_SERVER_PROF=<dir>: the server runs with --cpu-prof into <dir>.
+ * Prints a human line, then one JSON line { what, concurrency, perSec, clientUs, serverUs }.
+ */
+import { join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { makeCase } from "./lib/harness.mjs";
+import {
+  clientCpu,
+  consumeNdjson,
+  httpPool,
+  postJson,
+  startAioClient,
+  startMoleculerClient,
+  startServer,
+} from "./lib/remote.mjs";
+
+const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
+const [seconds = "4", concurrencyText = "64", what = "aio"] = process.argv.slice(2);
+const concurrency = Number(concurrencyText);
+const dist = process.env.AIO_BENCH_DIST;
+const distUrl = !dist
+  ? pathToFileURL(join(root, "dist/index.js")).href
+  : dist.startsWith("file:")
+    ? dist
+    : pathToFileURL(resolve(dist.endsWith(".js") ? dist : join(dist, "index.js"))).href;
+const profDir = process.env.AIO_BENCH_SERVER_PROF;
+const execArgv = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
+const serve = what === "mol" ? "mol" : what.startsWith("http") ? "http" : "aio";
+
+const server = await startServer({ distUrl, execArgv, serve });
+let fn;
+let units = 1;
+let close;
+if (what === "aio" || what === "stream") {
+  const client = await startAioClient(distUrl, server.ready);
+  close = () => client.close();
+  if (what === "aio") fn = () => client.execute("PluginB", "calculate_square", 6);
+  else {
+    units = 10_000;
+    fn = async () => {
+      let n = 0;
+      for await (const _ of client.executeStream("StreamBench", "numbers", units)) n++;
+      return n;
+    };
+  }
+} else if (what === "mol") {
+  const broker = await startMoleculerClient(server.ready);
+  close = () => broker.stop();
+  fn = () => broker.call("PluginB.calculate_square", { number: 6 });
+} else if (what === "http") {
+  const pool = httpPool(server.ready.httpPort, 64);
+  close = () => pool.close();
+  fn = () => postJson(pool, "/square", '{"number":6}').then((b) => b.result);
+} else if (what === "http-stream") {
+  const pool = httpPool(server.ready.httpPort, 4);
+  close = () => pool.close();
+  units = 10_000;
+  fn = () => consumeNdjson(pool, "/stream", JSON.stringify({ count: units }));
+} else throw new Error(`unknown workload ${what}`);
+
+const first = await fn();
+if (first !== (units === 1 ? 36 : units)) throw new Error(`${what}: first call gave ${first}`);
+const measure = makeCase(fn, units === 1 ? concurrency : 1, {
+  chunk: units > 1 ? 1 : concurrency > 1 ? 8 : 64,
+});
+await measure(1000);
+const s0 = await server.cpu();
+const c0 = clientCpu();
+const { ops, perSec } = await measure(Number(seconds) * 1000);
+const c1 = clientCpu();
+const s1 = await server.cpu();
+const result = {
+  what,
+  concurrency,
+  perSec: perSec * units,
+  clientUs: (c1 - c0) / (ops * units),
+  serverUs: (s1 - s0) / (ops * units),
+};
+console.log(
+  `${what}, ${units > 1 ? "stream" : `${concurrency} in flight`}: ${(result.perSec / 1e3).toFixed(1)} k/s, CPU per ${units > 1 ? "item" : "call"}: client ${result.clientUs.toFixed(2)} µs, server ${result.serverUs.toFixed(2)} µs`,
+);
+console.log(JSON.stringify(result));
+await close();
+await server.stop();

@@ -1,0 +1,106 @@
+/**
+ * Blocking on another thread's answer: the calling thread posts a request on a MessagePort and
+ * sleeps in `Atomics.wait` until the serving thread writes the answer and wakes it. The
+ * answer is read with `receiveMessageOnPort`, so the caller's event loop never runs while it
+ * waits (the technique synckit uses).
+ */
+import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
+
+/** Posted to the serving side: a request and where to wake the caller. */
+export interface BlockingRequest<T> {
+  id: number;
+  request: T;
+}
+
+/** Posted back: exactly one of `value` or `error`. */
+export interface BlockingAnswer {
+  id: number;
+  value?: unknown;
+  error?: unknown;
+}
+
+export class BlockingTimeout extends Error {}
+
+/** The waiting side. One request at a time: a thread that is blocked cannot send another. */
+/** Where requests are posted: a MessagePort, or a Worker from the parent's side. */
+export type RequestPort = Pick<MessagePort, "postMessage">;
+
+export class BlockingClient<T> {
+  readonly #port: RequestPort;
+  readonly #answers: MessagePort;
+  readonly #flag = new Int32Array(new SharedArrayBuffer(4));
+  #seq = 0;
+
+  constructor(port: RequestPort) {
+    this.#port = port;
+    const { port1, port2 } = new MessageChannel();
+    this.#answers = port1;
+    // The serving side answers on port2; this side only ever reads port1 synchronously.
+    this.#port.postMessage({ answers: port2, flag: this.#flag }, [port2]);
+    this.#answers.unref();
+  }
+
+  /**
+   * Sends `request` and blocks until the answer arrives or `timeoutMs` pass. Throws
+   * `BlockingTimeout` on time-out; rethrows what the serving side sent as `error`.
+   */
+  call(request: T, timeoutMs = Number.POSITIVE_INFINITY): unknown {
+    const id = ++this.#seq;
+    Atomics.store(this.#flag, 0, 0);
+    this.#port.postMessage({ id, request } satisfies BlockingRequest<T>);
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw new BlockingTimeout("no answer in time");
+      Atomics.wait(this.#flag, 0, 0, Number.isFinite(left) ? left : undefined);
+      Atomics.store(this.#flag, 0, 0);
+      let message = receiveMessageOnPort(this.#answers);
+      while (message) {
+        const answer = message.message as BlockingAnswer;
+        // A late answer to an earlier request that timed out is dropped.
+        if (answer.id === id) {
+          if ("error" in answer) throw answer.error;
+          return answer.value;
+        }
+        message = receiveMessageOnPort(this.#answers);
+      }
+    }
+  }
+
+  close(): void {
+    this.#answers.close();
+  }
+}
+
+/**
+ * The serving side: receives requests on `port` and answers each, waking the caller. `serve`
+ * may be async; the caller stays blocked until it settles.
+ */
+export function serveBlocking<T>(port: MessagePort, serve: (request: T) => unknown): void {
+  let answers: MessagePort | undefined;
+  let flag: Int32Array | undefined;
+  port.on(
+    "message",
+    (message: { answers?: MessagePort; flag?: Int32Array } & Partial<BlockingRequest<T>>) => {
+      if (message.answers) {
+        answers = message.answers;
+        flag = message.flag;
+        return;
+      }
+      const { id, request } = message as BlockingRequest<T>;
+      const reply = (answer: BlockingAnswer) => {
+        answers?.postMessage(answer);
+        if (flag) {
+          Atomics.store(flag, 0, 1);
+          Atomics.notify(flag, 0);
+        }
+      };
+      Promise.resolve()
+        .then(() => serve(request))
+        .then(
+          (value) => reply({ id, value }),
+          (error: unknown) => reply({ id, error }),
+        );
+    },
+  );
+}

@@ -1,0 +1,123 @@
+/**
+ * Blocking calls to other nodes, for `executeSync` and `executeStreamSync` on the main thread:
+ * a helper thread does the HTTP request while this thread waits for its answer.
+ */
+import { Worker } from "node:worker_threads";
+import { BlockingClient, BlockingTimeout } from "../core/blocking.js";
+import type { Call } from "../core/call.js";
+import { callErrors, type RequestError } from "../errors.js";
+import { errorFromWire } from "./wire.js";
+
+export type BridgeRequest =
+  | {
+      kind: "execute" | "open";
+      url: string;
+      body: string;
+      timeoutMs: number;
+      headers: Record<string, string>;
+    }
+  | { kind: "next" | "close"; stream: number };
+
+export interface BridgeStep {
+  done: boolean;
+  value?: unknown;
+}
+
+/** The call never reached the node; the router may try another. */
+export class SyncNotDelivered extends Error {}
+
+/** How long a blocking call waits when the caller set no timeout. */
+const DEFAULT_WAIT_MS = 5 * 60_000;
+
+export class SyncRemote {
+  #worker: Worker | undefined;
+  #client: BlockingClient<BridgeRequest> | undefined;
+  readonly #hostname: string;
+
+  constructor(hostname: string) {
+    this.#hostname = hostname;
+  }
+
+  #bridge(): BlockingClient<BridgeRequest> {
+    if (!this.#client) {
+      this.#worker = new Worker(new URL("./sync-bridge-worker.js", import.meta.url));
+      this.#worker.unref();
+      this.#client = new BlockingClient<BridgeRequest>(this.#worker);
+    }
+    return this.#client;
+  }
+
+  #ask(call: Call, request: BridgeRequest, host: string): unknown {
+    const wait = call.remaining() ?? DEFAULT_WAIT_MS;
+    try {
+      // A little longer than the node's own deadline, so its TIMEOUT answer arrives first.
+      return this.#bridge().call(request, wait + 1000);
+    } catch (error) {
+      if (error instanceof BlockingTimeout) throw callErrors.timeout(call, call.timeout ?? wait);
+      const wire = error as { code?: string; message?: string };
+      if (wire.code === "NOT_DELIVERED") throw new SyncNotDelivered(wire.message);
+      if (wire.code === "NETWORK") {
+        throw callErrors.network(
+          call,
+          `${host}: ${wire.message}; the call may have run there, so it is not repeated`,
+        );
+      }
+      throw errorFromWire(error, host) as RequestError;
+    }
+  }
+
+  execute(
+    call: Call,
+    baseUrl: string,
+    body: string,
+    host: string,
+    headers: Record<string, string> = {},
+  ): unknown {
+    const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
+    return this.#ask(
+      call,
+      { kind: "execute", url: `${baseUrl}/execute`, body, timeoutMs, headers },
+      host,
+    );
+  }
+
+  *stream(
+    call: Call,
+    baseUrl: string,
+    body: string,
+    host: string,
+    headers: Record<string, string> = {},
+  ): Generator<unknown, void, undefined> {
+    const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
+    const stream = this.#ask(
+      call,
+      { kind: "open", url: `${baseUrl}/execute_stream`, body, timeoutMs, headers },
+      host,
+    ) as number;
+    let finished = false;
+    try {
+      for (;;) {
+        const step = this.#ask(call, { kind: "next", stream }, host) as BridgeStep;
+        if (step.done) {
+          finished = true;
+          return;
+        }
+        yield step.value;
+      }
+    } catch (error) {
+      finished = true;
+      throw error;
+    } finally {
+      if (!finished) this.#ask(call, { kind: "close", stream }, host);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client?.close();
+    await this.#worker?.terminate();
+  }
+
+  get hostname(): string {
+    return this.#hostname;
+  }
+}
