@@ -9,6 +9,7 @@ import type { NodeInfo } from "../core/types.js";
 import type { Logger } from "../log.js";
 import { bindAddress, hostForUrl, normalizeAddress, parseNodeAddress } from "./address.js";
 import { NodeConnection } from "./connection.js";
+import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
 import { HttpClient } from "./http-client.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
@@ -50,7 +51,10 @@ export class NetworkManager {
   readonly #server: NodeServer;
   readonly #sync: SyncRemote;
   readonly #bind: string;
-  #version = 1;
+  /** The endpoint-map version, in shared memory so the heartbeat thread reads it too. */
+  readonly #version = new Int32Array(new SharedArrayBuffer(4));
+  readonly #pinger = new HeartbeatPinger();
+  #responder: HeartbeatResponder | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   readonly #contacting = new Set<string>();
   /** Addresses found to be this node itself. */
@@ -89,13 +93,25 @@ export class NetworkManager {
 
   /** Marks a change of this node's plugins, so other nodes refresh their view of it. */
   bumpVersion(): void {
-    this.#version++;
+    Atomics.add(this.#version, 0, 1);
   }
 
   async start(): Promise<void> {
     PROCESS_NODES.add(this.instance);
     await this.#server.listen();
     this.#logger.info(`Listening on ${this.#bind}:${this.port} as "${this.#options.hostname}"`);
+    Atomics.store(this.#version, 0, 1);
+    this.#responder = new HeartbeatResponder(
+      {
+        bind: this.#bind,
+        port: this.port,
+        hostname: this.#options.hostname,
+        instance: this.instance,
+        version: this.#version,
+      },
+      this.#logger,
+    );
+    await this.#responder.ready;
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeat_interval * 1000);
     this.#heartbeat.unref();
     await Promise.all(this.#config.node_ips.map((entry) => this.#contactEntry(entry)));
@@ -133,7 +149,7 @@ export class NetworkManager {
             .map((node) => ({ hostname: node.hostname, address: node.address, port: node.port }))
         : [],
       endpoints: this.#options.localEndpoints(),
-      version: this.#version,
+      version: Atomics.load(this.#version, 0),
       instance: this.instance,
       port: this.port,
       tls: false,
@@ -247,7 +263,21 @@ export class NetworkManager {
     }
   }
 
+  /**
+   * One node's heartbeat: a UDP ping answered by the node's heartbeat thread, and its
+   * `/info` over HTTP when the endpoint map changed or UDP gets no answer.
+   */
   async #check(node: RemoteNode): Promise<void> {
+    const wait = this.#config.heartbeat_interval * 800;
+    const pong = await this.#pinger.ping(node.address, node.port, wait);
+    if (pong?.instance === node.instance) {
+      this.#seen(node);
+      if (pong.version === node.version) return;
+    }
+    await this.#refresh(node);
+  }
+
+  async #refresh(node: RemoteNode): Promise<void> {
     try {
       const answer = await this.#fetchInfo(node.address, node.port);
       if (!answer) return;
@@ -275,6 +305,8 @@ export class NetworkManager {
     this.#closed = true;
     PROCESS_NODES.delete(this.instance);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
+    this.#pinger.close();
+    await this.#responder?.close();
     for (const node of this.nodes.all()) node.connection.close();
     await this.#server.close();
     await Promise.all([this.#http.close(), this.#sync.close()]);

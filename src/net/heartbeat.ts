@@ -1,0 +1,162 @@
+/**
+ * Heartbeats: each node pings the others every `heartbeat_interval` over UDP; a thread of the
+ * pinged node answers with its instance and the version of its endpoint map. A node that
+ * answers neither UDP nor HTTP for `liveness_timeout` is marked down.
+ */
+import { randomBytes } from "node:crypto";
+import { createSocket, type Socket } from "node:dgram";
+import { isIPv6 } from "node:net";
+import { Worker } from "node:worker_threads";
+import type { Logger } from "../log.js";
+
+/** A ping is padded to at least this size, larger than any pong. */
+export const MIN_PING_BYTES = 256;
+
+export interface HeartbeatSetup {
+  bind: string;
+  port: number;
+  hostname: string;
+  instance: string;
+  /** Int32Array over shared memory: the node's endpoint-map version, read by the thread. */
+  version: Int32Array;
+}
+
+export interface Pong {
+  instance: string;
+  hostname: string;
+  version: number;
+  nonce: string;
+}
+
+interface Ping {
+  t: "ping";
+  n: string;
+  pad: string;
+}
+
+export function pingBytes(nonce: string): Buffer {
+  const body = { t: "ping", n: nonce, pad: "" } satisfies Ping;
+  const bare = Buffer.byteLength(JSON.stringify(body));
+  body.pad = "x".repeat(Math.max(0, MIN_PING_BYTES - bare));
+  return Buffer.from(JSON.stringify(body));
+}
+
+/** The answer to a ping datagram, or undefined if it is not one. */
+export function pongFor(
+  message: Buffer,
+  setup: HeartbeatSetup,
+  version: number,
+): Buffer | undefined {
+  let ping: Partial<Ping>;
+  try {
+    ping = JSON.parse(message.toString("utf8")) as Partial<Ping>;
+  } catch {
+    return undefined;
+  }
+  if (ping?.t !== "ping" || typeof ping.n !== "string" || ping.n.length > 64) return undefined;
+  return Buffer.from(
+    JSON.stringify({ t: "pong", n: ping.n, i: setup.instance, h: setup.hostname, v: version }),
+  );
+}
+
+function readPong(message: Buffer): Pong | undefined {
+  try {
+    const pong = JSON.parse(message.toString("utf8")) as Record<string, unknown>;
+    if (pong.t !== "pong" || typeof pong.n !== "string" || typeof pong.i !== "string")
+      return undefined;
+    return {
+      nonce: pong.n,
+      instance: pong.i,
+      hostname: typeof pong.h === "string" ? pong.h : "",
+      version: typeof pong.v === "number" ? pong.v : -1,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Answers pings on this node's port, from a thread of its own. */
+export class HeartbeatResponder {
+  readonly #worker: Worker;
+  readonly ready: Promise<boolean>;
+
+  constructor(setup: HeartbeatSetup, logger: Logger) {
+    this.#worker = new Worker(new URL("./heartbeat-worker.js", import.meta.url), {
+      workerData: setup,
+    });
+    this.#worker.unref();
+    this.ready = new Promise((resolve) => {
+      this.#worker.once("message", (message: { listening?: boolean; error?: string }) => {
+        if (message.error) {
+          logger.warn(
+            `UDP heartbeats cannot listen on ${setup.bind}:${setup.port} (${message.error}); other nodes will check this one over HTTP, so a busy main thread may make it look down`,
+          );
+        }
+        resolve(message.listening === true);
+      });
+      this.#worker.once("error", (error) => {
+        logger.warn(`the heartbeat thread failed: ${error.message}`);
+        resolve(false);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#worker.postMessage("close");
+    await this.#worker.terminate();
+  }
+}
+
+/** Sends pings to other nodes and hands back their pongs. */
+export class HeartbeatPinger {
+  readonly #sockets = new Map<"udp4" | "udp6", Socket>();
+  readonly #waiting = new Map<string, (pong: Pong) => void>();
+
+  #socketFor(address: string): Socket {
+    const type = isIPv6(address) ? "udp6" : "udp4";
+    let socket = this.#sockets.get(type);
+    if (!socket) {
+      socket = createSocket(type);
+      socket.on("message", (message) => {
+        const pong = readPong(message);
+        const resolve = pong && this.#waiting.get(pong.nonce);
+        if (pong && resolve) {
+          this.#waiting.delete(pong.nonce);
+          resolve(pong);
+        }
+      });
+      socket.on("error", () => undefined);
+      socket.bind(0);
+      socket.unref();
+      this.#sockets.set(type, socket);
+    }
+    return socket;
+  }
+
+  /** Pings `address:port`; resolves with the pong, or undefined after `timeoutMs`. */
+  ping(address: string, port: number, timeoutMs: number): Promise<Pong | undefined> {
+    const nonce = randomBytes(12).toString("hex");
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(nonce);
+        resolve(undefined);
+      }, timeoutMs);
+      this.#waiting.set(nonce, (pong) => {
+        clearTimeout(timer);
+        resolve(pong);
+      });
+      this.#socketFor(address).send(pingBytes(nonce), port, address, (error) => {
+        if (error) {
+          clearTimeout(timer);
+          this.#waiting.delete(nonce);
+          resolve(undefined);
+        }
+      });
+    });
+  }
+
+  close(): void {
+    for (const socket of this.#sockets.values()) socket.close();
+    this.#sockets.clear();
+  }
+}
