@@ -8,10 +8,14 @@ import { ConfigError } from "../errors.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
 
+export function isLoopback(address: string): boolean {
+  return LOOPBACK.has(address) || address.startsWith("127.");
+}
+
 /** The address to listen on: `bind`, else loopback without a secret, every interface with one. */
 export function bindAddress(config: NetworkingConfig, file?: string): string {
   const bind = config.bind || (config.secret ? "0.0.0.0" : "127.0.0.1");
-  if (!LOOPBACK.has(bind) && !config.secret && !config.allow_insecure) {
+  if (!isLoopback(bind) && !config.secret && !config.allow_insecure) {
     throw new ConfigError(
       "CONFIG_INVALID",
       `networking.bind: listening on ${bind} without a secret would let anyone who can reach port ${config.port} run your plugins. Set networking.secret (or the AIO_SECRET environment variable), bind to 127.0.0.1, or set networking.allow_insecure: true if this network is trusted`,

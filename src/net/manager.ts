@@ -7,10 +7,17 @@ import { randomUUID } from "node:crypto";
 import type { NetworkingConfig } from "../config/types.js";
 import type { NodeInfo } from "../core/types.js";
 import type { Logger } from "../log.js";
-import { bindAddress, hostForUrl, normalizeAddress, parseNodeAddress } from "./address.js";
+import {
+  bindAddress,
+  hostForUrl,
+  isLoopback,
+  normalizeAddress,
+  parseNodeAddress,
+} from "./address.js";
 import { NodeConnection } from "./connection.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
 import { HttpClient } from "./http-client.js";
+import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
@@ -55,6 +62,7 @@ export class NetworkManager {
   readonly #version = new Int32Array(new SharedArrayBuffer(4));
   readonly #pinger = new HeartbeatPinger();
   #responder: HeartbeatResponder | undefined;
+  #mdns: MdnsDiscovery | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   readonly #contacting = new Set<string>();
   /** Addresses found to be this node itself. */
@@ -112,9 +120,32 @@ export class NetworkManager {
       this.#logger,
     );
     await this.#responder.ready;
+    this.#startMdns();
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeat_interval * 1000);
     this.#heartbeat.unref();
     await Promise.all(this.#config.node_ips.map((entry) => this.#contactEntry(entry)));
+  }
+
+  /**
+   * mDNS runs only for a node reachable from the LAN: one bound to loopback has nothing to
+   * announce and nobody to find.
+   */
+  #startMdns(): void {
+    const announce = this.#config.direct_discoverable;
+    const browse = this.#config.discover_nodes;
+    if (isLoopback(this.#bind) || (!announce && !browse)) return;
+    this.#mdns = new MdnsDiscovery({
+      hostname: this.#options.hostname,
+      instance: this.instance,
+      port: this.port,
+      bind: this.#bind,
+      announce,
+      browse,
+      logger: this.#logger,
+      onFound: (address, port) => {
+        if (!this.nodes.byAddress(address, port)) void this.#contact(address, port);
+      },
+    });
   }
 
   #contactEntry(entry: string): Promise<void> {
@@ -306,6 +337,7 @@ export class NetworkManager {
     PROCESS_NODES.delete(this.instance);
     if (this.#heartbeat) clearInterval(this.#heartbeat);
     this.#pinger.close();
+    await this.#mdns?.close();
     await this.#responder?.close();
     for (const node of this.nodes.all()) node.connection.close();
     await this.#server.close();
