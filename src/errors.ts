@@ -243,6 +243,13 @@ export const callErrors = {
   noNode(site: CallSite, why: string): RequestError {
     return new RequestError("NO_NODE", `${target(site)}: ${why}`, site);
   },
+  tooLarge(site: CallSite, limit: number): RequestError {
+    return new RequestError(
+      "PAYLOAD_TOO_LARGE",
+      `${target(site)}: the call is larger than the ${limit}-byte limit of the node protocol`,
+      site,
+    );
+  },
   unauthorizedBy(hostname: string): NetworkRequestError {
     return new NetworkRequestError(
       "UNAUTHORIZED",

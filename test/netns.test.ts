@@ -7,8 +7,8 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const NODE_SCRIPT = fileURLToPath(new URL("./fixtures/netns-node/node.mjs", import.meta.url));
@@ -92,7 +92,12 @@ class NamespacedNode {
   }
 
   /** Resolves with the first line (from `from` on) that `match` accepts. */
-  async waitFor(match: (line: Line) => boolean, what: string, from = 0, ms = 15_000): Promise<Line> {
+  async waitFor(
+    match: (line: Line) => boolean,
+    what: string,
+    from = 0,
+    ms = 15_000,
+  ): Promise<Line> {
     const deadline = Date.now() + ms;
     for (;;) {
       const found = this.lines.slice(from).find(match);

@@ -177,6 +177,14 @@ export class Dispatcher {
     );
   }
 
+  /** Refuses a call that may not start at all, and says where it goes. */
+  #begin(call: Call): Route {
+    if (call.caller.kind !== "plugin" && this.#closing()) throw callErrors.closed(call);
+    const signal = call.callerSignal;
+    if (signal?.aborted) throw callErrors.aborted(call, signal.reason);
+    return this.#route(call);
+  }
+
   #route(call: Call): Route {
     const host = call.host;
     if (host === undefined || host === "any") return "any";
@@ -204,7 +212,7 @@ export class Dispatcher {
   }
 
   #execute(call: Call, args: unknown): Promise<unknown> {
-    const route = this.#route(call);
+    const route = this.#begin(call);
     if (route === "remote") return this.#remoteRoutes(call).execute(call, args);
     let target: Target | Promise<void>;
     try {
@@ -230,7 +238,7 @@ export class Dispatcher {
   }
 
   async *#stream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
-    const route = this.#route(call);
+    const route = this.#begin(call);
     if (route === "remote") {
       yield* this.#remoteRoutes(call).executeStream(call, args);
       return;
@@ -318,7 +326,7 @@ export class Dispatcher {
    * node serves it, or a `WOULD_DEADLOCK` error.
    */
   #resolveSync(call: Call, args: unknown, mode: Mode): Target | typeof REMOTE {
-    const route = this.#route(call);
+    const route = this.#begin(call);
     if (route === "remote") {
       this.#remoteRoutes(call);
       return REMOTE;
@@ -351,9 +359,6 @@ export class Dispatcher {
    * the plugin is still starting: the caller waits for it, then resolves again.
    */
   #resolve(call: Call, args: unknown, mode: Mode): Target | Promise<void> {
-    if (call.caller.kind !== "plugin" && this.#closing()) throw callErrors.closed(call);
-    if (call.signal?.aborted) throw callErrors.aborted(call, call.signal.reason);
-
     const slot = this.#findSlot(call);
     if (slot.state !== "enabled") {
       if (slot.gate) return slot.gate;
@@ -398,10 +403,14 @@ export class Dispatcher {
       if (caller.name === slot.name || endpoint.info.accessible_by_other_plugins) return undefined;
       return `only ${slot.name} itself may call it (accessible_by_other_plugins is false); the caller is plugin ${caller.name}`;
     }
-    const remoteAllowed = slot.host?.identity().remote && endpoint.info.remote;
-    return remoteAllowed
-      ? undefined
-      : `it is not open to remote nodes (the plugin and the endpoint must both say remote: true); the caller is node ${caller.hostname}`;
+    if (!slot.host?.identity().remote || !endpoint.info.remote) {
+      return `it is not open to remote nodes (the plugin and the endpoint must both say remote: true); the caller is node ${caller.hostname}`;
+    }
+    const allowed = slot.entry.allowed_nodes;
+    if (allowed.length > 0 && !allowed.includes(caller.hostname)) {
+      return `only ${allowed.join(", ")} may call ${slot.name} (allowed_nodes); the caller is node ${caller.hostname}`;
+    }
+    return undefined;
   }
 }
 

@@ -113,7 +113,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         hostname: this.hostname,
         logger: this.#logger,
         calls: this.#dispatcher,
-        localEndpoints: () => this.#remoteEndpoints(),
+        localEndpoints: (requester) => this.#remoteEndpoints(requester),
         hasPlugin: (name, method, uuid) => this.#hasPlugin(name, method, uuid),
         emit: (event, node) => this.emit(event, node),
       },
@@ -128,11 +128,16 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     return this.#network?.port || undefined;
   }
 
-  /** Endpoints of enabled plugins that other nodes may call: plugin and endpoint both `remote`. */
-  #remoteEndpoints(): WireEndpoint[] {
+  /**
+   * Endpoints of enabled plugins that the node `requester` may call: plugin and endpoint both
+   * `remote`, and the plugin's `allowed_nodes` (if any) naming it.
+   */
+  #remoteEndpoints(requester: string): WireEndpoint[] {
     const endpoints: WireEndpoint[] = [];
     for (const slot of this.#registry.slots()) {
       if (slot.state !== "enabled" || !slot.host?.identity().remote) continue;
+      const allowed = slot.entry.allowed_nodes;
+      if (allowed.length > 0 && !allowed.includes(requester)) continue;
       for (const endpoint of slot.endpoints.values()) {
         if (!endpoint.info.remote) continue;
         endpoints.push({

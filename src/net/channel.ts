@@ -7,14 +7,17 @@
  * a bare JSON object. Both sides decode both forms.
  */
 import type { RawData, WebSocket } from "ws";
+import type { ChannelSigner } from "./auth.js";
 import { parseJson } from "./wire.js";
 
 /** Above this many bytes queued, a batch goes out at once rather than at the end of the turn. */
-const FLUSH_BYTES = 256 * 1024;
+export const FLUSH_BYTES = 256 * 1024;
 
 export interface ChannelOptions {
   /** Deepest nesting accepted in a received packet. */
   maxDepth: number;
+  /** Largest packet `send` accepts. */
+  maxPacketBytes: number;
   onPacket(packet: unknown): void;
   /** A received message that is not valid JSON, or is hostile. */
   onBadMessage(error: Error): void;
@@ -28,11 +31,18 @@ export class PacketChannel {
   #scheduled = false;
   #queued = 0;
   #written = 0;
+  /** With a shared secret: seals every message sent and opens every message received. */
+  #signer: ChannelSigner | undefined;
 
   constructor(socket: WebSocket, options: ChannelOptions) {
     this.#socket = socket;
     this.#options = options;
     socket.on("message", (data, isBinary) => this.#receive(data, isBinary));
+  }
+
+  /** Signs the channel from now on; set once, right after the handshake. */
+  sign(signer: ChannelSigner): void {
+    this.#signer = signer;
   }
 
   get socket(): WebSocket {
@@ -49,12 +59,13 @@ export class PacketChannel {
   }
 
   /**
-   * Queues a packet. Returns its position in the channel's order, or 0 if the channel is
-   * closed and the packet was dropped; compare with {@link written}.
+   * Queues a packet. Returns its position in the channel's order (compare with
+   * {@link written}), 0 if the channel is closed, -1 if the packet is over the size limit.
    */
   send(packet: object): number {
     if (!this.open) return 0;
     const text = JSON.stringify(packet);
+    if (text.length > this.#options.maxPacketBytes) return -1;
     this.#queue.push(text);
     this.#queuedBytes += text.length;
     if (this.#queuedBytes >= FLUSH_BYTES) this.flush();
@@ -79,14 +90,17 @@ export class PacketChannel {
     this.#queuedBytes = 0;
     if (!this.open) return;
     this.#written = this.#queued;
-    this.#socket.send(queue.length === 1 ? (queue[0] as string) : `[${queue.join(",")}]`);
+    const text = queue.length === 1 ? (queue[0] as string) : `[${queue.join(",")}]`;
+    this.#socket.send(this.#signer ? this.#signer.seal(text) : text);
   }
 
   #receive(data: RawData, isBinary: boolean): void {
     let decoded: unknown;
     try {
       if (isBinary) throw new Error("binary messages are not part of the protocol");
-      const text = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : data.toString();
+      const received = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : data.toString();
+      const text = this.#signer ? this.#signer.open(received) : received;
+      if (text === undefined) throw new Error("a message failed its signature check");
       decoded = parseJson(text, this.#options.maxDepth);
     } catch (error) {
       this.#options.onBadMessage(error as Error);

@@ -18,6 +18,8 @@ export interface ConnectionOptions {
   url: string;
   hostname: string;
   maxDepth: number;
+  /** Largest packet this side sends; a larger call fails with PAYLOAD_TOO_LARGE. */
+  maxPacketBytes: number;
   /** Extra handshake headers (authentication) and TLS options. */
   socketOptions?: () => WebSocket.ClientOptions;
   connectTimeoutMs: number;
@@ -51,6 +53,8 @@ export class NodeConnection {
   #channel: PacketChannel | undefined;
   #connecting: Promise<PacketChannel> | undefined;
   readonly #pending = new Map<number, Pending>();
+  /** Calls waiting for the channel to open: in flight already, as routing counts them. */
+  #connectingCalls = 0;
   #seq = 0;
   #closed = false;
 
@@ -60,7 +64,7 @@ export class NodeConnection {
 
   /** Calls and streams this node has open on the connection. */
   get inFlight(): number {
-    return this.#pending.size;
+    return this.#pending.size + this.#connectingCalls;
   }
 
   get connected(): boolean {
@@ -78,6 +82,7 @@ export class NodeConnection {
       });
       const channel = new PacketChannel(socket, {
         maxDepth: this.#options.maxDepth,
+        maxPacketBytes: this.#options.maxPacketBytes,
         onPacket: (packet) => this.#receive(packet),
         onBadMessage: (error) => {
           this.#options.onBadMessage?.(error);
@@ -200,18 +205,27 @@ export class NodeConnection {
     }
   }
 
+  /** Opens the channel, counting the call as in flight meanwhile so routing sees it. */
+  async #channelFor(): Promise<PacketChannel> {
+    this.#connectingCalls++;
+    try {
+      return await this.#connect();
+    } finally {
+      this.#connectingCalls--;
+    }
+  }
+
+  /** A packet too large to send fails its call here rather than the whole connection. */
+  #tooLarge(call: Call): Error {
+    return callErrors.tooLarge(call, this.#options.maxPacketBytes);
+  }
+
   /** Runs a function endpoint on the node. Rejects with `NotDelivered` if it never left. */
   async execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
-    const channel = await this.#connect();
+    const channel = await this.#channelFor();
     const id = ++this.#seq;
     const wire = wireCall(call, args, authorHost);
     return new Promise((resolve, reject) => {
-      const stop = watchBounds(call, (error) => {
-        if (this.#pending.delete(id)) {
-          channel.send({ t: "cancel", id });
-          reject(error);
-        }
-      });
       const pending: PendingCall = {
         kind: "call",
         call,
@@ -226,11 +240,22 @@ export class NodeConnection {
         },
       };
       this.#pending.set(id, pending);
+      const stop = watchBounds(call, (error) => {
+        if (!this.#pending.delete(id)) return;
+        if (pending.packet > 0) channel.send({ t: "cancel", id });
+        reject(error);
+      });
+      // Already aborted, or a deadline already passed: it ended before anything was sent.
+      if (!this.#pending.has(id)) return;
       pending.packet = channel.send({ t: "call", id, ...wire });
-      if (pending.packet === 0) {
+      if (pending.packet <= 0) {
         this.#pending.delete(id);
         stop();
-        reject(new NotDelivered(`the connection to ${this.#options.hostname} closed`));
+        reject(
+          pending.packet < 0
+            ? this.#tooLarge(call)
+            : new NotDelivered(`the connection to ${this.#options.hostname} closed`),
+        );
       }
     });
   }
@@ -244,7 +269,7 @@ export class NodeConnection {
     args: unknown,
     authorHost: string,
   ): AsyncGenerator<unknown, void, undefined> {
-    const channel = await this.#connect();
+    const channel = await this.#channelFor();
     const id = ++this.#seq;
     const state: PendingStream = {
       kind: "stream",
@@ -257,21 +282,26 @@ export class NodeConnection {
     };
     this.#pending.set(id, state);
     const stop = watchBounds(call, (error) => {
-      if (this.#pending.delete(id)) {
-        channel.send({ t: "cancel", id });
-        this.#settle(state, error);
-      }
+      if (!this.#pending.delete(id)) return;
+      if (state.packet > 0) channel.send({ t: "cancel", id });
+      this.#settle(state, error);
     });
+    if (!this.#pending.has(id)) {
+      stop();
+      throw state.error;
+    }
     state.packet = channel.send({
       t: "open",
       id,
       credit: STREAM_WINDOW,
       ...wireCall(call, args, authorHost),
     });
-    if (state.packet === 0) {
+    if (state.packet <= 0) {
       this.#pending.delete(id);
       stop();
-      throw new NotDelivered(`the connection to ${this.#options.hostname} closed`);
+      throw state.packet < 0
+        ? this.#tooLarge(call)
+        : new NotDelivered(`the connection to ${this.#options.hostname} closed`);
     }
     let consumed = 0;
     let index = 0;

@@ -17,6 +17,7 @@ import {
 import { NodeConnection } from "./connection.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
 import { HttpClient } from "./http-client.js";
+import { DEFAULT_BODY_LIMIT, MAX_JSON_DEPTH } from "./limits.js";
 import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
@@ -25,17 +26,13 @@ import { CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
 import type { InfoAnswer, InfoRequest, WireEndpoint } from "./wire.js";
 
-/** Deepest nesting of JSON accepted from the network. */
-export const MAX_JSON_DEPTH = 64;
-const DEFAULT_BODY_LIMIT = 1024 * 1024;
-
 export interface NetworkOptions {
   config: NetworkingConfig;
   hostname: string;
   logger: Logger;
   calls: LocalCalls;
-  /** Endpoints of this node's enabled plugins that other nodes may call. */
-  localEndpoints(): WireEndpoint[];
+  /** Endpoints of this node's enabled plugins that the node `requester` may call. */
+  localEndpoints(requester: string): WireEndpoint[];
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
 }
@@ -179,7 +176,7 @@ export class NetworkManager {
             .filter((node) => node.instance !== request.instance)
             .map((node) => ({ hostname: node.hostname, address: node.address, port: node.port }))
         : [],
-      endpoints: this.#options.localEndpoints(),
+      endpoints: this.#options.localEndpoints(request.hostname),
       version: Atomics.load(this.#version, 0),
       instance: this.instance,
       port: this.port,
@@ -254,6 +251,7 @@ export class NetworkManager {
         url,
         hostname: answer.hostname,
         maxDepth: MAX_JSON_DEPTH + 2,
+        maxPacketBytes: DEFAULT_BODY_LIMIT,
         connectTimeoutMs: 3000,
         onBadMessage: (error) =>
           this.#logger.warn(`closing the channel to ${answer.hostname}: ${error.message}`),

@@ -107,8 +107,13 @@ export class RemoteRouter implements RemoteRoutes {
         continue;
       }
       if (first.done) return;
-      yield first.value;
-      yield* stream;
+      try {
+        yield first.value;
+        yield* stream;
+      } finally {
+        // A consumer that stops at the first item must still cancel the remote generator.
+        await stream.return();
+      }
       return;
     }
     throw this.#unreachable(call, reasons);
@@ -157,8 +162,12 @@ export class RemoteRouter implements RemoteRoutes {
         continue;
       }
       if (first.done) return;
-      yield first.value;
-      yield* stream;
+      try {
+        yield first.value;
+        yield* stream;
+      } finally {
+        stream.return();
+      }
       return;
     }
     throw this.#unreachable(call, reasons);

@@ -7,6 +7,7 @@
 import type { Caller, CallOptions } from "../core/call.js";
 import { callErrors, RequestError, type WireError } from "../errors.js";
 import type { PacketChannel } from "./channel.js";
+import { MAX_ANSWER_BYTES } from "./limits.js";
 import { readCall, type WireCall, WireProblem } from "./wire.js";
 
 /** The part of the dispatcher that serves calls; implemented by `Dispatcher`. */
@@ -141,7 +142,15 @@ export class ChannelSession {
         callOptions(call, active.controller.signal),
       )
       .then(
-        (value) => this.#channel.send({ t: "result", id, value }),
+        (value) => {
+          if (this.#channel.send({ t: "result", id, value }) < 0) {
+            const error = callErrors.tooLarge(
+              { plugin: call.plugin, method: call.method, requestId: call.request_id },
+              MAX_ANSWER_BYTES,
+            );
+            this.#channel.send({ t: "error", id, error: error.toJSON() });
+          }
+        },
         (error: unknown) => this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) }),
       )
       .finally(() => this.#active.delete(id));
@@ -168,8 +177,13 @@ export class ChannelSession {
     active.stream.run(call).finally(() => this.#active.delete(id));
   }
 
+  /** Closes the channel after writing what is queued on it (this node is closing). */
+  shutdown(code: number, reason: string): void {
+    this.#channel.close(code, reason);
+  }
+
   /** The peer is gone: end everything it started. */
-  close(): void {
+  ended(): void {
     for (const active of this.#active.values()) {
       active.controller.abort();
       active.stream?.stop();
@@ -191,6 +205,7 @@ class StreamPump {
   #batch: unknown[] = [];
   #wake: (() => void) | undefined;
   #stopped = false;
+  #oversized = false;
 
   constructor(
     id: number,
@@ -219,8 +234,22 @@ class StreamPump {
     if (this.#batch.length === 0) return;
     const items = this.#batch;
     this.#batch = [];
-    this.#channel.send({ t: "items", id: this.#id, items });
+    if (this.#channel.send({ t: "items", id: this.#id, items }) >= 0) return;
+    // Too large together: one by one, and an item too large on its own ends the stream.
+    for (const item of items) {
+      if (this.#channel.send({ t: "items", id: this.#id, items: [item] }) < 0) {
+        this.#oversized = true;
+        this.stop();
+        return;
+      }
+    }
   };
+
+  #sendTooLarge(call: WireCall): void {
+    const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
+    const error = callErrors.tooLarge(site, MAX_ANSWER_BYTES).toJSON();
+    this.#channel.send({ t: "error", id: this.#id, error });
+  }
 
   async run(call: WireCall): Promise<void> {
     try {
@@ -234,6 +263,7 @@ class StreamPump {
         }
         if (this.#stopped || !this.#channel.open) {
           await this.#source.return();
+          if (this.#oversized) this.#sendTooLarge(call);
           return;
         }
         const step = await this.#source.next();

@@ -10,7 +10,8 @@ import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { WebSocketServer } from "ws";
 import { REQUEST_ERROR_STATUS, type RequestErrorCode, type WireError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { PacketChannel } from "./channel.js";
+import { FLUSH_BYTES, PacketChannel } from "./channel.js";
+import { MAX_ANSWER_BYTES } from "./limits.js";
 import {
   ChannelSession,
   callOptions,
@@ -62,13 +63,19 @@ function sendError(reply: FastifyReply, error: WireError): FastifyReply {
 export class NodeServer {
   readonly #options: ServerOptions;
   readonly #app: FastifyInstance;
-  readonly #sockets = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+  readonly #sockets: WebSocketServer;
   readonly #sessions = new Set<ChannelSession>();
   #port = 0;
 
   constructor(options: ServerOptions) {
     this.#options = options;
     this.#app = Fastify({ logger: false, bodyLimit: options.bodyLimit });
+    // A message batches packets of at most bodyLimit each; anything larger is refused.
+    this.#sockets = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      maxPayload: options.bodyLimit + FLUSH_BYTES + 1024,
+    });
     this.#routes();
     this.#app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.#upgrade(request, socket, head),
@@ -210,6 +217,7 @@ export class NodeServer {
       let session: ChannelSession | undefined;
       const channel = new PacketChannel(ws, {
         maxDepth: this.#options.maxDepth + 2,
+        maxPacketBytes: MAX_ANSWER_BYTES,
         onPacket: (packet) => session?.receive(packet),
         onBadMessage: (error) => {
           this.#options.logger.warn(`closing the channel from ${peer}: ${error.message}`);
@@ -219,15 +227,15 @@ export class NodeServer {
       session = new ChannelSession(channel, this.#options.calls, peer);
       this.#sessions.add(session);
       ws.once("close", () => {
-        session?.close();
+        session?.ended();
         if (session) this.#sessions.delete(session);
       });
     });
   }
 
-  /** Stops accepting, then closes every connection. */
+  /** Stops accepting, then closes every connection, after writing what is queued on it. */
   async close(): Promise<void> {
-    for (const client of this.#sockets.clients) client.close(1001, "node closing");
+    for (const session of this.#sessions) session.shutdown(1001, "node closing");
     await this.#app.close();
     for (const client of this.#sockets.clients) client.terminate();
   }

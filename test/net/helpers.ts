@@ -188,8 +188,10 @@ const children = new Set<ChildNode>();
  * it listens. The child prints `READY <json>` and plugin marks on stdout.
  */
 export function spawnNode(config: ConfigObject, timeoutMs = 10_000): Promise<ChildNode> {
+  // AIO_CHILD lets plugin code shared with in-process nodes print marks only in a child.
   const proc = spawn(process.execPath, [NODE_SCRIPT, JSON.stringify(config)], {
     stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, AIO_CHILD: "1" },
   });
   let err = "";
   proc.stderr?.setEncoding("utf8");
@@ -238,7 +240,9 @@ export function spawnNode(config: ConfigObject, timeoutMs = 10_000): Promise<Chi
                 };
                 const t = setTimeout(() => {
                   waiters.delete(waiter);
-                  rej(new Error(`no matching mark within ${ms} ms; marks: ${JSON.stringify(marks)}`));
+                  rej(
+                    new Error(`no matching mark within ${ms} ms; marks: ${JSON.stringify(marks)}`),
+                  );
                 }, ms);
                 waiters.add(waiter);
               });
@@ -284,7 +288,14 @@ export async function killChild(child: ChildNode, signal: NodeJS.Signals = "SIGK
 
 // ---------------------------------------------------------------------------------- cleanup
 
+/** Closes every node and child started so far, and removes the temp folders; for afterAll. */
 export async function cleanup(): Promise<void> {
+  await closeAll();
+  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Closes every node and child started so far, keeping the temp folders; for afterEach. */
+export async function closeAll(): Promise<void> {
   const closing = [...cores].map((core) => core.close().catch(() => undefined));
   cores.clear();
   for (const child of children) {
@@ -295,7 +306,6 @@ export async function cleanup(): Promise<void> {
   }
   await Promise.all([...closing, ...[...children].map((c) => c.exited)]);
   children.clear();
-  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 // ---------------------------------------------------------------------------------- waiting
@@ -410,4 +420,18 @@ export function shared<T extends object>(key: string, initial: T): T {
 /** Plugin code referring to a {@link shared} store. */
 export function sharedRef(key: string): string {
   return `(globalThis as any)[${JSON.stringify(key)}]`;
+}
+
+/**
+ * Waits until `core` has heard from `hostname` `n` more times (its lastSeen advanced n times):
+ * proof that heartbeats ran, for asserting that something did NOT happen meanwhile.
+ */
+export async function heartbeats(core: PluginCore, hostname: string, n = 3): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const before = nodeNamed(core, hostname)?.lastSeen ?? 0;
+    await waitFor(
+      () => (nodeNamed(core, hostname)?.lastSeen ?? 0) > before,
+      `${core.hostname} to hear from ${hostname} again`,
+    );
+  }
 }

@@ -1,0 +1,158 @@
+/**
+ * Authentication between nodes with a shared secret. The secret never crosses the network:
+ * requests carry an HMAC-SHA256 over what they are, when they were made and a nonce; answers
+ * carry one bound to the request's nonce; the channel derives a session key at its handshake
+ * and signs every message with it and a sequence number.
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+
+export const HEADER_TIME = "x-aio-time";
+export const HEADER_NONCE = "x-aio-nonce";
+export const HEADER_SIGNATURE = "x-aio-signature";
+/** On answers: binds the answer to the request it answers. */
+export const HEADER_ANSWER = "x-aio-answer";
+
+/** How far a request's clock may be from this node's. */
+export const MAX_SKEW_MS = 30_000;
+/** Nonces remembered at most; a flood beyond it is refused rather than forgotten. */
+const MAX_NONCES = 200_000;
+
+export function bodyDigest(body: string | Buffer): string {
+  return createHash("sha256").update(body).digest("hex");
+}
+
+function hmac(key: string | Buffer, ...parts: string[]): string {
+  return createHmac("sha256", key).update(parts.join("\n")).digest("hex");
+}
+
+/** Compares two hex MACs in constant time. */
+export function sameMac(a: string, b: string): boolean {
+  const left = Buffer.from(a, "utf8");
+  const right = Buffer.from(b, "utf8");
+  return left.length === right.length && timingSafeEqual(left, right);
+}
+
+export interface SignedHeaders {
+  [HEADER_TIME]: string;
+  [HEADER_NONCE]: string;
+  [HEADER_SIGNATURE]: string;
+}
+
+/** Headers that authenticate a request: method, path (with query), time, nonce, body. */
+export function signRequest(
+  secret: string,
+  method: string,
+  path: string,
+  body: string | Buffer,
+): SignedHeaders {
+  const time = String(Date.now());
+  const nonce = randomBytes(16).toString("hex");
+  return {
+    [HEADER_TIME]: time,
+    [HEADER_NONCE]: nonce,
+    [HEADER_SIGNATURE]: hmac(secret, method.toUpperCase(), path, time, nonce, bodyDigest(body)),
+  };
+}
+
+/** The MAC an answer to the request with `nonce` carries, over the answer's body. */
+export function signAnswer(secret: string, nonce: string, body: string | Buffer): string {
+  return hmac(secret, "answer", nonce, bodyDigest(body));
+}
+
+/** Refuses replayed requests: remembers each nonce until its timestamp is too old to pass. */
+export class NonceCache {
+  readonly #seen = new Map<string, number>();
+
+  /** Records `nonce`; false if it was seen before, or the cache is full of live nonces. */
+  admit(nonce: string, time: number, now: number): boolean {
+    if (this.#seen.has(nonce)) return false;
+    if (this.#seen.size >= MAX_NONCES) {
+      this.#evict(now);
+      if (this.#seen.size >= MAX_NONCES) return false;
+    }
+    this.#seen.set(nonce, time);
+    return true;
+  }
+
+  #evict(now: number): void {
+    for (const [nonce, time] of this.#seen) {
+      if (Math.abs(now - time) > MAX_SKEW_MS) this.#seen.delete(nonce);
+    }
+  }
+
+  /** Drops nonces too old to be replayed anyway; called now and then. */
+  sweep(now = Date.now()): void {
+    this.#evict(now);
+  }
+}
+
+/**
+ * Checks a request's signature headers. Returns the request's nonce when it is genuine,
+ * fresh and not a replay; undefined otherwise (the caller answers 401 and says no more).
+ */
+export function verifyRequest(
+  secret: string,
+  nonces: NonceCache,
+  method: string,
+  path: string,
+  headers: Record<string, string | string[] | undefined>,
+  body: string | Buffer,
+): string | undefined {
+  const time = headers[HEADER_TIME];
+  const nonce = headers[HEADER_NONCE];
+  const signature = headers[HEADER_SIGNATURE];
+  if (typeof time !== "string" || typeof nonce !== "string" || typeof signature !== "string") {
+    return undefined;
+  }
+  if (!/^\d{1,15}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce)) return undefined;
+  const expected = hmac(secret, method.toUpperCase(), path, time, nonce, bodyDigest(body));
+  if (!sameMac(signature, expected)) return undefined;
+  const now = Date.now();
+  const sent = Number(time);
+  if (Math.abs(now - sent) > MAX_SKEW_MS) return undefined;
+  return nonces.admit(nonce, sent, now) ? nonce : undefined;
+}
+
+/** The key a channel signs its messages with, from both sides' handshake nonces. */
+export function sessionKey(secret: string, clientNonce: string, serverNonce: string): Buffer {
+  return createHmac("sha256", secret).update(`session\n${clientNonce}\n${serverNonce}`).digest();
+}
+
+/**
+ * Signs and checks channel messages. Each direction counts its messages, and the count is
+ * part of the MAC, so a message cannot be replayed, dropped or reordered unnoticed.
+ */
+export class ChannelSigner {
+  readonly #key: Buffer;
+  readonly #sendLabel: string;
+  readonly #receiveLabel: string;
+  #sent = 0;
+  #received = 0;
+
+  constructor(key: Buffer, side: "client" | "server") {
+    this.#key = key;
+    this.#sendLabel = side === "client" ? "c" : "s";
+    this.#receiveLabel = side === "client" ? "s" : "c";
+  }
+
+  /** `<mac>` + payload: the MAC is 64 hex characters in front of the text. */
+  seal(payload: string): string {
+    const mac = hmac(this.#key, this.#sendLabel, String(++this.#sent), payload);
+    return mac + payload;
+  }
+
+  /** The payload of a sealed message, or undefined if it is not genuine and next in order. */
+  open(message: string): string | undefined {
+    if (message.length < 64) return undefined;
+    const payload = message.slice(64);
+    const expected = hmac(this.#key, this.#receiveLabel, String(this.#received + 1), payload);
+    if (!sameMac(message.slice(0, 64), expected)) return undefined;
+    this.#received++;
+    return payload;
+  }
+}
+
+/** A heartbeat datagram's MAC: over its text, so pings and pongs cannot be forged. */
+export function signDatagram(secret: string, text: string): string {
+  return hmac(secret, "udp", text);
+}
