@@ -9,8 +9,13 @@
  * node:http + undici), stream (AIO executeStream of 10000 items; rates are items/s).
  * AIO_BENCH_DIST: the package under test (path or file: URL; default dist/), used by both
  * processes. AIO_BENCH_SERVER_PROF=<dir>: the server runs with --cpu-prof into <dir>.
+ * AIO_BENCH_PIN=0,1: pins the client to CPU 0 and the server to CPU 1 (taskset -a -p).
+ * AIO_BENCH_PROFILE=<dir>: CPU profiles (inspector, 200 µs sampling) of the measured window
+ * only, both processes: <dir>/client-<what>-<n>.cpuprofile and <dir>/server-<what>-<n>.cpuprofile.
  * Prints a human line, then one JSON line { what, concurrency, perSec, clientUs, serverUs }.
  */
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { makeCase } from "./lib/harness.mjs";
@@ -19,6 +24,7 @@ import {
   consumeNdjson,
   httpPool,
   postJson,
+  profileSelf,
   startAioClient,
   startMoleculerClient,
   startServer,
@@ -38,6 +44,12 @@ const execArgv = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
 const serve = what === "mol" ? "mol" : what.startsWith("http") ? "http" : "aio";
 
 const server = await startServer({ distUrl, execArgv, serve });
+// AIO_BENCH_PIN="0,1": client on CPU 0, server on CPU 1 (taskset), for steadier A/B numbers.
+if (process.env.AIO_BENCH_PIN) {
+  const [clientCpuId, serverCpuId] = process.env.AIO_BENCH_PIN.split(",");
+  execFileSync("taskset", ["-a", "-p", "-c", clientCpuId, String(process.pid)], { stdio: "ignore" });
+  execFileSync("taskset", ["-a", "-p", "-c", serverCpuId, String(server.pid)], { stdio: "ignore" });
+}
 let fn;
 let units = 1;
 let close;
@@ -74,11 +86,23 @@ const measure = makeCase(fn, units === 1 ? concurrency : 1, {
   chunk: units > 1 ? 1 : concurrency > 1 ? 8 : 64,
 });
 await measure(1000);
+const profileDir = process.env.AIO_BENCH_PROFILE;
+let stopProfile;
+if (profileDir) {
+  mkdirSync(profileDir, { recursive: true });
+  await server.profile("start");
+  stopProfile = await profileSelf();
+}
 const s0 = await server.cpu();
 const c0 = clientCpu();
 const { ops, perSec } = await measure(Number(seconds) * 1000);
 const c1 = clientCpu();
 const s1 = await server.cpu();
+if (profileDir) {
+  const tag = `${what}-${concurrency}`;
+  await stopProfile(join(profileDir, `client-${tag}.cpuprofile`));
+  await server.profile("stop", join(profileDir, `server-${tag}.cpuprofile`));
+}
 const result = {
   what,
   concurrency,

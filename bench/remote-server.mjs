@@ -11,6 +11,8 @@
  * Protocol with the parent over IPC:
  *   → parent: { type: "ready", aioPort, aioHostname, molPort, molNodeID, httpPort }
  *   ← parent: { type: "cpu", id }  → parent: { type: "cpu", id, user, system } (µs, process.cpuUsage)
+ *   ← parent: { type: "profile", id, action: "start" | "stop", file }: CPU profile (inspector) of
+ *             a window, written to `file` on stop → parent: { type: "profile", id, action }
  *   ← parent: { type: "stop" }     → closes everything and exits 0 (so --cpu-prof gets written)
  *
  * AIO_BENCH_DIST selects the package under test (a dist/index.js URL).
@@ -141,8 +143,28 @@ async function stop() {
   process.exit(0);
 }
 
+let session;
+async function profile(action, file) {
+  const { Session } = await import("node:inspector/promises");
+  if (action === "start") {
+    session = new Session();
+    session.connect();
+    await session.post("Profiler.enable");
+    await session.post("Profiler.setSamplingInterval", { interval: 200 });
+    await session.post("Profiler.start");
+    return;
+  }
+  const { profile: result } = await session.post("Profiler.stop");
+  (await import("node:fs")).writeFileSync(file, JSON.stringify(result));
+  session.disconnect();
+}
+
 process.on("message", (message) => {
-  if (message?.type === "cpu") {
+  if (message?.type === "profile") {
+    profile(message.action, message.file).then(() =>
+      send({ type: "profile", id: message.id, action: message.action }),
+    );
+  } else if (message?.type === "cpu") {
     const { user, system } = process.cpuUsage();
     send({ type: "cpu", id: message.id, user, system });
   } else if (message?.type === "stop") {

@@ -40,21 +40,28 @@ export async function startServer({ distUrl, execArgv = [], serve, timeoutMs = 3
   let seq = 0;
   const waiting = new Map();
   child.on("message", (m) => {
-    if (m?.type === "cpu") {
+    if (m?.type === "cpu" || m?.type === "profile") {
       waiting.get(m.id)?.(m);
       waiting.delete(m.id);
     }
   });
+  const ask = (message) => {
+    const id = ++seq;
+    return new Promise((resolve) => {
+      waiting.set(id, resolve);
+      child.send({ ...message, id });
+    });
+  };
   return {
     ready,
     pid: child.pid,
     /** The server's CPU time so far, in µs (user + system). */
     cpu() {
-      const id = ++seq;
-      return new Promise((resolve) => {
-        waiting.set(id, (m) => resolve(m.user + m.system));
-        child.send({ type: "cpu", id });
-      });
+      return ask({ type: "cpu" }).then((m) => m.user + m.system);
+    },
+    /** Starts a CPU profile of the server (inspector), or stops it and writes it to `file`. */
+    profile(action, file) {
+      return ask({ type: "profile", action, file });
     },
     /** Asks the server to close and exit; resolves with its exit code. */
     async stop() {
@@ -67,6 +74,22 @@ export async function startServer({ distUrl, execArgv = [], serve, timeoutMs = 3
     get stderr() {
       return stderr;
     },
+  };
+}
+
+/** A CPU profile of this process over a window: `const stop = await profileSelf(); … await stop(file)`. */
+export async function profileSelf(intervalUs = 200) {
+  const { Session } = await import("node:inspector/promises");
+  const { writeFileSync } = await import("node:fs");
+  const session = new Session();
+  session.connect();
+  await session.post("Profiler.enable");
+  await session.post("Profiler.setSamplingInterval", { interval: intervalUs });
+  await session.post("Profiler.start");
+  return async (file) => {
+    const { profile } = await session.post("Profiler.stop");
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
   };
 }
 
