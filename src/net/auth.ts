@@ -156,3 +156,28 @@ export class ChannelSigner {
 export function signDatagram(secret: string, text: string): string {
   return hmac(secret, "udp", text);
 }
+
+/**
+ * The MAC that ends an NDJSON stream answer: over every line before it, bound to the request,
+ * so a stream cannot be cut short, reordered or spliced without the client noticing.
+ */
+export class StreamMac {
+  readonly #secret: string;
+  readonly #nonce: string;
+  readonly #digest = createHash("sha256");
+
+  constructor(secret: string, nonce: string) {
+    this.#secret = secret;
+    this.#nonce = nonce;
+  }
+
+  /** Adds a line (with its newline) as sent or received. */
+  add(line: string): void {
+    this.#digest.update(line);
+  }
+
+  /** The MAC of everything added so far. */
+  mac(): string {
+    return hmac(this.#secret, "stream", this.#nonce, this.#digest.copy().digest("hex"));
+  }
+}

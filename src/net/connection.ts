@@ -6,6 +6,15 @@
 import WebSocket from "ws";
 import { type Call, watchBounds } from "../core/call.js";
 import { callErrors, NetworkRequestError } from "../errors.js";
+import {
+  ChannelSigner,
+  HEADER_ANSWER,
+  HEADER_NONCE,
+  sameMac,
+  sessionKey,
+  signAnswer,
+  signRequest,
+} from "./auth.js";
 import { PacketChannel } from "./channel.js";
 import { STREAM_WINDOW } from "./serve.js";
 import { errorFromWire, wireCall } from "./wire.js";
@@ -20,8 +29,10 @@ export interface ConnectionOptions {
   maxDepth: number;
   /** Largest packet this side sends; a larger call fails with PAYLOAD_TOO_LARGE. */
   maxPacketBytes: number;
-  /** Extra handshake headers (authentication) and TLS options. */
-  socketOptions?: () => WebSocket.ClientOptions;
+  /** Shared secret: the handshake is signed, and every message after it. */
+  secret: string;
+  /** TLS options for wss:// (CA, or a fingerprint check). */
+  tls?: Pick<WebSocket.ClientOptions, "ca" | "checkServerIdentity" | "rejectUnauthorized">;
   connectTimeoutMs: number;
   onClose?: () => void;
   onBadMessage?: (error: Error) => void;
@@ -75,10 +86,14 @@ export class NodeConnection {
     if (this.#channel?.open) return Promise.resolve(this.#channel);
     if (this.#closed) return Promise.reject(new NotDelivered("the connection is closed"));
     this.#connecting ??= new Promise<PacketChannel>((resolve, reject) => {
+      const secret = this.#options.secret;
+      const path = new URL(this.#options.url).pathname;
+      const signed = secret ? signRequest(secret, "GET", path, "") : undefined;
       const socket = new WebSocket(this.#options.url, {
         perMessageDeflate: false,
         handshakeTimeout: this.#options.connectTimeoutMs,
-        ...this.#options.socketOptions?.(),
+        ...(signed ? { headers: { ...signed } } : {}),
+        ...this.#options.tls,
       });
       const channel = new PacketChannel(socket, {
         maxDepth: this.#options.maxDepth,
@@ -90,7 +105,39 @@ export class NodeConnection {
         },
       });
       let opened = false;
+      let refused = false;
+      // The node must prove it knows the secret too; then both derive the session key.
+      socket.once("upgrade", (response) => {
+        if (!secret || !signed) return;
+        const serverNonce = response.headers[HEADER_NONCE];
+        const answer = response.headers[HEADER_ANSWER];
+        const expected =
+          typeof serverNonce === "string"
+            ? signAnswer(secret, signed[HEADER_NONCE], serverNonce)
+            : "";
+        if (
+          typeof answer !== "string" ||
+          typeof serverNonce !== "string" ||
+          !sameMac(answer, expected)
+        ) {
+          refused = true;
+          this.#connecting = undefined;
+          reject(
+            new NetworkRequestError(
+              "UNAUTHORIZED",
+              `${this.#options.hostname} did not prove that it knows the secret; the channel is closed`,
+              { host: this.#options.hostname },
+            ),
+          );
+          socket.terminate();
+          return;
+        }
+        channel.sign(
+          new ChannelSigner(sessionKey(secret, signed[HEADER_NONCE], serverNonce), "client"),
+        );
+      });
       socket.once("open", () => {
+        if (refused) return;
         opened = true;
         this.#channel = channel;
         this.#connecting = undefined;

@@ -8,6 +8,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
+import { sameMac, signDatagram } from "./auth.js";
 
 /** A ping is padded to at least this size, larger than any pong. */
 export const MIN_PING_BYTES = 256;
@@ -19,6 +20,8 @@ export interface HeartbeatSetup {
   instance: string;
   /** Int32Array over shared memory: the node's endpoint-map version, read by the thread. */
   version: Int32Array;
+  /** Shared secret: pings without a valid MAC get no answer at all. */
+  secret: string;
 }
 
 export interface Pong {
@@ -31,11 +34,17 @@ export interface Pong {
 interface Ping {
   t: "ping";
   n: string;
+  m?: string;
   pad: string;
 }
 
-export function pingBytes(nonce: string): Buffer {
-  const body = { t: "ping", n: nonce, pad: "" } satisfies Ping;
+const pingMac = (secret: string, nonce: string) => signDatagram(secret, `ping\n${nonce}`);
+const pongMac = (secret: string, pong: Pong) =>
+  signDatagram(secret, `pong\n${pong.nonce}\n${pong.instance}\n${pong.hostname}\n${pong.version}`);
+
+export function pingBytes(nonce: string, secret: string): Buffer {
+  const body: Ping = { t: "ping", n: nonce, pad: "" };
+  if (secret) body.m = pingMac(secret, nonce);
   const bare = Buffer.byteLength(JSON.stringify(body));
   body.pad = "x".repeat(Math.max(0, MIN_PING_BYTES - bare));
   return Buffer.from(JSON.stringify(body));
@@ -54,22 +63,36 @@ export function pongFor(
     return undefined;
   }
   if (ping?.t !== "ping" || typeof ping.n !== "string" || ping.n.length > 64) return undefined;
+  const genuine = typeof ping.m === "string" && sameMac(ping.m, pingMac(setup.secret, ping.n));
+  if (setup.secret && !genuine) return undefined;
+  const pong: Pong = { nonce: ping.n, instance: setup.instance, hostname: setup.hostname, version };
   return Buffer.from(
-    JSON.stringify({ t: "pong", n: ping.n, i: setup.instance, h: setup.hostname, v: version }),
+    JSON.stringify({
+      t: "pong",
+      n: pong.nonce,
+      i: pong.instance,
+      h: pong.hostname,
+      v: pong.version,
+      ...(setup.secret ? { m: pongMac(setup.secret, pong) } : {}),
+    }),
   );
 }
 
-function readPong(message: Buffer): Pong | undefined {
+function readPong(message: Buffer, secret: string): Pong | undefined {
   try {
-    const pong = JSON.parse(message.toString("utf8")) as Record<string, unknown>;
-    if (pong.t !== "pong" || typeof pong.n !== "string" || typeof pong.i !== "string")
+    const raw = JSON.parse(message.toString("utf8")) as Record<string, unknown>;
+    if (raw.t !== "pong" || typeof raw.n !== "string" || typeof raw.i !== "string")
       return undefined;
-    return {
-      nonce: pong.n,
-      instance: pong.i,
-      hostname: typeof pong.h === "string" ? pong.h : "",
-      version: typeof pong.v === "number" ? pong.v : -1,
+    const pong: Pong = {
+      nonce: raw.n,
+      instance: raw.i,
+      hostname: typeof raw.h === "string" ? raw.h : "",
+      version: typeof raw.v === "number" ? raw.v : -1,
     };
+    if (secret && (typeof raw.m !== "string" || !sameMac(raw.m, pongMac(secret, pong)))) {
+      return undefined;
+    }
+    return pong;
   } catch {
     return undefined;
   }
@@ -111,6 +134,11 @@ export class HeartbeatResponder {
 export class HeartbeatPinger {
   readonly #sockets = new Map<"udp4" | "udp6", Socket>();
   readonly #waiting = new Map<string, (pong: Pong) => void>();
+  readonly #secret: string;
+
+  constructor(secret: string) {
+    this.#secret = secret;
+  }
 
   #socketFor(address: string): Socket {
     const type = isIPv6(address) ? "udp6" : "udp4";
@@ -118,7 +146,7 @@ export class HeartbeatPinger {
     if (!socket) {
       socket = createSocket(type);
       socket.on("message", (message) => {
-        const pong = readPong(message);
+        const pong = readPong(message, this.#secret);
         const resolve = pong && this.#waiting.get(pong.nonce);
         if (pong && resolve) {
           this.#waiting.delete(pong.nonce);
@@ -145,7 +173,7 @@ export class HeartbeatPinger {
         clearTimeout(timer);
         resolve(pong);
       });
-      this.#socketFor(address).send(pingBytes(nonce), port, address, (error) => {
+      this.#socketFor(address).send(pingBytes(nonce, this.#secret), port, address, (error) => {
         if (error) {
           clearTimeout(timer);
           this.#waiting.delete(nonce);

@@ -3,19 +3,24 @@
  * agent, which keeps a keep-alive pool per node.
  */
 import { Agent, request } from "undici";
-import { NetworkRequestError } from "../errors.js";
+import { callErrors, NetworkRequestError } from "../errors.js";
+import { HEADER_ANSWER, HEADER_NONCE, sameMac, signAnswer, signRequest } from "./auth.js";
 import { parseJson } from "./wire.js";
 
 export interface HttpClientOptions {
   connectTimeoutMs: number;
   maxDepth: number;
+  /** Shared secret: requests are signed, and answers must carry a valid signature. */
+  secret: string;
 }
 
 export class HttpClient {
   readonly #agent: Agent;
   readonly #maxDepth: number;
+  readonly #secret: string;
 
   constructor(options: HttpClientOptions) {
+    this.#secret = options.secret;
     this.#agent = new Agent({
       keepAliveTimeout: 30_000,
       connections: 8,
@@ -34,12 +39,16 @@ export class HttpClient {
     timeoutMs: number,
   ): Promise<{ status: number; body: unknown }> {
     let response: Awaited<ReturnType<typeof request>>;
+    const text = JSON.stringify(body);
+    const signed = this.#secret
+      ? signRequest(this.#secret, "POST", new URL(url).pathname, text)
+      : undefined;
     try {
       response = await request(url, {
         method: "POST",
         dispatcher: this.#agent,
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(body),
+        headers: { "content-type": "application/json", ...signed },
+        body: text,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
@@ -51,11 +60,22 @@ export class HttpClient {
         { cause: error },
       );
     }
-    const text = await response.body.text();
+    const answer = await response.body.text();
+    if (signed) {
+      if (response.statusCode === 401) throw callErrors.unauthorizedBy(new URL(url).host);
+      const mac = response.headers[HEADER_ANSWER];
+      const expected = signAnswer(this.#secret, signed[HEADER_NONCE], answer);
+      if (typeof mac !== "string" || !sameMac(mac, expected)) {
+        throw new NetworkRequestError(
+          "UNAUTHORIZED",
+          `${url} answered without proof that it knows the secret; the answer is ignored`,
+        );
+      }
+    }
     try {
       return {
         status: response.statusCode,
-        body: text === "" ? undefined : parseJson(text, this.#maxDepth),
+        body: answer === "" ? undefined : parseJson(answer, this.#maxDepth),
       };
     } catch (error) {
       throw new NetworkRequestError(

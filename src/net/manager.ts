@@ -57,7 +57,7 @@ export class NetworkManager {
   readonly #bind: string;
   /** The endpoint-map version, in shared memory so the heartbeat thread reads it too. */
   readonly #version = new Int32Array(new SharedArrayBuffer(4));
-  readonly #pinger = new HeartbeatPinger();
+  readonly #pinger: HeartbeatPinger;
   #responder: HeartbeatResponder | undefined;
   #mdns: MdnsDiscovery | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -71,11 +71,17 @@ export class NetworkManager {
     this.#config = options.config;
     this.#logger = options.logger;
     this.#bind = bindAddress(options.config, configFile);
-    this.#sync = new SyncRemote(options.hostname);
+    this.#sync = new SyncRemote(options.config.secret);
+    this.#pinger = new HeartbeatPinger(options.config.secret);
     this.router = new RemoteRouter(this.nodes, options.hostname, this.#sync, PROCESS_NODES);
-    this.#http = new HttpClient({ connectTimeoutMs: 3000, maxDepth: MAX_JSON_DEPTH });
+    this.#http = new HttpClient({
+      connectTimeoutMs: 3000,
+      maxDepth: MAX_JSON_DEPTH,
+      secret: options.config.secret,
+    });
     this.#server = new NodeServer({
       hostname: options.hostname,
+      secret: options.config.secret,
       bind: this.#bind,
       port: options.config.port,
       logger: options.logger,
@@ -113,6 +119,7 @@ export class NetworkManager {
         hostname: this.#options.hostname,
         instance: this.instance,
         version: this.#version,
+        secret: this.#config.secret,
       },
       this.#logger,
     );
@@ -252,6 +259,7 @@ export class NetworkManager {
         hostname: answer.hostname,
         maxDepth: MAX_JSON_DEPTH + 2,
         maxPacketBytes: DEFAULT_BODY_LIMIT,
+        secret: this.#config.secret,
         connectTimeoutMs: 3000,
         onBadMessage: (error) =>
           this.#logger.warn(`closing the channel to ${answer.hostname}: ${error.message}`),

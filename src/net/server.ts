@@ -2,6 +2,7 @@
  * The node's HTTP server: the five endpoints of the node protocol for any HTTP client, and the
  * WebSocket channel other nodes call through, on the same port.
  */
+import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
@@ -10,6 +11,17 @@ import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { WebSocketServer } from "ws";
 import { REQUEST_ERROR_STATUS, type RequestErrorCode, type WireError } from "../errors.js";
 import type { Logger } from "../log.js";
+import {
+  ChannelSigner,
+  HEADER_ANSWER,
+  HEADER_NONCE,
+  MAX_SKEW_MS,
+  NonceCache,
+  StreamMac,
+  sessionKey,
+  signAnswer,
+  verifyRequest,
+} from "./auth.js";
 import { FLUSH_BYTES, PacketChannel } from "./channel.js";
 import { MAX_ANSWER_BYTES } from "./limits.js";
 import {
@@ -19,6 +31,7 @@ import {
   remoteCaller,
   wireErrorOf,
 } from "./serve.js";
+import { installAuth, type RequestAuth, UNAUTHORIZED_BODY, Unauthorized } from "./server-auth.js";
 import {
   type InfoAnswer,
   type InfoRequest,
@@ -39,6 +52,10 @@ export interface HasPluginAnswer {
 
 export interface ServerOptions {
   hostname: string;
+  /** Shared secret; empty: no authentication (the node then listens on loopback only). */
+  secret: string;
+  /** Certificate and key: the node serves HTTPS (and WSS). */
+  tls?: { cert: Buffer; key: Buffer };
   bind: string;
   port: number;
   logger: Logger;
@@ -65,16 +82,31 @@ export class NodeServer {
   readonly #app: FastifyInstance;
   readonly #sockets: WebSocketServer;
   readonly #sessions = new Set<ChannelSession>();
+  readonly #nonces = new NonceCache();
+  /** Extra headers of a channel handshake's answer, by request. */
+  readonly #handshakes = new WeakMap<IncomingMessage, string[]>();
+  readonly #auth: RequestAuth;
+  readonly #sweep: ReturnType<typeof setInterval>;
   #port = 0;
 
   constructor(options: ServerOptions) {
     this.#options = options;
-    this.#app = Fastify({ logger: false, bodyLimit: options.bodyLimit });
+    this.#app = (
+      options.tls
+        ? Fastify({ logger: false, bodyLimit: options.bodyLimit, https: options.tls })
+        : Fastify({ logger: false, bodyLimit: options.bodyLimit })
+    ) as FastifyInstance;
+    this.#auth = installAuth(this.#app, options.secret, this.#nonces);
+    this.#sweep = setInterval(() => this.#nonces.sweep(), MAX_SKEW_MS);
+    this.#sweep.unref();
     // A message batches packets of at most bodyLimit each; anything larger is refused.
     this.#sockets = new WebSocketServer({
       noServer: true,
       perMessageDeflate: false,
       maxPayload: options.bodyLimit + FLUSH_BYTES + 1024,
+    });
+    this.#sockets.on("headers", (headers, request) => {
+      headers.push(...(this.#handshakes.get(request) ?? []));
     });
     this.#routes();
     this.#app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) =>
@@ -102,7 +134,9 @@ export class NodeServer {
     const { maxDepth } = this.#options;
 
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser("application/json", { parseAs: "string" }, (_request, body, done) => {
+    app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
+      // Authenticated before parsing: an unauthenticated body is never looked at.
+      if (!this.#auth.verify(request, body as string)) return done(new Unauthorized(), undefined);
       try {
         done(null, body === "" ? undefined : parseJson(body as string, maxDepth));
       } catch (error) {
@@ -111,6 +145,7 @@ export class NodeServer {
     });
 
     app.setErrorHandler((error, _request, reply) => {
+      if (error instanceof Unauthorized) return reply.code(401).send(UNAUTHORIZED_BODY);
       if (error instanceof WireProblem)
         return sendError(reply, { code: error.code, message: error.message });
       const status = (error as { statusCode?: number }).statusCode ?? 500;
@@ -124,7 +159,12 @@ export class NodeServer {
       }),
     );
 
-    app.get("/ping", async () => ({ status: "ok", hostname: this.#options.hostname }));
+    // Unsigned, with a secret set: the status and nothing else.
+    app.get("/ping", async (request) =>
+      this.#options.secret && this.#auth.nonceOf(request) === undefined
+        ? { status: "ok" }
+        : { status: "ok", hostname: this.#options.hostname },
+    );
 
     app.get("/has_plugin", async (request) => {
       const query = request.query as Record<string, unknown>;
@@ -186,16 +226,23 @@ export class NodeServer {
       } catch (error) {
         return sendError(reply, wireErrorOf(error, call));
       }
+      const nonce = this.#auth.nonceOf(request);
+      const sealer = nonce === undefined ? undefined : new StreamMac(this.#options.secret, nonce);
+      /** The last line; with a secret it carries the MAC of every line before it. */
+      const last = (line: Record<string, unknown>) =>
+        `${JSON.stringify(sealer ? { ...line, mac: sealer.mac() } : line)}\n`;
       async function* lines(): AsyncGenerator<string, void, undefined> {
         try {
           let step = first;
           while (!step.done) {
-            yield `${JSON.stringify({ item: step.value })}\n`;
+            const line = `${JSON.stringify({ item: step.value })}\n`;
+            sealer?.add(line);
+            yield line;
             step = await source.next();
           }
-          yield '{"end":true}\n';
+          yield last({ end: true });
         } catch (error) {
-          yield `${JSON.stringify({ error: wireErrorOf(error, call) })}\n`;
+          yield last({ error: wireErrorOf(error, call) });
         } finally {
           await source.return();
         }
@@ -212,6 +259,32 @@ export class NodeServer {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       return;
     }
+    let signer: ChannelSigner | undefined;
+    const secret = this.#options.secret;
+    if (secret) {
+      const clientNonce = verifyRequest(
+        secret,
+        this.#nonces,
+        "GET",
+        request.url ?? "",
+        request.headers,
+        "",
+      );
+      if (clientNonce === undefined) {
+        const body = JSON.stringify(UNAUTHORIZED_BODY);
+        socket.end(
+          `HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+        );
+        return;
+      }
+      // The server proves it knows the secret too, and both sides derive the session key.
+      const serverNonce = randomBytes(16).toString("hex");
+      this.#handshakes.set(request, [
+        `${HEADER_NONCE}: ${serverNonce}`,
+        `${HEADER_ANSWER}: ${signAnswer(secret, clientNonce, serverNonce)}`,
+      ]);
+      signer = new ChannelSigner(sessionKey(secret, clientNonce, serverNonce), "server");
+    }
     this.#sockets.handleUpgrade(request, socket, head, (ws) => {
       const peer = request.socket.remoteAddress ?? "unknown";
       let session: ChannelSession | undefined;
@@ -224,6 +297,7 @@ export class NodeServer {
           ws.terminate();
         },
       });
+      if (signer) channel.sign(signer);
       session = new ChannelSession(channel, this.#options.calls, peer);
       this.#sessions.add(session);
       ws.once("close", () => {
@@ -235,6 +309,7 @@ export class NodeServer {
 
   /** Stops accepting, then closes every connection, after writing what is queued on it. */
   async close(): Promise<void> {
+    clearInterval(this.#sweep);
     for (const session of this.#sessions) session.shutdown(1001, "node closing");
     await this.#app.close();
     for (const client of this.#sockets.clients) client.terminate();

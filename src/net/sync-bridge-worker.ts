@@ -2,13 +2,38 @@
  * The thread that makes blocking remote calls possible: the main thread sleeps in
  * `Atomics.wait` while this one talks HTTP to the other node, then wakes it with the answer.
  */
-import { parentPort } from "node:worker_threads";
+import { parentPort, workerData } from "node:worker_threads";
 import { Agent, request } from "undici";
 import { serveBlocking } from "../core/blocking.js";
-import type { BridgeRequest, BridgeStep } from "./sync-remote.js";
+import { HEADER_ANSWER, HEADER_NONCE, StreamMac, sameMac, signAnswer } from "./auth.js";
+import type { BridgeRequest, BridgeSetup, BridgeStep } from "./sync-remote.js";
 
+const { secret } = workerData as BridgeSetup;
 const agent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
-const streams = new Map<number, AsyncIterator<string>>();
+
+interface OpenStream {
+  lines: AsyncIterator<string>;
+  /** With a secret: the MAC the stream's last line must carry. */
+  mac: StreamMac | undefined;
+}
+const streams = new Map<number, OpenStream>();
+
+const FORGED = {
+  code: "UNAUTHORIZED",
+  message: "the node answered without proof that it knows the secret; the answer is ignored",
+};
+
+/** With a secret, an answer counts only if it is signed for this request. */
+function checkAnswer(
+  headers: Record<string, unknown>,
+  sent: Record<string, string>,
+  body: string,
+): void {
+  if (!secret) return;
+  const mac = headers[HEADER_ANSWER];
+  const nonce = sent[HEADER_NONCE] ?? "";
+  if (typeof mac !== "string" || !sameMac(mac, signAnswer(secret, nonce, body))) throw FORGED;
+}
 let nextStream = 0;
 
 /** An answer that never reached the node (refused or reset before sending) is retryable. */
@@ -63,6 +88,7 @@ async function serve(message: BridgeRequest): Promise<unknown> {
     case "execute": {
       const response = await post(message.url, message.body, message.timeoutMs, message.headers);
       const text = await response.body.text();
+      checkAnswer(response.headers, message.headers, text);
       const answer = JSON.parse(text) as { result?: unknown; error?: unknown };
       if (response.statusCode !== 200)
         throw answer.error ?? { code: "NETWORK", message: `HTTP ${response.statusCode}` };
@@ -71,11 +97,17 @@ async function serve(message: BridgeRequest): Promise<unknown> {
     case "open": {
       const response = await post(message.url, message.body, message.timeoutMs, message.headers);
       if (response.statusCode !== 200) {
-        const answer = JSON.parse(await response.body.text()) as { error?: unknown };
+        const text = await response.body.text();
+        checkAnswer(response.headers, message.headers, text);
+        const answer = JSON.parse(text) as { error?: unknown };
         throw answer.error ?? { code: "NETWORK", message: `HTTP ${response.statusCode}` };
       }
       const id = ++nextStream;
-      streams.set(id, lines(response.body)[Symbol.asyncIterator]());
+      const nonce = message.headers[HEADER_NONCE];
+      streams.set(id, {
+        lines: lines(response.body)[Symbol.asyncIterator](),
+        mac: secret && nonce ? new StreamMac(secret, nonce) : undefined,
+      });
       return id;
     }
     case "next": {
@@ -83,7 +115,7 @@ async function serve(message: BridgeRequest): Promise<unknown> {
       if (!stream) throw { code: "NETWORK", message: "the stream is closed" };
       let step: IteratorResult<string>;
       try {
-        step = await stream.next();
+        step = await stream.lines.next();
       } catch (error) {
         streams.delete(message.stream);
         return networkFailure(error);
@@ -95,7 +127,21 @@ async function serve(message: BridgeRequest): Promise<unknown> {
           message: "the stream ended without an end marker; the node may have gone",
         };
       }
-      const line = JSON.parse(step.value) as { item?: unknown; end?: boolean; error?: unknown };
+      const line = JSON.parse(step.value) as {
+        item?: unknown;
+        end?: boolean;
+        error?: unknown;
+        mac?: unknown;
+      };
+      const last = line.end === true || line.error !== undefined;
+      if (stream.mac) {
+        // Every line but the last is covered by the last one's MAC.
+        if (!last) stream.mac.add(`${step.value}\n`);
+        else if (typeof line.mac !== "string" || !sameMac(line.mac, stream.mac.mac())) {
+          streams.delete(message.stream);
+          throw FORGED;
+        }
+      }
       if (line.error !== undefined) {
         streams.delete(message.stream);
         throw line.error;
@@ -109,7 +155,7 @@ async function serve(message: BridgeRequest): Promise<unknown> {
     case "close": {
       const stream = streams.get(message.stream);
       streams.delete(message.stream);
-      await stream?.return?.();
+      await stream?.lines.return?.();
       return undefined;
     }
   }

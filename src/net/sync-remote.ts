@@ -6,6 +6,7 @@ import { Worker } from "node:worker_threads";
 import { BlockingClient, BlockingTimeout } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
 import { callErrors, type RequestError } from "../errors.js";
+import { signRequest } from "./auth.js";
 import { errorFromWire } from "./wire.js";
 
 export type BridgeRequest =
@@ -23,6 +24,12 @@ export interface BridgeStep {
   value?: unknown;
 }
 
+/** What the bridge thread is started with. */
+export interface BridgeSetup {
+  /** Shared secret, to check that answers come from a node that knows it. */
+  secret: string;
+}
+
 /** The call never reached the node; the router may try another. */
 export class SyncNotDelivered extends Error {}
 
@@ -32,15 +39,18 @@ const DEFAULT_WAIT_MS = 5 * 60_000;
 export class SyncRemote {
   #worker: Worker | undefined;
   #client: BlockingClient<BridgeRequest> | undefined;
-  readonly #hostname: string;
+  readonly #secret: string;
 
-  constructor(hostname: string) {
-    this.#hostname = hostname;
+  constructor(secret: string) {
+    this.#secret = secret;
   }
 
   #bridge(): BlockingClient<BridgeRequest> {
     if (!this.#client) {
-      this.#worker = new Worker(new URL("./sync-bridge-worker.js", import.meta.url));
+      const setup: BridgeSetup = { secret: this.#secret };
+      this.#worker = new Worker(new URL("./sync-bridge-worker.js", import.meta.url), {
+        workerData: setup,
+      });
       this.#worker.unref();
       this.#client = new BlockingClient<BridgeRequest>(this.#worker);
     }
@@ -66,14 +76,14 @@ export class SyncRemote {
     }
   }
 
-  execute(
-    call: Call,
-    baseUrl: string,
-    body: string,
-    host: string,
-    headers: Record<string, string> = {},
-  ): unknown {
+  /** Signature headers for a request, with a secret. */
+  #sign(path: string, body: string): Record<string, string> {
+    return this.#secret ? { ...signRequest(this.#secret, "POST", path, body) } : {};
+  }
+
+  execute(call: Call, baseUrl: string, body: string, host: string): unknown {
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
+    const headers = this.#sign("/execute", body);
     return this.#ask(
       call,
       { kind: "execute", url: `${baseUrl}/execute`, body, timeoutMs, headers },
@@ -86,9 +96,9 @@ export class SyncRemote {
     baseUrl: string,
     body: string,
     host: string,
-    headers: Record<string, string> = {},
   ): Generator<unknown, void, undefined> {
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
+    const headers = this.#sign("/execute_stream", body);
     const stream = this.#ask(
       call,
       { kind: "open", url: `${baseUrl}/execute_stream`, body, timeoutMs, headers },
@@ -115,9 +125,5 @@ export class SyncRemote {
   async close(): Promise<void> {
     this.#client?.close();
     await this.#worker?.terminate();
-  }
-
-  get hostname(): string {
-    return this.#hostname;
   }
 }
