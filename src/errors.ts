@@ -243,6 +243,13 @@ export const callErrors = {
   noNode(site: CallSite, why: string): RequestError {
     return new RequestError("NO_NODE", `${target(site)}: ${why}`, site);
   },
+  overloaded(site: CallSite, limit: number): RequestError {
+    return new RequestError(
+      "OVERLOADED",
+      `${target(site)}: this node already runs ${limit} calls for the caller's address; try again when some finish`,
+      site,
+    );
+  },
   tooLarge(site: CallSite, limit: number): RequestError {
     return new RequestError(
       "PAYLOAD_TOO_LARGE",

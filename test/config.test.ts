@@ -372,6 +372,10 @@ describe("config.yml defaults and paths", () => {
         allow_insecure: false,
         heartbeat_interval: 10,
         liveness_timeout: 30,
+        pinned_fingerprints: [],
+        allowed_hosts: [],
+        max_body_bytes: 1048576,
+        max_calls_per_peer: 256,
       });
     }
   });

@@ -300,6 +300,15 @@ function buildSchemas(object: ObjectFactory) {
     watch: field(bool().default(false)),
   });
 
+  /** A SHA-256 certificate fingerprint: 64 hex digits, colons allowed between pairs. */
+  const fingerprint = () =>
+    z
+      .string()
+      .refine((value) => /^[0-9a-fA-F]{64}$/.test(value.replaceAll(":", "")), {
+        message: "expected a SHA-256 fingerprint (64 hex digits, colons allowed)",
+      })
+      .transform((value) => value.replaceAll(":", "").toUpperCase());
+
   const nodeAddress = z.string().superRefine((value, ctx) => {
     const problem = checkNodeAddress(value);
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
@@ -320,6 +329,16 @@ function buildSchemas(object: ObjectFactory) {
     allow_insecure: field(bool().default(false)),
     heartbeat_interval: field(positive().default(10)),
     liveness_timeout: field(positive().default(30)),
+    pinned_fingerprints: field(z.array(fingerprint()).default([])),
+    allowed_hosts: field(z.array(nonEmpty()).default([])),
+    max_body_bytes: field(
+      z
+        .number()
+        .int()
+        .min(1024)
+        .default(1024 * 1024),
+    ),
+    max_calls_per_peer: field(z.number().int().min(1).default(256)),
   }).superRefine((net, ctx) => {
     if (net.cert_file !== "" && net.key_file === "") {
       ctx.addIssue({

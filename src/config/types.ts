@@ -63,6 +63,14 @@ export interface NetworkingConfig {
   allow_insecure: boolean;
   heartbeat_interval: number;
   liveness_timeout: number;
+  /** SHA-256 fingerprints (uppercase hex) of peers' certificates to accept instead of a CA. */
+  pinned_fingerprints: string[];
+  /** Host header values accepted besides IP addresses, localhost and this node's hostname. */
+  allowed_hosts: string[];
+  /** Largest request body, and largest call on the channel, in bytes. */
+  max_body_bytes: number;
+  /** Calls one peer may have in progress at once; more are refused with OVERLOADED (429). */
+  max_calls_per_peer: number;
 }
 
 /** config.yml after reading, with defaults applied and paths made absolute. */

@@ -3,8 +3,36 @@
 /** Deepest nesting of JSON accepted from the network. */
 export const MAX_JSON_DEPTH = 64;
 
-/** Default largest request body, and largest call packet on the channel (1 MiB). */
-export const DEFAULT_BODY_LIMIT = 1024 * 1024;
+/** Milliseconds a client may take to send a request's headers, and again its whole request. */
+export const READ_TIMEOUT_MS = 10_000;
 
 /** Largest answer packet (a result or a batch of stream items) sent over the channel. */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
+
+/** How many calls each peer (by address) has in progress here, against a ceiling. */
+export class PeerLimiter {
+  readonly #max: number;
+  readonly #counts = new Map<string, number>();
+
+  constructor(max: number) {
+    this.#max = max;
+  }
+
+  get max(): number {
+    return this.#max;
+  }
+
+  /** Counts a call for `peer`; false (and nothing counted) when the peer is at its ceiling. */
+  acquire(peer: string): boolean {
+    const count = this.#counts.get(peer) ?? 0;
+    if (count >= this.#max) return false;
+    this.#counts.set(peer, count + 1);
+    return true;
+  }
+
+  release(peer: string): void {
+    const count = (this.#counts.get(peer) ?? 1) - 1;
+    if (count <= 0) this.#counts.delete(peer);
+    else this.#counts.set(peer, count);
+  }
+}

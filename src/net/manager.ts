@@ -17,7 +17,7 @@ import {
 import { NodeConnection } from "./connection.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
 import { HttpClient } from "./http-client.js";
-import { DEFAULT_BODY_LIMIT, MAX_JSON_DEPTH } from "./limits.js";
+import { MAX_JSON_DEPTH, READ_TIMEOUT_MS } from "./limits.js";
 import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
@@ -86,7 +86,10 @@ export class NetworkManager {
       port: options.config.port,
       logger: options.logger,
       calls: options.calls,
-      bodyLimit: DEFAULT_BODY_LIMIT,
+      bodyLimit: options.config.max_body_bytes,
+      maxCallsPerPeer: options.config.max_calls_per_peer,
+      readTimeoutMs: READ_TIMEOUT_MS,
+      allowedHosts: options.config.allowed_hosts,
       maxDepth: MAX_JSON_DEPTH,
       info: (request, from) => this.#answerInfo(request, from),
       hasPlugin: options.hasPlugin,
@@ -111,6 +114,11 @@ export class NetworkManager {
     PROCESS_NODES.add(this.instance);
     await this.#server.listen();
     this.#logger.info(`Listening on ${this.#bind}:${this.port} as "${this.#options.hostname}"`);
+    if (!this.#config.secret && !isLoopback(this.#bind)) {
+      this.#logger.warn(
+        `INSECURE: listening on ${this.#bind} without a secret (allow_insecure: true); anyone who can reach port ${this.port} can run this node's remote plugins`,
+      );
+    }
     Atomics.store(this.#version, 0, 1);
     this.#responder = new HeartbeatResponder(
       {
@@ -258,7 +266,7 @@ export class NetworkManager {
         url,
         hostname: answer.hostname,
         maxDepth: MAX_JSON_DEPTH + 2,
-        maxPacketBytes: DEFAULT_BODY_LIMIT,
+        maxPacketBytes: this.#config.max_body_bytes,
         secret: this.#config.secret,
         connectTimeoutMs: 3000,
         onBadMessage: (error) =>

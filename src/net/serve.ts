@@ -7,7 +7,7 @@
 import type { Caller, CallOptions } from "../core/call.js";
 import { callErrors, RequestError, type WireError } from "../errors.js";
 import type { PacketChannel } from "./channel.js";
-import { MAX_ANSWER_BYTES } from "./limits.js";
+import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
 import { readCall, type WireCall, WireProblem } from "./wire.js";
 
 /** The part of the dispatcher that serves calls; implemented by `Dispatcher`. */
@@ -67,12 +67,14 @@ export class ChannelSession {
   readonly #channel: PacketChannel;
   readonly #calls: LocalCalls;
   readonly #peerHost: string;
+  readonly #limiter: PeerLimiter;
   readonly #active = new Map<number, Active>();
 
-  constructor(channel: PacketChannel, calls: LocalCalls, peerHost: string) {
+  constructor(channel: PacketChannel, calls: LocalCalls, peerHost: string, limiter: PeerLimiter) {
     this.#channel = channel;
     this.#calls = calls;
     this.#peerHost = peerHost;
+    this.#limiter = limiter;
   }
 
   get inFlight(): number {
@@ -113,7 +115,17 @@ export class ChannelSession {
       this.#channel.send({ t: "error", id, error: wireErrorOf(error) });
       return undefined;
     }
+    if (!this.#limiter.acquire(this.#peerHost)) {
+      const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
+      this.#channel.send({
+        t: "error",
+        id,
+        error: callErrors.overloaded(site, this.#limiter.max).toJSON(),
+      });
+      return undefined;
+    }
     if (this.#active.has(id)) {
+      this.#limiter.release(this.#peerHost);
       this.#channel.send({
         t: "error",
         id,
@@ -153,7 +165,11 @@ export class ChannelSession {
         },
         (error: unknown) => this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) }),
       )
-      .finally(() => this.#active.delete(id));
+      .finally(() => this.#finish(id));
+  }
+
+  #finish(id: number): void {
+    if (this.#active.delete(id)) this.#limiter.release(this.#peerHost);
   }
 
   #open(id: number, packet: unknown): void {
@@ -174,7 +190,7 @@ export class ChannelSession {
       this.#channel,
       typeof credit === "number" && credit > 0 ? credit : STREAM_WINDOW,
     );
-    active.stream.run(call).finally(() => this.#active.delete(id));
+    active.stream.run(call).finally(() => this.#finish(id));
   }
 
   /** Closes the channel after writing what is queued on it (this node is closing). */
@@ -188,7 +204,6 @@ export class ChannelSession {
       active.controller.abort();
       active.stream?.stop();
     }
-    this.#active.clear();
   }
 }
 

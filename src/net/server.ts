@@ -4,12 +4,17 @@
  */
 import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, isIP } from "node:net";
 import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
 import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
 import { WebSocketServer } from "ws";
-import { REQUEST_ERROR_STATUS, type RequestErrorCode, type WireError } from "../errors.js";
+import {
+  callErrors,
+  REQUEST_ERROR_STATUS,
+  type RequestErrorCode,
+  type WireError,
+} from "../errors.js";
 import type { Logger } from "../log.js";
 import {
   ChannelSigner,
@@ -23,7 +28,7 @@ import {
   verifyRequest,
 } from "./auth.js";
 import { FLUSH_BYTES, PacketChannel } from "./channel.js";
-import { MAX_ANSWER_BYTES } from "./limits.js";
+import { MAX_ANSWER_BYTES, PeerLimiter } from "./limits.js";
 import {
   ChannelSession,
   callOptions,
@@ -38,6 +43,7 @@ import {
   parseJson,
   readCall,
   readInfoRequest,
+  type WireCall,
   WireProblem,
 } from "./wire.js";
 
@@ -62,6 +68,12 @@ export interface ServerOptions {
   calls: LocalCalls;
   /** Bytes a request body may have. */
   bodyLimit: number;
+  /** Calls one peer address may have in progress at once. */
+  maxCallsPerPeer: number;
+  /** Milliseconds a client may take to send a request's headers, and its whole body. */
+  readTimeoutMs: number;
+  /** Host header values accepted besides IP addresses, localhost and `hostname`. */
+  allowedHosts: readonly string[];
   /** How deep a received JSON value may nest. */
   maxDepth: number;
   /** The `/info` answer, or undefined where this node is not direct_discoverable (418). */
@@ -77,25 +89,68 @@ function sendError(reply: FastifyReply, error: WireError): FastifyReply {
   return reply.code(statusOf(error.code)).send({ error });
 }
 
+/**
+ * Whether a Host header names this node: an IP address, localhost, the node's hostname, or an
+ * allowed name. A browser page on another site whose name resolves to this node (DNS
+ * rebinding) sends its own name and is refused.
+ */
+function hostCheck(
+  hostname: string,
+  allowed: readonly string[],
+): (host: string | undefined) => boolean {
+  const names = new Set(
+    ["localhost", hostname, `${hostname}.local`, ...allowed].map((n) => n.toLowerCase()),
+  );
+  return (host) => {
+    if (host === undefined) return true;
+    const name = (
+      host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "")
+    ).toLowerCase();
+    return isIP(name) !== 0 || names.has(name);
+  };
+}
+
+function misdirected(reply: FastifyReply): FastifyReply {
+  return reply.code(421).send({
+    error: {
+      code: "ACCESS_DENIED",
+      message:
+        "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
+    },
+  });
+}
+
 export class NodeServer {
   readonly #options: ServerOptions;
   readonly #app: FastifyInstance;
   readonly #sockets: WebSocketServer;
   readonly #sessions = new Set<ChannelSession>();
   readonly #nonces = new NonceCache();
+  readonly #limiter: PeerLimiter;
   /** Extra headers of a channel handshake's answer, by request. */
   readonly #handshakes = new WeakMap<IncomingMessage, string[]>();
   readonly #auth: RequestAuth;
   readonly #sweep: ReturnType<typeof setInterval>;
   #port = 0;
+  readonly #acceptsHost: (host: string | undefined) => boolean;
 
   constructor(options: ServerOptions) {
     this.#options = options;
+    const base = {
+      logger: false,
+      bodyLimit: options.bodyLimit,
+      // A sender that trickles its request is cut off rather than holding a connection.
+      requestTimeout: options.readTimeoutMs,
+    } as const;
     this.#app = (
-      options.tls
-        ? Fastify({ logger: false, bodyLimit: options.bodyLimit, https: options.tls })
-        : Fastify({ logger: false, bodyLimit: options.bodyLimit })
+      options.tls ? Fastify({ ...base, https: options.tls }) : Fastify(base)
     ) as FastifyInstance;
+    this.#app.server.headersTimeout = options.readTimeoutMs;
+    this.#limiter = new PeerLimiter(options.maxCallsPerPeer);
+    this.#acceptsHost = hostCheck(options.hostname, options.allowedHosts);
+    this.#app.addHook("onRequest", async (request, reply) => {
+      if (!this.#acceptsHost(request.headers.host)) return misdirected(reply);
+    });
     this.#auth = installAuth(this.#app, options.secret, this.#nonces);
     this.#sweep = setInterval(() => this.#nonces.sweep(), MAX_SKEW_MS);
     this.#sweep.unref();
@@ -190,6 +245,8 @@ export class NodeServer {
 
     app.post("/execute", async (request, reply) => {
       const call = readCall(request.body);
+      if (!this.#limiter.acquire(request.ip)) return this.#overloaded(reply, call);
+      reply.raw.once("close", () => this.#limiter.release(request.ip));
       const controller = new AbortController();
       // The response closing before it was written means the client went away.
       reply.raw.once("close", () => {
@@ -211,6 +268,8 @@ export class NodeServer {
 
     app.post("/execute_stream", async (request, reply) => {
       const call = readCall(request.body);
+      if (!this.#limiter.acquire(request.ip)) return this.#overloaded(reply, call);
+      reply.raw.once("close", () => this.#limiter.release(request.ip));
       const controller = new AbortController();
       const source = this.#options.calls.executeStream(
         remoteCaller(call, request.ip),
@@ -253,10 +312,19 @@ export class NodeServer {
     });
   }
 
+  #overloaded(reply: FastifyReply, call: WireCall): FastifyReply {
+    const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
+    return sendError(reply, callErrors.overloaded(site, this.#options.maxCallsPerPeer).toJSON());
+  }
+
   #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     const path = (request.url ?? "").split("?")[0];
     if (path !== CHANNEL_PATH) {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    if (!this.#acceptsHost(request.headers.host)) {
+      socket.end("HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\n\r\n");
       return;
     }
     let signer: ChannelSigner | undefined;
@@ -298,7 +366,7 @@ export class NodeServer {
         },
       });
       if (signer) channel.sign(signer);
-      session = new ChannelSession(channel, this.#options.calls, peer);
+      session = new ChannelSession(channel, this.#options.calls, peer, this.#limiter);
       this.#sessions.add(session);
       ws.once("close", () => {
         session?.ended();
