@@ -17,6 +17,7 @@ import {
 } from "./auth.js";
 import { PacketChannel } from "./channel.js";
 import { STREAM_WINDOW } from "./serve.js";
+import { connectVerified, type PeerTls } from "./tls.js";
 import { errorFromWire, wireCall } from "./wire.js";
 
 /** The call never reached the node; the router may try another one. */
@@ -31,8 +32,8 @@ export interface ConnectionOptions {
   maxPacketBytes: number;
   /** Shared secret: the handshake is signed, and every message after it. */
   secret: string;
-  /** TLS options for wss:// (CA, or a fingerprint check). */
-  tls?: Pick<WebSocket.ClientOptions, "ca" | "checkServerIdentity" | "rejectUnauthorized">;
+  /** How to verify the node's certificate, for wss:// URLs. */
+  tls: PeerTls;
   connectTimeoutMs: number;
   onClose?: () => void;
   onBadMessage?: (error: Error) => void;
@@ -93,7 +94,16 @@ export class NodeConnection {
         perMessageDeflate: false,
         handshakeTimeout: this.#options.connectTimeoutMs,
         ...(signed ? { headers: { ...signed } } : {}),
-        ...this.#options.tls,
+        ...(this.#options.tls.enabled
+          ? {
+              createConnection: ((options: { host?: string; port?: number; servername?: string }) =>
+                connectVerified(
+                  this.#options.tls,
+                  { host: options.host, port: options.port, servername: options.servername },
+                  () => undefined,
+                )) as unknown as WebSocket.ClientOptions["createConnection"],
+            }
+          : {}),
       });
       const channel = new PacketChannel(socket, {
         maxDepth: this.#options.maxDepth,

@@ -5,6 +5,7 @@
 import { Agent, request } from "undici";
 import { callErrors, NetworkRequestError } from "../errors.js";
 import { HEADER_ANSWER, HEADER_NONCE, sameMac, signAnswer, signRequest } from "./auth.js";
+import { type PeerTls, tlsConnector } from "./tls.js";
 import { parseJson } from "./wire.js";
 
 export interface HttpClientOptions {
@@ -12,6 +13,7 @@ export interface HttpClientOptions {
   maxDepth: number;
   /** Shared secret: requests are signed, and answers must carry a valid signature. */
   secret: string;
+  tls: PeerTls;
 }
 
 export class HttpClient {
@@ -24,7 +26,9 @@ export class HttpClient {
     this.#agent = new Agent({
       keepAliveTimeout: 30_000,
       connections: 8,
-      connect: { timeout: options.connectTimeoutMs },
+      connect: options.tls.enabled
+        ? tlsConnector(options.tls)
+        : { timeout: options.connectTimeoutMs },
     });
     this.#maxDepth = options.maxDepth;
   }

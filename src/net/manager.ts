@@ -24,6 +24,7 @@ import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
+import { type PeerTls, peerTls, schemeOf, serverTls } from "./tls.js";
 import type { InfoAnswer, InfoRequest, WireEndpoint } from "./wire.js";
 
 export interface NetworkOptions {
@@ -64,24 +65,39 @@ export class NetworkManager {
   readonly #contacting = new Set<string>();
   /** Addresses found to be this node itself. */
   readonly #selfAddresses = new Set<string>();
+  /** Addresses that could not be reached, so each failure is reported loudly only once. */
+  readonly #unreachable = new Set<string>();
   #closed = false;
+  readonly #tls: PeerTls;
+  readonly #scheme: { http: string; ws: string };
 
   constructor(options: NetworkOptions, configFile?: string) {
     this.#options = options;
     this.#config = options.config;
     this.#logger = options.logger;
     this.#bind = bindAddress(options.config, configFile);
-    this.#sync = new SyncRemote(options.config.secret);
+    this.#tls = peerTls(options.config, configFile);
+    this.#scheme = schemeOf(this.#tls);
+    this.#sync = new SyncRemote(options.config.secret, this.#tls);
     this.#pinger = new HeartbeatPinger(options.config.secret);
-    this.router = new RemoteRouter(this.nodes, options.hostname, this.#sync, PROCESS_NODES);
+    this.router = new RemoteRouter(
+      this.nodes,
+      options.hostname,
+      this.#sync,
+      PROCESS_NODES,
+      this.#scheme.http,
+    );
     this.#http = new HttpClient({
       connectTimeoutMs: 3000,
       maxDepth: MAX_JSON_DEPTH,
       secret: options.config.secret,
+      tls: this.#tls,
     });
+    const tls = serverTls(options.config, configFile);
     this.#server = new NodeServer({
       hostname: options.hostname,
       secret: options.config.secret,
+      ...(tls ? { tls } : {}),
       bind: this.#bind,
       port: options.config.port,
       logger: options.logger,
@@ -195,12 +211,12 @@ export class NetworkManager {
       version: Atomics.load(this.#version, 0),
       instance: this.instance,
       port: this.port,
-      tls: false,
+      tls: this.#tls.enabled,
     };
   }
 
   async #fetchInfo(address: string, port: number): Promise<InfoAnswer | undefined> {
-    const url = `http://${hostForUrl(address)}:${port}/info`;
+    const url = `${this.#scheme.http}://${hostForUrl(address)}:${port}/info`;
     const timeout = Math.max(1000, this.#config.heartbeat_interval * 1000);
     const { status, body } = await this.#http.postJson(url, this.#infoRequest(), timeout);
     if (status === 418) {
@@ -233,7 +249,11 @@ export class NetworkManager {
       }
       this.#seen(node);
     } catch (error) {
-      this.#logger.debug(`cannot reach ${key}: ${(error as Error).message}`);
+      // Said once loudly (a wrong secret or certificate must not go unnoticed), then quietly.
+      const message = `cannot reach ${key}: ${(error as Error).message}`;
+      if (this.#unreachable.has(key)) this.#logger.debug(message);
+      else this.#logger.warn(`${message}; retrying every heartbeat`);
+      this.#unreachable.add(key);
     } finally {
       this.#contacting.delete(key);
     }
@@ -257,7 +277,7 @@ export class NetworkManager {
         `Two nodes claim the hostname "${answer.hostname}": ${other.address}:${other.port} and ${address}:${port}. Calls naming that host fail until one is renamed; give each node a unique general.hostname`,
       );
     }
-    const url = `ws://${hostForUrl(address)}:${port}${CHANNEL_PATH}`;
+    const url = `${this.#scheme.ws}://${hostForUrl(address)}:${port}${CHANNEL_PATH}`;
     const node = new RemoteNode(
       answer,
       address,
@@ -268,6 +288,7 @@ export class NetworkManager {
         maxDepth: MAX_JSON_DEPTH + 2,
         maxPacketBytes: this.#config.max_body_bytes,
         secret: this.#config.secret,
+        tls: this.#tls,
         connectTimeoutMs: 3000,
         onBadMessage: (error) =>
           this.#logger.warn(`closing the channel to ${answer.hostname}: ${error.message}`),

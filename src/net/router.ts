@@ -17,17 +17,21 @@ export class RemoteRouter implements RemoteRoutes {
   readonly #hostname: string;
   readonly #sync: SyncRemote;
   readonly #inProcess: ReadonlySet<string>;
+  /** "http" or "https", as the cluster runs. */
+  readonly #scheme: string;
 
   constructor(
     nodes: NodeRegistry,
     hostname: string,
     sync: SyncRemote,
     inProcess: ReadonlySet<string>,
+    scheme: string,
   ) {
     this.#nodes = nodes;
     this.#hostname = hostname;
     this.#sync = sync;
     this.#inProcess = inProcess;
+    this.#scheme = scheme;
   }
 
   #named(call: Call): string | undefined {
@@ -129,7 +133,7 @@ export class RemoteRouter implements RemoteRoutes {
       );
     }
     return nodes.map((node) => ({
-      url: `http://${hostForUrl(node.address)}:${node.port}`,
+      url: `${this.#scheme}://${hostForUrl(node.address)}:${node.port}`,
       host: node.hostname,
     }));
   }

@@ -7,9 +7,14 @@ import { Agent, request } from "undici";
 import { serveBlocking } from "../core/blocking.js";
 import { HEADER_ANSWER, HEADER_NONCE, StreamMac, sameMac, signAnswer } from "./auth.js";
 import type { BridgeRequest, BridgeSetup, BridgeStep } from "./sync-remote.js";
+import { tlsConnector } from "./tls.js";
 
-const { secret } = workerData as BridgeSetup;
-const agent = new Agent({ keepAliveTimeout: 30_000, connections: 4 });
+const { secret, tls } = workerData as BridgeSetup;
+const agent = new Agent({
+  keepAliveTimeout: 30_000,
+  connections: 4,
+  ...(tls.enabled ? { connect: tlsConnector(tls) } : {}),
+});
 
 interface OpenStream {
   lines: AsyncIterator<string>;

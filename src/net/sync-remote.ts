@@ -7,6 +7,7 @@ import { BlockingClient, BlockingTimeout } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
 import { callErrors, type RequestError } from "../errors.js";
 import { signRequest } from "./auth.js";
+import type { PeerTls } from "./tls.js";
 import { errorFromWire } from "./wire.js";
 
 export type BridgeRequest =
@@ -28,6 +29,7 @@ export interface BridgeStep {
 export interface BridgeSetup {
   /** Shared secret, to check that answers come from a node that knows it. */
   secret: string;
+  tls: PeerTls;
 }
 
 /** The call never reached the node; the router may try another. */
@@ -40,14 +42,16 @@ export class SyncRemote {
   #worker: Worker | undefined;
   #client: BlockingClient<BridgeRequest> | undefined;
   readonly #secret: string;
+  readonly #tls: PeerTls;
 
-  constructor(secret: string) {
+  constructor(secret: string, tls: PeerTls) {
     this.#secret = secret;
+    this.#tls = tls;
   }
 
   #bridge(): BlockingClient<BridgeRequest> {
     if (!this.#client) {
-      const setup: BridgeSetup = { secret: this.#secret };
+      const setup: BridgeSetup = { secret: this.#secret, tls: this.#tls };
       this.#worker = new Worker(new URL("./sync-bridge-worker.js", import.meta.url), {
         workerData: setup,
       });
