@@ -798,31 +798,6 @@ describe("docs/configuration.md", () => {
     expect(warningsIn(core.logFile).map((w) => w.split(dir).join("/srv/aio"))).toEqual([shown]);
   });
 
-  it('what is marked "(not implemented yet)" is indeed not acted on yet', async () => {
-    // When worker isolation arrives, this fails: update configuration.md and api.md (the
-    // "(not implemented yet)" notes), then this test.
-    const dir = tempDir("aio-docs-unimplemented-");
-    writeTree(dir, {
-      "plugins/Where/plugin.ts": completePlugin(
-        'import { isMainThread } from "node:worker_threads";\n\nexport class Where extends Plugin {\n  main() {\n    return isMainThread;\n  }\n}\n',
-      ),
-      "plugins/Where/plugin_config.yml": "endpoints:\n  - internal_name: main\n",
-    });
-    const core = track(
-      new PluginCore({
-        plugins: [{ name: "Where", isolation: "worker" }],
-        general: { console_log_level: "CRITICAL", log_dir: "" },
-        baseDir: dir,
-      }),
-    );
-    await core.start();
-    expect(core.getPluginInfo("Where")?.isolation).toBe("worker");
-    await expect(core.execute("Where", "main"), "isolation: worker runs in-thread").resolves.toBe(
-      true,
-    );
-    await core.close();
-  });
-
   it("the ConfigObject example resolves paths against baseDir", async () => {
     const code = snippet(CONFIGURATION, "baseDir:").code;
     const core = track((await runSnippet(code, {}, "return core;")) as PluginCore);

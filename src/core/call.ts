@@ -17,6 +17,8 @@ export const APPLICATION: Caller = { kind: "application" };
 export interface CallOptions extends ExecuteOptions {
   /** The id the calling node gave the call, kept so both nodes' logs and errors agree. */
   requestId?: string;
+  /** Threads blocked upstream waiting for this call ("main", worker plugin names). */
+  chain?: string[];
 }
 
 export class Call implements CallSite, CallInfo {
@@ -28,6 +30,8 @@ export class Call implements CallSite, CallInfo {
   readonly host: string | undefined;
   readonly pluginUuid: string | undefined;
   readonly caller: Caller;
+  /** Threads blocked upstream waiting for this call; a worker plugin among them cannot serve it. */
+  readonly chain: string[] | undefined;
   readonly timeout: number | undefined;
   /** When the call times out, on the `performance.now()` clock; set only with a valid timeout. */
   readonly #deadline: number | undefined;
@@ -53,6 +57,7 @@ export class Call implements CallSite, CallInfo {
     this.caller = caller;
     this.host = options?.host;
     this.pluginUuid = options?.pluginUuid;
+    this.chain = options?.chain;
     const timeout = options?.timeout;
     this.timeout = timeout;
     this.#deadline =

@@ -281,7 +281,7 @@ export class Dispatcher {
     const { slot, endpoint, args: positional } = target;
     let result: unknown;
     try {
-      result = slot.host?.invoke(endpoint, positional, call);
+      result = slot.host?.invokeBlocking(endpoint, positional, call);
     } catch (error) {
       throw callErrors.pluginThrew(call, error);
     }
@@ -310,7 +310,7 @@ export class Dispatcher {
     const { slot, endpoint, args: positional } = target;
     let source: Iterator<unknown, unknown, undefined>;
     try {
-      source = slot.host?.openStream(endpoint, positional, call) as Iterator<
+      source = slot.host?.openStreamBlocking(endpoint, positional, call) as Iterator<
         unknown,
         unknown,
         undefined
@@ -343,12 +343,11 @@ export class Dispatcher {
       throw this.#refusal(call, "starting");
     }
     const kind = target.endpoint.info.kind;
-    if (kind === "async function" || kind === "async generator" || !target.slot.host?.servesSync) {
+    if (kind === "async function" || kind === "async generator") {
       const use = kind === "async generator" ? "for await … of executeStream" : "await execute";
-      const what = target.slot.host?.servesSync ? `an ${kind}` : "served by another thread";
       throw callErrors.wouldDeadlock(
         call,
-        `it is ${what}, and ${mode}() on the main thread cannot wait for it without blocking the event loop it needs. Use \`${use}()\` instead, or run the calling plugin with \`isolation: worker\`.`,
+        `it is an ${kind}, and ${mode}() on the main thread cannot wait for it without blocking the event loop it needs. Use \`${use}()\` instead, or run the calling plugin with \`isolation: worker\`.`,
       );
     }
     return target;

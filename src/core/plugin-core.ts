@@ -17,7 +17,8 @@ import type { EndpointInfo } from "../plugins/endpoint.js";
 import type { PluginHost } from "../plugins/host.js";
 import { InProcessHost } from "../plugins/in-process.js";
 import type { PluginContext } from "../plugins/plugin.js";
-import type { Caller } from "./call.js";
+import { WorkerHost } from "../plugins/worker-host.js";
+import type { Caller, CallOptions } from "./call.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Lifecycle, type LifecycleEvents } from "./lifecycle.js";
 import { PluginRegistry, PluginSlot } from "./registry.js";
@@ -183,6 +184,16 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   }
 
   #createHost(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginHost {
+    if ((slot.entry.isolation ?? manifest.isolation) === "worker") {
+      return new WorkerHost({
+        entry: slot.entry,
+        manifest,
+        // Calls a worker plugin makes are served here, as that plugin's.
+        context: this.#contextFor(slot, manifest, uuid, () => undefined),
+        moduleVersion: slot.moduleVersion,
+        logLevel: this.#logger.level,
+      });
+    }
     let host: InProcessHost | undefined;
     const context = this.#contextFor(slot, manifest, uuid, () => host?.currentCall);
     host = new InProcessHost(slot.entry, manifest, context, slot.moduleVersion);
@@ -197,6 +208,14 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   ): PluginContext {
     const caller: Caller = { kind: "plugin", name: slot.name };
     const dispatcher = this.#dispatcher;
+    // A call made while serving one that blocked other threads carries their chain along,
+    // so a cycle of blocking calls is refused instead of hanging.
+    const inherit = (options: ExecuteOptions | undefined): CallOptions | undefined => {
+      const chain = (currentCall() as { chain?: string[] } | undefined)?.chain;
+      return chain && !(options as CallOptions | undefined)?.chain
+        ? { ...options, chain }
+        : options;
+    };
     const current = () => slot.uuid === uuid;
     return {
       name: slot.name,
@@ -210,13 +229,13 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       endpoints: () => (current() ? [...slot.endpoints.values()].map((e) => e.info) : []),
       currentCall,
       execute: (plugin, method, args, options) =>
-        dispatcher.execute(caller, plugin, method, args, options),
+        dispatcher.execute(caller, plugin, method, args, inherit(options)),
       executeSync: (plugin, method, args, options) =>
-        dispatcher.executeSync(caller, plugin, method, args, options),
+        dispatcher.executeSync(caller, plugin, method, args, inherit(options)),
       executeStream: (plugin, method, args, options) =>
-        dispatcher.executeStream(caller, plugin, method, args, options),
+        dispatcher.executeStream(caller, plugin, method, args, inherit(options)),
       executeStreamSync: (plugin, method, args, options) =>
-        dispatcher.executeStreamSync(caller, plugin, method, args, options),
+        dispatcher.executeStreamSync(caller, plugin, method, args, inherit(options)),
     };
   }
 

@@ -45,8 +45,14 @@ export interface PluginHost {
     call: CallInfo,
   ): Iterator<unknown, unknown, undefined> | AsyncIterator<unknown, unknown, undefined>;
   /**
-   * Whether `invoke` of a plain function and `openStream` of a generator run synchronously
-   * in this thread, so `executeSync` may use them.
+   * Runs a plain function endpoint to completion, blocking the calling thread until it
+   * returns (`executeSync`).
    */
-  readonly servesSync: boolean;
+  invokeBlocking(endpoint: LoadedEndpoint, args: unknown[], call: CallInfo): unknown;
+  /** Starts a sync generator endpoint whose every step blocks until it yields. */
+  openStreamBlocking(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+    call: CallInfo,
+  ): Iterator<unknown, unknown, undefined>;
 }

@@ -16,7 +16,6 @@ interface BoundEndpoint extends LoadedEndpoint {
 }
 
 export class InProcessHost implements PluginHost {
-  readonly servesSync = true;
   readonly #entry: PluginEntry;
   readonly manifest: PluginManifest;
   readonly #context: PluginContext;
@@ -106,6 +105,18 @@ export class InProcessHost implements PluginHost {
       description: String(plugin?.description ?? this.manifest.description),
       remote: Boolean(plugin?.remote ?? this.manifest.remote),
     };
+  }
+
+  invokeBlocking(endpoint: LoadedEndpoint, args: unknown[], call: CallInfo): unknown {
+    return this.invoke(endpoint, args, call);
+  }
+
+  openStreamBlocking(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+    call: CallInfo,
+  ): Iterator<unknown, unknown, undefined> {
+    return this.openStream(endpoint, args, call) as Iterator<unknown, unknown, undefined>;
   }
 
   /** The call whose code is running synchronously in this plugin now, for `currentCall`. */

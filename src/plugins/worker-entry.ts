@@ -1,0 +1,458 @@
+/**
+ * The worker thread of a plugin running with `isolation: worker`. It loads the plugin as an
+ * in-process host would, then serves the core's messages: lifecycle, calls, streams. The
+ * plugin's own calls go back to the core, asynchronously, or blocking this thread while the
+ * core serves them.
+ */
+import { type MessagePort, parentPort, workerData } from "node:worker_threads";
+import pino from "pino";
+import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
+import { callErrors } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { LoadedEndpoint } from "./host.js";
+import { InProcessHost } from "./in-process.js";
+import type { PluginContext } from "./plugin.js";
+import {
+  type BlockingIn,
+  type BlockingOut,
+  type CallMeta,
+  errorData,
+  errorFrom,
+  type FromWorker,
+  type ToWorker,
+  type WireOptions,
+  type WorkerSetup,
+} from "./worker-protocol.js";
+
+interface Ports {
+  /** Where this thread posts blocking requests; the core serves them. */
+  blockingOut: MessagePort;
+  /** Where the core posts blocking requests into this plugin. */
+  blockingIn: MessagePort;
+}
+
+const setup = workerData as WorkerSetup & Ports;
+const port = parentPort as MessagePort;
+const name = setup.entry.name;
+let state: PluginState = "loaded";
+
+function post(message: FromWorker): void {
+  port.postMessage(message);
+}
+
+/** Log lines go to the core, which writes them to its console and file as this plugin's. */
+const logger: Logger = pino(
+  { level: setup.logLevel, base: undefined },
+  { write: (record: string) => post({ t: "log", record }) },
+);
+
+/** A call served here, as the plugin sees it through `currentCall`. */
+class ServedCall implements CallInfo {
+  readonly requestId: string;
+  readonly author: string | undefined;
+  readonly authorHost: string | undefined;
+  readonly deadline: number | undefined;
+  readonly chain: string[];
+  readonly #controller = new AbortController();
+
+  constructor(meta: CallMeta) {
+    this.requestId = meta.requestId;
+    this.author = meta.author;
+    this.authorHost = meta.authorHost;
+    this.deadline = meta.remainingMs === undefined ? undefined : Date.now() + meta.remainingMs;
+    this.chain = meta.chain;
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  cancel(reason: Error): void {
+    this.#controller.abort(reason);
+  }
+}
+
+// ------------------------------------------------------------------ the plugin's own calls
+
+let seq = 0;
+const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+const inbound = new Map<
+  number,
+  { queue: unknown[]; done: boolean; error?: Error; wake?: () => void }
+>();
+const blocking = new BlockingClient<BlockingOut>(setup.blockingOut);
+
+/** The chain of threads waiting on the call this plugin is serving now, and this one. */
+function chainFor(): string[] {
+  const current = host.currentCall as ServedCall | undefined;
+  return [...(current?.chain ?? []), name];
+}
+
+function wireOptions(options: ExecuteOptions | undefined): WireOptions {
+  const { signal: _signal, ...rest } = options ?? {};
+  return { ...rest, chain: chainFor() };
+}
+
+function refuseBlockingOnMain(plugin: string, method: string): void {
+  const current = host.currentCall as ServedCall | undefined;
+  if (current?.chain.includes("main")) {
+    throw callErrors.wouldDeadlock(
+      { plugin, method },
+      "the main thread is blocked waiting for this plugin, and a blocking call needs it to serve; use the async form",
+    );
+  }
+}
+
+function execute(
+  plugin: string,
+  method: string,
+  args: unknown,
+  options: ExecuteOptions | undefined,
+): Promise<unknown> {
+  const id = ++seq;
+  return new Promise((resolve, reject) => {
+    answers.set(id, { resolve, reject });
+    try {
+      post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
+    } catch (error) {
+      answers.delete(id);
+      reject(
+        callErrors.invalidArguments(
+          { plugin, method },
+          `arguments cannot cross to another thread: ${(error as Error).message}`,
+        ),
+      );
+      return;
+    }
+    options?.signal?.addEventListener(
+      "abort",
+      () => {
+        if (!answers.delete(id)) return;
+        post({ t: "cancel", id });
+        reject(callErrors.aborted({ plugin, method }, options.signal?.reason));
+      },
+      { once: true },
+    );
+  });
+}
+
+const WINDOW = 256;
+
+async function* executeStream(
+  plugin: string,
+  method: string,
+  args: unknown,
+  options: ExecuteOptions | undefined,
+): AsyncGenerator<unknown, void, undefined> {
+  const id = ++seq;
+  const stream: { queue: unknown[]; done: boolean; error?: Error; wake?: () => void } = {
+    queue: [],
+    done: false,
+  };
+  inbound.set(id, stream);
+  post({ t: "stream", id, plugin, method, args, options: wireOptions(options), credit: WINDOW });
+  let consumed = 0;
+  try {
+    for (;;) {
+      if (stream.queue.length > 0) {
+        const item = stream.queue.shift();
+        if (++consumed >= WINDOW / 2) {
+          post({ t: "credit", id, n: consumed });
+          consumed = 0;
+        }
+        yield item;
+        continue;
+      }
+      if (stream.done) {
+        if (stream.error) throw stream.error;
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        stream.wake = resolve;
+      });
+      stream.wake = undefined;
+    }
+  } finally {
+    if (inbound.delete(id) && !stream.done) post({ t: "cancel", id });
+  }
+}
+
+function executeSync(
+  plugin: string,
+  method: string,
+  args: unknown,
+  options: ExecuteOptions | undefined,
+): unknown {
+  refuseBlockingOnMain(plugin, method);
+  return blocking.call({ kind: "execute", plugin, method, args, options: wireOptions(options) });
+}
+
+function* executeStreamSync(
+  plugin: string,
+  method: string,
+  args: unknown,
+  options: ExecuteOptions | undefined,
+): Generator<unknown, void, undefined> {
+  refuseBlockingOnMain(plugin, method);
+  const stream = blocking.call({
+    kind: "open",
+    plugin,
+    method,
+    args,
+    options: wireOptions(options),
+  }) as number;
+  let finished = false;
+  try {
+    for (;;) {
+      const step = blocking.call({ kind: "next", stream }) as { done: boolean; value?: unknown };
+      if (step.done) {
+        finished = true;
+        return;
+      }
+      yield step.value;
+    }
+  } finally {
+    if (!finished) blocking.call({ kind: "close", stream });
+  }
+}
+
+const context: PluginContext = {
+  name,
+  uuid: setup.uuid,
+  logger,
+  version: setup.manifest.version,
+  description: setup.manifest.description,
+  remote: setup.manifest.remote,
+  arguments: setup.arguments,
+  state: () => state,
+  endpoints: () => [...host.endpoints.values()].map((endpoint) => endpoint.info),
+  currentCall: () => host.currentCall,
+  execute,
+  executeSync,
+  executeStream,
+  executeStreamSync: (plugin, method, args, options) =>
+    executeStreamSync(plugin, method, args, options),
+};
+
+const host = new InProcessHost(setup.entry, setup.manifest, context, setup.moduleVersion);
+
+// ------------------------------------------------------------------ serving the core
+
+const served = new Map<number, ServedCall>();
+const pumps = new Map<number, { credit: number; wake?: () => void; stopped: boolean }>();
+
+function endpointOf(access: string): LoadedEndpoint {
+  const endpoint = host.endpoints.get(access);
+  if (!endpoint) throw new Error(`no endpoint "${access}" in the worker of ${name}`);
+  return endpoint;
+}
+
+function answer(id: number, work: () => unknown): void {
+  let result: unknown;
+  try {
+    result = work();
+  } catch (error) {
+    post({ t: "answer", id, error: errorData(error) });
+    return;
+  }
+  Promise.resolve(result).then(
+    (value) => {
+      try {
+        post({ t: "answer", id, value });
+      } catch (error) {
+        post({
+          t: "answer",
+          id,
+          error: errorData(
+            new Error(`the result cannot cross to another thread: ${(error as Error).message}`),
+          ),
+        });
+      }
+    },
+    (error: unknown) => post({ t: "answer", id, error: errorData(error) }),
+  );
+}
+
+async function pump(
+  id: number,
+  source: Iterator<unknown> | AsyncIterator<unknown>,
+  credit: number,
+): Promise<void> {
+  const control = { credit, stopped: false, wake: undefined as (() => void) | undefined };
+  pumps.set(id, control);
+  let batch: unknown[] = [];
+  const flush = () => {
+    if (batch.length === 0) return;
+    const items = batch;
+    batch = [];
+    post({ t: "items", id, items });
+  };
+  try {
+    for (;;) {
+      while (control.credit <= 0 && !control.stopped) {
+        flush();
+        await new Promise<void>((resolve) => {
+          control.wake = resolve;
+        });
+      }
+      if (control.stopped) {
+        await source.return?.();
+        return;
+      }
+      const step = await source.next();
+      if (step.done) break;
+      control.credit--;
+      if (batch.length === 0) setImmediate(flush);
+      batch.push(step.value);
+    }
+    flush();
+    post({ t: "end", id });
+  } catch (error) {
+    flush();
+    post({ t: "end", id, error: errorData(error) });
+  } finally {
+    pumps.delete(id);
+    served.delete(id);
+  }
+}
+
+function serve(message: ToWorker): void {
+  switch (message.t) {
+    case "enable":
+      answer(message.id, async () => {
+        await host.enable();
+        state = "enabled";
+      });
+      return;
+    case "disable":
+      state = "disabled";
+      answer(message.id, () => host.disable());
+      return;
+    case "invoke": {
+      const call = new ServedCall(message.call);
+      served.set(message.id, call);
+      answer(message.id, () => {
+        const result = host.invoke(endpointOf(message.endpoint), message.args, call);
+        return Promise.resolve(result).finally(() => served.delete(message.id));
+      });
+      return;
+    }
+    case "open": {
+      const call = new ServedCall(message.call);
+      served.set(message.id, call);
+      let source: Iterator<unknown> | AsyncIterator<unknown>;
+      try {
+        source = host.openStream(endpointOf(message.endpoint), message.args, call);
+      } catch (error) {
+        served.delete(message.id);
+        post({ t: "end", id: message.id, error: errorData(error) });
+        return;
+      }
+      void pump(message.id, source, message.credit);
+      return;
+    }
+    case "credit": {
+      const control = pumps.get(message.id);
+      if (control) {
+        control.credit += message.n;
+        control.wake?.();
+      }
+      return;
+    }
+    case "cancel": {
+      served.get(message.id)?.cancel(errorFrom(message.reason));
+      const control = pumps.get(message.id);
+      if (control) {
+        control.stopped = true;
+        control.wake?.();
+      }
+      return;
+    }
+    case "ping":
+      post({ t: "pong", id: message.id });
+      return;
+    case "answer": {
+      const pending = answers.get(message.id);
+      if (!pending) return;
+      answers.delete(message.id);
+      if (message.error) pending.reject(errorFrom(message.error));
+      else pending.resolve(message.value);
+      return;
+    }
+    case "items": {
+      const stream = inbound.get(message.id);
+      if (!stream) return;
+      stream.queue.push(...message.items);
+      stream.wake?.();
+      return;
+    }
+    case "end": {
+      const stream = inbound.get(message.id);
+      if (!stream) return;
+      stream.done = true;
+      if (message.error) stream.error = errorFrom(message.error);
+      stream.wake?.();
+      return;
+    }
+  }
+}
+
+// Blocking calls into this plugin: the core's thread waits while this one runs them.
+const blockingStreams = new Map<number, Iterator<unknown> | AsyncIterator<unknown>>();
+let blockingSeq = 0;
+serveBlocking<BlockingIn>(setup.blockingIn, (request) =>
+  serveBlockingIn(request).catch((error: unknown) => {
+    // Sent as data: an error object would lose its class and code on the way.
+    throw errorData(error);
+  }),
+);
+
+async function serveBlockingIn(request: BlockingIn): Promise<unknown> {
+  switch (request.kind) {
+    case "invoke":
+      return host.invoke(endpointOf(request.endpoint), request.args, new ServedCall(request.call));
+    case "open": {
+      const id = ++blockingSeq;
+      blockingStreams.set(
+        id,
+        host.openStream(endpointOf(request.endpoint), request.args, new ServedCall(request.call)),
+      );
+      return id;
+    }
+    case "next": {
+      const source = blockingStreams.get(request.stream);
+      if (!source) throw new Error("the stream is closed");
+      const step = await source.next();
+      if (step.done) blockingStreams.delete(request.stream);
+      return { done: step.done === true, value: step.done ? undefined : step.value };
+    }
+    case "close": {
+      const source = blockingStreams.get(request.stream);
+      blockingStreams.delete(request.stream);
+      await source?.return?.();
+      return undefined;
+    }
+  }
+}
+
+port.on("message", serve);
+
+try {
+  await host.load();
+  const identity = host.identity();
+  post({
+    t: "ready",
+    endpoints: [...host.endpoints.entries()].map(([access_name, endpoint]) => ({
+      access_name,
+      kind: endpoint.info.kind,
+    })),
+    identity: {
+      version: identity.version,
+      description: identity.description,
+      remote: identity.remote,
+    },
+  });
+} catch (error) {
+  post({ t: "failed", error: errorData(error) });
+}

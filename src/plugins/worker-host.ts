@@ -1,0 +1,674 @@
+/**
+ * A plugin running in a worker thread of its own (`isolation: worker`). The core talks to it
+ * over a MessagePort; blocking calls in either direction sleep in `Atomics.wait` while the
+ * other thread serves them. A worker stuck past a call's deadline is terminated and started
+ * again; one that crashes is restarted with backoff. The core and the other plugins keep
+ * serving throughout.
+ */
+import { MessageChannel, Worker } from "node:worker_threads";
+import type { PluginEntry, PluginManifest } from "../config/types.js";
+import { BlockingClient, BlockingTimeout, serveBlocking } from "../core/blocking.js";
+import type { CallInfo, ExecuteOptions } from "../core/types.js";
+import { ConfigError, callErrors, RequestError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { compileBinder, endpointInfo, internalize } from "./endpoint.js";
+import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
+import type { PluginContext } from "./plugin.js";
+import {
+  type BlockingIn,
+  type BlockingOut,
+  type CallMeta,
+  type ErrorData,
+  errorData,
+  errorFrom,
+  type FromWorker,
+  type ToWorker,
+  type WireOptions,
+  type WorkerSetup,
+} from "./worker-protocol.js";
+
+/** A call served on behalf of the worker's plugin may carry the chain of blocked threads. */
+type ChainedInfo = CallInfo & { chain?: string[] };
+
+const WINDOW = 256;
+const STUCK_CHECK_MS = 1000;
+const DEFAULT_BLOCKING_MS = 5 * 60_000;
+const PINO_LEVELS: Record<number, "debug" | "info" | "warn" | "error" | "fatal"> = {
+  10: "debug",
+  20: "debug",
+  30: "info",
+  40: "warn",
+  50: "error",
+  60: "fatal",
+};
+
+interface Answer {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+interface InboundStream {
+  queue: unknown[];
+  done: boolean;
+  error: Error | undefined;
+  wake: (() => void) | undefined;
+}
+
+export interface WorkerHostOptions {
+  entry: PluginEntry;
+  manifest: PluginManifest;
+  /** The plugin's context on the core's side: its calls run through it, as this plugin's. */
+  context: PluginContext;
+  moduleVersion: number;
+  logLevel: string;
+}
+
+export class WorkerHost implements PluginHost {
+  readonly manifest: PluginManifest;
+  readonly #options: WorkerHostOptions;
+  readonly #name: string;
+  readonly #logger: Logger;
+  #worker: Worker | undefined;
+  #toWorker: BlockingClient<BlockingIn> | undefined;
+  #ready: Promise<void> = Promise.resolve();
+  #loaded: Answer | undefined;
+  #endpoints = new Map<string, LoadedEndpoint>();
+  #identity: PluginIdentity;
+  #seq = 0;
+  readonly #answers = new Map<number, Answer>();
+  readonly #inbound = new Map<number, InboundStream>();
+  /** The worker's own calls and streams that the core is serving. */
+  readonly #outbound = new Map<
+    number,
+    { controller: AbortController; credit?: (n: number) => void }
+  >();
+  #wantEnabled = false;
+  #disposed = false;
+  #restarts = 0;
+  #stuckCheck: Promise<void> | undefined;
+
+  constructor(options: WorkerHostOptions) {
+    this.#options = options;
+    this.manifest = options.manifest;
+    this.#name = options.entry.name;
+    this.#logger = options.context.logger;
+    this.#identity = {
+      uuid: options.context.uuid,
+      version: options.manifest.version,
+      description: options.manifest.description,
+      remote: options.manifest.remote,
+    };
+  }
+
+  get endpoints(): ReadonlyMap<string, LoadedEndpoint> {
+    return this.#endpoints;
+  }
+
+  identity(): PluginIdentity {
+    return this.#identity;
+  }
+
+  load(): Promise<void> {
+    this.#ready = this.#spawn();
+    return this.#ready;
+  }
+
+  #spawn(): Promise<void> {
+    const toCore = new MessageChannel();
+    const toWorker = new MessageChannel();
+    const setup: WorkerSetup = {
+      entry: this.#options.entry,
+      manifest: this.#options.manifest,
+      moduleVersion: this.#options.moduleVersion,
+      uuid: this.#options.context.uuid,
+      arguments: this.#options.context.arguments,
+      logLevel: this.#options.logLevel,
+    };
+    const limits = this.#options.entry.resource_limits ?? this.#options.manifest.resource_limits;
+    const worker = new Worker(new URL("./worker-entry.js", import.meta.url), {
+      workerData: { ...setup, blockingOut: toCore.port2, blockingIn: toWorker.port2 },
+      transferList: [toCore.port2, toWorker.port2],
+      ...(limits ? { resourceLimits: limits } : {}),
+    });
+    this.#worker = worker;
+    serveBlocking<BlockingOut>(toCore.port1, (request) => this.#serveBlocking(request));
+    toCore.port1.unref();
+    this.#toWorker = new BlockingClient<BlockingIn>(toWorker.port1);
+    worker.on("message", (message: FromWorker) => this.#receive(message));
+    worker.on("error", (error) => this.#lost(worker, `crashed: ${error.message}`));
+    worker.on("exit", (code) => this.#lost(worker, `exited with code ${code}`));
+    return new Promise<void>((resolve, reject) => {
+      this.#loaded = { resolve, reject };
+    });
+  }
+
+  // ---------------------------------------------------------------- messages
+
+  #post(message: ToWorker): void {
+    this.#worker?.postMessage(message);
+  }
+
+  #request(make: (id: number) => ToWorker): Promise<unknown> {
+    const id = ++this.#seq;
+    return new Promise((resolve, reject) => {
+      this.#answers.set(id, { resolve, reject });
+      try {
+        this.#post(make(id));
+      } catch (error) {
+        this.#answers.delete(id);
+        reject(
+          new Error(
+            `the arguments cannot cross to the plugin's thread: ${(error as Error).message}`,
+          ),
+        );
+      }
+    });
+  }
+
+  #receive(message: FromWorker): void {
+    switch (message.t) {
+      case "ready": {
+        this.#endpoints = new Map(
+          this.manifest.endpoints.flatMap((declared) => {
+            const kind = message.endpoints.find(
+              (e) => e.access_name === declared.access_name,
+            )?.kind;
+            if (!kind) return [];
+            const endpoint: LoadedEndpoint = {
+              info: endpointInfo(declared, kind),
+              bind: compileBinder(declared),
+            };
+            return [[internalize(declared.access_name), endpoint] as const];
+          }),
+        );
+        this.#identity = { uuid: this.#identity.uuid, ...message.identity };
+        this.#loaded?.resolve(undefined);
+        this.#loaded = undefined;
+        return;
+      }
+      case "failed":
+        this.#loaded?.reject(errorFrom(message.error));
+        this.#loaded = undefined;
+        this.#disposed = true;
+        void this.#worker?.terminate();
+        return;
+      case "answer": {
+        const pending = this.#answers.get(message.id);
+        if (!pending) return;
+        this.#answers.delete(message.id);
+        if (message.error) pending.reject(errorFrom(message.error));
+        else pending.resolve(message.value);
+        return;
+      }
+      case "items": {
+        const stream = this.#inbound.get(message.id);
+        if (!stream) return;
+        for (const item of message.items) stream.queue.push(item);
+        stream.wake?.();
+        return;
+      }
+      case "end": {
+        const stream = this.#inbound.get(message.id);
+        if (!stream) return;
+        stream.done = true;
+        if (message.error) stream.error = errorFrom(message.error);
+        stream.wake?.();
+        return;
+      }
+      case "pong":
+        this.#answers.get(message.id)?.resolve(undefined);
+        this.#answers.delete(message.id);
+        return;
+      case "log":
+        this.#relog(message.record);
+        return;
+      case "call":
+        this.#serveCall(message.id, message.plugin, message.method, message.args, message.options);
+        return;
+      case "stream":
+        void this.#serveStream(
+          message.id,
+          message.plugin,
+          message.method,
+          message.args,
+          message.options,
+          message.credit,
+        );
+        return;
+      case "credit":
+        this.#outbound.get(message.id)?.credit?.(message.n);
+        return;
+      case "cancel":
+        this.#outbound.get(message.id)?.controller.abort();
+        return;
+    }
+  }
+
+  #relog(record: string): void {
+    try {
+      const { level, msg, time: _time, ...rest } = JSON.parse(record) as Record<string, unknown>;
+      const method = PINO_LEVELS[Number(level)] ?? "info";
+      this.#logger[method](rest, typeof msg === "string" ? msg : "");
+    } catch {
+      this.#logger.info(record);
+    }
+  }
+
+  // ---------------------------------------------------------------- the plugin's own calls
+
+  #callOptions(options: WireOptions, controller: AbortController): ExecuteOptions {
+    return { ...options, signal: controller.signal } as ExecuteOptions;
+  }
+
+  #serveCall(
+    id: number,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: WireOptions,
+  ): void {
+    const controller = new AbortController();
+    this.#outbound.set(id, { controller });
+    this.#options.context
+      .execute(plugin, method, args, this.#callOptions(options, controller))
+      .then(
+        (value) => this.#post({ t: "answer", id, value }),
+        (error: unknown) => this.#post({ t: "answer", id, error: errorData(error) }),
+      )
+      .finally(() => this.#outbound.delete(id));
+  }
+
+  async #serveStream(
+    id: number,
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: WireOptions,
+    initialCredit: number,
+  ): Promise<void> {
+    const controller = new AbortController();
+    let credit = initialCredit;
+    let wake: (() => void) | undefined;
+    this.#outbound.set(id, {
+      controller,
+      credit: (n) => {
+        credit += n;
+        wake?.();
+      },
+    });
+    controller.signal.addEventListener("abort", () => wake?.());
+    const source = this.#options.context.executeStream(
+      plugin,
+      method,
+      args,
+      this.#callOptions(options, controller),
+    );
+    try {
+      for (;;) {
+        while (credit <= 0 && !controller.signal.aborted) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
+        if (controller.signal.aborted) {
+          await source.return();
+          return;
+        }
+        const step = await source.next();
+        if (step.done) break;
+        credit--;
+        this.#post({ t: "items", id, items: [step.value] });
+      }
+      this.#post({ t: "end", id });
+    } catch (error) {
+      this.#post({ t: "end", id, error: errorData(error) });
+    } finally {
+      this.#outbound.delete(id);
+    }
+  }
+
+  /** Blocking requests from the worker: its thread waits while this one serves them. */
+  readonly #blockingStreams = new Map<number, AsyncGenerator<unknown, void, undefined>>();
+  #blockingSeq = 0;
+
+  async #serveBlocking(request: BlockingOut): Promise<unknown> {
+    try {
+      switch (request.kind) {
+        case "execute":
+          return await this.#options.context.execute(
+            request.plugin,
+            request.method,
+            request.args,
+            request.options as ExecuteOptions,
+          );
+        case "open": {
+          const id = ++this.#blockingSeq;
+          const stream = this.#options.context.executeStream(
+            request.plugin,
+            request.method,
+            request.args,
+            request.options as ExecuteOptions,
+          );
+          this.#blockingStreams.set(id, stream);
+          return id;
+        }
+        case "next": {
+          const stream = this.#blockingStreams.get(request.stream);
+          if (!stream) throw new Error("the stream is closed");
+          const step = await stream.next();
+          if (step.done) this.#blockingStreams.delete(request.stream);
+          return { done: step.done === true, value: step.done ? undefined : step.value };
+        }
+        case "close": {
+          const stream = this.#blockingStreams.get(request.stream);
+          this.#blockingStreams.delete(request.stream);
+          await stream?.return();
+          return undefined;
+        }
+      }
+    } catch (error) {
+      // Sent as data: an error object would lose its code on the way.
+      throw errorData(error);
+    }
+  }
+
+  // ---------------------------------------------------------------- calls into the plugin
+
+  #meta(call: CallInfo, blockedMain: boolean): CallMeta {
+    const chain = [...((call as ChainedInfo).chain ?? [])];
+    if (blockedMain) chain.push("main");
+    const remaining =
+      call.deadline === undefined ? undefined : Math.max(0, call.deadline - Date.now());
+    return {
+      requestId: call.requestId,
+      author: call.author,
+      authorHost: call.authorHost,
+      remainingMs: remaining,
+      chain,
+    };
+  }
+
+  /** A call from a thread this plugin is itself blocked on could never be served. */
+  #refuseCycle(call: CallInfo): void {
+    if ((call as ChainedInfo).chain?.includes(this.#name)) {
+      throw callErrors.wouldDeadlock(
+        { plugin: this.#name, requestId: call.requestId },
+        `its thread is blocked waiting for the very call chain that now calls it (${[...((call as ChainedInfo).chain ?? []), this.#name].join(" → ")})`,
+      );
+    }
+  }
+
+  /** When the caller gives up, tell the worker; if it does not answer at all, it is stuck. */
+  #watch(id: number, call: CallInfo): void {
+    call.signal.addEventListener(
+      "abort",
+      () => {
+        this.#post({ t: "cancel", id, reason: errorData(call.signal.reason) });
+        void this.#checkStuck();
+      },
+      { once: true },
+    );
+  }
+
+  invoke(endpoint: LoadedEndpoint, args: unknown[], call: CallInfo): Promise<unknown> {
+    this.#refuseCycle(call);
+    return this.#ready.then(() => {
+      const id = ++this.#seq;
+      const result = new Promise((resolve, reject) => {
+        this.#answers.set(id, { resolve, reject });
+        try {
+          this.#post({
+            t: "invoke",
+            id,
+            endpoint: endpoint.info.access_name,
+            args,
+            call: this.#meta(call, false),
+          });
+        } catch (error) {
+          this.#answers.delete(id);
+          reject(
+            new Error(
+              `the arguments cannot cross to the plugin's thread: ${(error as Error).message}`,
+            ),
+          );
+        }
+      });
+      this.#watch(id, call);
+      return result;
+    });
+  }
+
+  openStream(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+    call: CallInfo,
+  ): AsyncIterator<unknown, unknown, undefined> {
+    this.#refuseCycle(call);
+    return this.#stream(endpoint, args, call);
+  }
+
+  async *#stream(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+    call: CallInfo,
+  ): AsyncGenerator<unknown, void, undefined> {
+    await this.#ready;
+    const id = ++this.#seq;
+    const stream: InboundStream = { queue: [], done: false, error: undefined, wake: undefined };
+    this.#inbound.set(id, stream);
+    this.#post({
+      t: "open",
+      id,
+      endpoint: endpoint.info.access_name,
+      args,
+      call: this.#meta(call, false),
+      credit: WINDOW,
+    });
+    this.#watch(id, call);
+    let consumed = 0;
+    let index = 0;
+    try {
+      for (;;) {
+        if (index < stream.queue.length) {
+          const item = stream.queue[index++];
+          if (index >= 1024) {
+            stream.queue = stream.queue.slice(index);
+            index = 0;
+          }
+          if (++consumed >= WINDOW / 2 && !stream.done) {
+            this.#post({ t: "credit", id, n: consumed });
+            consumed = 0;
+          }
+          yield item;
+          continue;
+        }
+        if (stream.done) {
+          if (stream.error) throw stream.error;
+          return;
+        }
+        await new Promise<void>((resolve) => {
+          stream.wake = resolve;
+        });
+        stream.wake = undefined;
+      }
+    } finally {
+      if (this.#inbound.delete(id) && !stream.done) {
+        this.#post({
+          t: "cancel",
+          id,
+          reason: errorData(new Error("the consumer stopped reading")),
+        });
+      }
+    }
+  }
+
+  #blocking(request: BlockingIn, call: CallInfo): unknown {
+    const client = this.#toWorker;
+    if (!client) throw new Error(`the worker of ${this.#name} is not running`);
+    const wait =
+      call.deadline === undefined ? DEFAULT_BLOCKING_MS : Math.max(0, call.deadline - Date.now());
+    try {
+      return client.call(request, wait);
+    } catch (error) {
+      if (error instanceof BlockingTimeout) {
+        void this.#checkStuck();
+        throw callErrors.timeout({ plugin: this.#name, requestId: call.requestId }, wait);
+      }
+      throw error instanceof Error ? error : errorFrom(error as ErrorData);
+    }
+  }
+
+  invokeBlocking(endpoint: LoadedEndpoint, args: unknown[], call: CallInfo): unknown {
+    this.#refuseCycle(call);
+    return this.#blocking(
+      { kind: "invoke", endpoint: endpoint.info.access_name, args, call: this.#meta(call, true) },
+      call,
+    );
+  }
+
+  *openStreamBlocking(
+    endpoint: LoadedEndpoint,
+    args: unknown[],
+    call: CallInfo,
+  ): Generator<unknown, void, undefined> {
+    this.#refuseCycle(call);
+    const stream = this.#blocking(
+      { kind: "open", endpoint: endpoint.info.access_name, args, call: this.#meta(call, true) },
+      call,
+    ) as number;
+    let finished = false;
+    try {
+      for (;;) {
+        const step = this.#blocking({ kind: "next", stream }, call) as {
+          done: boolean;
+          value?: unknown;
+        };
+        if (step.done) {
+          finished = true;
+          return;
+        }
+        yield step.value;
+      }
+    } finally {
+      if (!finished) this.#blocking({ kind: "close", stream }, call);
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  async enable(): Promise<void> {
+    this.#wantEnabled = true;
+    await this.#ready;
+    await this.#request((id) => ({ t: "enable", id }));
+  }
+
+  async disable(): Promise<void> {
+    this.#wantEnabled = false;
+    await this.#ready;
+    await this.#request((id) => ({ t: "disable", id }));
+  }
+
+  async dispose(): Promise<void> {
+    this.#disposed = true;
+    this.#toWorker?.close();
+    await this.#worker?.terminate();
+  }
+
+  // ---------------------------------------------------------------- containment
+
+  /** Pings the worker; if it does not answer in time it is stuck in a loop: restart it. */
+  #checkStuck(): Promise<void> {
+    this.#stuckCheck ??= (async () => {
+      const worker = this.#worker;
+      const answered = await Promise.race([
+        this.#request((id) => ({ t: "ping", id })).then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STUCK_CHECK_MS).unref()),
+      ]);
+      this.#stuckCheck = undefined;
+      if (answered || !worker || worker !== this.#worker) return;
+      this.#logger.error(
+        `${this.#name} is stuck past a call's deadline; stopping its worker and starting it again`,
+      );
+      this.#fail(callErrors.timeout({ plugin: this.#name }, STUCK_CHECK_MS));
+      worker.removeAllListeners("exit");
+      worker.removeAllListeners("error");
+      await worker.terminate();
+      this.#restart("it was stuck");
+    })();
+    return this.#stuckCheck;
+  }
+
+  /** Fails everything in flight on the current worker. */
+  #fail(error: Error): void {
+    for (const pending of this.#answers.values()) pending.reject(error);
+    this.#answers.clear();
+    for (const stream of this.#inbound.values()) {
+      stream.done = true;
+      stream.error = error;
+      stream.wake?.();
+    }
+    this.#inbound.clear();
+    for (const outbound of this.#outbound.values()) outbound.controller.abort();
+    this.#outbound.clear();
+    for (const stream of this.#blockingStreams.values()) void stream.return();
+    this.#blockingStreams.clear();
+  }
+
+  #lost(worker: Worker, why: string): void {
+    if (worker !== this.#worker) return;
+    if (this.#loaded) {
+      this.#loaded.reject(
+        new ConfigError("PLUGIN_LOAD_FAILED", `Plugin "${this.#name}": its worker ${why}`, {
+          file: this.#options.entry.path,
+        }),
+      );
+      this.#loaded = undefined;
+      this.#disposed = true;
+      return;
+    }
+    if (this.#disposed) return;
+    this.#logger.error(
+      `the worker of ${this.#name} ${why}; its calls in flight fail, and it restarts`,
+    );
+    this.#fail(
+      new RequestError(
+        "PLUGIN_ERROR",
+        `the worker of ${this.#name} ${why} during the call`,
+        { plugin: this.#name },
+        {
+          errorName: "WorkerCrash",
+        },
+      ),
+    );
+    this.#restart(why);
+  }
+
+  /** Starts a new worker after a backoff that grows with each restart (0.2 s to 30 s). */
+  #restart(why: string): void {
+    if (this.#disposed) return;
+    const delay = Math.min(30_000, 200 * 2 ** this.#restarts);
+    this.#restarts++;
+    this.#ready = new Promise<void>((resolve, reject) => {
+      setTimeout(() => {
+        if (this.#disposed) return reject(new Error(`${this.#name} was unloaded`));
+        this.#spawn()
+          .then(async () => {
+            if (this.#wantEnabled) await this.#request((id) => ({ t: "enable", id }));
+            this.#logger.info(`${this.#name} restarted after it ${why}`);
+            // A minute without trouble, and the next restart is quick again.
+            setTimeout(() => {
+              this.#restarts = 0;
+            }, 60_000).unref();
+            resolve();
+          })
+          .catch((error: unknown) => {
+            this.#logger.error(`${this.#name} failed to restart: ${(error as Error).message}`);
+            this.#disposed = false;
+            this.#restart(why);
+            this.#ready.then(resolve, reject);
+          });
+      }, delay).unref();
+    });
+    this.#ready.catch(() => undefined);
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Messages between the core and a plugin running in a worker thread. Values cross by
+ * structured clone, so a worker plugin takes and returns what a local one does, except
+ * functions and class instances with private state.
+ */
+import type { PluginEntry, PluginManifest } from "../config/types.js";
+import type { ExecuteOptions } from "../core/types.js";
+import { AioError, RequestError, type RequestErrorCode } from "../errors.js";
+import type { EndpointKind } from "./endpoint.js";
+
+/** What the worker is started with. */
+export interface WorkerSetup {
+  entry: PluginEntry;
+  manifest: PluginManifest;
+  moduleVersion: number;
+  uuid: string;
+  arguments: unknown;
+  /** pino level name for the plugin's logger. */
+  logLevel: string;
+}
+
+/** What a call into the worker says about itself, for `currentCall` and deadlock checks. */
+export interface CallMeta {
+  requestId: string;
+  author: string | undefined;
+  authorHost: string | undefined;
+  /** Milliseconds left of the caller's deadline, if any. */
+  remainingMs: number | undefined;
+  /** Threads blocked, upstream, waiting for this call: "main" or worker plugin names. */
+  chain: string[];
+}
+
+/** An error as it crosses the thread boundary. */
+export interface ErrorData {
+  name: string;
+  message: string;
+  code?: string;
+  stack?: string;
+}
+
+export type ToWorker =
+  | { t: "enable" | "disable"; id: number }
+  | { t: "invoke"; id: number; endpoint: string; args: unknown[]; call: CallMeta }
+  | { t: "open"; id: number; endpoint: string; args: unknown[]; call: CallMeta; credit: number }
+  | { t: "credit"; id: number; n: number }
+  | { t: "cancel"; id: number; reason: ErrorData }
+  | { t: "ping"; id: number }
+  // Answers to the worker's own calls:
+  | { t: "answer"; id: number; value?: unknown; error?: ErrorData }
+  | { t: "items"; id: number; items: unknown[] }
+  | { t: "end"; id: number; error?: ErrorData };
+
+export type FromWorker =
+  | {
+      t: "ready";
+      endpoints: Array<{ access_name: string; kind: EndpointKind }>;
+      identity: { version: string; description: string; remote: boolean };
+    }
+  | { t: "failed"; error: ErrorData }
+  | { t: "answer"; id: number; value?: unknown; error?: ErrorData }
+  | { t: "items"; id: number; items: unknown[] }
+  | { t: "end"; id: number; error?: ErrorData }
+  | { t: "pong"; id: number }
+  | { t: "log"; record: string }
+  // The worker's own calls to other plugins:
+  | { t: "call"; id: number; plugin: string; method: string; args: unknown; options: WireOptions }
+  | {
+      t: "stream";
+      id: number;
+      plugin: string;
+      method: string;
+      args: unknown;
+      options: WireOptions;
+      credit: number;
+    }
+  | { t: "credit"; id: number; n: number }
+  | { t: "cancel"; id: number };
+
+/** ExecuteOptions as they cross: no AbortSignal (the worker sends `cancel` instead). */
+export type WireOptions = Omit<ExecuteOptions, "signal"> & { chain?: string[] };
+
+/** A blocking request from the worker, served by the main thread while the worker waits. */
+export type BlockingOut =
+  | { kind: "execute"; plugin: string; method: string; args: unknown; options: WireOptions }
+  | { kind: "open"; plugin: string; method: string; args: unknown; options: WireOptions }
+  | { kind: "next" | "close"; stream: number };
+
+/** A blocking request from the main thread into the worker (executeSync on its plugin). */
+export type BlockingIn =
+  | { kind: "invoke"; endpoint: string; args: unknown[]; call: CallMeta }
+  | { kind: "open"; endpoint: string; args: unknown[]; call: CallMeta }
+  | { kind: "next" | "close"; stream: number };
+
+export function errorData(error: unknown): ErrorData {
+  if (error instanceof Error) {
+    const data: ErrorData = { name: error.name, message: error.message };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string") data.code = code;
+    if (error.stack) data.stack = error.stack;
+    return data;
+  }
+  return { name: typeof error, message: String(error) };
+}
+
+/**
+ * Rebuilds an error that crossed: a core error keeps its class and code; anything else
+ * becomes an Error with the same name, message and stack.
+ */
+export function errorFrom(data: ErrorData): Error {
+  if (data.code !== undefined && data.name.endsWith("RequestError")) {
+    const error = new RequestError(data.code as RequestErrorCode, data.message);
+    if (data.stack) error.stack = data.stack;
+    return error;
+  }
+  if (data.code !== undefined && data.name.endsWith("Error") && data.name !== "Error") {
+    const error = new AioError(data.code as AioError["code"], data.message);
+    error.name = data.name;
+    if (data.stack) error.stack = data.stack;
+    return error;
+  }
+  const error = new Error(data.message);
+  error.name = data.name;
+  if (data.stack) error.stack = data.stack;
+  return error;
+}

@@ -1,0 +1,559 @@
+/**
+ * Fixtures for the security tests: nodes started in this process, plugin folders in temp dirs,
+ * and an HTTP client that controls every byte of a request (method, path, Host, headers, body)
+ * and signs requests the way docs/security.md describes, independently of src/.
+ *
+ * Self-contained on purpose: only the package's public API (plus, where a test says so, the
+ * built `dist/net/auth.js` to cross-check the signing written here).
+ */
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import WebSocket from "ws";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { type ConfigObject, type NetworkingConfig, PluginCore } from "aio-assistant-core";
+
+// ------------------------------------------------------------------------------ files
+
+const roots: string[] = [];
+
+export function tempDir(prefix = "aio-sec-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  roots.push(dir);
+  return dir;
+}
+
+export function writeTree(dir: string, files: Record<string, string>): void {
+  for (const [rel, content] of Object.entries(files)) {
+    const file = join(dir, rel);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+}
+
+export interface EndpointSpec {
+  internal_name: string;
+  access_name?: string;
+  accessible_by_other_plugins?: boolean;
+  remote?: boolean;
+  arguments?: Array<{ name: string; type?: string; required?: boolean; default?: unknown }>;
+}
+
+/** A remote-callable endpoint (`remote: true`) whose arguments are of type any unless given. */
+export function rep(
+  name: string,
+  args: Array<string | { name: string; type?: string; required?: boolean }> = [],
+  extra: Omit<EndpointSpec, "internal_name" | "arguments"> = {},
+): EndpointSpec {
+  return {
+    internal_name: name,
+    remote: true,
+    ...extra,
+    arguments: args.map((a) => (typeof a === "string" ? { name: a, type: "any" } : a)),
+  };
+}
+
+export interface PluginDef {
+  body: string;
+  header?: string;
+  /** The manifest's `remote` (default true). */
+  remote?: boolean;
+  endpoints: EndpointSpec[];
+}
+
+/** A folder holding `plugins/<Name>` for each plugin given. */
+export function pluginDir(plugins: Record<string, PluginDef>): string {
+  const dir = tempDir();
+  const files: Record<string, string> = { "package.json": '{ "type": "module" }\n' };
+  for (const [name, def] of Object.entries(plugins)) {
+    files[`plugins/${name}/plugin.ts`] =
+      `import { Plugin } from "aio-assistant-core";\n${def.header ?? ""}\nexport class ${name} extends Plugin {\n${def.body}\n}\n`;
+    files[`plugins/${name}/plugin_config.yml`] = `${JSON.stringify(
+      { version: "1.0.0", remote: def.remote ?? true, endpoints: def.endpoints },
+      null,
+      2,
+    )}\n`;
+  }
+  writeTree(dir, files);
+  return dir;
+}
+
+/** The usual test plugin: arithmetic, echo, a generator, a thrower. */
+export const API: PluginDef = {
+  body: `
+  add(a: number, b: number) { return a + b; }
+  echo(v: unknown) { return v; }
+  fail() { throw new TypeError("bad thing"); }
+  *count(n: number) { for (let i = 0; i < n; i++) yield i; }`,
+  endpoints: [
+    rep("add", [
+      { name: "a", type: "int", required: true },
+      { name: "b", type: "int", required: true },
+    ]),
+    rep("echo", ["v"]),
+    rep("fail"),
+    rep("count", [{ name: "n", type: "int" }]),
+  ],
+};
+
+// ------------------------------------------------------------------------------ nodes
+
+export interface NodeSpec {
+  hostname: string;
+  dir?: string;
+  plugins?: Array<string | { name: string; allowed_nodes?: string[] }>;
+  networking?: Partial<NetworkingConfig>;
+  general?: Record<string, unknown>;
+  /** A fresh folder for the node's log file (read it with {@link readLog} after close). */
+  logDir?: string;
+}
+
+export function nodeConfig(spec: NodeSpec): ConfigObject {
+  return {
+    baseDir: spec.dir ?? tempDir(),
+    plugins: (spec.plugins ?? []).map((p) => (typeof p === "string" ? { name: p } : p)),
+    general: {
+      hostname: spec.hostname,
+      plugin_package: "plugins",
+      console_log_level: "CRITICAL",
+      log_dir: spec.logDir ?? "",
+      drain_timeout: 1,
+      ...spec.general,
+    },
+    networking: {
+      enabled: true,
+      port: 0,
+      heartbeat_interval: 0.2,
+      liveness_timeout: 1,
+      discover_nodes: false,
+      // Loopback unless a test says otherwise: no mDNS, so nodes of parallel test files never meet.
+      bind: "127.0.0.1",
+      ...spec.networking,
+    },
+  } as ConfigObject;
+}
+
+const cores = new Set<PluginCore>();
+
+export async function startNode(spec: NodeSpec): Promise<PluginCore> {
+  const core = new PluginCore(nodeConfig(spec));
+  cores.add(core);
+  await core.start();
+  return core;
+}
+
+export async function closeNode(core: PluginCore): Promise<void> {
+  cores.delete(core);
+  await core.close();
+}
+
+/** Every line of the log file(s) written into `dir` (JSON lines, as text). */
+export function readLog(dir: string): string {
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(".log"))
+    .map((f) => readFileSync(join(dir, f), "utf8"))
+    .join("\n");
+}
+
+export async function cleanup(): Promise<void> {
+  await Promise.all([...cores].map((core) => core.close().catch(() => undefined)));
+  cores.clear();
+  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/** Polls `condition` every 10 ms until it is truthy or `timeoutMs` passes. */
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 5000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${(last as Error).message})` : ""}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** A process-wide store plugins in this process can reach (they share the process). */
+export function shared<T extends object>(key: string, initial: T): T {
+  (globalThis as Record<string, unknown>)[key] = initial;
+  return initial;
+}
+
+export function sharedRef(key: string): string {
+  return `(globalThis as any)[${JSON.stringify(key)}]`;
+}
+
+/** Awaits `work` and returns what it rejected with (fails if it resolves). */
+export async function failure(work: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await work;
+  } catch (error) {
+    return error as Error & { code?: string };
+  }
+  throw new Error("expected the call to fail");
+}
+
+// ------------------------------------------------------------------------------ signing
+// Written from the scheme in docs/security.md, not imported from src/, so a test that passes
+// with it also proves the documentation is enough to talk to a node from another language.
+
+export const H_TIME = "x-aio-time";
+export const H_NONCE = "x-aio-nonce";
+export const H_SIG = "x-aio-signature";
+export const H_ANSWER = "x-aio-answer";
+
+export function sha256Hex(data: string | Buffer): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+export function mac(key: string | Buffer, ...parts: string[]): string {
+  return createHmac("sha256", key).update(parts.join("\n")).digest("hex");
+}
+
+export interface SignOptions {
+  time?: number | string;
+  nonce?: string;
+}
+
+/** The three headers that authenticate a request. `path` includes the query string. */
+export function signHeaders(
+  secret: string,
+  method: string,
+  path: string,
+  body: string | Buffer = "",
+  options: SignOptions = {},
+): Record<string, string> {
+  const time = String(options.time ?? Date.now());
+  const nonce = options.nonce ?? randomBytes(16).toString("hex");
+  return {
+    [H_TIME]: time,
+    [H_NONCE]: nonce,
+    [H_SIG]: mac(secret, method.toUpperCase(), path, time, nonce, sha256Hex(body)),
+  };
+}
+
+/** The `x-aio-answer` an answer to the request with `nonce` must carry. */
+export function answerMac(secret: string, nonce: string, body: string | Buffer): string {
+  return mac(secret, "answer", nonce, sha256Hex(body));
+}
+
+/** The MAC on the last line of a stream answer, over every line before it. */
+export function streamMac(secret: string, nonce: string, linesBefore: string): string {
+  return mac(secret, "stream", nonce, sha256Hex(linesBefore));
+}
+
+/** A heartbeat ping datagram, padded to 256 bytes; `m` is its MAC (omitted: unsigned). */
+export function pingDatagram(nonce: string, m?: string, minBytes = 256): Buffer {
+  const body: Record<string, string> = { t: "ping", n: nonce, pad: "" };
+  if (m !== undefined) body.m = m;
+  const bare = Buffer.byteLength(JSON.stringify(body));
+  body.pad = "x".repeat(Math.max(0, minBytes - bare));
+  return Buffer.from(JSON.stringify(body));
+}
+
+export const pingMac = (secret: string, nonce: string) => mac(secret, "udp", `ping\n${nonce}`);
+export const pongMac = (
+  secret: string,
+  pong: { n: string; i: string; h: string; v: number },
+) => mac(secret, "udp", `pong\n${pong.n}\n${pong.i}\n${pong.h}\n${pong.v}`);
+
+// ------------------------------------------------------------------------------ raw HTTP
+
+export interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  /** The body parsed as JSON, or undefined when it is not JSON. */
+  // biome-ignore lint/suspicious/noExplicitAny: received JSON, checked field by field by tests
+  json: any;
+}
+
+export interface RawRequest {
+  method?: string;
+  path: string;
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+  /** Source address (e.g. 127.0.0.2) to appear as another peer. */
+  localAddress?: string;
+  /** Target address; default 127.0.0.1. */
+  address?: string;
+  timeoutMs?: number;
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** One request on a fresh connection, exactly as given (Host defaults to 127.0.0.1:port). */
+export function rawRequest(port: number, request: RawRequest): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | string[]> = { ...request.headers };
+    if (request.body !== undefined && headers["content-length"] === undefined) {
+      headers["content-length"] = String(Buffer.byteLength(request.body));
+    }
+    const req = http.request(
+      {
+        host: request.address ?? "127.0.0.1",
+        port,
+        method: request.method ?? "GET",
+        path: request.path,
+        headers,
+        agent: false,
+        ...(request.localAddress ? { localAddress: request.localAddress } : {}),
+        timeout: request.timeoutMs ?? 10_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: parse(text) });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("request timed out")));
+    req.on("error", reject);
+    if (request.body !== undefined) req.write(request.body);
+    req.end();
+  });
+}
+
+/** A request signed with `secret`; returns the answer and the nonce it was signed with. */
+export async function signedRequest(
+  port: number,
+  secret: string,
+  request: RawRequest & { sign?: SignOptions },
+): Promise<RawAnswer & { nonce: string }> {
+  const method = request.method ?? (request.body === undefined ? "GET" : "POST");
+  const body = request.body ?? "";
+  const signed = signHeaders(secret, method, request.path, body, request.sign);
+  const headers: Record<string, string | string[]> = { ...signed, ...request.headers };
+  if (request.body !== undefined && headers["content-type"] === undefined) {
+    headers["content-type"] = "application/json";
+  }
+  const answer = await rawRequest(port, { ...request, method, headers });
+  return { ...answer, nonce: signed[H_NONCE] as string };
+}
+
+/** POST `/execute` (or another path) with a JSON body, signed when a secret is given. */
+export function post(
+  port: number,
+  secret: string | undefined,
+  path: string,
+  body: unknown,
+  extra: Partial<RawRequest> = {},
+): Promise<RawAnswer> {
+  const text = typeof body === "string" ? body : JSON.stringify(body);
+  const request: RawRequest = {
+    method: "POST",
+    path,
+    body: text,
+    ...extra,
+    headers: { "content-type": "application/json", ...extra.headers },
+  };
+  return secret ? signedRequest(port, secret, request) : rawRequest(port, request);
+}
+
+/** Sends raw bytes on a fresh TCP connection; resolves with everything received until close. */
+export function rawExchange(
+  port: number,
+  bytes: Buffer | string,
+  { timeoutMs = 3000, endAfterWrite = false } = {},
+): Promise<{ received: string; timedOut: boolean }> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (timedOut: boolean) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ received: Buffer.concat(chunks).toString("latin1"), timedOut });
+    };
+    const timer = setTimeout(() => finish(true), timeoutMs);
+    socket.on("data", (c: Buffer) => chunks.push(c));
+    socket.on("close", () => finish(false));
+    socket.on("error", () => finish(false));
+    socket.write(bytes, () => {
+      if (endAfterWrite) socket.end();
+    });
+  });
+}
+
+/** The HTTP status of a raw answer (0 when none). */
+export function statusOfRaw(received: string): number {
+  const match = /^HTTP\/1\.[01] (\d{3})/.exec(received);
+  return match ? Number(match[1]) : 0;
+}
+
+/** The JSON body of a raw HTTP answer, if any. */
+export function bodyOfRaw(received: string): unknown {
+  const at = received.indexOf("\r\n\r\n");
+  return at < 0 ? undefined : parse(received.slice(at + 4));
+}
+
+export const UNAUTHORIZED_TEXT = '{"error":{"code":"UNAUTHORIZED","message":"unauthorized"}}';
+
+// ------------------------------------------------------------------------------ proxies
+
+export interface Proxy {
+  port: number;
+  /** Everything clients sent through the proxy. */
+  fromClients: Buffer[];
+  /** Everything the upstream answered. */
+  fromUpstream: Buffer[];
+  /** Connections opened, by the upstream port they were routed to. */
+  routed: number[];
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 that records every byte both ways. `route` picks the upstream port
+ * from the first bytes a client sends (default: always `upstream`).
+ */
+export function recordingProxy(
+  upstream: number,
+  route: (first: Buffer) => number = () => upstream,
+): Promise<Proxy> {
+  const fromClients: Buffer[] = [];
+  const fromUpstream: Buffer[] = [];
+  const routed: number[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on("close", () => sockets.delete(client));
+    client.on("error", () => undefined);
+    client.once("data", (first: Buffer) => {
+      const port = route(first);
+      routed.push(port);
+      fromClients.push(first);
+      const target = net.connect(port, "127.0.0.1");
+      sockets.add(target);
+      target.on("close", () => {
+        sockets.delete(target);
+        client.destroy();
+      });
+      target.on("error", () => client.destroy());
+      client.on("close", () => target.destroy());
+      target.write(first);
+      client.on("data", (chunk: Buffer) => {
+        fromClients.push(chunk);
+        target.write(chunk);
+      });
+      target.on("data", (chunk: Buffer) => {
+        fromUpstream.push(chunk);
+        client.write(chunk);
+      });
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      resolve({
+        port: (server.address() as net.AddressInfo).port,
+        fromClients,
+        fromUpstream,
+        routed,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const socket of sockets) socket.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+// ------------------------------------------------------------------------------ channel
+
+/** Opens a WebSocket to the channel; resolves how the upgrade ended. */
+export function upgrade(
+  target: number,
+  headers: Record<string, string>,
+  path = "/aio/channel",
+): Promise<{ status: number; body: string; response?: http.IncomingMessage; ws: WebSocket }> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${target}${path}`, {
+      headers,
+      perMessageDeflate: false,
+    });
+    ws.on("error", () => undefined);
+    ws.once("upgrade", (response) => resolve({ status: 101, body: "", response, ws }));
+    ws.once("unexpected-response", (_req, response) => {
+      let body = "";
+      response.on("data", (c: Buffer) => {
+        body += c.toString();
+      });
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body, ws }));
+    });
+  });
+}
+
+/** A channel client written from docs/security.md: handshake, session key, sealed messages. */
+export async function openChannel(target: number, secret: string) {
+  const headers = signHeaders(secret, "GET", "/aio/channel", "");
+  const clientNonce = headers[H_NONCE] as string;
+  const result = await upgrade(target, headers);
+  if (result.status !== 101 || !result.response) throw new Error(`upgrade: ${result.status}`);
+  const serverNonce = result.response.headers[H_NONCE] as string;
+  const proof = result.response.headers[H_ANSWER];
+  const key = Buffer.from(mac(secret, "session", clientNonce, serverNonce), "hex");
+  const ws = result.ws;
+  await new Promise<void>((resolve) => {
+    if (ws.readyState === ws.OPEN) resolve();
+    else ws.once("open", () => resolve());
+  });
+  let sent = 0;
+  let received = 0;
+  const messages: unknown[] = [];
+  const badMacs: string[] = [];
+  ws.on("message", (data) => {
+    const text = data.toString();
+    const payload = text.slice(64);
+    if (text.slice(0, 64) !== mac(key, "s", String(++received), payload)) badMacs.push(text);
+    messages.push(JSON.parse(payload));
+  });
+  const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+  return {
+    ws,
+    serverNonce,
+    proof,
+    clientNonce,
+    messages,
+    badMacs,
+    closed,
+    seal: (payload: string, seq = ++sent) => mac(key, "c", String(seq), payload) + payload,
+    send(payload: object) {
+      ws.send(this.seal(JSON.stringify(payload)));
+    },
+  };
+}
+
+/** Resolves true if `promise` settles within `ms`. */
+export async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([promise.then(() => true), sleep(ms).then(() => false)]);
+}
+
+
+export type Channel = Awaited<ReturnType<typeof openChannel>>;
