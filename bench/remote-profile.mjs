@@ -6,10 +6,12 @@
  *        [seconds=4] [concurrency=64] [what=aio]
  *
  * what: aio (client.execute of PluginB.calculate_square), mol (Moleculer TCP call), http (raw
- * node:http + undici), stream (AIO executeStream of 10000 items; rates are items/s).
+ * node:http + undici), stream (AIO executeStream of 10000 items; rates are items/s),
+ * http-stream (the raw node:http NDJSON stream of the same items, read with undici).
  * AIO_BENCH_DIST: the package under test (path or file: URL; default dist/), used by both
  * processes. AIO_BENCH_SERVER_PROF=<dir>: the server runs with --cpu-prof into <dir>.
- * AIO_BENCH_PIN=0,1: pins the client to CPU 0 and the server to CPU 1 (taskset -a -p).
+ * AIO_BENCH_PIN=C,S: pins the client to CPU C and the server to CPU S (taskset -a -p), e.g.
+ * 0,0 for steady 1-in-flight numbers.
  * AIO_BENCH_PROFILE=<dir>: CPU profiles (inspector, 200 µs sampling) of the measured window
  * only, both processes: <dir>/client-<what>-<n>.cpuprofile and <dir>/server-<what>-<n>.cpuprofile.
  * Prints a human line, then one JSON line { what, concurrency, perSec, clientUs, serverUs }.
@@ -47,7 +49,9 @@ const server = await startServer({ distUrl, execArgv, serve });
 // AIO_BENCH_PIN="0,1": client on CPU 0, server on CPU 1 (taskset), for steadier A/B numbers.
 if (process.env.AIO_BENCH_PIN) {
   const [clientCpuId, serverCpuId] = process.env.AIO_BENCH_PIN.split(",");
-  execFileSync("taskset", ["-a", "-p", "-c", clientCpuId, String(process.pid)], { stdio: "ignore" });
+  execFileSync("taskset", ["-a", "-p", "-c", clientCpuId, String(process.pid)], {
+    stdio: "ignore",
+  });
   execFileSync("taskset", ["-a", "-p", "-c", serverCpuId, String(server.pid)], { stdio: "ignore" });
 }
 let fn;

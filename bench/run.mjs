@@ -16,6 +16,7 @@
  *   --warm N         in-process cores for the warm start-up time (default 7, quick 3)
  *   --latency MS     remote: per-call latency pass per round and contender (default 400, quick 100)
  *   --items N        remote: items per stream (default 10000, quick 2000)
+ *   --unpinned       remote: leave both processes on all CPUs at 1 in flight (default: CPU 0)
  *   --dist PATH      benchmark another build (a dist folder or its index.js), e.g. a scratch copy
  *   --json FILE      also write the results as JSON
  *   --strict         exit 1 when a target is not met
@@ -46,6 +47,7 @@ const { values: opts, positionals } = parseArgs({
     warm: { type: "string" },
     latency: { type: "string" },
     items: { type: "string" },
+    unpinned: { type: "boolean", default: false },
     dist: { type: "string" },
     json: { type: "string" },
     strict: { type: "boolean", default: false },
@@ -115,6 +117,7 @@ const ctx = {
     warmupMs: int(opts.warmup, quick ? 150 : 1000),
     latencyMs: int(opts.latency, quick ? 100 : 400),
     streamItems: int(opts.items, quick ? 2000 : 10_000),
+    pin: !opts.unpinned,
   },
   print: (text) => console.log(`${text}\n`),
   progress: (text) => process.stderr.write(`${text}\n`),

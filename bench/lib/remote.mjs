@@ -2,7 +2,7 @@
  * Helpers of the `remote` section: the server process, the clients of every contender,
  * per-call latency passes and CPU accounting on both sides.
  */
-import { fork } from "node:child_process";
+import { execFileSync, fork } from "node:child_process";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import moleculer from "moleculer";
@@ -45,10 +45,17 @@ export async function startServer({ distUrl, execArgv = [], serve, timeoutMs = 3
       waiting.delete(m.id);
     }
   });
+  let gone;
+  exited.then((code) => {
+    gone = new Error(`bench/remote-server.mjs exited ${code}\n${stderr}`);
+    for (const settle of waiting.values()) settle(undefined);
+    waiting.clear();
+  });
   const ask = (message) => {
+    if (gone) return Promise.reject(gone);
     const id = ++seq;
-    return new Promise((resolve) => {
-      waiting.set(id, resolve);
+    return new Promise((resolve, reject) => {
+      waiting.set(id, (m) => (m === undefined ? reject(gone) : resolve(m)));
       child.send({ ...message, id });
     });
   };
@@ -73,6 +80,50 @@ export async function startServer({ distUrl, execArgv = [], serve, timeoutMs = 3
     },
     get stderr() {
       return stderr;
+    },
+  };
+}
+
+/**
+ * CPU affinity of processes (and all their threads) with taskset, Linux only. `pin(pids, "0")`
+ * puts them on CPU 0; `restore()` gives each back the affinity it had before the first pin.
+ * `available` is false where taskset cannot be run; then pin and restore do nothing.
+ */
+export function affinity() {
+  const saved = new Map();
+  let available = process.platform === "linux";
+  const taskset = (args) => execFileSync("taskset", args, { encoding: "utf8" });
+  if (available) {
+    try {
+      taskset(["-c", "-p", String(process.pid)]);
+    } catch {
+      available = false;
+    }
+  }
+  return {
+    available,
+    pin(pids, cpus) {
+      if (!available) return;
+      for (const pid of pids) {
+        if (!saved.has(pid))
+          saved.set(
+            pid,
+            taskset(["-c", "-p", String(pid)])
+              .split(":")
+              .pop()
+              .trim(),
+          );
+        taskset(["-a", "-c", "-p", cpus, String(pid)]);
+      }
+    },
+    restore() {
+      for (const [pid, cpus] of saved) {
+        try {
+          taskset(["-a", "-c", "-p", cpus, String(pid)]);
+        } catch {
+          // The process is gone.
+        }
+      }
     },
   };
 }

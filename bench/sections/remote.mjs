@@ -14,6 +14,7 @@
 import { performance } from "node:perf_hooks";
 import { collectGarbage, formatRate, makeCase, median, spread, table } from "../lib/harness.mjs";
 import {
+  affinity,
   clientCpu,
   consumeNdjson,
   formatLatency,
@@ -41,6 +42,7 @@ function settingsOf(ctx) {
     warmupMs: quick ? 150 : 1000,
     latencyMs: quick ? 100 : 400,
     streamItems: quick ? 2000 : 10_000,
+    pin: true,
     ...ctx.local,
     ...ctx.remote,
   };
@@ -102,6 +104,13 @@ export async function run(ctx) {
   ctx.progress("  starting the server process (AIO node, Moleculer TCP broker, node:http)");
   const server = await startServer({ distUrl: ctx.distUrl });
   const { ready } = server;
+  const cpus = affinity();
+  // 1 in flight is a ping-pong: one process runs at a time. Unpinned, the two processes wake
+  // each other across CPUs, and on a VM that costs a vCPU wake-up (halt, IPI) or not at random:
+  // rounds flip between two speeds ~2.5x apart. On one CPU every contender gets the same
+  // plain context switch. 64 in flight and the streams keep both processes on all CPUs.
+  const pinned = s.pin && cpus.available;
+  s.pinned = pinned;
   let client;
   let mol;
   let pool;
@@ -141,17 +150,17 @@ export async function run(ctx) {
     }
     // The AIO call really crossed to the server: the client has no PluginB of its own.
     if (client.listPlugins().length !== 0) throw new Error("the AIO client has local plugins");
-    const local = await client
-      .execute("PluginB", "calculate_square", 6, { host: "local" })
-      .then(
-        () => "accepted",
-        (e) => e.code,
-      );
+    const local = await client.execute("PluginB", "calculate_square", 6, { host: "local" }).then(
+      () => "accepted",
+      (e) => e.code,
+    );
     if (local !== "PLUGIN_NOT_FOUND")
       throw new Error(`host: "local" on the client gave ${local}, not PLUGIN_NOT_FOUND`);
 
     const results = {};
     for (const concurrency of CONCURRENCIES) {
+      if (pinned && concurrency === 1) cpus.pin([process.pid, server.pid], "0");
+      else cpus.restore();
       const contenders = calls.map((c) => ({
         id: c.id,
         measure: makeCase(c.fn, concurrency, { chunk: concurrency > 1 ? 8 : 64 }),
@@ -174,7 +183,8 @@ export async function run(ctx) {
     const check = (label) => {
       let expect = 0;
       return (item) => {
-        if (item?.i !== expect) throw new Error(`${label}: item ${expect} is ${JSON.stringify(item)}`);
+        if (item?.i !== expect)
+          throw new Error(`${label}: item ${expect} is ${JSON.stringify(item)}`);
         expect++;
       };
     };
@@ -211,6 +221,7 @@ export async function run(ctx) {
           consumeNdjson(aioPool, "/execute_stream", aioStreamBody, check("AIO /execute_stream")),
       },
     ];
+    cpus.restore();
     for (const c of streams) {
       const got = await c.verify();
       if (got !== N) throw new Error(`${c.label} gave ${got} items, expected ${N}`);
@@ -229,6 +240,7 @@ export async function run(ctx) {
 
     return report(ctx, s, calls, results, streams, streamResults);
   } finally {
+    cpus.restore();
     await Promise.allSettled([
       client?.close(),
       mol?.stop(),
@@ -244,13 +256,17 @@ export async function run(ctx) {
 function ratioCell(a, b) {
   const r = median(a) / median(b);
   const per = a.map((v, i) => v / b[i]);
-  return { r, text: `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})` };
+  return {
+    r,
+    text: `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`,
+  };
 }
 
 const us = (v) => `${median(v).toFixed(1)} µs`;
 
 function report(ctx, s, calls, results, streams, streamResults) {
-  const col = (c) => (c === 1 ? "1 in flight" : `${c} in flight`);
+  const col = (c) =>
+    c === 1 ? (s.pinned ? "1 in flight (CPU 0)" : "1 in flight") : `${c} in flight`;
   const out = [];
   out.push(
     `Remote PluginB.calculate_square(6), client and server in two processes on 127.0.0.1: calls/s, median of ${s.rounds} interleaved rounds × ${s.ms} ms (± half the range); latency from separate ${s.latencyMs} ms passes timing every call (pooled over the rounds); CPU µs per call of each process, medians`,
@@ -334,6 +350,11 @@ function report(ctx, s, calls, results, streams, streamResults) {
   out.push(
     `(64 in flight = 64 concurrent async loops, each awaiting one call at a time; raw HTTP: undici Pool, ${HTTP_CONNECTIONS} keep-alive connections, no pipelining, one request per call)`,
   );
+  out.push(
+    s.pinned
+      ? "(1 in flight: client and server pinned to CPU 0 with taskset, so each call is a plain context switch each way; --unpinned measures them free, where cross-CPU wake-ups on a VM make rounds flip between two speeds)"
+      : "(1 in flight: processes not pinned; on a VM, cross-CPU wake-ups can make rounds flip between two speeds)",
+  );
   ctx.print(out.join("\n"));
 
   const summary = (r) => ({
@@ -348,11 +369,16 @@ function report(ctx, s, calls, results, streams, streamResults) {
     calls: Object.fromEntries(
       CONCURRENCIES.map((n) => [
         n,
-        Object.fromEntries(calls.map((c) => [c.id, { ...summary(results[n][c.id]), rates: results[n][c.id].rates }])),
+        Object.fromEntries(
+          calls.map((c) => [c.id, { ...summary(results[n][c.id]), rates: results[n][c.id].rates }]),
+        ),
       ]),
     ),
     streams: Object.fromEntries(
-      streams.map((c) => [c.id, { ...summary(streamResults[c.id]), rates: streamResults[c.id].rates }]),
+      streams.map((c) => [
+        c.id,
+        { ...summary(streamResults[c.id]), rates: streamResults[c.id].rates },
+      ]),
     ),
     streamItems: N,
     targets,

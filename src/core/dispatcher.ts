@@ -139,7 +139,8 @@ export class Dispatcher {
       const host = options.host;
       if (host !== undefined && host !== "any" && host !== "local" && host !== this.#hostname)
         return undefined;
-      if (options.pluginUuid !== undefined || options.signal !== undefined) return undefined;
+      // A signal matters only to a call that does not finish at once; #invoke tracks it.
+      if (options.pluginUuid !== undefined || options.signal?.aborted === true) return undefined;
     }
     if (caller.kind !== "plugin" && this.#closing()) return undefined;
     const slot = this.#registry.get(plugin);
@@ -179,10 +180,16 @@ export class Dispatcher {
 
   /** Refuses a call that may not start at all, and says where it goes. */
   #begin(call: Call): Route {
-    if (call.caller.kind !== "plugin" && this.#closing()) throw callErrors.closed(call);
-    const signal = call.callerSignal;
-    if (signal?.aborted) throw callErrors.aborted(call, signal.reason);
+    const refusal = this.#refused(call);
+    if (refusal) throw refusal;
     return this.#route(call);
+  }
+
+  #refused(call: Call): RequestError | undefined {
+    if (call.caller.kind !== "plugin" && this.#closing()) return callErrors.closed(call);
+    const signal = call.callerSignal;
+    if (signal?.aborted) return callErrors.aborted(call, signal.reason);
+    return undefined;
   }
 
   #route(call: Call): Route {
@@ -211,9 +218,25 @@ export class Dispatcher {
     );
   }
 
+  /**
+   * Whether a call goes straight to another node: `host: "any"` for a plugin this node has
+   * never heard of, which some node serves. Saves building the local PLUGIN_NOT_FOUND error
+   * that the full path would only throw away.
+   */
+  #onlyRemote(call: Call, route: Route): boolean {
+    return (
+      route === "any" &&
+      this.remote !== undefined &&
+      call.pluginUuid === undefined &&
+      !this.#registry.has(call.plugin) &&
+      this.remote.canServe(call)
+    );
+  }
+
   #execute(call: Call, args: unknown): Promise<unknown> {
     const route = this.#begin(call);
     if (route === "remote") return this.#remoteRoutes(call).execute(call, args);
+    if (this.#onlyRemote(call, route)) return (this.remote as RemoteRoutes).execute(call, args);
     let target: Target | Promise<void>;
     try {
       target = this.#resolve(call, args, "execute");
@@ -234,7 +257,12 @@ export class Dispatcher {
     args: unknown,
     options: CallOptions | undefined,
   ): AsyncGenerator<unknown, void, undefined> {
-    return this.#stream(this.#call(caller, plugin, method, options), args);
+    const call = this.#call(caller, plugin, method, options);
+    // Straight to the node that serves it, one generator layer less per item.
+    if (this.#route(call) === "any" && !this.#refused(call) && this.#onlyRemote(call, "any")) {
+      return (this.remote as RemoteRoutes).executeStream(call, args);
+    }
+    return this.#stream(call, args);
   }
 
   async *#stream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {

@@ -71,7 +71,7 @@ export class PacketChannel {
     if (this.#queuedBytes >= FLUSH_BYTES) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(() => this.flush());
+      queueMicrotask(() => this.flush());
     }
     return ++this.#queued;
   }

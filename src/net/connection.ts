@@ -18,7 +18,7 @@ import {
 import { PacketChannel } from "./channel.js";
 import { STREAM_WINDOW } from "./serve.js";
 import { connectVerified, type PeerTls } from "./tls.js";
-import { errorFromWire, wireCall } from "./wire.js";
+import { type ClientPacket, errorFromWire, wireCall } from "./wire.js";
 
 /** The call never reached the node; the router may try another one. */
 export class NotDelivered extends Error {}
@@ -278,10 +278,20 @@ export class NodeConnection {
   }
 
   /** Runs a function endpoint on the node. Rejects with `NotDelivered` if it never left. */
-  async execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
-    const channel = await this.#channelFor();
+  execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
+    const open = this.#channel;
+    if (open?.open) return this.#executeOn(open, call, args, authorHost);
+    return this.#channelFor().then((channel) => this.#executeOn(channel, call, args, authorHost));
+  }
+
+  #executeOn(
+    channel: PacketChannel,
+    call: Call,
+    args: unknown,
+    authorHost: string,
+  ): Promise<unknown> {
     const id = ++this.#seq;
-    const wire = wireCall(call, args, authorHost);
+    const packet: ClientPacket = { t: "call", id, ...wireCall(call, args, authorHost) };
     return new Promise((resolve, reject) => {
       const pending: PendingCall = {
         kind: "call",
@@ -304,7 +314,7 @@ export class NodeConnection {
       });
       // Already aborted, or a deadline already passed: it ended before anything was sent.
       if (!this.#pending.has(id)) return;
-      pending.packet = channel.send({ t: "call", id, ...wire });
+      pending.packet = channel.send(packet);
       if (pending.packet <= 0) {
         this.#pending.delete(id);
         stop();

@@ -85,9 +85,22 @@ export class RemoteRouter implements RemoteRoutes {
     );
   }
 
-  async execute(call: Call, args: unknown): Promise<unknown> {
+  execute(call: Call, args: unknown): Promise<unknown> {
+    const nodes = this.#candidates(call);
+    // One node: its promise as it is, without another async layer per call.
+    if (nodes.length === 1) {
+      return (nodes[0] as RemoteNode).connection
+        .execute(call, args, this.#hostname)
+        .catch((error: unknown) => {
+          throw error instanceof NotDelivered ? this.#unreachable(call, [error.message]) : error;
+        });
+    }
+    return this.#executeOnAny(call, args, nodes);
+  }
+
+  async #executeOnAny(call: Call, args: unknown, nodes: RemoteNode[]): Promise<unknown> {
     const reasons: string[] = [];
-    for (const node of this.#candidates(call)) {
+    for (const node of nodes) {
       try {
         return await node.connection.execute(call, args, this.#hostname);
       } catch (error) {

@@ -4,7 +4,7 @@
  * claims, and a remote node can never make this node call a third one.
  */
 
-import type { Caller, CallOptions } from "../core/call.js";
+import type { Caller, CallOptions, CancelSignal } from "../core/call.js";
 import { callErrors, RequestError, type WireError } from "../errors.js";
 import type { PacketChannel } from "./channel.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
@@ -29,7 +29,7 @@ export interface LocalCalls {
 }
 
 /** Items a stream may send before the consumer grants more. */
-export const STREAM_WINDOW = 256;
+export const STREAM_WINDOW = 1024;
 
 export function remoteCaller(call: WireCall, peerHost: string): Caller {
   const hostname = call.author_host ?? peerHost;
@@ -38,7 +38,7 @@ export function remoteCaller(call: WireCall, peerHost: string): Caller {
     : { kind: "remote", hostname, author: call.author };
 }
 
-export function callOptions(call: WireCall, signal: AbortSignal | undefined): CallOptions {
+export function callOptions(call: WireCall, signal: CancelSignal | undefined): CallOptions {
   const options: CallOptions = { host: "local" };
   if (call.plugin_uuid !== undefined) options.pluginUuid = call.plugin_uuid;
   if (call.timeout_ms !== undefined) options.timeout = call.timeout_ms;
@@ -57,8 +57,32 @@ export function wireErrorOf(error: unknown, call?: WireCall): WireError {
   return callErrors.pluginThrew(site, error).toJSON();
 }
 
+/** Ends a served call when the peer cancels it or goes away. */
+class Canceller implements CancelSignal {
+  aborted = false;
+  reason: unknown;
+  #listeners: Array<() => void> = [];
+
+  addEventListener(_type: "abort", listener: () => void): void {
+    this.#listeners.push(listener);
+  }
+
+  removeEventListener(_type: "abort", listener: () => void): void {
+    this.#listeners = this.#listeners.filter((l) => l !== listener);
+  }
+
+  abort(reason: unknown = new Error("the caller cancelled the call")): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    for (const listener of listeners) listener();
+  }
+}
+
 interface Active {
-  controller: AbortController;
+  controller: Canceller;
   stream?: StreamPump;
 }
 
@@ -136,7 +160,7 @@ export class ChannelSession {
       });
       return undefined;
     }
-    const active: Active = { controller: new AbortController() };
+    const active: Active = { controller: new Canceller() };
     this.#active.set(id, active);
     return { call, active };
   }
@@ -151,7 +175,7 @@ export class ChannelSession {
         call.plugin,
         call.method,
         call.args,
-        callOptions(call, active.controller.signal),
+        callOptions(call, active.controller),
       )
       .then(
         (value) => {
@@ -182,7 +206,7 @@ export class ChannelSession {
       call.plugin,
       call.method,
       call.args,
-      callOptions(call, active.controller.signal),
+      callOptions(call, active.controller),
     );
     active.stream = new StreamPump(
       id,

@@ -112,10 +112,22 @@ describe("InteropTarget and InteropCaller", () => {
     await expect(core.execute("InteropCaller", "interop_run", { host: "any" })).resolves.toBe("OK");
   });
 
-  it("interop_run_sync on the main thread fails exactly the cases that target async code", () => {
+  it("interop_run_sync passes in InteropCaller's worker thread, as the config runs it", async () => {
+    expect(core.getPluginInfo("InteropCaller")?.isolation).toBe("worker");
+    await expect(core.execute("InteropCaller", "interop_run_sync")).resolves.toBe("OK");
+    await expect(core.execute("InteropCaller", "interop_run")).resolves.toBe("OK");
+  });
+
+  it("interop_run_sync on the main thread fails exactly the cases that target async code", async () => {
     // By design (see InteropCaller.run_suite_sync): executeSync/executeStreamSync of an async
     // target throw WOULD_DEADLOCK on the main thread: 3 of the 5 cases.
-    expect(core.executeSync("InteropCaller", "interop_run_sync")).toBe("FAIL (3 failed)");
+    const config = examplesConfig(false);
+    config.plugins = config.plugins?.map((p) =>
+      p.name === "InteropCaller" ? { ...p, isolation: "none" } : p,
+    );
+    const mainThread = newCore(config);
+    await mainThread.start();
+    expect(mainThread.executeSync("InteropCaller", "interop_run_sync")).toBe("FAIL (3 failed)");
   });
 
   it("InteropTarget serves every kind, with the methods' own defaults", async () => {

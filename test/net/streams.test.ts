@@ -28,7 +28,7 @@ import {
   waitForNode,
 } from "./helpers.js";
 
-const WINDOW = 256;
+const WINDOW = 1024;
 
 const STORE = `__aioNetStreams${process.pid}`;
 const store = shared(STORE, {

@@ -15,7 +15,9 @@ export class InteropCaller extends Plugin {
     const args = this.arguments as { run_on_enable?: boolean } | undefined;
     if (!args?.run_on_enable) return;
     // Not awaited: the node finishes starting while the matrix runs.
-    void this.run_suite().then((outcome) => this.logger.info(`interop_run: ${outcome}`));
+    void this.run_suite()
+      .then((outcome) => this.logger.info(`interop_run: ${outcome}`))
+      .then(() => this.logger.info(`interop_run_sync: ${this.run_suite_sync()}`));
   }
 
   #report(id: string, got: unknown, expected: unknown): boolean {
@@ -90,8 +92,8 @@ export class InteropCaller extends Plugin {
 
   /**
    * The matrix through executeSync and executeStreamSync. Blocking on an async target needs
-   * this plugin to run with `isolation: worker`; on the main thread those cases fail with
-   * WOULD_DEADLOCK, by design.
+   * this plugin to run with `isolation: worker` (as examples/config.yml sets it); on the main
+   * thread those cases fail with WOULD_DEADLOCK, by design.
    */
   run_suite_sync(host: Host = "any"): string {
     const options = { host };
