@@ -6,7 +6,13 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { isAbsolute, resolve } from "node:path";
 import { type ConfigWarning, loadConfigFile, resolveConfigObject } from "../config/load.js";
-import type { AioConfig, ConfigObject, PluginEntry, PluginManifest } from "../config/types.js";
+import type {
+  AioConfig,
+  ConfigObject,
+  Isolation,
+  PluginEntry,
+  PluginManifest,
+} from "../config/types.js";
 import { type AioError, ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
@@ -17,6 +23,7 @@ import type { EndpointInfo } from "../plugins/endpoint.js";
 import type { PluginHost } from "../plugins/host.js";
 import { InProcessHost } from "../plugins/in-process.js";
 import type { PluginContext } from "../plugins/plugin.js";
+import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
 import type { Caller, CallOptions } from "./call.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -53,6 +60,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   readonly #refusedEntries = new WeakSet<PluginEntry>();
   readonly #dispatcher: Dispatcher;
   readonly #lifecycle: Lifecycle;
+  readonly #watcher = new PluginWatcher();
+  readonly #reloads = new Map<string, Promise<void>>();
   /** Created by `start()` when networking is enabled; the network stack loads only then. */
   #network: NetworkManager | undefined;
   #starting: Promise<void> | undefined;
@@ -98,6 +107,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       createHost: (slot, manifest, uuid) => this.#createHost(slot, manifest, uuid),
       emit: (event, ...args) => {
         this.#network?.bumpVersion();
+        this.#followFiles(event, args[0].name);
         this.emit(event, ...(args as never));
       },
     });
@@ -122,6 +132,27 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     );
     this.#dispatcher.remote = this.#network.router;
     await this.#network.start();
+  }
+
+  /**
+   * Hot reload: a plugin whose `watch` is on (its entry, else its manifest, else
+   * `general.watch`) is reloaded when its files change, and retried when it failed.
+   */
+  #followFiles(event: keyof LifecycleEvents, name: string): void {
+    const slot = this.#registry.get(name);
+    if (!slot || this.#closing) return;
+    if (event === "plugin:unloaded") {
+      void this.#watcher.unwatch(name);
+      return;
+    }
+    if (event !== "plugin:loaded" && event !== "plugin:failed") return;
+    if (!this.#watches(slot, slot.host?.manifest)) return;
+    void this.#watcher.watch(name, slot.entry.path, () => {
+      this.#logger.info(`${name} changed; reloading`);
+      this.reloadPlugin(name).catch((error: unknown) => {
+        this.#logger.error(`reload of ${name} failed: ${(error as Error).message}`);
+      });
+    });
   }
 
   /** The port this node listens on while networking runs. */
@@ -183,8 +214,23 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     return this.#logging.file;
   }
 
+  /**
+   * Where a plugin runs. A watched plugin runs in a worker unless told otherwise: an ES module
+   * can never be unloaded, so each in-process reload would keep the old code in memory, while
+   * a worker's memory is freed with it.
+   */
+  #isolationOf(slot: PluginSlot, manifest: PluginManifest): Isolation {
+    const isolation = slot.entry.isolation ?? manifest.isolation;
+    if (isolation) return isolation;
+    return this.#watches(slot, manifest) ? "worker" : "none";
+  }
+
+  #watches(slot: PluginSlot, manifest: PluginManifest | undefined): boolean {
+    return slot.entry.watch ?? manifest?.watch ?? this.#config.general.watch;
+  }
+
   #createHost(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginHost {
-    if ((slot.entry.isolation ?? manifest.isolation) === "worker") {
+    if (this.#isolationOf(slot, manifest) === "worker") {
       return new WorkerHost({
         entry: slot.entry,
         manifest,
@@ -286,6 +332,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       }),
     );
     await networking;
+    await this.#watcher.ready();
     const plugins = this.#registry.list();
     const enabled = plugins.filter((p) => p.state === "enabled").length;
     const failed = plugins.filter((p) => p.state === "failed").length;
@@ -397,9 +444,15 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   }
 
   /** Loads the plugin's code afresh and swaps it in; calls wait briefly, none is lost. */
-  async reloadPlugin(name: string): Promise<void> {
+  reloadPlugin(name: string): Promise<void> {
     const slot = this.#slot(name, "reloadPlugin");
-    await this.#lifecycle.reload(slot, slot.entry.enabled);
+    // One reload at a time per plugin: a save during a reload reloads again afterwards.
+    const previous = this.#reloads.get(name) ?? Promise.resolve();
+    const next = previous
+      .catch(() => undefined)
+      .then(() => this.#lifecycle.reload(slot, slot.entry.enabled));
+    this.#reloads.set(name, next);
+    return next;
   }
 
   /** Unloads one plugin: calls in flight get the drain time, then fail with `UNLOADED`. */
@@ -429,6 +482,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
 
   async #close(): Promise<void> {
     await this.#starting?.catch(() => undefined);
+    await this.#watcher.close();
     await this.purgePlugins();
     await this.#network?.close();
     this.#logger.info("Closed");

@@ -46,7 +46,7 @@ export class PluginSlot {
       remote: identity?.remote ?? manifest?.remote ?? false,
       description: identity?.description ?? manifest?.description ?? "",
       path: this.entry.path,
-      isolation: this.entry.isolation ?? manifest?.isolation ?? "none",
+      isolation: this.host?.isolation ?? this.entry.isolation ?? manifest?.isolation ?? "none",
     };
     if (this.error) {
       info.error = this.error.message;

@@ -3,7 +3,7 @@
  * lifecycle, routing and call tracking are the same whether the instance lives in this
  * thread or elsewhere.
  */
-import type { PluginManifest } from "../config/types.js";
+import type { Isolation, PluginManifest } from "../config/types.js";
 import type { CallInfo } from "../core/types.js";
 import type { ArgumentBinder, EndpointInfo } from "./endpoint.js";
 
@@ -22,6 +22,8 @@ export interface PluginIdentity {
 }
 
 export interface PluginHost {
+  /** Where the plugin's code runs. */
+  readonly isolation: Isolation;
   /** Imports the module, constructs the plugin and runs `onLoad`. */
   load(): Promise<void>;
   enable(): Promise<void>;

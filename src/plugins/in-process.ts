@@ -16,6 +16,7 @@ interface BoundEndpoint extends LoadedEndpoint {
 }
 
 export class InProcessHost implements PluginHost {
+  readonly isolation = "none";
   readonly #entry: PluginEntry;
   readonly manifest: PluginManifest;
   readonly #context: PluginContext;

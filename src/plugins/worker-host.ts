@@ -64,6 +64,7 @@ export interface WorkerHostOptions {
 }
 
 export class WorkerHost implements PluginHost {
+  readonly isolation = "worker";
   readonly manifest: PluginManifest;
   readonly #options: WorkerHostOptions;
   readonly #name: string;

@@ -16,11 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import {
   API,
-  type Channel,
-  openChannel,
-  upgrade,
-  within,
   answerMac,
+  type Channel,
   cleanup,
   closeNode,
   failure,
@@ -29,6 +26,7 @@ import {
   H_SIG,
   H_TIME,
   mac,
+  openChannel,
   pingDatagram,
   pingMac,
   pluginDir,
@@ -41,11 +39,15 @@ import {
   signedRequest,
   signHeaders,
   sleep,
-  streamMac,
+  spawnMitm,
+  spawnNode,
   startNode,
+  streamMac,
   tempDir,
   UNAUTHORIZED_TEXT,
+  upgrade,
   waitFor,
+  within,
 } from "./helpers.js";
 
 const SECRET = `auth-${randomBytes(24).toString("hex")}`;
@@ -93,9 +95,23 @@ describe("unsigned requests", () => {
     const answer = await rawRequest(port, {
       method,
       path,
-      ...(text === undefined ? {} : { body: text, headers: { "content-type": "application/json" } }),
+      ...(text === undefined
+        ? {}
+        : { body: text, headers: { "content-type": "application/json" } }),
     });
     expectBare401(answer);
+  });
+
+  // BUG (minor): the unsigned exception for /ping is by path only (OPEN_ROUTES), not by
+  // method, so a bodiless PUT, PATCH, DELETE or OPTIONS /ping passes authentication and gets
+  // 404 {"error":{"code":"BAD_REQUEST","message":"no route PATCH /ping"}} instead of the bare
+  // 401. Nothing runs and nothing of the node leaks (the message echoes the request line).
+  // Suspected cause: src/net/server-auth.ts onRequest hook (OPEN_ROUTES.has(path) without
+  // checking the method is GET or HEAD).
+  it.fails("other methods on /ping, unsigned, get 401 too", async () => {
+    for (const method of ["PUT", "PATCH", "DELETE", "OPTIONS"]) {
+      expectBare401(await rawRequest(port, { method, path: "/ping" }));
+    }
   });
 
   it("HEAD /has_plugin gets 401 without a body", async () => {
@@ -249,7 +265,10 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
     const headers = signHeaders(SECRET, "POST", "/has_plugin?name=Api", "");
     expectBare401(await rawRequest(port, { method: "GET", path: "/has_plugin?name=Api", headers }));
     const forPing = signHeaders(SECRET, "GET", "/ping", "");
-    expectBare401(await rawRequest(port, { method: "HEAD", path: "/ping", headers: forPing }), true);
+    expectBare401(
+      await rawRequest(port, { method: "HEAD", path: "/ping", headers: forPing }),
+      true,
+    );
   });
 
   it("timestamps 31 s in the past or future; 5 s off still passes", async () => {
@@ -261,21 +280,25 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
     expect(fine.status).toBe(200);
   });
 
-  const malformed: Array<[string, (h: Record<string, string>) => Record<string, string | string[]>]> =
+  const malformed: Array<
+    [string, (h: Record<string, string>) => Record<string, string | string[]>]
+  > = [
+    ["a time that is not digits", (h) => resign(h, { time: "1e12" })],
+    ["a negative time", (h) => resign(h, { time: `-${Date.now()}` })],
+    ["a time with 16 digits", (h) => resign(h, { time: `0${Date.now()}00` })],
+    ["a nonce of 31 hex digits", (h) => resign(h, { nonce: "a".repeat(31) })],
+    ["a nonce of 64 hex digits", (h) => resign(h, { nonce: "a".repeat(64) })],
+    ["an upper-case nonce", (h) => resign(h, { nonce: "ABCDEF".padEnd(32, "0") })],
+    ["a nonce that is not hex", (h) => resign(h, { nonce: "z".repeat(32) })],
+    ["an empty signature", (h) => ({ ...h, [H_SIG]: "" })],
+    ["a short signature", (h) => ({ ...h, [H_SIG]: (h[H_SIG] as string).slice(0, 63) })],
+    ["an upper-case signature", (h) => ({ ...h, [H_SIG]: (h[H_SIG] as string).toUpperCase() })],
     [
-      ["a time that is not digits", (h) => resign(h, { time: "1e12" })],
-      ["a negative time", (h) => resign(h, { time: `-${Date.now()}` })],
-      ["a time with 16 digits", (h) => resign(h, { time: `0${Date.now()}00` })],
-      ["a nonce of 31 hex digits", (h) => resign(h, { nonce: "a".repeat(31) })],
-      ["a nonce of 64 hex digits", (h) => resign(h, { nonce: "a".repeat(64) })],
-      ["an upper-case nonce", (h) => resign(h, { nonce: "ABCDEF".padEnd(32, "0") })],
-      ["a nonce that is not hex", (h) => resign(h, { nonce: "z".repeat(32) })],
-      ["an empty signature", (h) => ({ ...h, [H_SIG]: "" })],
-      ["a short signature", (h) => ({ ...h, [H_SIG]: (h[H_SIG] as string).slice(0, 63) })],
-      ["an upper-case signature", (h) => ({ ...h, [H_SIG]: (h[H_SIG] as string).toUpperCase() })],
-      ["a signature sent twice", (h) => ({ ...h, [H_SIG]: [h[H_SIG] as string, h[H_SIG] as string] })],
-      ["a time sent twice", (h) => ({ ...h, [H_TIME]: [h[H_TIME] as string, h[H_TIME] as string] })],
-    ];
+      "a signature sent twice",
+      (h) => ({ ...h, [H_SIG]: [h[H_SIG] as string, h[H_SIG] as string] }),
+    ],
+    ["a time sent twice", (h) => ({ ...h, [H_TIME]: [h[H_TIME] as string, h[H_TIME] as string] })],
+  ];
 
   /** Headers signed correctly over the given (malformed) time or nonce. */
   function resign(h: Record<string, string>, change: { time?: string; nonce?: string }) {
@@ -485,7 +508,8 @@ describe("the WebSocket channel", () => {
     ],
     [
       "a message whose payload was altered after sealing",
-      (c) => c.ws.send(c.seal(JSON.stringify({ t: "call", id: 2, ...CALL })).replace('"b":3', '"b":4')),
+      (c) =>
+        c.ws.send(c.seal(JSON.stringify({ t: "call", id: 2, ...CALL })).replace('"b":3', '"b":4')),
     ],
     [
       "a replayed message (the sequence number is in the MAC)",
@@ -511,7 +535,10 @@ describe("the WebSocket channel", () => {
     ["a binary message", (c) => c.ws.send(Buffer.from([1, 2, 3, 4]))],
     [
       "a genuine seal over a body with __proto__",
-      (c) => c.ws.send(c.seal('{"t":"call","id":2,"plugin":"Api","method":"echo","args":{"__proto__":{}}}')),
+      (c) =>
+        c.ws.send(
+          c.seal('{"t":"call","id":2,"plugin":"Api","method":"echo","args":{"__proto__":{}}}'),
+        ),
     ],
   ];
 
@@ -541,9 +568,7 @@ describe("a server that cannot prove it knows the secret", () => {
           instance: "i-1",
           auto_discoverable: true,
           nodes: [],
-          endpoints: [
-            { plugin: "Api", plugin_uuid: "u", access_name: "add", kind: "function" },
-          ],
+          endpoints: [{ plugin: "Api", plugin_uuid: "u", access_name: "add", kind: "function" }],
           version: 1,
           port: 1,
           tls: false,
@@ -614,7 +639,109 @@ describe("a server that cannot prove it knows the secret", () => {
 
 // ------------------------------------------------------------------------------------------
 
+describe("integrity of answers against a man in the middle (no TLS)", () => {
+  // BUG (design): an HTTP stream answer (what executeStreamSync uses for a remote node) is
+  // authenticated only by the MAC on its last line, and the calling side hands each item to
+  // the consumer as it arrives. A man in the middle can alter items: the consumer acts on the
+  // forged ones and learns of the forgery only at the end (UNAUTHORIZED). Expected: no forged
+  // item reaches the consumer (e.g. a MAC per line). Suspected cause:
+  // src/net/sync-bridge-worker.ts "next" (yields items before the end MAC is checked), with the
+  // end-only StreamMac of src/net/server.ts /execute_stream. Channel streams (executeStream)
+  // seal every message and are not affected.
+  it.fails("a tampered item of an HTTP stream never reaches the consumer", async () => {
+    const child = await spawnNode({
+      hostname: "remote",
+      dir,
+      plugins: ["Api"],
+      networking: { secret: SECRET },
+    });
+    const proxy = await spawnMitm(child.port, '{"item":1}', '{"item":7}');
+    const B = await startNode({
+      hostname: "bravo",
+      dir,
+      networking: { secret: SECRET, node_ips: [`127.0.0.1:${proxy.port}`] },
+    });
+    const items: unknown[] = [];
+    let code: string | undefined;
+    try {
+      try {
+        for (const item of B.executeStreamSync("Api", "count", [3], { host: "remote" })) {
+          items.push(item);
+        }
+      } catch (error) {
+        code = (error as { code?: string }).code;
+      }
+      // The forgery is noticed in the end...
+      expect(code).toBe("UNAUTHORIZED");
+      // ...but the consumer must not have been handed the forged item.
+      expect(items).not.toContain(7);
+    } finally {
+      await closeNode(B);
+      await proxy.stop();
+      await child.stop();
+    }
+  });
+
+  it("a tampered /execute answer is refused as a whole (the control)", async () => {
+    const child = await spawnNode({
+      hostname: "remote",
+      dir,
+      plugins: ["Api"],
+      networking: { secret: SECRET },
+    });
+    const proxy = await spawnMitm(child.port, '{"result":3}', '{"result":9}');
+    const B = await startNode({
+      hostname: "bravo",
+      dir,
+      networking: { secret: SECRET, node_ips: [`127.0.0.1:${proxy.port}`] },
+    });
+    try {
+      let code: string | undefined;
+      try {
+        B.executeSync("Api", "add", [1, 2], { host: "remote" });
+      } catch (error) {
+        code = (error as { code?: string }).code;
+      }
+      expect(code).toBe("UNAUTHORIZED");
+      // Over the channel every message is sealed: the same call by execute is not tampered
+      // with (the rewrite does not match a sealed packet) and succeeds.
+      expect(await B.execute("Api", "add", [1, 2], { host: "remote" })).toBe(3);
+    } finally {
+      await closeNode(B);
+      await proxy.stop();
+      await child.stop();
+    }
+  });
+});
+
+// ------------------------------------------------------------------------------------------
+
 describe("UDP heartbeats", () => {
+  // BUG (low): a ping's MAC covers only its nonce (no time, no replay cache), so one ping
+  // captured on the network answers forever: anyone replaying it (from any source address)
+  // gets the node's instance id, hostname and version, which docs say only holders of the
+  // secret learn. (Pongs also cross the network in clear, and mDNS, when on, announces
+  // hostname and instance anyway.) Expected: a replayed ping gets no answer. Suspected cause:
+  // src/net/heartbeat.ts pingMac/pongFor (no timestamp, no nonce memory).
+  it.fails("a replayed genuine ping gets no answer", async () => {
+    const socket = createSocket("udp4");
+    const answers: Buffer[] = [];
+    socket.on("message", (m) => answers.push(m));
+    await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+    const nonce = randomBytes(12).toString("hex");
+    const ping = pingDatagram(nonce, pingMac(SECRET, nonce));
+    try {
+      socket.send(ping, port, "127.0.0.1");
+      await waitFor(() => answers.length === 1, "the first pong");
+      // Later, by someone who only captured the datagram:
+      socket.send(ping, port, "127.0.0.1");
+      await sleep(200);
+      expect(answers).toHaveLength(1);
+    } finally {
+      socket.close();
+    }
+  });
+
   it("pings without a valid MAC get no answer; a signed one gets a signed pong", async () => {
     const socket = createSocket("udp4");
     const answers: Buffer[] = [];

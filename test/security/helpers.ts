@@ -6,14 +6,16 @@
  * Self-contained on purpose: only the package's public API (plus, where a test says so, the
  * built `dist/net/auth.js` to cross-check the signing written here).
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import WebSocket from "ws";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type ConfigObject, type NetworkingConfig, PluginCore } from "aio-assistant-core";
+import WebSocket from "ws";
 
 // ------------------------------------------------------------------------------ files
 
@@ -268,10 +270,8 @@ export function pingDatagram(nonce: string, m?: string, minBytes = 256): Buffer 
 }
 
 export const pingMac = (secret: string, nonce: string) => mac(secret, "udp", `ping\n${nonce}`);
-export const pongMac = (
-  secret: string,
-  pong: { n: string; i: string; h: string; v: number },
-) => mac(secret, "udp", `pong\n${pong.n}\n${pong.i}\n${pong.h}\n${pong.v}`);
+export const pongMac = (secret: string, pong: { n: string; i: string; h: string; v: number }) =>
+  mac(secret, "udp", `pong\n${pong.n}\n${pong.i}\n${pong.h}\n${pong.v}`);
 
 // ------------------------------------------------------------------------------ raw HTTP
 
@@ -436,6 +436,8 @@ export interface Proxy {
 export function recordingProxy(
   upstream: number,
   route: (first: Buffer) => number = () => upstream,
+  /** Rewrites what the upstream answers before the client gets it (a man in the middle). */
+  rewrite: (chunk: Buffer) => Buffer = (chunk) => chunk,
 ): Promise<Proxy> {
   const fromClients: Buffer[] = [];
   const fromUpstream: Buffer[] = [];
@@ -464,7 +466,7 @@ export function recordingProxy(
       });
       target.on("data", (chunk: Buffer) => {
         fromUpstream.push(chunk);
-        client.write(chunk);
+        client.write(rewrite(chunk));
       });
     });
   });
@@ -532,7 +534,10 @@ export async function openChannel(target: number, secret: string) {
     const text = data.toString();
     const payload = text.slice(64);
     if (text.slice(0, 64) !== mac(key, "s", String(++received), payload)) badMacs.push(text);
-    messages.push(JSON.parse(payload));
+    // Packets produced in one turn arrive together, as a JSON array.
+    const decoded = JSON.parse(payload) as unknown;
+    if (Array.isArray(decoded)) messages.push(...decoded);
+    else messages.push(decoded);
   });
   const closed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
   return {
@@ -555,5 +560,80 @@ export async function within(promise: Promise<unknown>, ms: number): Promise<boo
   return Promise.race([promise.then(() => true), sleep(ms).then(() => false)]);
 }
 
-
 export type Channel = Awaited<ReturnType<typeof openChannel>>;
+
+// ------------------------------------------------------------------------------ child nodes
+
+export interface ChildNode {
+  port: number;
+  proc: ChildProcess;
+  /** Whether the process is still running. */
+  alive(): boolean;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+const FIXTURE = fileURLToPath(new URL("./fixtures/node.mjs", import.meta.url));
+
+/** A node in its own process (for input that may crash it). */
+export function spawnNode(spec: NodeSpec): Promise<ChildNode> {
+  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify(nodeConfig(spec))], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let err = "";
+  proc.stderr?.on("data", (c: Buffer) => {
+    err += c.toString();
+  });
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const ready = /READY (.*)\n/.exec(out);
+      if (ready) {
+        const { port } = JSON.parse(ready[1] as string) as { port: number };
+        resolve({
+          port,
+          proc,
+          alive: () => proc.exitCode === null && proc.signalCode === null,
+          stderr: () => err,
+          stop: async () => {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+            await exited;
+          },
+        });
+      } else if (out.includes("FAILED ")) reject(new Error(out));
+    });
+    proc.once("exit", (code) => reject(new Error(`the child node exited (${code}): ${err}`)));
+  });
+}
+
+/** A rewriting TCP proxy in a child process: answers have `from` replaced by `to`. */
+export function spawnMitm(
+  upstream: number,
+  from: string,
+  to: string,
+): Promise<{ port: number; stop(): Promise<void> }> {
+  const script = fileURLToPath(new URL("./fixtures/mitm.mjs", import.meta.url));
+  const proc = spawn(process.execPath, [script, String(upstream), from, to], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    proc.stdout?.on("data", (c: Buffer) => {
+      out += c.toString();
+      const ready = /READY (.*)\n/.exec(out);
+      if (!ready) return;
+      const { port } = JSON.parse(ready[1] as string) as { port: number };
+      resolve({
+        port,
+        stop: async () => {
+          if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+          await exited;
+        },
+      });
+    });
+    proc.once("exit", (code) => reject(new Error(`the proxy exited (${code})`)));
+  });
+}
