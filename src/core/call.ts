@@ -187,8 +187,9 @@ export function watchBounds(call: Call, end: (error: RequestError) => void): () 
     return noop;
   }
   const ms = call.remaining();
+  // Beyond what a timer can hold (about 24.8 days) a deadline cannot pass during this run.
   const timer =
-    ms === undefined
+    ms === undefined || ms > MAX_TIMER_MS
       ? undefined
       : setTimeout(() => end(callErrors.timeout(call, call.timeout ?? ms)), ms);
   const onAbort = () => end(callErrors.aborted(call, signal?.reason));
@@ -200,6 +201,9 @@ export function watchBounds(call: Call, end: (error: RequestError) => void): () 
 }
 
 function noop(): void {}
+
+/** The longest delay setTimeout takes; longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Waits for `gate` (a plugin that is starting), within the call's timeout and signal. */
 export function waitWithin(call: Call, gate: Promise<void>): Promise<void> {

@@ -392,7 +392,13 @@ export class Dispatcher {
       throw this.#refusal(call, slot.state, slot);
     }
     const endpoint = slot.endpoints.get(call.method);
-    if (!endpoint) throw callErrors.endpointNotFound(call, [...slot.endpoints.keys()]);
+    if (!endpoint) {
+      // Only what the caller could call is named; the rest of the plugin stays private.
+      const open = [...slot.endpoints.entries()]
+        .filter(([, other]) => this.#denied(call.caller, slot, other) === undefined)
+        .map(([name]) => name);
+      throw callErrors.endpointNotFound(call, open);
+    }
     const denied = this.#denied(call.caller, slot, endpoint);
     if (denied) throw callErrors.accessDenied(call, denied);
     const kind = endpoint.info.kind;

@@ -38,20 +38,30 @@ export interface SignedHeaders {
   [HEADER_SIGNATURE]: string;
 }
 
-/** Headers that authenticate a request: method, path (with query), time, nonce, body. */
+/**
+ * Headers that authenticate a request: method, the node it is for (its Host, `address:port`),
+ * path (with query), time, nonce, body. Naming the node means a request captured on its way
+ * to one node is refused by every other node of the cluster.
+ */
 export function signRequest(
   secret: string,
   method: string,
+  host: string,
   path: string,
   body: string | Buffer,
 ): SignedHeaders {
   const time = String(Date.now());
   const nonce = randomBytes(16).toString("hex");
-  return {
-    [HEADER_TIME]: time,
-    [HEADER_NONCE]: nonce,
-    [HEADER_SIGNATURE]: hmac(secret, method.toUpperCase(), path, time, nonce, bodyDigest(body)),
-  };
+  const mac = hmac(
+    secret,
+    method.toUpperCase(),
+    host.toLowerCase(),
+    path,
+    time,
+    nonce,
+    bodyDigest(body),
+  );
+  return { [HEADER_TIME]: time, [HEADER_NONCE]: nonce, [HEADER_SIGNATURE]: mac };
 }
 
 /** The MAC an answer to the request with `nonce` carries, over the answer's body. */
@@ -98,6 +108,7 @@ export function verifyRequest(
   headers: Record<string, string | string[] | undefined>,
   body: string | Buffer,
 ): string | undefined {
+  const host = typeof headers.host === "string" ? headers.host.toLowerCase() : "";
   const time = headers[HEADER_TIME];
   const nonce = headers[HEADER_NONCE];
   const signature = headers[HEADER_SIGNATURE];
@@ -105,7 +116,7 @@ export function verifyRequest(
     return undefined;
   }
   if (!/^\d{1,15}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce)) return undefined;
-  const expected = hmac(secret, method.toUpperCase(), path, time, nonce, bodyDigest(body));
+  const expected = hmac(secret, method.toUpperCase(), host, path, time, nonce, bodyDigest(body));
   if (!sameMac(signature, expected)) return undefined;
   const now = Date.now();
   const sent = Number(time);
@@ -158,26 +169,22 @@ export function signDatagram(secret: string, text: string): string {
 }
 
 /**
- * The MAC that ends an NDJSON stream answer: over every line before it, bound to the request,
- * so a stream cannot be cut short, reordered or spliced without the client noticing.
+ * MACs of an NDJSON stream answer, one per line: each over the line's content, its place in
+ * the stream and the request, so no line can be forged, dropped, reordered or moved to
+ * another stream, and the consumer can check each item before using it.
  */
 export class StreamMac {
   readonly #secret: string;
   readonly #nonce: string;
-  readonly #digest = createHash("sha256");
+  #lines = 0;
 
   constructor(secret: string, nonce: string) {
     this.#secret = secret;
     this.#nonce = nonce;
   }
 
-  /** Adds a line (with its newline) as sent or received. */
-  add(line: string): void {
-    this.#digest.update(line);
-  }
-
-  /** The MAC of everything added so far. */
-  mac(): string {
-    return hmac(this.#secret, "stream", this.#nonce, this.#digest.copy().digest("hex"));
+  /** The MAC of the next line, whose JSON without the MAC is `bare`. */
+  next(bare: string): string {
+    return hmac(this.#secret, "stream", this.#nonce, String(++this.#lines), bare);
   }
 }

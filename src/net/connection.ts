@@ -88,8 +88,8 @@ export class NodeConnection {
     if (this.#closed) return Promise.reject(new NotDelivered("the connection is closed"));
     this.#connecting ??= new Promise<PacketChannel>((resolve, reject) => {
       const secret = this.#options.secret;
-      const path = new URL(this.#options.url).pathname;
-      const signed = secret ? signRequest(secret, "GET", path, "") : undefined;
+      const { host, pathname } = new URL(this.#options.url);
+      const signed = secret ? signRequest(secret, "GET", host, pathname, "") : undefined;
       const socket = new WebSocket(this.#options.url, {
         perMessageDeflate: false,
         handshakeTimeout: this.#options.connectTimeoutMs,
@@ -153,7 +153,8 @@ export class NodeConnection {
         this.#connecting = undefined;
         resolve(channel);
       });
-      socket.once("error", (error) => {
+      // Every error, also after opening: one left unheard would end the process.
+      socket.on("error", (error) => {
         if (!opened) {
           this.#connecting = undefined;
           reject(new NotDelivered(`cannot connect to ${this.#options.hostname}: ${error.message}`));
@@ -228,6 +229,7 @@ export class NodeConnection {
   }
 
   #receive(packet: unknown): void {
+    if (typeof packet !== "object" || packet === null) return;
     const record = packet as {
       t?: unknown;
       id?: unknown;

@@ -8,7 +8,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "../log.js";
-import { sameMac, signDatagram } from "./auth.js";
+import { MAX_SKEW_MS, type NonceCache, sameMac, signDatagram } from "./auth.js";
 
 /** A ping is padded to at least this size, larger than any pong. */
 export const MIN_PING_BYTES = 256;
@@ -34,17 +34,20 @@ export interface Pong {
 interface Ping {
   t: "ping";
   n: string;
+  /** When it was sent (ms since the epoch): with the nonce, a captured ping cannot be replayed. */
+  s: number;
   m?: string;
   pad: string;
 }
 
-const pingMac = (secret: string, nonce: string) => signDatagram(secret, `ping\n${nonce}`);
+const pingMac = (secret: string, nonce: string, sent: number) =>
+  signDatagram(secret, `ping\n${nonce}\n${sent}`);
 const pongMac = (secret: string, pong: Pong) =>
   signDatagram(secret, `pong\n${pong.nonce}\n${pong.instance}\n${pong.hostname}\n${pong.version}`);
 
 export function pingBytes(nonce: string, secret: string): Buffer {
-  const body: Ping = { t: "ping", n: nonce, pad: "" };
-  if (secret) body.m = pingMac(secret, nonce);
+  const body: Ping = { t: "ping", n: nonce, s: Date.now(), pad: "" };
+  if (secret) body.m = pingMac(secret, nonce, body.s);
   const bare = Buffer.byteLength(JSON.stringify(body));
   body.pad = "x".repeat(Math.max(0, MIN_PING_BYTES - bare));
   return Buffer.from(JSON.stringify(body));
@@ -55,6 +58,7 @@ export function pongFor(
   message: Buffer,
   setup: HeartbeatSetup,
   version: number,
+  nonces: NonceCache,
 ): Buffer | undefined {
   let ping: Partial<Ping>;
   try {
@@ -63,8 +67,15 @@ export function pongFor(
     return undefined;
   }
   if (ping?.t !== "ping" || typeof ping.n !== "string" || ping.n.length > 64) return undefined;
-  const genuine = typeof ping.m === "string" && sameMac(ping.m, pingMac(setup.secret, ping.n));
-  if (setup.secret && !genuine) return undefined;
+  if (setup.secret) {
+    const sent = typeof ping.s === "number" ? ping.s : 0;
+    const genuine =
+      typeof ping.m === "string" && sameMac(ping.m, pingMac(setup.secret, ping.n, sent));
+    const now = Date.now();
+    if (!genuine || Math.abs(now - sent) > MAX_SKEW_MS || !nonces.admit(ping.n, sent, now)) {
+      return undefined;
+    }
+  }
   const pong: Pong = { nonce: ping.n, instance: setup.instance, hostname: setup.hostname, version };
   return Buffer.from(
     JSON.stringify({

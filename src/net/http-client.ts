@@ -44,8 +44,9 @@ export class HttpClient {
   ): Promise<{ status: number; body: unknown }> {
     let response: Awaited<ReturnType<typeof request>>;
     const text = JSON.stringify(body);
+    const { host, pathname } = new URL(url);
     const signed = this.#secret
-      ? signRequest(this.#secret, "POST", new URL(url).pathname, text)
+      ? signRequest(this.#secret, "POST", host, pathname, text)
       : undefined;
     try {
       response = await request(url, {

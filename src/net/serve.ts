@@ -28,6 +28,9 @@ export interface LocalCalls {
   ): AsyncGenerator<unknown, void, undefined>;
 }
 
+/** Most credit a consumer may hold: a peer cannot make this node buffer more than this. */
+const MAX_CREDIT = 4 * 1024;
+
 /** Items a stream may send before the consumer grants more. */
 export const STREAM_WINDOW = 1024;
 
@@ -106,6 +109,7 @@ export class ChannelSession {
   }
 
   receive(packet: unknown): void {
+    if (typeof packet !== "object" || packet === null) return;
     const record = packet as { t?: unknown; id?: unknown; n?: unknown };
     const id = record.id;
     if (typeof id !== "number" || !Number.isSafeInteger(id)) return;
@@ -212,7 +216,7 @@ export class ChannelSession {
       id,
       source,
       this.#channel,
-      typeof credit === "number" && credit > 0 ? credit : STREAM_WINDOW,
+      typeof credit === "number" && credit > 0 ? Math.min(credit, MAX_CREDIT) : STREAM_WINDOW,
     );
     active.stream.run(call).finally(() => this.#finish(id));
   }
@@ -259,7 +263,7 @@ class StreamPump {
   }
 
   grant(n: number): void {
-    this.#credit += n;
+    this.#credit = Math.min(this.#credit + n, MAX_CREDIT);
     this.#wake?.();
   }
 

@@ -17,7 +17,7 @@ import {
 const UNAUTHORIZED = { error: { code: "UNAUTHORIZED", message: "unauthorized" } };
 
 /** Routes that answer an unsigned request, with less. */
-const OPEN_ROUTES = new Set(["/ping"]);
+const OPEN_ROUTES = new Set(["GET /ping", "HEAD /ping"]);
 
 export interface RequestAuth {
   /** The request's nonce if it was authenticated; undefined if anonymous (or no secret). */
@@ -27,6 +27,8 @@ export interface RequestAuth {
    * answer 401. Always true without a secret.
    */
   verify(request: FastifyRequest, body: string): boolean;
+  /** Whether the request carries the signature headers at all. */
+  signedHeaders(request: FastifyRequest): boolean;
 }
 
 /** Thrown by the body parser for a request that fails authentication. */
@@ -51,6 +53,7 @@ export function installAuth(app: FastifyInstance, secret: string, nonces: NonceC
   const authenticated = new WeakMap<FastifyRequest, string>();
   const auth: RequestAuth = {
     nonceOf: (request) => authenticated.get(request),
+    signedHeaders: (request) => signed(request),
     verify: (request, body) => {
       if (!secret || !signed(request)) return !secret;
       const nonce = verifyRequest(
@@ -70,7 +73,9 @@ export function installAuth(app: FastifyInstance, secret: string, nonces: NonceC
 
   // Unsigned requests end here, before their body is read or parsed.
   app.addHook("onRequest", async (request, reply) => {
-    if (!signed(request) && !OPEN_ROUTES.has(path(request))) return unauthorized(reply);
+    if (!signed(request) && !OPEN_ROUTES.has(`${request.method} ${path(request)}`)) {
+      return unauthorized(reply);
+    }
   });
   // A request with a body was checked by the body parser; one without is checked here.
   app.addHook("preHandler", async (request, reply) => {

@@ -3,11 +3,13 @@
  * WebSocket channel other nodes call through, on the same port.
  */
 import { randomBytes } from "node:crypto";
-import type { IncomingMessage } from "node:http";
+import { createServer as createHttpServer, type IncomingMessage } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
-import Fastify, { type FastifyInstance, type FastifyReply } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
 import {
   callErrors,
@@ -89,24 +91,43 @@ function sendError(reply: FastifyReply, error: WireError): FastifyReply {
   return reply.code(statusOf(error.code)).send({ error });
 }
 
+/** The machine's own addresses, read again at most once a minute (they may change). */
+let localAddresses: { at: number; addresses: Set<string> } | undefined;
+
+function isLocalAddress(address: string): boolean {
+  if (!localAddresses || Date.now() - localAddresses.at > 60_000) {
+    const addresses = new Set(["0.0.0.0", "::"]);
+    for (const list of Object.values(networkInterfaces())) {
+      for (const entry of list ?? []) addresses.add(entry.address.toLowerCase());
+    }
+    localAddresses = { at: Date.now(), addresses };
+  }
+  return address.startsWith("127.") || localAddresses.addresses.has(address);
+}
+
 /**
- * Whether a Host header names this node: an IP address, localhost, the node's hostname, or an
- * allowed name. A browser page on another site whose name resolves to this node (DNS
- * rebinding) sends its own name and is refused.
+ * Whether a Host header names this node: one of this machine's addresses, localhost, the
+ * node's hostname or an allowed name, with this node's port (or a port given with the name
+ * in allowed_hosts). A browser page on another site whose name resolves to this node (DNS
+ * rebinding) sends its own name and is refused; so is a signed request captured on its way to
+ * another node, since the signature covers the Host.
  */
 function hostCheck(
   hostname: string,
   allowed: readonly string[],
+  port: () => number,
 ): (host: string | undefined) => boolean {
-  const names = new Set(
-    ["localhost", hostname, `${hostname}.local`, ...allowed].map((n) => n.toLowerCase()),
-  );
+  const lower = (names: Iterable<string>) => new Set([...names].map((n) => n.toLowerCase()));
+  const names = lower(["localhost", hostname, `${hostname}.local`, ...allowed]);
   return (host) => {
     if (host === undefined) return true;
-    const name = (
-      host.startsWith("[") ? host.slice(1, host.indexOf("]")) : host.replace(/:\d+$/, "")
-    ).toLowerCase();
-    return isIP(name) !== 0 || names.has(name);
+    const lowered = host.toLowerCase();
+    if (names.has(lowered)) return true;
+    const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(lowered);
+    if (!match) return false;
+    const name = (match[1] as string).replace(/^\[|\]$/g, "");
+    if (match[2] !== undefined && Number(match[2]) !== port()) return false;
+    return names.has(name) || (isIP(name) !== 0 && isLocalAddress(name));
   };
 }
 
@@ -119,6 +140,11 @@ function misdirected(reply: FastifyReply): FastifyReply {
     },
   });
 }
+
+const RAW_BAD_REQUEST_BODY = JSON.stringify({
+  error: { code: "BAD_REQUEST", message: "malformed request" },
+});
+const RAW_BAD_REQUEST = `HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${RAW_BAD_REQUEST_BODY.length}\r\n\r\n${RAW_BAD_REQUEST_BODY}`;
 
 export class NodeServer {
   readonly #options: ServerOptions;
@@ -136,18 +162,46 @@ export class NodeServer {
 
   constructor(options: ServerOptions) {
     this.#options = options;
-    const base = {
+    // A sender that trickles its request is cut off rather than holding a connection: the
+    // read timeouts are checked every second, not every 30 s as Node does by default.
+    const timing = {
+      requestTimeout: options.readTimeoutMs,
+      headersTimeout: options.readTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    };
+    this.#app = Fastify({
       logger: false,
       bodyLimit: options.bodyLimit,
-      // A sender that trickles its request is cut off rather than holding a connection.
-      requestTimeout: options.readTimeoutMs,
-    } as const;
-    this.#app = (
-      options.tls ? Fastify({ ...base, https: options.tls }) : Fastify(base)
-    ) as FastifyInstance;
-    this.#app.server.headersTimeout = options.readTimeoutMs;
+      serverFactory: (handler) =>
+        options.tls
+          ? createHttpsServer({ ...timing, ...options.tls }, handler)
+          : createHttpServer(timing, handler),
+      // What the HTTP parser or the router refuse is answered in the protocol's own format.
+      clientErrorHandler: (_error, socket) => {
+        if (socket.writable) socket.end(RAW_BAD_REQUEST);
+        else socket.destroy();
+      },
+      frameworkErrors: (_error, request, reply) => {
+        const anonymous = options.secret && !this.#auth.signedHeaders(request as FastifyRequest);
+        (reply as FastifyReply)
+          .code(anonymous ? 401 : 400)
+          .send(anonymous ? UNAUTHORIZED_BODY : JSON.parse(RAW_BAD_REQUEST_BODY));
+      },
+    }) as unknown as FastifyInstance;
+    // An `Expect` header the node does not know gets a protocol error, not a bare 417.
+    this.#app.server.on("checkExpectation", (_request, response) => {
+      const body = JSON.stringify({
+        error: { code: "BAD_REQUEST", message: "the Expect header is not supported" },
+      });
+      response.writeHead(417, {
+        "content-type": "application/json",
+        "content-length": Buffer.byteLength(body),
+        connection: "close",
+      });
+      response.end(body);
+    });
     this.#limiter = new PeerLimiter(options.maxCallsPerPeer);
-    this.#acceptsHost = hostCheck(options.hostname, options.allowedHosts);
+    this.#acceptsHost = hostCheck(options.hostname, options.allowedHosts, () => this.#port);
     this.#app.addHook("onRequest", async (request, reply) => {
       if (!this.#acceptsHost(request.headers.host)) return misdirected(reply);
     });
@@ -287,21 +341,21 @@ export class NodeServer {
       }
       const nonce = this.#auth.nonceOf(request);
       const sealer = nonce === undefined ? undefined : new StreamMac(this.#options.secret, nonce);
-      /** The last line; with a secret it carries the MAC of every line before it. */
-      const last = (line: Record<string, unknown>) =>
-        `${JSON.stringify(sealer ? { ...line, mac: sealer.mac() } : line)}\n`;
+      /** One NDJSON line; with a secret it carries its own MAC. */
+      const line = (content: Record<string, unknown>) => {
+        const bare = JSON.stringify(content);
+        return `${sealer ? JSON.stringify({ ...content, mac: sealer.next(bare) }) : bare}\n`;
+      };
       async function* lines(): AsyncGenerator<string, void, undefined> {
         try {
           let step = first;
           while (!step.done) {
-            const line = `${JSON.stringify({ item: step.value })}\n`;
-            sealer?.add(line);
-            yield line;
+            yield line({ item: step.value });
             step = await source.next();
           }
-          yield last({ end: true });
+          yield line({ end: true });
         } catch (error) {
-          yield last({ error: wireErrorOf(error, call) });
+          yield line({ error: wireErrorOf(error, call) });
         } finally {
           await source.return();
         }
@@ -366,6 +420,11 @@ export class NodeServer {
         },
       });
       if (signer) channel.sign(signer);
+      // A malformed frame ends that channel, never the node.
+      ws.on("error", (error) => {
+        this.#options.logger.warn(`closing the channel from ${peer}: ${error.message}`);
+        ws.terminate();
+      });
       session = new ChannelSession(channel, this.#options.calls, peer, this.#limiter);
       this.#sessions.add(session);
       ws.once("close", () => {

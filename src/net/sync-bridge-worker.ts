@@ -138,11 +138,11 @@ async function serve(message: BridgeRequest): Promise<unknown> {
         error?: unknown;
         mac?: unknown;
       };
-      const last = line.end === true || line.error !== undefined;
       if (stream.mac) {
-        // Every line but the last is covered by the last one's MAC.
-        if (!last) stream.mac.add(`${step.value}\n`);
-        else if (typeof line.mac !== "string" || !sameMac(line.mac, stream.mac.mac())) {
+        // Each line is checked before its item is used.
+        const { mac, ...content } = line;
+        const expected = stream.mac.next(JSON.stringify(content));
+        if (typeof mac !== "string" || !sameMac(mac, expected)) {
           streams.delete(message.stream);
           throw FORGED;
         }

@@ -80,14 +80,15 @@ export class SyncRemote {
     }
   }
 
-  /** Signature headers for a request, with a secret. */
-  #sign(path: string, body: string): Record<string, string> {
-    return this.#secret ? { ...signRequest(this.#secret, "POST", path, body) } : {};
+  /** Signature headers for a request to `url`, with a secret. */
+  #sign(url: string, body: string): Record<string, string> {
+    const { host, pathname } = new URL(url);
+    return this.#secret ? { ...signRequest(this.#secret, "POST", host, pathname, body) } : {};
   }
 
   execute(call: Call, baseUrl: string, body: string, host: string): unknown {
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
-    const headers = this.#sign("/execute", body);
+    const headers = this.#sign(`${baseUrl}/execute`, body);
     return this.#ask(
       call,
       { kind: "execute", url: `${baseUrl}/execute`, body, timeoutMs, headers },
@@ -102,7 +103,7 @@ export class SyncRemote {
     host: string,
   ): Generator<unknown, void, undefined> {
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
-    const headers = this.#sign("/execute_stream", body);
+    const headers = this.#sign(`${baseUrl}/execute_stream`, body);
     const stream = this.#ask(
       call,
       { kind: "open", url: `${baseUrl}/execute_stream`, body, timeoutMs, headers },
