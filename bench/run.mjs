@@ -32,6 +32,7 @@ const SECTIONS = {
   local: () => import("./sections/local.mjs"),
   ready: () => import("./sections/ready.mjs"),
   remote: () => import("./sections/remote.mjs"),
+  workers: () => import("./sections/workers.mjs"),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -118,6 +119,11 @@ const ctx = {
     latencyMs: int(opts.latency, quick ? 100 : 400),
     streamItems: int(opts.items, quick ? 2000 : 10_000),
     pin: !opts.unpinned,
+  },
+  workers: {
+    rounds: int(opts.rounds, quick ? 3 : 5),
+    ms: int(opts.time, quick ? 150 : 1000),
+    warmupMs: int(opts.warmup, quick ? 150 : 1000),
   },
   print: (text) => console.log(`${text}\n`),
   progress: (text) => process.stderr.write(`${text}\n`),
