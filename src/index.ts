@@ -12,7 +12,7 @@ export type {
   PluginManifest,
   ResourceLimits,
 } from "./config/types.js";
-export { PluginCore, type PluginCoreEvents } from "./core/plugin-core.js";
+export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./core/plugin-core.js";
 export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
 export {
   AioError,

@@ -10,6 +10,7 @@ import type {
   AioConfig,
   ConfigObject,
   Isolation,
+  LogLevelName,
   PluginEntry,
   PluginManifest,
 } from "../config/types.js";
@@ -17,7 +18,7 @@ import { type AioError, ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
-import type { HasPluginAnswer } from "../net/server.js";
+import type { AdminAction, HasPluginAnswer } from "../net/server.js";
 import type { WireEndpoint } from "../net/wire.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import type { PluginHost } from "../plugins/host.js";
@@ -49,6 +50,14 @@ function formatWarning(warning: ConfigWarning): string {
   return `${where}${warning.key}: ${warning.message}`;
 }
 
+/** How a program runs the core, beyond what the config says (the command line sets these). */
+export interface PluginCoreOptions {
+  /** Console log level, instead of `general.console_log_level`. */
+  logLevel?: LogLevelName;
+  /** Colored console output on or off; default: on a terminal, unless NO_COLOR is set. */
+  color?: boolean;
+}
+
 export class PluginCore extends EventEmitter<PluginCoreEvents> {
   /** This node's name, as other nodes and `host` options know it. */
   readonly hostname: string;
@@ -71,16 +80,17 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
    * @param config a path to config.yml, or the same data as an object. Throws `ConfigError`
    *   naming the file, line and key of every problem.
    */
-  constructor(config: string | ConfigObject) {
+  constructor(config: string | ConfigObject, options: PluginCoreOptions = {}) {
     super();
     const { config: resolved, warnings } = readConfig(config);
     this.#config = resolved;
     this.hostname = resolved.general.hostname;
     try {
       this.#logging = createLogging({
-        level: resolved.general.console_log_level,
+        level: options.logLevel ?? resolved.general.console_log_level,
         logDir: resolved.general.log_dir,
         name: "core",
+        ...(options.color !== undefined ? { color: options.color } : {}),
       });
     } catch (error) {
       throw new ConfigError(
@@ -126,6 +136,12 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         calls: this.#dispatcher,
         localEndpoints: (requester) => this.#remoteEndpoints(requester),
         hasPlugin: (name, method, uuid) => this.#hasPlugin(name, method, uuid),
+        admin: {
+          plugins: () => this.listPlugins(),
+          nodes: () => this.nodes(),
+          endpoints: (name) => this.getPluginEndpoints(name),
+          act: (action, plugin) => this.#act(action, plugin),
+        },
         emit: (event, node) => this.emit(event, node),
       },
       config.file,
@@ -153,6 +169,25 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         this.#logger.error(`reload of ${name} failed: ${(error as Error).message}`);
       });
     });
+  }
+
+  /** An operator's action sent to the node over the network (`aio console --node`). */
+  #act(action: AdminAction, plugin: string | undefined): Promise<void> {
+    const name = plugin ?? "";
+    switch (action) {
+      case "load":
+        return this.loadPlugin(name);
+      case "enable":
+        return this.enablePlugin(name);
+      case "disable":
+        return this.disablePlugin(name);
+      case "reload":
+        return this.reloadPlugin(name);
+      case "pop":
+        return this.popPlugin(name);
+      case "purge":
+        return this.purgePlugins();
+    }
   }
 
   /** The port this node listens on while networking runs. */

@@ -22,7 +22,7 @@ import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
-import { CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
+import { type AdminApi, CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
 import { type PeerTls, peerTls, schemeOf, serverTls } from "./tls.js";
 import type { InfoAnswer, InfoRequest, WireEndpoint } from "./wire.js";
@@ -35,6 +35,7 @@ export interface NetworkOptions {
   /** Endpoints of this node's enabled plugins that the node `requester` may call. */
   localEndpoints(requester: string): WireEndpoint[];
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
+  admin: AdminApi;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
 }
 
@@ -109,6 +110,7 @@ export class NetworkManager {
       maxDepth: MAX_JSON_DEPTH,
       info: (request, from) => this.#answerInfo(request, from),
       hasPlugin: options.hasPlugin,
+      admin: options.admin,
     });
   }
 

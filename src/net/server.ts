@@ -11,13 +11,17 @@ import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
+import type { NodeInfo, PluginInfo } from "../core/types.js";
 import {
+  AioError,
   callErrors,
   REQUEST_ERROR_STATUS,
+  RequestError,
   type RequestErrorCode,
   type WireError,
 } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { EndpointInfo } from "../plugins/endpoint.js";
 import {
   ChannelSigner,
   HEADER_ANSWER,
@@ -81,6 +85,18 @@ export interface ServerOptions {
   /** The `/info` answer, or undefined where this node is not direct_discoverable (418). */
   info(request: InfoRequest, from: string): InfoAnswer | undefined;
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
+  /** The operator's view and controls (`aio plugins`, `aio nodes`, `aio console --node`). */
+  admin: AdminApi;
+}
+
+export const ADMIN_ACTIONS = ["load", "enable", "disable", "reload", "pop", "purge"] as const;
+export type AdminAction = (typeof ADMIN_ACTIONS)[number];
+
+export interface AdminApi {
+  plugins(): PluginInfo[];
+  nodes(): NodeInfo[];
+  endpoints(plugin: string): EndpointInfo[] | undefined;
+  act(action: AdminAction, plugin: string | undefined): Promise<void>;
 }
 
 function statusOf(code: string): number {
@@ -255,6 +271,13 @@ export class NodeServer {
 
     app.setErrorHandler((error, _request, reply) => {
       if (error instanceof Unauthorized) return reply.code(401).send(UNAUTHORIZED_BODY);
+      if (error instanceof AioError) {
+        const wire =
+          error instanceof RequestError
+            ? error.toJSON()
+            : { code: error.code, message: error.message };
+        return sendError(reply, wire);
+      }
       if (error instanceof WireProblem)
         return sendError(reply, { code: error.code, message: error.message });
       const status = (error as { statusCode?: number }).statusCode ?? 500;
@@ -274,6 +297,38 @@ export class NodeServer {
         ? { status: "ok" }
         : { status: "ok", hostname: this.#options.hostname },
     );
+
+    // The operator's routes: beyond the five of the protocol, for `aio` and its console. Like
+    // every route they need a signature when the node has a secret.
+    const { admin } = this.#options;
+    app.get("/plugins", async () => ({
+      hostname: this.#options.hostname,
+      plugins: admin.plugins(),
+    }));
+    app.get("/nodes", async () => ({ hostname: this.#options.hostname, nodes: admin.nodes() }));
+    app.get("/endpoints", async (request) => {
+      const name = (request.query as Record<string, unknown>).plugin;
+      if (typeof name !== "string" || name === "") {
+        throw new WireProblem("BAD_REQUEST", `the query parameter "plugin" is required`);
+      }
+      const endpoints = admin.endpoints(name);
+      if (!endpoints) throw callErrors.pluginNotFound({ plugin: name, method: "endpoints" });
+      return { plugin: name, endpoints };
+    });
+    app.post("/admin", async (request) => {
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const action = body.action;
+      if (typeof action !== "string" || !(ADMIN_ACTIONS as readonly string[]).includes(action)) {
+        throw new WireProblem("BAD_REQUEST", `"action" must be one of ${ADMIN_ACTIONS.join(", ")}`);
+      }
+      const plugin =
+        typeof body.plugin === "string" && body.plugin !== "" ? body.plugin : undefined;
+      if (plugin === undefined && action !== "purge") {
+        throw new WireProblem("BAD_REQUEST", `"plugin" is required for ${action}`);
+      }
+      await admin.act(action as AdminAction, plugin);
+      return { plugins: admin.plugins() };
+    });
 
     app.get("/has_plugin", async (request) => {
       const query = request.query as Record<string, unknown>;
