@@ -17,9 +17,11 @@ import {
   type BlockingIn,
   type BlockingOut,
   type CallMeta,
+  eachMessage,
   errorData,
   errorFrom,
   type FromWorker,
+  MessageBatcher,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -37,8 +39,45 @@ const port = parentPort as MessagePort;
 const name = setup.entry.name;
 let state: PluginState = "loaded";
 
+const out = new MessageBatcher<FromWorker>(port, (message, error) => unclonable(message, error));
+
 function post(message: FromWorker): void {
-  port.postMessage(message);
+  out.post(message);
+}
+
+/** A message that could not be copied to the core fails what it was for. */
+function unclonable(message: FromWorker, error: Error): void {
+  const reason = new Error(`a value cannot cross to another thread: ${error.message}`);
+  switch (message.t) {
+    case "answer":
+      post({ t: "answer", id: message.id, error: errorData(reason) });
+      return;
+    case "items":
+      post({ t: "end", id: message.id, error: errorData(reason) });
+      return;
+    case "call": {
+      const pending = answers.get(message.id);
+      answers.delete(message.id);
+      pending?.reject(
+        callErrors.invalidArguments(
+          { plugin: message.plugin, method: message.method },
+          `arguments cannot cross to another thread: ${error.message}`,
+        ),
+      );
+      return;
+    }
+    case "stream": {
+      const stream = inbound.get(message.id);
+      if (stream) {
+        stream.done = true;
+        stream.error = reason;
+        stream.wake?.();
+      }
+      return;
+    }
+    default:
+      return;
+  }
 }
 
 /** Log lines go to the core, which writes them to its console and file as this plugin's. */
@@ -113,18 +152,7 @@ function execute(
   const id = ++seq;
   return new Promise((resolve, reject) => {
     answers.set(id, { resolve, reject });
-    try {
-      post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
-    } catch (error) {
-      answers.delete(id);
-      reject(
-        callErrors.invalidArguments(
-          { plugin, method },
-          `arguments cannot cross to another thread: ${(error as Error).message}`,
-        ),
-      );
-      return;
-    }
+    post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
     options?.signal?.addEventListener(
       "abort",
       () => {
@@ -257,19 +285,7 @@ function answer(id: number, work: () => unknown): void {
     return;
   }
   Promise.resolve(result).then(
-    (value) => {
-      try {
-        post({ t: "answer", id, value });
-      } catch (error) {
-        post({
-          t: "answer",
-          id,
-          error: errorData(
-            new Error(`the result cannot cross to another thread: ${(error as Error).message}`),
-          ),
-        });
-      }
-    },
+    (value) => post({ t: "answer", id, value }),
     (error: unknown) => post({ t: "answer", id, error: errorData(error) }),
   );
 }
@@ -436,7 +452,7 @@ async function serveBlockingIn(request: BlockingIn): Promise<unknown> {
   }
 }
 
-port.on("message", serve);
+port.on("message", (data: ToWorker | ToWorker[]) => eachMessage(data, serve));
 
 try {
   await host.load();

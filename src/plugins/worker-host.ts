@@ -19,9 +19,11 @@ import {
   type BlockingOut,
   type CallMeta,
   type ErrorData,
+  eachMessage,
   errorData,
   errorFrom,
   type FromWorker,
+  MessageBatcher,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -70,6 +72,7 @@ export class WorkerHost implements PluginHost {
   readonly #name: string;
   readonly #logger: Logger;
   #worker: Worker | undefined;
+  #out: MessageBatcher<ToWorker> | undefined;
   #toWorker: BlockingClient<BlockingIn> | undefined;
   #ready: Promise<void> = Promise.resolve();
   #loaded: Answer | undefined;
@@ -135,7 +138,12 @@ export class WorkerHost implements PluginHost {
     serveBlocking<BlockingOut>(toCore.port1, (request) => this.#serveBlocking(request));
     toCore.port1.unref();
     this.#toWorker = new BlockingClient<BlockingIn>(toWorker.port1);
-    worker.on("message", (message: FromWorker) => this.#receive(message));
+    this.#out = new MessageBatcher<ToWorker>(worker, (message, error) =>
+      this.#unclonable(message, error),
+    );
+    worker.on("message", (data: FromWorker | FromWorker[]) =>
+      eachMessage(data, (message) => this.#receive(message)),
+    );
     worker.on("error", (error) => this.#lost(worker, `crashed: ${error.message}`));
     worker.on("exit", (code) => this.#lost(worker, `exited with code ${code}`));
     return new Promise<void>((resolve, reject) => {
@@ -146,23 +154,48 @@ export class WorkerHost implements PluginHost {
   // ---------------------------------------------------------------- messages
 
   #post(message: ToWorker): void {
-    this.#worker?.postMessage(message);
+    this.#out?.post(message);
+  }
+
+  /** A message that could not be copied to the worker fails what it was for. */
+  #unclonable(message: ToWorker, error: Error): void {
+    const reason = new Error(`a value cannot cross to the plugin's thread: ${error.message}`);
+    switch (message.t) {
+      case "invoke":
+      case "enable":
+      case "disable":
+      case "ping": {
+        const pending = this.#answers.get(message.id);
+        this.#answers.delete(message.id);
+        pending?.reject(reason);
+        return;
+      }
+      case "open": {
+        const stream = this.#inbound.get(message.id);
+        if (stream) {
+          stream.done = true;
+          stream.error = reason;
+          stream.wake?.();
+        }
+        return;
+      }
+      case "answer":
+        this.#post({ t: "answer", id: message.id, error: errorData(reason) });
+        return;
+      case "items":
+        this.#post({ t: "end", id: message.id, error: errorData(reason) });
+        this.#outbound.get(message.id)?.controller.abort();
+        return;
+      default:
+        return;
+    }
   }
 
   #request(make: (id: number) => ToWorker): Promise<unknown> {
     const id = ++this.#seq;
     return new Promise((resolve, reject) => {
       this.#answers.set(id, { resolve, reject });
-      try {
-        this.#post(make(id));
-      } catch (error) {
-        this.#answers.delete(id);
-        reject(
-          new Error(
-            `the arguments cannot cross to the plugin's thread: ${(error as Error).message}`,
-          ),
-        );
-      }
+      this.#post(make(id));
     });
   }
 
@@ -417,22 +450,13 @@ export class WorkerHost implements PluginHost {
       const id = ++this.#seq;
       const result = new Promise((resolve, reject) => {
         this.#answers.set(id, { resolve, reject });
-        try {
-          this.#post({
-            t: "invoke",
-            id,
-            endpoint: endpoint.info.access_name,
-            args,
-            call: this.#meta(call, false),
-          });
-        } catch (error) {
-          this.#answers.delete(id);
-          reject(
-            new Error(
-              `the arguments cannot cross to the plugin's thread: ${(error as Error).message}`,
-            ),
-          );
-        }
+        this.#post({
+          t: "invoke",
+          id,
+          endpoint: endpoint.info.access_name,
+          args,
+          call: this.#meta(call, false),
+        });
       });
       this.#watch(id, call);
       return result;

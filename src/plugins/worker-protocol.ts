@@ -123,3 +123,53 @@ export function errorFrom(data: ErrorData): Error {
   if (data.stack) error.stack = data.stack;
   return error;
 }
+
+/**
+ * Sends messages in batches: those posted during one microtask checkpoint leave as one array,
+ * so many calls in flight cost one cross-thread wake-up instead of one each. A message that
+ * cannot be cloned fails alone, through `unclonable`, and the rest still go.
+ */
+export class MessageBatcher<M> {
+  readonly #target: { postMessage(value: unknown): void };
+  readonly #unclonable: (message: M, error: Error) => void;
+  #queue: M[] = [];
+  #scheduled = false;
+
+  constructor(
+    target: { postMessage(value: unknown): void },
+    unclonable: (message: M, error: Error) => void,
+  ) {
+    this.#target = target;
+    this.#unclonable = unclonable;
+  }
+
+  post(message: M): void {
+    this.#queue.push(message);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(this.#flush);
+  }
+
+  #flush = (): void => {
+    this.#scheduled = false;
+    const queue = this.#queue;
+    this.#queue = [];
+    try {
+      this.#target.postMessage(queue.length === 1 ? queue[0] : queue);
+    } catch {
+      for (const message of queue) {
+        try {
+          this.#target.postMessage(message);
+        } catch (error) {
+          this.#unclonable(message, error as Error);
+        }
+      }
+    }
+  };
+}
+
+/** Handles each message of what a MessageBatcher sent: one message, or an array of them. */
+export function eachMessage<M>(data: M | M[], handle: (message: M) => void): void {
+  if (Array.isArray(data)) for (const message of data) handle(message);
+  else handle(data);
+}
