@@ -1,20 +1,316 @@
 #!/usr/bin/env node
-/** The `aio` command line. */
-import { Command } from "commander";
+/**
+ * The `aio` command line: run a node, call its plugins, look at what runs, make and check
+ * plugins, and manage a node interactively. docs/cli.md documents every command.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import type { LogLevelName } from "../config/types.js";
+import type { CallCommandOptions } from "./call.js";
+import type { ListOptions, NodesOptions } from "./list.js";
+import {
+  CliError,
+  describeError,
+  EXIT,
+  exitWhenFlushed,
+  note,
+  reserveStdout,
+  UsageError,
+} from "./output.js";
 import { packageVersion } from "./paths.js";
-import { runCommand } from "./run.js";
+import type { TargetOptions } from "./target.js";
+
+const LEVELS: readonly LogLevelName[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
+
+function logLevel(value: string): LogLevelName {
+  const level = value.toUpperCase();
+  if (level === "WARN") return "WARNING";
+  if (!(LEVELS as readonly string[]).includes(level)) {
+    throw new InvalidArgumentError(`expected one of ${LEVELS.join(", ")} (any case)`);
+  }
+  return level as LogLevelName;
+}
+
+function milliseconds(min: number) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > 2 ** 31 - 1) {
+      throw new InvalidArgumentError(
+        `expected a whole number of milliseconds${min > 0 ? ", at least 1" : ""}`,
+      );
+    }
+    return Number(value);
+  };
+}
+
+const HINT = "(add --help for usage)";
+
+/** --config F | --node URL, as every command that talks to a node takes them. */
+function targetOptions(command: Command, logDefault = "WARNING"): Command {
+  return command
+    .addOption(
+      new Option(
+        "-c, --config <file>",
+        "start a core in this process from this config.yml (default: ./config.yml, else the bundled example)",
+      ).conflicts("node"),
+    )
+    .addOption(
+      new Option(
+        "-n, --node <url>",
+        "talk to a running node instead, e.g. http://127.0.0.1:2510 (signed with AIO_SECRET when it is set)",
+      ).conflicts("config"),
+    )
+    .addOption(logLevelOption(`console log level of a core started here (default: ${logDefault})`));
+}
+
+function logLevelOption(description: string): Option {
+  return new Option(
+    "-l, --log-level <level>",
+    `${description}: DEBUG, INFO, WARNING, ERROR or CRITICAL`,
+  ).argParser(logLevel);
+}
+
+function jsonOption(): Option {
+  return new Option("--json", "print JSON instead of a table, for scripts");
+}
+
+/** An action whose returned number is the exit code; undefined keeps the process running. */
+function action<A extends unknown[]>(fn: (...args: A) => unknown) {
+  return async (...args: A): Promise<void> => {
+    const code = await fn(...args);
+    if (typeof code === "number") await exitWhenFlushed(code);
+  };
+}
 
 const program = new Command()
   .name("aio")
-  .description("AIO Core: run plugin nodes and call their plugins")
-  .version(packageVersion());
+  .description("AIO Core: run plugin nodes, call their plugins, make and check plugins")
+  .version(packageVersion(), "-V, --version", "print the version")
+  .helpOption("-h, --help", "show help")
+  .helpCommand("help [command]", "show help for a command")
+  .exitOverride()
+  .showHelpAfterError(HINT)
+  .configureHelp({ sortSubcommands: false, showGlobalOptions: false })
+  .addHelpText(
+    "after",
+    `
+Exit codes:
+  0    success
+  1    the command failed: a call's error (printed as CODE: message), problems found by check,
+       a folder that exists already, a node that cannot be reached
+  2    usage error: unknown command or option, missing argument, invalid JSON or option value
+  130  interrupted: a second Ctrl-C/SIGTERM while aio run closes, or Ctrl-C during a call
+
+Environment:
+  AIO_SECRET        the shared secret of the nodes; --node requests are signed with it
+  NO_COLOR          set (non-empty): no colors
+  AIO_HISTORY_FILE  the console's history file (default: ~/.aio_history)
+
+Examples:
+  aio run                                   start ./config.yml (else the bundled example)
+  aio call PluginB calculate_square 6       36
+  aio stream InteropTarget it_async_gen '{"n": 2}'
+  aio plugins --node http://127.0.0.1:2510
+  aio new Greeter && aio check
+
+Documentation: docs/cli.md`,
+  );
 
 program
   .command("run")
+  .summary("start a node and keep it running until Ctrl-C")
   .description(
-    "start a node and keep it running until Ctrl-C (no config: ./config.yml, else the bundled example)",
+    "Start a node: load and enable the plugins of the config, start networking if it is enabled, and print what runs (plugins with version, state, load time and isolation; failures with their reasons; the address it listens on; the nodes found). Runs until SIGINT or SIGTERM, then closes gracefully: calls in flight finish (within general.drain_timeout), plugins are disabled, the log is flushed, exit 0. A second signal exits at once (130).",
   )
-  .argument("[config]", "path to config.yml")
-  .action(runCommand);
+  .argument("[config]", "config.yml (default: ./config.yml, else the bundled example)")
+  .addOption(logLevelOption("console log level, instead of general.console_log_level"))
+  .addHelpText("after", "\nExamples:\n  aio run\n  aio run deploy/config.yml --log-level debug")
+  .action(
+    action(async (config: string | undefined, options: { logLevel?: LogLevelName }) =>
+      (await import("./run.js")).runCommand(config, options),
+    ),
+  );
 
-await program.parseAsync();
+for (const kind of ["call", "stream"] as const) {
+  const command = program
+    .command(kind)
+    .summary(
+      kind === "call"
+        ? "call a plugin's endpoint and print the result as JSON"
+        : "call a generator endpoint and print each item as a JSON line",
+    )
+    .description(
+      kind === "call"
+        ? "Call a function endpoint (plain or async) and print its result as JSON on stdout. On failure: CODE: message on stderr, exit 1."
+        : "Call a generator endpoint (plain or async) and print each item as one JSON line on stdout, as it comes. On failure: CODE: message on stderr, exit 1 (items before the failure are printed).",
+    )
+    .argument("<plugin>", "the plugin's name")
+    .argument("<method>", "the endpoint's access_name")
+    .argument(
+      "[args-json]",
+      'arguments as JSON: [2, 3] positional, {"a": 2} named, 5 or \'"text"\' one argument; none if left out',
+    )
+    .option(
+      "--host <host>",
+      "where the call may run: any, local, remote, or a node's hostname (default: any)",
+    )
+    .addOption(
+      new Option("-t, --timeout <ms>", "fail with TIMEOUT after this many milliseconds").argParser(
+        milliseconds(1),
+      ),
+    );
+  targetOptions(command)
+    .addHelpText(
+      "after",
+      kind === "call"
+        ? `\nExamples:\n  aio call PluginB calculate_square 6\n  aio call InteropTarget it_sync_add '{"a": 2, "b": 3}' --timeout 2000\n  AIO_SECRET=… aio call PluginB calculate_square '[7]' --node http://10.0.0.5:2510`
+        : `\nExamples:\n  aio stream InteropTarget it_async_gen '{"n": 3, "prefix": "x"}'\n  aio stream PluginA perform_operation_stream_ABC 3 --node http://127.0.0.1:2510 | head -2`,
+    )
+    .action(
+      action(
+        async (
+          plugin: string,
+          method: string,
+          args: string | undefined,
+          options: CallCommandOptions,
+        ) => (await import("./call.js")).callCommand(kind, plugin, method, args, options),
+      ),
+    );
+}
+
+targetOptions(
+  program
+    .command("plugins")
+    .summary("list the plugins of a node")
+    .description(
+      "List the plugins of a node: name, version, state, load time, isolation, remote; then why any failed.",
+    )
+    .addOption(jsonOption()),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio plugins\n  aio plugins --node http://127.0.0.1:2510 --json",
+  )
+  .action(
+    action(async (options: ListOptions) => (await import("./list.js")).pluginsCommand(options)),
+  );
+
+targetOptions(
+  program
+    .command("nodes")
+    .summary("list the other nodes a node knows")
+    .description(
+      "List the other nodes a node knows: hostname, address, up or down, when last seen, their plugins. In-process (--config), the core waits --wait milliseconds for discovery first.",
+    )
+    .addOption(jsonOption())
+    .addOption(
+      new Option(
+        "-w, --wait <ms>",
+        "in-process: wait this long for nodes to be found (default: 1500 with networking)",
+      ).argParser(milliseconds(0)),
+    ),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio nodes --node http://127.0.0.1:2510\n  aio nodes --config config.yml --wait 5000 --json",
+  )
+  .action(
+    action(async (options: NodesOptions) => (await import("./list.js")).nodesCommand(options)),
+  );
+
+targetOptions(
+  program
+    .command("endpoints")
+    .summary("list a plugin's endpoints")
+    .description(
+      "List a plugin's endpoints: access name, kind, arguments (? optional, = default), who may call it, description.",
+    )
+    .argument("<plugin>", "the plugin's name")
+    .addOption(jsonOption()),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio endpoints PluginB\n  aio endpoints PluginB --node http://127.0.0.1:2510 --json",
+  )
+  .action(
+    action(async (plugin: string, options: ListOptions) =>
+      (await import("./list.js")).endpointsCommand(plugin, options),
+    ),
+  );
+
+program
+  .command("new")
+  .summary("create a plugin folder that loads as it is")
+  .description(
+    "Create <dir>/<Name>/ with plugin.ts (a class extending Plugin: a function, an async function and a generator endpoint), plugin_config.yml declaring them, and <Name>.test.mts, a node:test test that passes as generated. Prints the entry to add to config.yml. Refuses to overwrite an existing folder (exit 1).",
+  )
+  .argument("<Name>", "the plugin's class name, a JavaScript identifier (e.g. Greeter)")
+  .option("-d, --dir <dir>", "the folder to create it in", "plugins")
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio new Greeter\n  aio new WeatherStation --dir plugins_test",
+  )
+  .action(
+    action(async (name: string, options: { dir?: string }) =>
+      (await import("./new.js")).newCommand(name, options),
+    ),
+  );
+
+program
+  .command("check")
+  .summary("validate config.yml and every plugin, without starting anything")
+  .description(
+    "Validate config.yml and every plugin's manifest, import every plugin module (its top-level code runs; no plugin is constructed, onLoad does not run), and check that each endpoint's internal_name is a method of the plugin class. Prints every problem as file:line key: message and exits 1 if there is any; else a summary and exit 0.",
+  )
+  .argument("[config]", "config.yml (default: ./config.yml, else the bundled example)")
+  .addOption(jsonOption().default(false))
+  .addHelpText("after", "\nExamples:\n  aio check\n  aio check deploy/config.yml --json")
+  .action(
+    action(async (config: string | undefined, options: { json?: boolean }) =>
+      (await import("./check.js")).checkCommand(config, options),
+    ),
+  );
+
+targetOptions(
+  program
+    .command("console")
+    .summary("an interactive session: manage plugins and call them")
+    .description(
+      "An interactive session with a node, in this process (--config) or running elsewhere (--node): load, enable, disable, reload, pop, purge, list, info, endpoints, status, nodes, call, stream, help, exit. Tab completes commands, plugin names and endpoint names; history is kept in ~/.aio_history (AIO_HISTORY_FILE). With piped input it runs one command a line, and exits 1 if any failed.",
+    ),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio console\n  aio console --node http://127.0.0.1:2510\n  printf 'list\\ncall PluginB calculate_square 3\\n' | aio console --config config.yml",
+  )
+  .action(
+    action(async (options: TargetOptions) =>
+      (await import("./console.js")).consoleCommand(options),
+    ),
+  );
+
+// Each command's module is imported when it runs: `aio --help` and the commands that talk to a
+// running node do not load the runtime.
+
+// Commands whose stdout is data: nothing but their output may reach it.
+const DATA_COMMANDS = new Set(["call", "stream", "plugins", "nodes", "endpoints", "check"]);
+program.hook("preAction", (_program, command) => {
+  if (DATA_COMMANDS.has(command.name())) reserveStdout();
+});
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  let code: number = EXIT.FAILED;
+  if (error instanceof CommanderError) {
+    // Help and version end with exit code 0; commander printed its own error otherwise.
+    code = error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  } else if (error instanceof UsageError) {
+    note(`error: ${error.message}\n${HINT}`);
+    code = EXIT.USAGE;
+  } else if (error instanceof CliError) {
+    note(describeError(error));
+    code = error.exitCode;
+  } else {
+    note(describeError(error));
+  }
+  await exitWhenFlushed(code);
+}

@@ -12,10 +12,21 @@ export function packageVersion(): string {
   return String(manifest.version);
 }
 
-/** The config a command uses: the one given, else ./config.yml, else the bundled example. */
-export function chooseConfig(given: string | undefined): { file: string; why: string } {
-  if (given) return { file: resolve(given), why: "given" };
+/**
+ * The config a command uses: the one given, else ./config.yml, else the bundled example
+ * (`fallback` is then true, and `why` says so).
+ */
+export function chooseConfig(given: string | undefined): {
+  file: string;
+  why: string;
+  fallback: boolean;
+} {
+  if (given) return { file: resolve(given), why: "given", fallback: false };
   const local = resolve("config.yml");
-  if (existsSync(local)) return { file: local, why: "./config.yml" };
-  return { file: BUNDLED_EXAMPLE_CONFIG, why: "no ./config.yml here, so the bundled example" };
+  if (existsSync(local)) return { file: local, why: "./config.yml", fallback: false };
+  return {
+    file: BUNDLED_EXAMPLE_CONFIG,
+    why: "no ./config.yml here, so the bundled example",
+    fallback: true,
+  };
 }

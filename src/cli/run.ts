@@ -1,71 +1,58 @@
 /** `aio run`: start a node, report what it runs, and close it gracefully on a signal. */
-import { PluginCore } from "../core/plugin-core.js";
-import type { PluginInfo } from "../core/types.js";
-import { AioError } from "../errors.js";
+import type { LogLevelName } from "../config/types.js";
+import type { PluginCore } from "../core/plugin-core.js";
+import { colorsFor, describeError, EXIT, exitWhenFlushed, note, out } from "./output.js";
 import { chooseConfig } from "./paths.js";
+import { nodeTable, pluginTable } from "./tables.js";
+import { createCore, listenAddress, startFailure, startWithProgress } from "./target.js";
 
-function table(rows: string[][]): string {
-  const widths =
-    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? "").length))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths[column] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
+export interface RunOptions {
+  logLevel?: LogLevelName | undefined;
 }
 
-export function pluginSummary(plugins: PluginInfo[]): string {
-  const rows = [["PLUGIN", "VERSION", "STATE", "LOAD", "ISOLATION"]];
-  for (const p of plugins) {
-    rows.push([
-      p.name,
-      p.version || "-",
-      p.state,
-      p.loadTimeMs !== undefined ? `${p.loadTimeMs} ms` : "-",
-      p.isolation,
-    ]);
+/** What runs: the plugins (version, state, load time, isolation, failures), address, nodes. */
+export function startSummary(core: PluginCore, color: boolean): string {
+  const lines = [`Node "${core.hostname}" is running (pid ${process.pid}).`];
+  const address = listenAddress(core);
+  if (address) {
+    const everywhere = /\/\/(0\.0\.0\.0|\[::\]):/.test(address) ? " (every interface)" : "";
+    lines.push(`Listening on ${address}${everywhere}`);
+  } else {
+    lines.push("Networking: off");
   }
-  const failures = plugins
-    .filter((p) => p.state === "failed")
-    .map((p) => `  ${p.name}: ${p.error ?? "unknown reason"}`);
-  return [table(rows), ...(failures.length ? ["", "Failed:", ...failures] : [])].join("\n");
+  lines.push("", pluginTable(core.listPlugins(), color), "");
+  if (address) {
+    const nodes = core.nodes();
+    lines.push(nodes.length ? `Nodes:\n${nodeTable(nodes, color)}` : "Nodes: none found yet");
+  }
+  if (core.logFile) lines.push(`Log file: ${core.logFile}`);
+  return lines.join("\n");
 }
 
-export async function runCommand(configArg: string | undefined): Promise<void> {
+export async function runCommand(
+  configArg: string | undefined,
+  options: RunOptions,
+): Promise<void> {
   const { file, why } = chooseConfig(configArg);
-  let core: PluginCore;
-  try {
-    core = new PluginCore(file);
-  } catch (error) {
-    process.stderr.write(`${error instanceof AioError ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-    return;
-  }
-  process.stdout.write(`Config: ${file}${why === "given" ? "" : ` (${why})`}\n`);
+  const core = await createCore(file, options.logLevel);
+  out(`Config: ${file}${why === "given" ? "" : ` (${why})`}`);
 
   // Holds the process open while only plugins (which may own no handles) are running.
   const keepAlive = setInterval(() => undefined, 2 ** 30);
   let closing = false;
   const shutdown = (signal: NodeJS.Signals) => {
     if (closing) {
-      process.stderr.write(`${signal} again: exiting without waiting for plugins\n`);
-      process.exit(130);
+      note(`${signal} again: exiting without waiting for plugins`);
+      process.exit(EXIT.FORCED);
     }
     closing = true;
     clearInterval(keepAlive);
-    process.stdout.write(`${signal}: shutting down (send it again to force)\n`);
+    out(`${signal}: shutting down; calls in flight may finish (send ${signal} again to force)`);
     core.close().then(
-      () => {
-        process.exitCode = 0;
-        // A plugin may leave a timer or socket open; the node is closed, so do not wait for it.
-        setTimeout(() => process.exit(0), 500).unref();
-      },
+      () => exitWhenFlushed(EXIT.OK),
       (error: unknown) => {
-        process.stderr.write(`shutdown failed: ${String(error)}\n`);
-        process.exit(1);
+        note(`shutdown failed: ${describeError(error)}`);
+        return exitWhenFlushed(EXIT.FAILED);
       },
     );
   };
@@ -73,19 +60,16 @@ export async function runCommand(configArg: string | undefined): Promise<void> {
   process.on("SIGTERM", shutdown);
 
   try {
-    await core.start();
+    await startWithProgress(core);
   } catch (error) {
-    process.stderr.write(
-      `start failed: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
+    if (closing) return;
+    closing = true;
     clearInterval(keepAlive);
-    await core.close();
-    process.exitCode = 1;
-    return;
+    note(describeError(startFailure(error, core)));
+    await core.close().catch(() => undefined);
+    await exitWhenFlushed(EXIT.FAILED);
   }
-  process.stdout.write(
-    `Node "${core.hostname}" is running.\n${pluginSummary(core.listPlugins())}\n`,
-  );
-  if (core.logFile) process.stdout.write(`Log file: ${core.logFile}\n`);
-  process.stdout.write("Press Ctrl-C to stop.\n");
+  // A signal during start-up: the node is closing already.
+  if (closing) return;
+  out(`${startSummary(core, colorsFor(process.stdout))}\nPress Ctrl-C to stop.`);
 }

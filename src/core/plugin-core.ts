@@ -171,9 +171,17 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     });
   }
 
-  /** An operator's action sent to the node over the network (`aio console --node`). */
+  /**
+   * An operator's action sent to the node over the network (`aio console --node`). It names
+   * only plugins this node knows (from its config or an earlier load): the network can never
+   * point the node at a folder to load code from.
+   */
   #act(action: AdminAction, plugin: string | undefined): Promise<void> {
     const name = plugin ?? "";
+    const known = this.#registry.has(name) || this.#config.plugins.some((p) => p.name === name);
+    if (action !== "purge" && !known) {
+      return Promise.reject(callErrors.pluginNotFound({ plugin: name, method: action }));
+    }
     switch (action) {
       case "load":
         return this.loadPlugin(name);
@@ -447,6 +455,13 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
    * A plugin already loaded is unloaded first. Throws the reason if it fails.
    */
   async loadPlugin(name: string, entry: Partial<PluginEntry> = {}): Promise<void> {
+    if (/[\\/]|\.\./.test(name)) {
+      throw new ConfigError(
+        "CONFIG_INVALID",
+        `loadPlugin: "${name}" is not a plugin name (a plugin is named like its class; give a folder as entry.path)`,
+        { key: "name" },
+      );
+    }
     const existing = this.#registry.get(name);
     const base = existing?.entry ?? this.#config.plugins.find((p) => p.name === name);
     const baseDir = this.#config.baseDir;

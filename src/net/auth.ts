@@ -69,13 +69,19 @@ export function signAnswer(secret: string, nonce: string, body: string | Buffer)
   return hmac(secret, "answer", nonce, bodyDigest(body));
 }
 
-/** Refuses replayed requests: remembers each nonce until its timestamp is too old to pass. */
+/**
+ * Refuses replayed requests: remembers each nonce until its timestamp is too old to pass.
+ * Nonces live in memory, so a request signed before this cache existed (before the node
+ * restarted) is refused too: it could be a replay the cache has forgotten. (A peer whose
+ * clock runs behind is refused only in the first moments after a restart.)
+ */
 export class NonceCache {
   readonly #seen = new Map<string, number>();
+  readonly #notBefore = Date.now();
 
   /** Records `nonce`; false if it was seen before, or the cache is full of live nonces. */
   admit(nonce: string, time: number, now: number): boolean {
-    if (this.#seen.has(nonce)) return false;
+    if (time < this.#notBefore || this.#seen.has(nonce)) return false;
     if (this.#seen.size >= MAX_NONCES) {
       this.#evict(now);
       if (this.#seen.size >= MAX_NONCES) return false;

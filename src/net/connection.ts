@@ -5,6 +5,7 @@
  */
 import WebSocket from "ws";
 import { type Call, watchBounds } from "../core/call.js";
+import { StreamInbox } from "../core/stream-inbox.js";
 import { callErrors, NetworkRequestError } from "../errors.js";
 import {
   ChannelSigner,
@@ -52,10 +53,7 @@ interface PendingStream {
   kind: "stream";
   call: Call;
   packet: number;
-  queue: unknown[];
-  done: boolean;
-  error: Error | undefined;
-  wake: (() => void) | undefined;
+  inbox: StreamInbox;
 }
 
 type Pending = PendingCall | PendingStream;
@@ -223,9 +221,7 @@ export class NodeConnection {
       else pending.resolve(value);
       return;
     }
-    pending.done = true;
-    pending.error = failure;
-    pending.wake?.();
+    pending.inbox.end(failure);
   }
 
   #receive(packet: unknown): void {
@@ -251,8 +247,7 @@ export class NodeConnection {
         return;
       case "items":
         if (pending.kind === "stream" && Array.isArray(record.items)) {
-          for (const item of record.items) pending.queue.push(item);
-          pending.wake?.();
+          pending.inbox.push(record.items);
         }
         return;
       case "end":
@@ -344,20 +339,20 @@ export class NodeConnection {
       kind: "stream",
       call,
       packet: 0,
-      queue: [],
-      done: false,
-      error: undefined,
-      wake: undefined,
+      inbox: new StreamInbox(STREAM_WINDOW, (n) => channel.send({ t: "credit", id, n })),
     };
     this.#pending.set(id, state);
+    let endedEarly: Error | undefined;
     const stop = watchBounds(call, (error) => {
       if (!this.#pending.delete(id)) return;
       if (state.packet > 0) channel.send({ t: "cancel", id });
+      endedEarly = error;
       this.#settle(state, error);
     });
-    if (!this.#pending.has(id)) {
+    // Already aborted, or a deadline already passed: it ended before anything was sent.
+    if (endedEarly) {
       stop();
-      throw state.error;
+      throw endedEarly;
     }
     state.packet = channel.send({
       t: "open",
@@ -372,34 +367,8 @@ export class NodeConnection {
         ? this.#tooLarge(call)
         : new NotDelivered(`the connection to ${this.#options.hostname} closed`);
     }
-    let consumed = 0;
-    let index = 0;
     try {
-      for (;;) {
-        if (index < state.queue.length) {
-          const item = state.queue[index++];
-          // Compact now and then rather than shifting per item.
-          if (index >= 1024) {
-            state.queue = state.queue.slice(index);
-            index = 0;
-          }
-          consumed++;
-          if (consumed >= STREAM_WINDOW / 2 && !state.done) {
-            channel.send({ t: "credit", id, n: consumed });
-            consumed = 0;
-          }
-          yield item;
-          continue;
-        }
-        if (state.done) {
-          if (state.error) throw state.error;
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          state.wake = resolve;
-        });
-        state.wake = undefined;
-      }
+      yield* state.inbox.items();
     } finally {
       stop();
       if (this.#pending.delete(id)) channel.send({ t: "cancel", id });

@@ -66,6 +66,12 @@ export class HttpClient {
       );
     }
     const answer = await response.body.text();
+    if (response.statusCode === 421) {
+      throw new NetworkRequestError(
+        "NETWORK",
+        `${url} refused the Host "${host}": the node knows itself under other names. Add "${host}" to networking.allowed_hosts on that node`,
+      );
+    }
     if (signed) {
       if (response.statusCode === 401) throw callErrors.unauthorizedBy(new URL(url).host);
       const mac = response.headers[HEADER_ANSWER];

@@ -75,9 +75,11 @@ async function post(url: string, body: string, timeoutMs: number, headers: Recor
 }
 
 async function* lines(body: AsyncIterable<Buffer>): AsyncGenerator<string> {
+  // A streaming decoder: a character split across two reads must not be cut in half.
+  const decoder = new TextDecoder();
   let rest = "";
   for await (const chunk of body) {
-    rest += chunk.toString("utf8");
+    rest += decoder.decode(chunk, { stream: true });
     let newline = rest.indexOf("\n");
     while (newline >= 0) {
       yield rest.slice(0, newline);

@@ -7,6 +7,7 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
 import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
 import { callErrors } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -66,15 +67,9 @@ function unclonable(message: FromWorker, error: Error): void {
       );
       return;
     }
-    case "stream": {
-      const stream = inbound.get(message.id);
-      if (stream) {
-        stream.done = true;
-        stream.error = reason;
-        stream.wake?.();
-      }
+    case "stream":
+      inbound.get(message.id)?.end(reason);
       return;
-    }
     default:
       return;
   }
@@ -116,10 +111,7 @@ class ServedCall implements CallInfo {
 
 let seq = 0;
 const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-const inbound = new Map<
-  number,
-  { queue: unknown[]; done: boolean; error?: Error; wake?: () => void }
->();
+const inbound = new Map<number, StreamInbox>();
 const blocking = new BlockingClient<BlockingOut>(setup.blockingOut);
 
 /** The chain of threads waiting on the call this plugin is serving now, and this one. */
@@ -174,33 +166,11 @@ async function* executeStream(
   options: ExecuteOptions | undefined,
 ): AsyncGenerator<unknown, void, undefined> {
   const id = ++seq;
-  const stream: { queue: unknown[]; done: boolean; error?: Error; wake?: () => void } = {
-    queue: [],
-    done: false,
-  };
+  const stream = new StreamInbox(WINDOW, (n) => post({ t: "credit", id, n }));
   inbound.set(id, stream);
   post({ t: "stream", id, plugin, method, args, options: wireOptions(options), credit: WINDOW });
-  let consumed = 0;
   try {
-    for (;;) {
-      if (stream.queue.length > 0) {
-        const item = stream.queue.shift();
-        if (++consumed >= WINDOW / 2) {
-          post({ t: "credit", id, n: consumed });
-          consumed = 0;
-        }
-        yield item;
-        continue;
-      }
-      if (stream.done) {
-        if (stream.error) throw stream.error;
-        return;
-      }
-      await new Promise<void>((resolve) => {
-        stream.wake = resolve;
-      });
-      stream.wake = undefined;
-    }
+    yield* stream.items();
   } finally {
     if (inbound.delete(id) && !stream.done) post({ t: "cancel", id });
   }
@@ -396,21 +366,12 @@ function serve(message: ToWorker): void {
       else pending.resolve(message.value);
       return;
     }
-    case "items": {
-      const stream = inbound.get(message.id);
-      if (!stream) return;
-      stream.queue.push(...message.items);
-      stream.wake?.();
+    case "items":
+      inbound.get(message.id)?.push(message.items);
       return;
-    }
-    case "end": {
-      const stream = inbound.get(message.id);
-      if (!stream) return;
-      stream.done = true;
-      if (message.error) stream.error = errorFrom(message.error);
-      stream.wake?.();
+    case "end":
+      inbound.get(message.id)?.end(message.error && errorFrom(message.error));
       return;
-    }
   }
 }
 

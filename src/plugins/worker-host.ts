@@ -8,6 +8,7 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { BlockingClient, BlockingTimeout, serveBlocking } from "../core/blocking.js";
+import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions } from "../core/types.js";
 import { ConfigError, callErrors, RequestError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -49,13 +50,6 @@ interface Answer {
   reject(error: Error): void;
 }
 
-interface InboundStream {
-  queue: unknown[];
-  done: boolean;
-  error: Error | undefined;
-  wake: (() => void) | undefined;
-}
-
 export interface WorkerHostOptions {
   entry: PluginEntry;
   manifest: PluginManifest;
@@ -80,7 +74,7 @@ export class WorkerHost implements PluginHost {
   #identity: PluginIdentity;
   #seq = 0;
   readonly #answers = new Map<number, Answer>();
-  readonly #inbound = new Map<number, InboundStream>();
+  readonly #inbound = new Map<number, StreamInbox>();
   /** The worker's own calls and streams that the core is serving. */
   readonly #outbound = new Map<
     number,
@@ -170,15 +164,9 @@ export class WorkerHost implements PluginHost {
         pending?.reject(reason);
         return;
       }
-      case "open": {
-        const stream = this.#inbound.get(message.id);
-        if (stream) {
-          stream.done = true;
-          stream.error = reason;
-          stream.wake?.();
-        }
+      case "open":
+        this.#inbound.get(message.id)?.end(reason);
         return;
-      }
       case "answer":
         this.#post({ t: "answer", id: message.id, error: errorData(reason) });
         return;
@@ -234,21 +222,12 @@ export class WorkerHost implements PluginHost {
         else pending.resolve(message.value);
         return;
       }
-      case "items": {
-        const stream = this.#inbound.get(message.id);
-        if (!stream) return;
-        for (const item of message.items) stream.queue.push(item);
-        stream.wake?.();
+      case "items":
+        this.#inbound.get(message.id)?.push(message.items);
         return;
-      }
-      case "end": {
-        const stream = this.#inbound.get(message.id);
-        if (!stream) return;
-        stream.done = true;
-        if (message.error) stream.error = errorFrom(message.error);
-        stream.wake?.();
+      case "end":
+        this.#inbound.get(message.id)?.end(message.error && errorFrom(message.error));
         return;
-      }
       case "pong":
         this.#answers.get(message.id)?.resolve(undefined);
         this.#answers.delete(message.id);
@@ -479,7 +458,7 @@ export class WorkerHost implements PluginHost {
   ): AsyncGenerator<unknown, void, undefined> {
     await this.#ready;
     const id = ++this.#seq;
-    const stream: InboundStream = { queue: [], done: false, error: undefined, wake: undefined };
+    const stream = new StreamInbox(WINDOW, (n) => this.#post({ t: "credit", id, n }));
     this.#inbound.set(id, stream);
     this.#post({
       t: "open",
@@ -490,32 +469,8 @@ export class WorkerHost implements PluginHost {
       credit: WINDOW,
     });
     this.#watch(id, call);
-    let consumed = 0;
-    let index = 0;
     try {
-      for (;;) {
-        if (index < stream.queue.length) {
-          const item = stream.queue[index++];
-          if (index >= 1024) {
-            stream.queue = stream.queue.slice(index);
-            index = 0;
-          }
-          if (++consumed >= WINDOW / 2 && !stream.done) {
-            this.#post({ t: "credit", id, n: consumed });
-            consumed = 0;
-          }
-          yield item;
-          continue;
-        }
-        if (stream.done) {
-          if (stream.error) throw stream.error;
-          return;
-        }
-        await new Promise<void>((resolve) => {
-          stream.wake = resolve;
-        });
-        stream.wake = undefined;
-      }
+      yield* stream.items();
     } finally {
       if (this.#inbound.delete(id) && !stream.done) {
         this.#post({
@@ -627,11 +582,7 @@ export class WorkerHost implements PluginHost {
   #fail(error: Error): void {
     for (const pending of this.#answers.values()) pending.reject(error);
     this.#answers.clear();
-    for (const stream of this.#inbound.values()) {
-      stream.done = true;
-      stream.error = error;
-      stream.wake?.();
-    }
+    for (const stream of this.#inbound.values()) stream.end(error);
     this.#inbound.clear();
     for (const outbound of this.#outbound.values()) outbound.controller.abort();
     this.#outbound.clear();

@@ -5,7 +5,7 @@
  * with the wrong secret, or a server that cannot prove it knows the secret, gets nowhere.
  *
  * Signing is reimplemented in helpers.ts from docs/security.md; one test cross-checks it with
- * the built `dist/net/auth.js`.
+ * the built `dist/net/auth.js`. Requests are signed for the Host they are sent with.
  */
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
@@ -21,11 +21,14 @@ import {
   cleanup,
   closeNode,
   failure,
+  freePort,
   H_ANSWER,
   H_NONCE,
   H_SIG,
   H_TIME,
+  hostOf,
   mac,
+  nodeBehindProxy,
   openChannel,
   pingDatagram,
   pingMac,
@@ -35,14 +38,15 @@ import {
   type RawAnswer,
   rawRequest,
   readLog,
-  recordingProxy,
+  readSignedStream,
+  signedPing,
   signedRequest,
   signHeaders,
   sleep,
   spawnMitm,
   spawnNode,
   startNode,
-  streamMac,
+  streamLineMac,
   tempDir,
   UNAUTHORIZED_TEXT,
   upgrade,
@@ -58,12 +62,24 @@ let A: PluginCore;
 let port: number;
 
 beforeAll(async () => {
-  dir = pluginDir({ Api: API });
+  dir = pluginDir({
+    Api: API,
+    // Served only by the child nodes of the man-in-the-middle tests.
+    Text: {
+      body: `*words(n: number) { for (let i = 0; i < n; i++) yield "é".repeat(3000 + i); }`,
+      endpoints: [
+        { internal_name: "words", remote: true, arguments: [{ name: "n", type: "int" }] },
+      ],
+    },
+  });
   A = await startNode({ hostname: "alpha", dir, plugins: ["Api"], networking: { secret: SECRET } });
   port = A.port as number;
 });
 
 afterAll(cleanup);
+
+/** The Host header of requests to A, which they are signed for. */
+const here = () => hostOf(port);
 
 /** A 401 that says nothing but "unauthorized". */
 function expectBare401(answer: RawAnswer, head = false): void {
@@ -89,6 +105,12 @@ describe("unsigned requests", () => {
     ["DELETE", "/execute", undefined],
     ["OPTIONS", "/execute", undefined],
     ["PUT", "/info", "{}"],
+    // The operator's routes (aio plugins / nodes / console --node) need a signature too.
+    ["GET", "/plugins", undefined],
+    ["GET", "/nodes", undefined],
+    ["GET", "/endpoints?plugin=Api", undefined],
+    ["POST", "/admin", JSON.stringify({ action: "purge" })],
+    ["POST", "/admin", JSON.stringify({ action: "disable", plugin: "Api" })],
   ];
 
   it.each(routes)("%s %s gets 401 UNAUTHORIZED and nothing more", async (method, path, text) => {
@@ -123,7 +145,7 @@ describe("unsigned requests", () => {
   });
 
   it("only two of the three signature headers count as unsigned", async () => {
-    const signed = signHeaders(SECRET, "POST", "/execute", body);
+    const signed = signHeaders(SECRET, "POST", here(), "/execute", body);
     for (const drop of [H_TIME, H_NONCE, H_SIG]) {
       const headers: Record<string, string> = { ...signed, "content-type": "application/json" };
       delete headers[drop];
@@ -154,14 +176,33 @@ describe("signed requests", () => {
     // biome-ignore lint/suspicious/noExplicitAny: the built module, untyped from here
     const auth: any = await import("../../dist/net/auth.js");
     const body = JSON.stringify(CALL);
-    const theirs = auth.signRequest(SECRET, "post", "/execute?x=1", body) as Record<string, string>;
-    const ours = signHeaders(SECRET, "POST", "/execute?x=1", body, {
-      time: theirs[H_TIME],
-      nonce: theirs[H_NONCE],
-    });
-    expect(ours).toEqual(theirs);
+    for (const host of ["127.0.0.1:41234", "Alpha.Example:2510", "[::1]:2510"]) {
+      const theirs = auth.signRequest(SECRET, "post", host, "/execute?x=1", body) as Record<
+        string,
+        string
+      >;
+      const ours = signHeaders(SECRET, "POST", host, "/execute?x=1", body, {
+        time: theirs[H_TIME],
+        nonce: theirs[H_NONCE],
+      });
+      expect(ours).toEqual(theirs);
+      // The Host is part of it: the same request for another node is signed differently.
+      const elsewhere = signHeaders(SECRET, "POST", "127.0.0.1:41235", "/execute?x=1", body, {
+        time: theirs[H_TIME],
+        nonce: theirs[H_NONCE],
+      });
+      expect(elsewhere[H_SIG]).not.toBe(theirs[H_SIG]);
+    }
     expect(auth.signAnswer(SECRET, "n", "body")).toBe(answerMac(SECRET, "n", "body"));
-    expect(auth.signDatagram(SECRET, "ping\nabc")).toBe(pingMac(SECRET, "abc"));
+    const stream = new auth.StreamMac(SECRET, "n");
+    expect(stream.next('{"item":3}')).toBe(streamLineMac(SECRET, "n", 1, '{"item":3}'));
+    expect(stream.next('{"end":true}')).toBe(streamLineMac(SECRET, "n", 2, '{"end":true}'));
+    expect(auth.signDatagram(SECRET, "ping\nabc\n1700000000000")).toBe(
+      pingMac(SECRET, "abc", 1700000000000),
+    );
+    const key = auth.sessionKey(SECRET, "c1", "s1") as Buffer;
+    expect(key.toString("hex")).toBe(mac(SECRET, "session", "c1", "s1"));
+    expect(new auth.ChannelSigner(key, "client").seal("{}")).toBe(`${mac(key, "c", "1", "{}")}{}`);
   });
 
   it("a correctly signed /execute succeeds and its answer carries a valid x-aio-answer", async () => {
@@ -195,26 +236,39 @@ describe("signed requests", () => {
     expect(info.json.hostname).toBe("alpha");
   });
 
-  it("a signed stream ends with a MAC over every line before it", async () => {
+  it("every line of a signed stream carries its own MAC, bound to the request and its place", async () => {
     const answer = await signedRequest(port, SECRET, {
       method: "POST",
       path: "/execute_stream",
       body: JSON.stringify({ plugin: "Api", method: "count", args: [3] }),
     });
     expect(answer.status).toBe(200);
-    const lines = answer.text.split("\n").filter(Boolean);
-    expect(lines.slice(0, 3).map((l) => JSON.parse(l))).toEqual([
-      { item: 0 },
-      { item: 1 },
-      { item: 2 },
-    ]);
-    const last = JSON.parse(lines[3] as string);
-    expect(last.end).toBe(true);
-    const before = lines
-      .slice(0, 3)
-      .map((l) => `${l}\n`)
-      .join("");
-    expect(last.mac).toBe(streamMac(SECRET, answer.nonce, before));
+    expect(answer.headers["content-type"]).toMatch(/^application\/x-ndjson/);
+    const { lines, bad } = readSignedStream(SECRET, answer.nonce, answer.text);
+    expect(lines).toEqual([{ item: 0 }, { item: 1 }, { item: 2 }, { end: true }]);
+    expect(bad).toEqual([]);
+    // Each line is its content's JSON plus "mac", over "stream", nonce, line number, content.
+    const raw = answer.text.split("\n").filter(Boolean);
+    expect(raw[1]).toBe(
+      `{"item":1,"mac":"${streamLineMac(SECRET, answer.nonce, 2, '{"item":1}')}"}`,
+    );
+    // Not valid at another place, nor for another request.
+    const second = JSON.parse(raw[1] as string).mac;
+    expect(second).not.toBe(streamLineMac(SECRET, answer.nonce, 1, '{"item":1}'));
+    expect(second).not.toBe(streamLineMac(SECRET, "0".repeat(32), 2, '{"item":1}'));
+  });
+
+  it("a stream refused before its first item gets a signed error answer", async () => {
+    const answer = await signedRequest(port, SECRET, {
+      method: "POST",
+      path: "/execute_stream",
+      body: JSON.stringify({ plugin: "Api", method: "count", args: ["x"] }),
+    });
+    // "x" is not an int: refused before any item, answered like /execute (hostile.test.ts
+    // checks the signed error line of a stream that fails after its first item).
+    expect(answer.status).toBe(400);
+    expect(answer.json.error.code).toBe("INVALID_ARGUMENTS");
+    expect(answer.headers[H_ANSWER]).toBe(answerMac(SECRET, answer.nonce, answer.text));
   });
 });
 
@@ -231,46 +285,50 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
     });
 
   it("signed with the wrong secret", async () => {
-    expectBare401(await execute(signHeaders(`${SECRET}x`, "POST", "/execute", body)));
-    expectBare401(await execute(signHeaders("", "POST", "/execute", body)));
+    expectBare401(await execute(signHeaders(`${SECRET}x`, "POST", here(), "/execute", body)));
+    expectBare401(await execute(signHeaders("", "POST", here(), "/execute", body)));
   });
 
   it("a tampered body", async () => {
-    const headers = signHeaders(SECRET, "POST", "/execute", body);
+    const headers = signHeaders(SECRET, "POST", here(), "/execute", body);
     expectBare401(await execute(headers, JSON.stringify({ ...CALL, args: { a: 2, b: 4 } })));
     // Same JSON value, different bytes: the signature covers bytes.
     const spaced = body.replace(":", ": ");
-    expectBare401(await execute(signHeaders(SECRET, "POST", "/execute", body), spaced));
+    expectBare401(await execute(signHeaders(SECRET, "POST", here(), "/execute", body), spaced));
   });
 
   it("a tampered path or query", async () => {
     expectBare401(
-      await execute(signHeaders(SECRET, "POST", "/execute", body), body, "/execute_stream"),
+      await execute(signHeaders(SECRET, "POST", here(), "/execute", body), body, "/execute_stream"),
     );
     expectBare401(
-      await execute(signHeaders(SECRET, "POST", "/execute", body), body, "/execute?x=1"),
+      await execute(signHeaders(SECRET, "POST", here(), "/execute", body), body, "/execute?x=1"),
     );
-    const headers = signHeaders(SECRET, "GET", "/has_plugin?name=Api", "");
+    const headers = signHeaders(SECRET, "GET", here(), "/has_plugin?name=Api", "");
     expectBare401(await rawRequest(port, { path: "/has_plugin?name=Other", headers }));
   });
 
   it("a tampered method", async () => {
     // Signed as a POST without a body, sent as the GET the route serves.
-    const headers = signHeaders(SECRET, "POST", "/has_plugin?name=Api", "");
+    const headers = signHeaders(SECRET, "POST", here(), "/has_plugin?name=Api", "");
     expectBare401(await rawRequest(port, { method: "GET", path: "/has_plugin?name=Api", headers }));
-    const forPing = signHeaders(SECRET, "GET", "/ping", "");
+    const forPing = signHeaders(SECRET, "GET", here(), "/ping", "");
     expectBare401(
       await rawRequest(port, { method: "HEAD", path: "/ping", headers: forPing }),
       true,
     );
   });
 
-  it("timestamps 31 s in the past or future; 5 s off still passes", async () => {
+  it("timestamps 31 s in the past or future, or from before the node started; 5 s ahead still passes", async () => {
     const now = Date.now();
-    for (const time of [now - 31_000, now + 31_000, 0, 999_999_999_999_999]) {
-      expectBare401(await execute(signHeaders(SECRET, "POST", "/execute", body, { time })));
+    // The node remembers nonces in memory only, so anything signed before it started could be
+    // a replay it has forgotten.
+    for (const time of [now - 31_000, now + 31_000, 0, 999_999_999_999_999, now - 5000]) {
+      expectBare401(await execute(signHeaders(SECRET, "POST", here(), "/execute", body, { time })));
     }
-    const fine = await execute(signHeaders(SECRET, "POST", "/execute", body, { time: now - 5000 }));
+    const fine = await execute(
+      signHeaders(SECRET, "POST", here(), "/execute", body, { time: now + 5000 }),
+    );
     expect(fine.status).toBe(200);
   });
 
@@ -296,32 +354,47 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
 
   /** Headers signed correctly over the given (malformed) time or nonce. */
   function resign(h: Record<string, string>, change: { time?: string; nonce?: string }) {
-    return signHeaders(SECRET, "POST", "/execute", body, {
+    return signHeaders(SECRET, "POST", here(), "/execute", body, {
       time: change.time ?? h[H_TIME],
       nonce: change.nonce ?? h[H_NONCE],
     });
   }
 
   it.each(malformed)("%s", async (_name, change) => {
-    expectBare401(await execute(change(signHeaders(SECRET, "POST", "/execute", body))));
+    expectBare401(await execute(change(signHeaders(SECRET, "POST", here(), "/execute", body))));
   });
 
   it("a replayed request: same headers and body twice", async () => {
-    const headers = signHeaders(SECRET, "POST", "/execute", body);
+    const headers = signHeaders(SECRET, "POST", here(), "/execute", body);
     expect((await execute(headers)).status).toBe(200);
     expectBare401(await execute(headers));
-    const ping = signHeaders(SECRET, "GET", "/ping", "");
+    const ping = signHeaders(SECRET, "GET", here(), "/ping", "");
     expect((await rawRequest(port, { path: "/ping", headers: ping })).json.hostname).toBe("alpha");
     expectBare401(await rawRequest(port, { path: "/ping", headers: ping }));
   });
 
-  // BUG (design): the signature covers method, path, time, nonce and body, but not which node
-  // the request is for, and each node remembers nonces on its own. A request captured on its
-  // way to one node can be replayed, within 30 s, to every other node that holds the secret
-  // (and to the same node after a restart): the call runs again there. Suspected cause:
-  // src/net/auth.ts signRequest/verifyRequest (no destination in the MAC) and the per-process
-  // NonceCache in src/net/server.ts.
-  it.fails("a request replayed to another node of the cluster is refused", async () => {
+  it("signed for another Host than the one it is sent with", async () => {
+    // Another node's address, or another name of this one: the Host is part of the signature.
+    for (const host of [hostOf(port + 1), `localhost:${port}`, `alpha:${port}`, "127.0.0.1"]) {
+      expectBare401(await execute(signHeaders(SECRET, "POST", host, "/execute", body)));
+    }
+    // Signed without any Host, sent with one.
+    expectBare401(await execute(signHeaders(SECRET, "POST", "", "/execute", body)));
+  });
+
+  it("the Host is compared in lower case (a signature for localhost:port fits LocalHost:port)", async () => {
+    const headers = signHeaders(SECRET, "POST", `localhost:${port}`, "/execute", body);
+    const answer = await rawRequest(port, {
+      method: "POST",
+      path: "/execute",
+      body,
+      headers: { "content-type": "application/json", host: `LocalHost:${port}`, ...headers },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.json).toEqual({ result: 5 });
+  });
+
+  it("a request replayed to another node of the cluster is refused", async () => {
     const B = await startNode({
       hostname: "bravo",
       dir,
@@ -329,17 +402,53 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
       networking: { secret: SECRET },
     });
     try {
-      const headers = signHeaders(SECRET, "POST", "/execute", body);
+      const headers = signHeaders(SECRET, "POST", here(), "/execute", body);
       expect((await execute(headers)).status).toBe(200);
-      const replayed = await rawRequest(B.port as number, {
-        method: "POST",
-        path: "/execute",
-        body,
-        headers: { "content-type": "application/json", ...headers },
-      });
-      expect(replayed.status).toBe(401);
+      const replay = (host: string) =>
+        rawRequest(B.port as number, {
+          method: "POST",
+          path: "/execute",
+          body,
+          headers: { "content-type": "application/json", host, ...headers },
+        });
+      // With B's own Host the signature (made for A's) fails...
+      expectBare401(await replay(hostOf(B.port as number)));
+      // ...and with A's Host, B refuses a request that names another node.
+      const misdirected = await replay(here());
+      expect(misdirected.status).toBe(421);
+      expect(misdirected.json.error.code).toBe("ACCESS_DENIED");
+      expect(misdirected.headers[H_ANSWER]).toBeUndefined();
     } finally {
       await closeNode(B);
+    }
+  });
+
+  it("a request replayed to the same node after it restarted is refused", async () => {
+    const fixed = await freePort();
+    const spec = {
+      hostname: "romeo",
+      dir,
+      plugins: ["Api"],
+      networking: { secret: SECRET, port: fixed },
+    };
+    let R = await startNode(spec);
+    // One request, captured on its way: the same headers and body, sent twice.
+    const headers = signHeaders(SECRET, "POST", hostOf(fixed), "/execute", body);
+    const request = () => ({
+      method: "POST",
+      path: "/execute",
+      body,
+      headers: { "content-type": "application/json", ...headers },
+    });
+    expect((await rawRequest(fixed, request())).status).toBe(200);
+    expectBare401(await rawRequest(fixed, request()));
+    await closeNode(R);
+    R = await startNode(spec);
+    try {
+      expect(R.port).toBe(fixed);
+      expectBare401(await rawRequest(fixed, request()));
+    } finally {
+      await closeNode(R);
     }
   });
 });
@@ -355,9 +464,14 @@ describe("the secret never crosses the network", () => {
   ];
 
   it("in nothing a node sends to a peer (HTTP, channel, heartbeats) nor in its log", async () => {
-    // B reaches A only through a recording proxy (TCP) and sends its heartbeats to a recording
-    // UDP socket on the proxy's port number.
-    const proxy = await recordingProxy(port);
+    // B reaches alpha only through a recording proxy (TCP) and sends its heartbeats to a
+    // recording UDP socket on the proxy's port number.
+    const { node: alpha, proxy } = await nodeBehindProxy({
+      hostname: "alpha",
+      dir,
+      plugins: ["Api"],
+      networking: { secret: SECRET },
+    });
     const datagrams: Buffer[] = [];
     const udp = createSocket("udp4");
     udp.on("message", (message) => datagrams.push(message));
@@ -382,6 +496,7 @@ describe("the secret never crosses the network", () => {
       await closeNode(B);
       udp.close();
       await proxy.close();
+      await closeNode(alpha);
     }
     const sent = Buffer.concat(proxy.fromClients).toString("latin1");
     const answered = Buffer.concat(proxy.fromUpstream).toString("latin1");
@@ -390,6 +505,11 @@ describe("the secret never crosses the network", () => {
     expect(sent).toContain("GET /aio/channel");
     expect(sent).toContain(H_SIG);
     expect(datagrams[0]?.toString()).toContain('"t":"ping"');
+    // The pings are signed as docs/security.md says: over their nonce and send time.
+    const ping = JSON.parse((datagrams[0] as Buffer).toString());
+    expect(typeof ping.s).toBe("number");
+    expect(Math.abs(Date.now() - ping.s)).toBeLessThan(30_000);
+    expect(ping.m).toBe(pingMac(SECRET, ping.n, ping.s));
     const everything = [sent, answered, ...datagrams.map((d) => d.toString("latin1"))].join("\n");
     const log = readLog(logDir);
     expect(log.length).toBeGreaterThan(0);
@@ -468,14 +588,22 @@ describe("the WebSocket channel", () => {
   });
 
   it("refuses a forged, tampered or replayed upgrade with 401", async () => {
-    expect((await upgrade(port, signHeaders(`${SECRET}!`, "GET", "/aio/channel", ""))).status).toBe(
-      401,
-    );
-    const other = signHeaders(SECRET, "GET", "/aio/channel", "");
+    expect(
+      (await upgrade(port, signHeaders(`${SECRET}!`, "GET", here(), "/aio/channel", ""))).status,
+    ).toBe(401);
+    const other = signHeaders(SECRET, "GET", here(), "/aio/channel", "");
     expect((await upgrade(port, other, "/aio/channel?x=1")).status).toBe(401);
-    const stale = signHeaders(SECRET, "GET", "/aio/channel", "", { time: Date.now() - 40_000 });
+    // Signed for another node (the Host is part of the signature).
+    const elsewhere = signHeaders(SECRET, "GET", hostOf(port + 1), "/aio/channel", "");
+    expect((await upgrade(port, elsewhere)).status).toBe(401);
+    // ...and sent there with that Host: this node refuses it before the signature (421).
+    const named = signHeaders(SECRET, "GET", hostOf(port + 1), "/aio/channel", "");
+    expect((await upgrade(port, { ...named, host: hostOf(port + 1) })).status).toBe(421);
+    const stale = signHeaders(SECRET, "GET", here(), "/aio/channel", "", {
+      time: Date.now() - 40_000,
+    });
     expect((await upgrade(port, stale)).status).toBe(401);
-    const once = signHeaders(SECRET, "GET", "/aio/channel", "");
+    const once = signHeaders(SECRET, "GET", here(), "/aio/channel", "");
     const first = await upgrade(port, once);
     expect(first.status).toBe(101);
     first.ws.terminate();
@@ -589,7 +717,7 @@ describe("a server that cannot prove it knows the secret", () => {
   });
 
   it("is refused at the channel handshake with UNAUTHORIZED, before any call is sent", async () => {
-    // HTTP goes to the genuine node A; channel upgrades go to an impostor WebSocket server
+    // HTTP goes to a genuine node alpha; channel upgrades go to an impostor WebSocket server
     // that accepts them with a forged proof.
     const impostorMessages: unknown[] = [];
     const fake = http.createServer();
@@ -605,8 +733,10 @@ describe("a server that cannot prove it knows the secret", () => {
     );
     await new Promise<void>((resolve) => fake.listen(0, "127.0.0.1", resolve));
     const fakePort = (fake.address() as AddressInfo).port;
-    const proxy = await recordingProxy(port, (first) =>
-      first.toString("latin1").startsWith("GET /aio/channel") ? fakePort : port,
+    const { node: alpha, proxy } = await nodeBehindProxy(
+      { hostname: "alpha", dir, plugins: ["Api"], networking: { secret: SECRET } },
+      (first, genuine) =>
+        first.toString("latin1").startsWith("GET /aio/channel") ? fakePort : genuine,
     );
     const B = await startNode({
       hostname: "bravo",
@@ -624,6 +754,7 @@ describe("a server that cannot prove it knows the secret", () => {
     } finally {
       await closeNode(B);
       await proxy.close();
+      await closeNode(alpha);
       for (const client of wss.clients) client.terminate();
       fake.closeAllConnections();
       fake.close();
@@ -634,22 +765,26 @@ describe("a server that cannot prove it knows the secret", () => {
 // ------------------------------------------------------------------------------------------
 
 describe("integrity of answers against a man in the middle (no TLS)", () => {
-  // BUG (design): an HTTP stream answer (what executeStreamSync uses for a remote node) is
-  // authenticated only by the MAC on its last line, and the calling side hands each item to
-  // the consumer as it arrives. A man in the middle can alter items: the consumer acts on the
-  // forged ones and learns of the forgery only at the end (UNAUTHORIZED). Expected: no forged
-  // item reaches the consumer (e.g. a MAC per line). Suspected cause:
-  // src/net/sync-bridge-worker.ts "next" (yields items before the end MAC is checked), with the
-  // end-only StreamMac of src/net/server.ts /execute_stream. Channel streams (executeStream)
-  // seal every message and are not affected.
-  it.fails("a tampered item of an HTTP stream never reaches the consumer", async () => {
+  /**
+   * A node in a child process reached only through a rewriting man in the middle (another
+   * process): the node listens on a port chosen first and accepts the proxy's
+   * `127.0.0.1:<port>` through allowed_hosts, as behind port forwarding.
+   */
+  async function behindMitm(from: string, to: string, slice = 0, secret = SECRET) {
+    const fixed = await freePort();
+    const proxy = await spawnMitm(fixed, from, to, slice);
     const child = await spawnNode({
       hostname: "remote",
       dir,
-      plugins: ["Api"],
-      networking: { secret: SECRET },
+      plugins: ["Api", "Text"],
+      networking: { secret, port: fixed, allowed_hosts: [`127.0.0.1:${proxy.port}`] },
     });
-    const proxy = await spawnMitm(child.port, '{"item":1}', '{"item":7}');
+    return { child, proxy };
+  }
+
+  it("a tampered item of an HTTP stream never reaches the consumer", async () => {
+    // Each line carries its own MAC now, so the rewrite keeps the line's shape.
+    const { child, proxy } = await behindMitm('{"item":1,', '{"item":7,');
     const B = await startNode({
       hostname: "bravo",
       dir,
@@ -665,10 +800,14 @@ describe("integrity of answers against a man in the middle (no TLS)", () => {
       } catch (error) {
         code = (error as { code?: string }).code;
       }
-      // The forgery is noticed in the end...
+      // The forgery is noticed...
       expect(code).toBe("UNAUTHORIZED");
-      // ...but the consumer must not have been handed the forged item.
+      // ...before the consumer was handed the forged item: it got the genuine one before it.
       expect(items).not.toContain(7);
+      expect(items).toEqual([0]);
+      // Untampered, the same stream through the same proxy is whole (the control).
+      const whole = [...B.executeStreamSync("Api", "count", [1], { host: "remote" })];
+      expect(whole).toEqual([0]);
     } finally {
       await closeNode(B);
       await proxy.stop();
@@ -676,14 +815,39 @@ describe("integrity of answers against a man in the middle (no TLS)", () => {
     }
   });
 
+  it("a genuine HTTP stream of non-ASCII items reaches the consumer whole, however it is cut", async () => {
+    const expected = [0, 1, 2].map((i) => "é".repeat(3000 + i));
+    const seen: unknown[] = [];
+    for (const secret of [SECRET, ""]) {
+      const { child, proxy } = await behindMitm("", "", 1001, secret);
+      const B = await startNode({
+        hostname: "bravo",
+        dir,
+        networking: { secret, node_ips: [`127.0.0.1:${proxy.port}`] },
+      });
+      try {
+        const items = [...B.executeStreamSync("Text", "words", [3], { host: "remote" })];
+        seen.push(
+          items.map((item, i) =>
+            item === expected[i] ? "whole" : `altered: ${JSON.stringify(item).slice(0, 80)}…`,
+          ),
+        );
+      } catch (error) {
+        seen.push((error as { code?: string }).code);
+      } finally {
+        await closeNode(B);
+        await proxy.stop();
+        await child.stop();
+      }
+    }
+    expect(seen).toEqual([
+      ["whole", "whole", "whole"],
+      ["whole", "whole", "whole"],
+    ]);
+  });
+
   it("a tampered /execute answer is refused as a whole (the control)", async () => {
-    const child = await spawnNode({
-      hostname: "remote",
-      dir,
-      plugins: ["Api"],
-      networking: { secret: SECRET },
-    });
-    const proxy = await spawnMitm(child.port, '{"result":3}', '{"result":9}');
+    const { child, proxy } = await behindMitm('{"result":3}', '{"result":9}');
     const B = await startNode({
       hostname: "bravo",
       dir,
@@ -711,19 +875,13 @@ describe("integrity of answers against a man in the middle (no TLS)", () => {
 // ------------------------------------------------------------------------------------------
 
 describe("UDP heartbeats", () => {
-  // BUG (low): a ping's MAC covers only its nonce (no time, no replay cache), so one ping
-  // captured on the network answers forever: anyone replaying it (from any source address)
-  // gets the node's instance id, hostname and version, which docs say only holders of the
-  // secret learn. (Pongs also cross the network in clear, and mDNS, when on, announces
-  // hostname and instance anyway.) Expected: a replayed ping gets no answer. Suspected cause:
-  // src/net/heartbeat.ts pingMac/pongFor (no timestamp, no nonce memory).
-  it.fails("a replayed genuine ping gets no answer", async () => {
+  it("a replayed genuine ping gets no answer", async () => {
     const socket = createSocket("udp4");
     const answers: Buffer[] = [];
     socket.on("message", (m) => answers.push(m));
     await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
     const nonce = randomBytes(12).toString("hex");
-    const ping = pingDatagram(nonce, pingMac(SECRET, nonce));
+    const ping = signedPing(SECRET, nonce);
     try {
       socket.send(ping, port, "127.0.0.1");
       await waitFor(() => answers.length === 1, "the first pong");
@@ -746,23 +904,33 @@ describe("UDP heartbeats", () => {
     try {
       const n = () => randomBytes(12).toString("hex");
       const other = n();
+      const now = Date.now();
       const bad = [
-        pingDatagram(n()), // unsigned
-        pingDatagram(n(), randomBytes(32).toString("hex")), // forged
-        pingDatagram(n(), pingMac(`${SECRET}x`, "whatever")), // another secret
-        pingDatagram(n(), pingMac(SECRET, other)), // a MAC for another nonce
-        pingDatagram(n(), ""),
-        Buffer.from(JSON.stringify({ t: "ping", n: n(), m: pingMac(SECRET, "x") })), // short
+        pingDatagram({ n: n(), s: now }), // unsigned
+        pingDatagram({ n: n(), s: now, m: randomBytes(32).toString("hex") }), // forged
+        pingDatagram({ n: n(), s: now, m: pingMac(`${SECRET}x`, "whatever", now) }), // another secret
+        pingDatagram({ n: n(), s: now, m: pingMac(SECRET, other, now) }), // a MAC for another nonce
+        pingDatagram({ n: n(), s: now, m: "" }),
+        Buffer.from(JSON.stringify({ t: "ping", n: n(), s: now, m: pingMac(SECRET, "x", now) })), // short
       ];
+      // Genuine MACs, but stale, from the future, or over another time than the one sent.
+      bad.push(signedPing(SECRET, n(), now - 31_000));
+      bad.push(signedPing(SECRET, n(), now + 31_000));
+      const moved = n();
+      bad.push(pingDatagram({ n: moved, s: now, m: pingMac(SECRET, moved, now - 1) }));
+      // The time as a string, and no time at all (the MAC of the old scheme, over the nonce).
+      const text = n();
+      bad.push(pingDatagram({ n: text, s: String(now), m: pingMac(SECRET, text, now) }));
+      const old = n();
+      bad.push(pingDatagram({ n: old, m: mac(SECRET, "udp", `ping\n${old}`) }));
       // A genuine ping too short to be answered (anti-amplification).
-      const shortNonce = n();
-      bad.push(pingDatagram(shortNonce, pingMac(SECRET, shortNonce), 0));
+      bad.push(signedPing(SECRET, n(), now, 0));
       for (const datagram of bad) await send(datagram);
       await sleep(200);
       expect(answers).toEqual([]);
       // The control: a signed ping is answered, so the silence above is a refusal.
       const nonce = n();
-      const ping = pingDatagram(nonce, pingMac(SECRET, nonce));
+      const ping = signedPing(SECRET, nonce);
       await send(ping);
       await waitFor(() => answers.length > 0, "a pong");
       await sleep(100);

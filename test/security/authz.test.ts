@@ -2,10 +2,12 @@
  * Authorization on the serving side, whatever the caller claims: a remote call reaches only
  * what the plugin and the endpoint both open with `remote: true`, `allowed_nodes` is enforced
  * (and such plugins are hidden from `/info` for other nodes), only declared endpoints can be
- * called by their access names, and a remote caller cannot make a node call a third one.
+ * called by their access names, and a remote caller cannot make a node call a third one (nor
+ * make it load code from outside its plugin folder through the operator route POST /admin).
  * Checked over HTTP (signed, and on a node without a secret) and over the channel.
  */
 import { randomBytes } from "node:crypto";
+import { join, relative } from "node:path";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -27,6 +29,7 @@ const ran = shared(STORE, { calls: [] as string[] });
 const S = sharedRef(STORE);
 const mark = (name: string) => `${S}.calls.push(${JSON.stringify(name)});`;
 
+let pluginsDir: string; // A's and A0's plugin_package
 let A: PluginCore; // secret, serves the plugins below
 let A0: PluginCore; // no secret (loopback), same plugins
 let D: PluginCore; // a third node A knows, serving Far
@@ -66,6 +69,7 @@ beforeAll(async () => {
       endpoints: [rep("x")],
     },
   });
+  pluginsDir = join(dir, "plugins");
   const plugins = ["Open", "Closed", { name: "Restricted", allowed_nodes: ["friend"] }];
   D = await startNode({ hostname: "delta", dir, plugins: ["Far"], networking: { secret: SECRET } });
   A = await startNode({
@@ -309,14 +313,7 @@ describe("only declared endpoints, by their access names", () => {
 });
 
 describe("what a refused remote caller learns", () => {
-  // BUG (minor, information disclosure): the endpoint is looked up before the remote access
-  // check, and ENDPOINT_NOT_FOUND's message lists every access name the plugin declares. A
-  // remote caller probing a bogus method thus learns the names of endpoints closed to remote
-  // nodes, of plugins without remote: true, and of plugins its hostname is not in
-  // allowed_nodes of, which /info hides. Expected: only endpoints open to that caller are
-  // named (or ACCESS_DENIED without a list). Suspected cause: src/core/dispatcher.ts #resolve
-  // (endpointNotFound before #denied) with the list built in src/errors.ts endpointNotFound.
-  it.fails("ENDPOINT_NOT_FOUND names no endpoint the caller may not call", async () => {
+  it("ENDPOINT_NOT_FOUND names no endpoint the caller may not call", async () => {
     const open = await exec({ plugin: "Open", method: "bogus" });
     expect(open.json.error.code).toBe("ENDPOINT_NOT_FOUND");
     expect(open.json.error.message).not.toMatch(/\bpriv\b|privGen/);
@@ -353,5 +350,36 @@ describe("a remote caller cannot make a node call a third one", () => {
       expect(answer.json.error.code).toBe("PLUGIN_NOT_FOUND");
     }
     expect(ran.calls.filter((c) => c === "Far.x").length).toBe(before);
+  });
+});
+
+describe("the operator route POST /admin", () => {
+  it("cannot make a node load code from outside its plugin folder", async () => {
+    const outside = pluginDir({
+      Evil: {
+        header: `${mark("Evil.imported")}`,
+        body: `hello() { return "evil"; }`,
+        endpoints: [{ internal_name: "hello", remote: false }],
+      },
+    });
+    const folder = join(outside, "plugins", "Evil");
+    const names = [folder, relative(pluginsDir, folder)];
+    try {
+      for (const [target, secret] of [
+        [port0, undefined],
+        [port, SECRET],
+      ] as const) {
+        for (const plugin of names) {
+          const answer = await post(target, secret, "/admin", { action: "load", plugin });
+          expect(answer.status, `${plugin}: ${answer.text}`).toBeGreaterThanOrEqual(400);
+          expect(answer.status, `${plugin}: ${answer.text}`).toBeLessThan(500);
+        }
+      }
+      expect(ran.calls).not.toContain("Evil.imported");
+    } finally {
+      for (const core of [A0, A]) {
+        for (const plugin of names) await core.popPlugin(plugin).catch(() => undefined);
+      }
+    }
   });
 });

@@ -190,7 +190,16 @@ describe("a web page cannot drive a loopback node without a secret", () => {
       });
       expect(answer.status).toBe(415);
       expect(answer.json.error.code).toBe("BAD_REQUEST");
+      // Nor the operator's route: a page cannot disable or unload the node's plugins.
+      const admin = await post(port, undefined, "/admin", '{"action":"purge"}', {
+        headers: { "content-type": type, ...origin },
+      });
+      expect(admin.status).toBe(415);
+      // A bodiless post (what a page can send without a preflight) does nothing either.
+      const bare = await rawRequest(port, { method: "POST", path: "/admin", headers: origin });
+      expect(bare.status).toBe(400);
     }
+    expect(core.listPlugins().map((p) => [p.name, p.state])).toEqual([["Api", "enabled"]]);
     expect(ran.n).toBe(0);
     const preflight = await rawRequest(port, {
       method: "OPTIONS",

@@ -1,7 +1,8 @@
 /**
  * Fixtures for the security tests: nodes started in this process, plugin folders in temp dirs,
  * and an HTTP client that controls every byte of a request (method, path, Host, headers, body)
- * and signs requests the way docs/security.md describes, independently of src/.
+ * and signs requests the way docs/security.md describes (for the Host they are sent with),
+ * checks stream lines and builds heartbeat pings, independently of src/.
  *
  * Self-contained on purpose: only the package's public API (plus, where a test says so, the
  * built `dist/net/auth.js` to cross-check the signing written here).
@@ -233,10 +234,22 @@ export interface SignOptions {
   nonce?: string;
 }
 
-/** The three headers that authenticate a request. `path` includes the query string. */
+/**
+ * The Host header a client sends to `address:port` (an IPv6 address in brackets), which is
+ * also what a request to that node is signed for.
+ */
+export function hostOf(port: number, address = "127.0.0.1"): string {
+  return `${net.isIPv6(address) ? `[${address}]` : address}:${port}`;
+}
+
+/**
+ * The three headers that authenticate a request to the node whose Host header is `host`
+ * (`address:port`, compared in lower case). `path` includes the query string.
+ */
 export function signHeaders(
   secret: string,
   method: string,
+  host: string,
   path: string,
   body: string | Buffer = "",
   options: SignOptions = {},
@@ -246,8 +259,23 @@ export function signHeaders(
   return {
     [H_TIME]: time,
     [H_NONCE]: nonce,
-    [H_SIG]: mac(secret, method.toUpperCase(), path, time, nonce, sha256Hex(body)),
+    [H_SIG]: mac(
+      secret,
+      method.toUpperCase(),
+      host.toLowerCase(),
+      path,
+      time,
+      nonce,
+      sha256Hex(body),
+    ),
   };
+}
+
+/** Signature headers as raw HTTP header lines (`name: value\r\n` each). */
+export function headerLines(headers: Record<string, string>): string {
+  return Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join("");
 }
 
 /** The `x-aio-answer` an answer to the request with `nonce` must carry. */
@@ -255,23 +283,62 @@ export function answerMac(secret: string, nonce: string, body: string | Buffer):
   return mac(secret, "answer", nonce, sha256Hex(body));
 }
 
-/** The MAC on the last line of a stream answer, over every line before it. */
-export function streamMac(secret: string, nonce: string, linesBefore: string): string {
-  return mac(secret, "stream", nonce, sha256Hex(linesBefore));
+/**
+ * The MAC line `n` (from 1) of a stream answer to the request with `nonce` carries, `bare`
+ * being the JSON of the line's content without its `mac` (`{"item":3}`, `{"end":true}`).
+ */
+export function streamLineMac(secret: string, nonce: string, n: number, bare: string): string {
+  return mac(secret, "stream", nonce, String(n), bare);
 }
 
-/** A heartbeat ping datagram, padded to 256 bytes; `m` is its MAC (omitted: unsigned). */
-export function pingDatagram(nonce: string, m?: string, minBytes = 256): Buffer {
-  const body: Record<string, string> = { t: "ping", n: nonce, pad: "" };
-  if (m !== undefined) body.m = m;
+/**
+ * Reads an NDJSON stream answer to the signed request with `nonce`: each line's content
+ * (without `mac`), and the numbers (from 1) of the lines whose MAC is missing or wrong.
+ */
+export function readSignedStream(
+  secret: string,
+  nonce: string,
+  text: string,
+): { lines: Array<Record<string, unknown>>; bad: number[] } {
+  const lines: Array<Record<string, unknown>> = [];
+  const bad: number[] = [];
+  text
+    .split("\n")
+    .filter(Boolean)
+    .forEach((line, i) => {
+      const { mac: lineMac, ...content } = JSON.parse(line) as Record<string, unknown>;
+      lines.push(content);
+      if (lineMac !== streamLineMac(secret, nonce, i + 1, JSON.stringify(content))) bad.push(i + 1);
+    });
+  return { lines, bad };
+}
+
+/**
+ * A heartbeat ping datagram, padded to 256 bytes: nonce `n`, send time `s` (ms since the
+ * epoch) and MAC `m`, each left out when not given.
+ */
+export function pingDatagram(
+  ping: { n: string; s?: unknown; m?: unknown },
+  minBytes = 256,
+): Buffer {
+  const body: Record<string, unknown> = { t: "ping", n: ping.n };
+  if (ping.s !== undefined) body.s = ping.s;
+  if (ping.m !== undefined) body.m = ping.m;
+  body.pad = "";
   const bare = Buffer.byteLength(JSON.stringify(body));
   body.pad = "x".repeat(Math.max(0, minBytes - bare));
   return Buffer.from(JSON.stringify(body));
 }
 
-export const pingMac = (secret: string, nonce: string) => mac(secret, "udp", `ping\n${nonce}`);
+export const pingMac = (secret: string, nonce: string, sent: number | string) =>
+  mac(secret, "udp", `ping\n${nonce}\n${sent}`);
 export const pongMac = (secret: string, pong: { n: string; i: string; h: string; v: number }) =>
   mac(secret, "udp", `pong\n${pong.n}\n${pong.i}\n${pong.h}\n${pong.v}`);
+
+/** A genuine signed ping sent at `sent` (default now). */
+export function signedPing(secret: string, nonce: string, sent = Date.now(), minBytes = 256) {
+  return pingDatagram({ n: nonce, s: sent, m: pingMac(secret, nonce, sent) }, minBytes);
+}
 
 // ------------------------------------------------------------------------------ raw HTTP
 
@@ -304,10 +371,13 @@ function parse(text: string): unknown {
   }
 }
 
-/** One request on a fresh connection, exactly as given (Host defaults to 127.0.0.1:port). */
+/** One request on a fresh connection, exactly as given (Host defaults to `address:port`). */
 export function rawRequest(port: number, request: RawRequest): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | string[]> = { ...request.headers };
+    if (!Object.keys(headers).some((name) => name.toLowerCase() === "host")) {
+      headers.host = hostOf(port, request.address);
+    }
     if (request.body !== undefined && headers["content-length"] === undefined) {
       headers["content-length"] = String(Buffer.byteLength(request.body));
     }
@@ -339,15 +409,21 @@ export function rawRequest(port: number, request: RawRequest): Promise<RawAnswer
   });
 }
 
-/** A request signed with `secret`; returns the answer and the nonce it was signed with. */
+/**
+ * A request signed with `secret` for the Host it is sent with (its `host` header, else
+ * `address:port`; `sign.host` signs for another); returns the answer and the request's nonce.
+ */
 export async function signedRequest(
   port: number,
   secret: string,
-  request: RawRequest & { sign?: SignOptions },
+  request: RawRequest & { sign?: SignOptions & { host?: string } },
 ): Promise<RawAnswer & { nonce: string }> {
   const method = request.method ?? (request.body === undefined ? "GET" : "POST");
   const body = request.body ?? "";
-  const signed = signHeaders(secret, method, request.path, body, request.sign);
+  const sentHost = request.headers?.host;
+  const host =
+    request.sign?.host ?? (typeof sentHost === "string" ? sentHost : hostOf(port, request.address));
+  const signed = signHeaders(secret, method, host, request.path, body, request.sign);
   const headers: Record<string, string | string[]> = { ...signed, ...request.headers };
   if (request.body !== undefined && headers["content-type"] === undefined) {
     headers["content-type"] = "application/json";
@@ -431,7 +507,9 @@ export interface Proxy {
 
 /**
  * A TCP proxy on 127.0.0.1 that records every byte both ways. `route` picks the upstream port
- * from the first bytes a client sends (default: always `upstream`).
+ * from the first bytes a client sends (default: always `upstream`). Clients reach the node as
+ * `127.0.0.1:<proxy port>`, so the node needs that in its `allowed_hosts` (see
+ * {@link nodeBehindProxy}).
  */
 export function recordingProxy(
   upstream: number,
@@ -487,6 +565,40 @@ export function recordingProxy(
   });
 }
 
+/**
+ * A node reached only through a {@link recordingProxy}: the proxy is opened first, and the node
+ * accepts its `127.0.0.1:<proxy port>` through `allowed_hosts` (the `name:port` form), as a
+ * node behind port forwarding would. `route` may send some connections elsewhere.
+ */
+export async function nodeBehindProxy(
+  spec: NodeSpec,
+  route?: (first: Buffer, node: number) => number,
+): Promise<{ node: PluginCore; proxy: Proxy }> {
+  let upstream = 0;
+  const proxy = await recordingProxy(0, (first) => (route ? route(first, upstream) : upstream));
+  const node = await startNode({
+    ...spec,
+    networking: {
+      ...spec.networking,
+      allowed_hosts: [...(spec.networking?.allowed_hosts ?? []), `127.0.0.1:${proxy.port}`],
+    },
+  });
+  upstream = node.port as number;
+  return { node, proxy };
+}
+
+/** A TCP port free on 127.0.0.1 right now (for a node that must listen on a known port). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 // ------------------------------------------------------------------------------ channel
 
 /** Opens a WebSocket to the channel; resolves how the upgrade ended. */
@@ -514,7 +626,7 @@ export function upgrade(
 
 /** A channel client written from docs/security.md: handshake, session key, sealed messages. */
 export async function openChannel(target: number, secret: string) {
-  const headers = signHeaders(secret, "GET", "/aio/channel", "");
+  const headers = signHeaders(secret, "GET", hostOf(target), "/aio/channel", "");
   const clientNonce = headers[H_NONCE] as string;
   const result = await upgrade(target, headers);
   if (result.status !== 101 || !result.response) throw new Error(`upgrade: ${result.status}`);
@@ -608,14 +720,18 @@ export function spawnNode(spec: NodeSpec): Promise<ChildNode> {
   });
 }
 
-/** A rewriting TCP proxy in a child process: answers have `from` replaced by `to`. */
+/**
+ * A rewriting TCP proxy in a child process: answers have `from` replaced by `to`; with
+ * `slice`, they also reach the client in pieces of that many bytes (unchanged otherwise).
+ */
 export function spawnMitm(
   upstream: number,
   from: string,
   to: string,
+  slice = 0,
 ): Promise<{ port: number; stop(): Promise<void> }> {
   const script = fileURLToPath(new URL("./fixtures/mitm.mjs", import.meta.url));
-  const proc = spawn(process.execPath, [script, String(upstream), from, to], {
+  const proc = spawn(process.execPath, [script, String(upstream), from, to, String(slice)], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));

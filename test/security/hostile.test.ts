@@ -19,12 +19,15 @@ import WebSocket from "ws";
 import {
   bodyOfRaw,
   cleanup,
+  headerLines,
+  hostOf,
   openChannel,
   pluginDir,
   post,
   type RawAnswer,
   rawExchange,
   rawRequest,
+  readSignedStream,
   rep,
   signedRequest,
   signHeaders,
@@ -139,6 +142,8 @@ interface Sent {
   deadline?: boolean;
   /** All three signature headers were sent (forged or not): then even /ping checks them. */
   claimsSignature?: boolean;
+  /** The nonce of a correctly signed request: each line of its stream answer carries a MAC. */
+  nonce?: string;
 }
 
 /** Fails (throws) unless `answer` is what a node may answer to `sent`. */
@@ -155,10 +160,6 @@ function judge(answer: RawAnswer, sent: Sent): void {
   if (sent.secret && !sent.authentic) {
     if (sent.method === "GET" && route === "/ping" && !sent.claimsSignature) {
       expect(answer.json, where).toEqual({ status: "ok" });
-    } else if (route === "/ping" && !sent.claimsSignature && status === 404) {
-      // Known deviation (auth.test.ts "other methods on /ping…"): /ping is open to unsigned
-      // requests whatever their method, so a bodiless PUT/PATCH/DELETE/OPTIONS gets 404.
-      expect(answer.json?.error?.code, where).toBe("BAD_REQUEST");
     } else {
       expect(status, where).toBe(401);
       expect(answer.text, where).toBe(UNAUTHORIZED_TEXT);
@@ -167,7 +168,7 @@ function judge(answer: RawAnswer, sent: Sent): void {
   }
   if (status < 300) {
     if (route === "/execute") expect(Object.keys(answer.json ?? {}), where).toEqual(["result"]);
-    else if (route === "/execute_stream") judgeStream(answer, where);
+    else if (route === "/execute_stream") judgeStream(answer, where, sent);
     else if (route === "/info") expect(typeof answer.json?.hostname, where).toBe("string");
     else if (route === "/has_plugin") expect(typeof answer.json?.available, where).toBe("boolean");
     else if (route === "/ping") expect(answer.json?.status, where).toBe("ok");
@@ -185,12 +186,32 @@ function judge(answer: RawAnswer, sent: Sent): void {
   }
 }
 
-function judgeStream(answer: RawAnswer, where: string): void {
+/**
+ * An NDJSON stream: items, then `end` or `error`; with a secret, every line also carries its
+ * MAC (docs/security.md), each checked here.
+ */
+function judgeStream(answer: RawAnswer, where: string, sent: Sent): void {
   expect(answer.headers["content-type"], where).toMatch(/^application\/x-ndjson/);
-  const lines = answer.text.split("\n").filter(Boolean);
-  const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+  const raw = answer.text
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  expect(raw.length, where).toBeGreaterThan(0);
+  let parsed = raw;
+  if (sent.secret) {
+    expect(sent.nonce, where).toBeDefined();
+    const { lines, bad } = readSignedStream(SECRET, sent.nonce as string, answer.text);
+    expect(bad, where).toEqual([]);
+    for (const line of raw) expect(Object.keys(line).at(-1), where).toBe("mac");
+    parsed = lines;
+  }
   const last = parsed.at(-1) as Record<string, unknown>;
-  expect(last.end === true || typeof last.error === "object", where).toBe(true);
+  const ending = Object.keys(last);
+  expect(
+    (ending.length === 1 && last.end === true) ||
+      (ending.length === 1 && typeof last.error === "object"),
+    where,
+  ).toBe(true);
   for (const line of parsed.slice(0, -1)) expect(Object.keys(line), where).toEqual(["item"]);
 }
 
@@ -215,7 +236,7 @@ async function sendEverywhere(
   const headers: Record<string, string> = type === "" ? {} : { "content-type": type };
   const request = { method, path, body, headers };
   const signed = await signedRequest(p1, SECRET, { ...request });
-  judge(signed, { secret: true, authentic: true, method, path, deadline });
+  judge(signed, { secret: true, authentic: true, method, path, deadline, nonce: signed.nonce });
   const unsigned = await rawRequest(p1, request);
   judge(unsigned, { secret: true, authentic: false, method, path, deadline });
   const open = await rawRequest(p0, request);
@@ -295,11 +316,7 @@ describe("hostile HTTP bodies", () => {
       fc.asyncProperty(fc.nat({ max: 200 }), fc.boolean(), async (sent, secret) => {
         const body = '{"plugin":"Hostile","method":"add","args":[1,2]}'.repeat(5).slice(0, sent);
         const head = `POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${sent + 10}\r\n${
-          secret
-            ? Object.entries(signHeaders(SECRET, "POST", "/execute", body))
-                .map(([k, v]) => `${k}: ${v}\r\n`)
-                .join("")
-            : ""
+          secret ? headerLines(signHeaders(SECRET, "POST", "127.0.0.1", "/execute", body)) : ""
         }\r\n`;
         const { received } = await rawExchange(secret ? p1 : p0, head + body, {
           endAfterWrite: true,
@@ -573,7 +590,7 @@ describe("hostile routes and headers", () => {
               ...(body === undefined ? {} : { "content-type": "application/json" }),
             },
           });
-          judge(signed, { secret: true, authentic: true, method, path });
+          judge(signed, { secret: true, authentic: true, method, path, nonce: signed.nonce });
           tried("route-header", 3);
         },
       ),
@@ -721,7 +738,9 @@ describe("hostile messages on the channel", () => {
           const ws = await new Promise<WebSocket>((resolve, reject) => {
             const socket = new WebSocket(`ws://127.0.0.1:${secret ? p1 : p0}/aio/channel`, {
               perMessageDeflate: false,
-              ...(secret ? { headers: signHeaders(SECRET, "GET", "/aio/channel", "") } : {}),
+              ...(secret
+                ? { headers: signHeaders(SECRET, "GET", hostOf(p1), "/aio/channel", "") }
+                : {}),
             });
             socket.once("open", () => resolve(socket));
             socket.once("error", reject);
@@ -767,7 +786,11 @@ describe("hostile messages on the channel", () => {
             const victim = victims[secret ? 1 : 0] as (typeof victims)[number];
             const ws = new WebSocket(`ws://127.0.0.1:${victim.port}/aio/channel`, {
               perMessageDeflate: false,
-              ...(secret ? { headers: signHeaders(SECRET, "GET", "/aio/channel", "") } : {}),
+              ...(secret
+                ? {
+                    headers: signHeaders(SECRET, "GET", hostOf(victim.port), "/aio/channel", ""),
+                  }
+                : {}),
             });
             ws.on("error", () => undefined);
             await new Promise((resolve) => ws.once("open", resolve));
@@ -791,6 +814,27 @@ describe("hostile messages on the channel", () => {
       for (const victim of victims) await victim.stop();
     }
   }, 20_000);
+});
+
+// ------------------------------------------------------------------------------ signed streams
+
+describe("a signed stream that fails after its first item", () => {
+  it("ends with an error line that carries its MAC like every other line", async () => {
+    const answer = await signedRequest(p1, SECRET, {
+      method: "POST",
+      path: "/execute_stream",
+      body: '{"plugin":"Hostile","method":"afail"}',
+      headers: { "content-type": "application/json" },
+    });
+    tried("stream-error");
+    expect(answer.status).toBe(200);
+    const { lines, bad } = readSignedStream(SECRET, answer.nonce, answer.text);
+    expect(bad).toEqual([]);
+    expect(lines).toEqual([
+      { item: 1 },
+      { error: expect.objectContaining({ code: "PLUGIN_ERROR", error_name: "RangeError" }) },
+    ]);
+  });
 });
 
 // ------------------------------------------------------------------------------ known deviations
@@ -968,11 +1012,10 @@ describe("1,000 concurrent unauthenticated connections", () => {
       body: '{"plugin":"Hostile","method":"count","args":[3]}',
       headers: { "content-type": "application/json" },
     });
-    expect(stream.text.split("\n").filter(Boolean).slice(0, 3)).toEqual([
-      '{"item":0}',
-      '{"item":1}',
-      '{"item":2}',
-    ]);
+    expect(readSignedStream(SECRET, stream.nonce, stream.text)).toEqual({
+      lines: [{ item: 0 }, { item: 1 }, { item: 2 }, { end: true }],
+      bad: [],
+    });
     const channel = await openChannel(p1, SECRET);
     channel.send({ t: "call", id: 1, plugin: "Hostile", method: "add", args: [2, 2] });
     await waitFor(() => channel.messages.length > 0, "the channel's answer");

@@ -1,10 +1,12 @@
 /**
  * Limits against a real node: body size (413), nesting depth and prototype keys (400), calls
  * per peer (429 OVERLOADED over HTTP, OVERLOADED over the channel), the Host header check
- * against DNS rebinding (421), and slow senders that must not stop the node serving others.
+ * (421: only this machine's addresses, localhost, the node's hostname or allowed_hosts, with
+ * the node's own port), and slow senders that must not stop the node serving others.
  */
 import { randomBytes } from "node:crypto";
 import net from "node:net";
+import { networkInterfaces } from "node:os";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -13,6 +15,7 @@ import {
   cleanup,
   closeNode,
   failure,
+  headerLines,
   openChannel,
   pluginDir,
   post,
@@ -21,6 +24,7 @@ import {
   rep,
   shared,
   sharedRef,
+  signedRequest,
   signHeaders,
   sleep,
   spawnNode,
@@ -368,6 +372,16 @@ describe("calls per peer (max_calls_per_peer: 3)", () => {
 
 // ------------------------------------------------------------------------------------------
 
+/** This machine's own addresses (as a Host names them), and addresses of no interface here. */
+const ownAddresses = Object.values(networkInterfaces())
+  .flat()
+  .filter((i) => i !== undefined)
+  .map((i) => (i.family === "IPv6" ? `[${i.address}]` : i.address))
+  .filter((a) => !a.includes("%"));
+const FOREIGN = ["10.1.2.3", "192.0.2.1", "203.0.113.9", "8.8.8.8", "[2001:db8::1]"].filter(
+  (a) => !ownAddresses.includes(a),
+);
+
 describe("Host header (DNS rebinding)", () => {
   const refused = [
     "evil.example",
@@ -378,17 +392,22 @@ describe("Host header (DNS rebinding)", () => {
     "aio.internal.evil.example",
     "0x7f000001",
     "localhost.",
+    // An address of another machine, and this node's names with another port.
+    ...FOREIGN,
+    "LimitNode:1234",
+    "localhost:1",
   ];
   const accepted = [
     "127.0.0.1",
+    "127.0.0.2",
     "localhost",
     "LOCALHOST",
     "[::1]",
     "limitnode",
     "limitnode.local",
-    "LimitNode:1234",
+    "LimitNode",
     "aio.internal",
-    "10.1.2.3",
+    ...ownAddresses.filter((a) => a !== "127.0.0.1" && a !== "[::1]"),
   ];
 
   it.each(refused)("Host %s → 421 on every route, nothing runs", async (host) => {
@@ -411,12 +430,112 @@ describe("Host header (DNS rebinding)", () => {
     expect((await rawRequest(p2, { path: "/ping", headers: { host } })).status).toBe(421);
   });
 
-  it.each(accepted)("Host %s passes", async (host) => {
-    for (const port of [`:${p1}`, ""]) {
-      const value = host.includes(":") && !host.startsWith("[") ? host : `${host}${port}`;
+  it.each(accepted)("Host %s passes, alone or with this node's port", async (host) => {
+    for (const value of [host, `${host}:${p1}`]) {
       const ping = await rawRequest(p1, { path: "/ping", headers: { host: value } });
-      expect(ping.status).toBe(200);
+      expect(ping.status, value).toBe(200);
       expect(ping.json).toEqual({ status: "ok", hostname: "limitnode" });
+    }
+  });
+});
+
+describe("Host header: this node's own addresses and port only", () => {
+  it("this machine's own address or name with another port → 421, signed or not", async () => {
+    const names = ["127.0.0.1", "localhost", "limitnode", "[::1]", "aio.internal", ...ownAddresses];
+    for (const name of names) {
+      for (const other of [p1 + 1, p2, 80, 2510].filter((p) => p !== p1)) {
+        const host = `${name}:${other}`;
+        const ping = await rawRequest(p1, { path: "/ping", headers: { host } });
+        expect(ping.status, host).toBe(421);
+        expect(ping.json.error.code).toBe("ACCESS_DENIED");
+        const ws = await upgrade(p1, { host });
+        expect(ws.status, host).toBe(421);
+      }
+    }
+    // On the node with a secret, a request correctly signed for the Host it names is refused
+    // before its signature is looked at: the Host names another node (another port).
+    const call = JSON.stringify({ plugin: "Gate", method: "quick" });
+    for (const host of [`127.0.0.1:${p1}`, `localhost:${p2 + 1}`]) {
+      const answer = await signedRequest(p2, SECRET, {
+        method: "POST",
+        path: "/execute",
+        body: call,
+        headers: { host },
+      });
+      expect(answer.status, host).toBe(421);
+      expect(answer.headers["x-aio-answer"]).toBeUndefined();
+    }
+    // The control: the right port passes.
+    const right = await signedRequest(p2, SECRET, {
+      method: "POST",
+      path: "/execute",
+      body: call,
+      headers: { host: `localhost:${p2}` },
+    });
+    expect(right.json).toEqual({ result: "quick" });
+  });
+
+  it("an IP address of another machine → 421, also signed for it and with this node's port", async () => {
+    expect(FOREIGN.length).toBeGreaterThan(0);
+    const call = JSON.stringify({ plugin: "Gate", method: "quick" });
+    for (const address of FOREIGN) {
+      for (const host of [address, `${address}:${p2}`]) {
+        const answer = await signedRequest(p2, SECRET, {
+          method: "POST",
+          path: "/execute",
+          body: call,
+          headers: { host },
+        });
+        expect(answer.status, host).toBe(421);
+        expect(answer.json.error.code).toBe("ACCESS_DENIED");
+      }
+    }
+  });
+
+  it("allowed_hosts: `name` with this node's port, `name:port` with that port only", async () => {
+    const secret = `${SECRET}-gw`;
+    const N3 = await startNode({
+      hostname: "n3",
+      dir,
+      plugins: ["Gate"],
+      networking: { secret, allowed_hosts: ["gateway.example:8443", "aio.internal"] },
+    });
+    const p3 = N3.port as number;
+    const call = JSON.stringify({ plugin: "Gate", method: "quick" });
+    const send = (host: string) =>
+      signedRequest(p3, secret, {
+        method: "POST",
+        path: "/execute",
+        body: call,
+        headers: { host },
+      });
+    try {
+      for (const host of [
+        "gateway.example:8443",
+        "Gateway.EXAMPLE:8443",
+        "aio.internal",
+        `aio.internal:${p3}`,
+      ]) {
+        const answer = await send(host);
+        expect(answer.status, host).toBe(200);
+        expect(answer.json).toEqual({ result: "quick" });
+      }
+      for (const host of [
+        "gateway.example",
+        `gateway.example:${p3}`,
+        "gateway.example:8444",
+        "aio.internal:8443",
+        "gateway.example:8443.evil.example",
+      ]) {
+        expect((await send(host)).status, host).toBe(421);
+      }
+      // The channel through the allowed name:port (as a peer behind port forwarding opens it).
+      const headers = signHeaders(secret, "GET", "gateway.example:8443", "/aio/channel", "");
+      const ws = await upgrade(p3, { ...headers, host: "gateway.example:8443" });
+      expect(ws.status).toBe(101);
+      ws.ws.terminate();
+    } finally {
+      await closeNode(N3);
     }
   });
 });
@@ -457,13 +576,9 @@ describe("slow senders", () => {
       ...Array.from({ length: 5 }, () => {
         const socket = net.connect(p2, "127.0.0.1");
         socket.on("error", () => undefined);
-        const signed = signHeaders(SECRET, "POST", "/execute", " ".repeat(4000));
+        const signed = signHeaders(SECRET, "POST", "127.0.0.1", "/execute", " ".repeat(4000));
         socket.write(
-          `POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n${Object.entries(
-            signed,
-          )
-            .map(([k, v]) => `${k}: ${v}\r\n`)
-            .join("")}\r\n`,
+          `POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n${headerLines(signed)}\r\n`,
         );
         const timer = setInterval(
           () => (socket.destroyed ? clearInterval(timer) : socket.write(" ")),
@@ -493,10 +608,9 @@ describe("slow senders", () => {
   });
 });
 
-// The read timeout is 10 s (READ_TIMEOUT_MS), but Node checks request/headers timeouts only every
-// `connectionsCheckingInterval` (30 s by default, not set by src/net/server.ts), so a trickling
-// sender is cut off 10 to 40 s after it started (measured: 30 s). Too slow for the default run:
-// AIO_SECURITY_SLOW=1 runs it.
+// The read timeout is 10 s (READ_TIMEOUT_MS), checked every second (connectionsCheckingInterval
+// in src/net/server.ts), so a trickling sender is cut off 10 to 11 s after it started. Too slow
+// for the default run: AIO_SECURITY_SLOW=1 runs it.
 describe.runIf(process.env.AIO_SECURITY_SLOW)("slow senders are cut off (slow)", () => {
   it("a sender trickling its headers is cut off within 12 s", async () => {
     const socket = net.connect(p1, "127.0.0.1");
@@ -505,11 +619,20 @@ describe.runIf(process.env.AIO_SECURITY_SLOW)("slow senders are cut off (slow)",
     const closed = new Promise<number>((resolve) =>
       socket.on("close", () => resolve(Date.now() - started)),
     );
+    // Read what the node answers: a paused socket never sees the end, so never closes.
+    let answer = "";
+    socket.on("data", (chunk: Buffer) => {
+      answer += chunk.toString("latin1");
+    });
     const timer = setInterval(() => socket.write("a"), 200);
     socket.write("GET /ping HTTP/1.1\r\nX-Pad: ");
     const took = await Promise.race([closed, sleep(13_000).then(() => Infinity)]);
     clearInterval(timer);
     socket.destroy();
     expect(took).toBeLessThan(12_000);
+    // Told so in the protocol's shape before the node closes the connection.
+    expect(statusOfRaw(answer)).toBeGreaterThanOrEqual(400);
+    expect(statusOfRaw(answer)).toBeLessThan(500);
+    expect(bodyOfRaw(answer)).toMatchObject({ error: { code: "BAD_REQUEST" } });
   }, 20_000);
 });

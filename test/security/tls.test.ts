@@ -17,6 +17,7 @@ import {
   cleanup,
   closeNode,
   failure,
+  hostOf,
   pluginDir,
   rawExchange,
   rawRequest,
@@ -158,7 +159,7 @@ describe("two nodes with the cluster CA", () => {
           port: T1.port,
           path: "/ping",
           ca: readFileSync(ca),
-          headers: signHeaders(SECRET, "GET", "/ping", ""),
+          headers: signHeaders(SECRET, "GET", hostOf(T1.port as number), "/ping", ""),
         },
         (res) => {
           let body = "";

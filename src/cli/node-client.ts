@@ -1,0 +1,299 @@
+/**
+ * The command line's client for a running node (`--node URL`): the protocol's `/execute` and
+ * `/execute_stream`, and the operator routes (`/plugins`, `/nodes`, `/endpoints`, `/admin`).
+ * With a secret (AIO_SECRET) every request is signed for the exact Host it is sent to, and
+ * every answer must prove that the node knows the secret too: an answer's `x-aio-answer`
+ * header, a stream's per-line `mac`.
+ */
+import { randomBytes } from "node:crypto";
+import { Agent, request } from "undici";
+import type { NodeInfo, PluginInfo } from "../core/types.js";
+import {
+  HEADER_ANSWER,
+  HEADER_NONCE,
+  StreamMac,
+  sameMac,
+  signAnswer,
+  signRequest,
+} from "../net/auth.js";
+import type { AdminAction } from "../net/server.js";
+import type { EndpointInfo } from "../plugins/endpoint.js";
+import { CliError, UsageError } from "./output.js";
+
+export interface CallOptions {
+  /** Milliseconds: sent as the call's deadline, and the longest this client waits. */
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+/** The URL of a node, checked: http(s), host and port, nothing after the path's root. */
+export function nodeUrl(text: string): URL {
+  let url: URL;
+  try {
+    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
+  } catch {
+    throw new UsageError(`--node: "${text}" is not a URL (try http://127.0.0.1:2510)`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`--node: "${text}" must be an http:// or https:// URL`);
+  }
+  if (url.pathname !== "/" || url.search !== "" || url.hash !== "") {
+    throw new UsageError(`--node: give the node's address only, like http://127.0.0.1:2510`);
+  }
+  return url;
+}
+
+const FORGED =
+  "the node answered without proof that it knows the secret (AIO_SECRET); the answer is ignored";
+
+/** A parsed answer body, or a NETWORK error saying what came instead. */
+function parseBody(text: string, url: string, status: number): unknown {
+  try {
+    return text === "" ? undefined : JSON.parse(text);
+  } catch {
+    throw new CliError(
+      "NETWORK",
+      `${url} answered HTTP ${status} with a body that is not JSON: ${text.slice(0, 200)}`,
+    );
+  }
+}
+
+function wireError(body: unknown, status: number, url: string): CliError {
+  const error = (body as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+  if (error && typeof error.code === "string") {
+    return new CliError(error.code, typeof error.message === "string" ? error.message : "");
+  }
+  return new CliError("NETWORK", `${url} answered HTTP ${status}`);
+}
+
+export class NodeClient {
+  readonly url: URL;
+  readonly #secret: string;
+  readonly #agent = new Agent({ keepAliveTimeout: 10_000, connections: 4 });
+
+  constructor(url: URL, secret: string) {
+    this.url = url;
+    this.#secret = secret;
+  }
+
+  /** Whether requests are signed. */
+  get signed(): boolean {
+    return this.#secret !== "";
+  }
+
+  /** A request; with a secret signed, and its answer's MAC checked before its body is used. */
+  async #send(
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    options: CallOptions & { stream?: boolean } = {},
+  ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
+    const target = new URL(path, this.url);
+    const text = body === undefined ? "" : JSON.stringify(body);
+    const signature = this.#secret
+      ? signRequest(this.#secret, method, target.host, target.pathname + target.search, text)
+      : undefined;
+    // No deadline of our own beyond the call's: the node ends the call at it, and we give it a
+    // moment more to say so.
+    const wait = options.timeout !== undefined ? options.timeout + 2_000 : 0;
+    let response: Awaited<ReturnType<typeof request>>;
+    try {
+      response = await request(target, {
+        method,
+        dispatcher: this.#agent,
+        headers: {
+          ...(method === "POST" ? { "content-type": "application/json" } : {}),
+          ...signature,
+        },
+        ...(method === "POST" ? { body: text } : {}),
+        headersTimeout: wait,
+        bodyTimeout: wait,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (error) {
+      if (options.signal?.aborted) throw new CliError("ABORTED", "the call was interrupted");
+      const cause = error as { code?: string; message?: string };
+      const why =
+        cause.code === "ECONNREFUSED"
+          ? "connection refused (is a node running there? start one with `aio run`)"
+          : (cause.message ?? String(error));
+      throw new CliError("NETWORK", `${this.url.origin}: ${why}`);
+    }
+    const status = response.statusCode;
+    if (status === 401) {
+      await response.body.dump();
+      throw new CliError(
+        "UNAUTHORIZED",
+        this.#secret
+          ? `${this.url.origin} refused the request: AIO_SECRET is not the node's secret`
+          : `${this.url.origin} requires a secret: set AIO_SECRET to the node's secret`,
+      );
+    }
+    const nonce = signature?.[HEADER_NONCE];
+    if (options.stream && status === 200) {
+      return {
+        status,
+        body: undefined,
+        lines: lines(response.body),
+        ...(nonce ? { nonce } : {}),
+      };
+    }
+    const answer = await response.body.text();
+    if (signature && nonce) {
+      const mac = response.headers[HEADER_ANSWER];
+      if (typeof mac !== "string" || !sameMac(mac, signAnswer(this.#secret, nonce, answer))) {
+        throw new CliError("UNAUTHORIZED", `${this.url.origin}: ${FORGED}`);
+      }
+    }
+    const parsed = parseBody(answer, target.href, status);
+    if (status !== 200) throw wireError(parsed, status, target.href);
+    return { status, body: parsed };
+  }
+
+  async execute(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: CallOptions = {},
+  ): Promise<unknown> {
+    const { body } = await this.#send(
+      "POST",
+      "/execute",
+      callBody(plugin, method, args, options),
+      options,
+    );
+    return (body as { result?: unknown }).result;
+  }
+
+  async *stream(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: CallOptions = {},
+  ): AsyncGenerator<unknown, void, undefined> {
+    const answer = await this.#send(
+      "POST",
+      "/execute_stream",
+      callBody(plugin, method, args, options),
+      { ...options, stream: true },
+    );
+    const mac = answer.nonce ? new StreamMac(this.#secret, answer.nonce) : undefined;
+    const iterator = (answer.lines as AsyncIterable<string>)[Symbol.asyncIterator]();
+    try {
+      while (true) {
+        let step: IteratorResult<string>;
+        try {
+          step = await iterator.next();
+        } catch (error) {
+          if (options.signal?.aborted) throw new CliError("ABORTED", "the call was interrupted");
+          throw new CliError("NETWORK", `the stream broke off: ${(error as Error).message}`);
+        }
+        if (step.done) {
+          throw new CliError(
+            "NETWORK",
+            "the stream ended without an end marker; the node may have gone",
+          );
+        }
+        const line = checkLine(step.value, mac);
+        if (line.error !== undefined) throw wireError(line, 200, this.url.href);
+        if (line.end === true) return;
+        yield line.item;
+      }
+    } finally {
+      // Stops the node's generator when the consumer leaves early.
+      await iterator.return?.();
+    }
+  }
+
+  async plugins(): Promise<{ hostname: string; plugins: PluginInfo[] }> {
+    return (await this.#send("GET", "/plugins", undefined)).body as {
+      hostname: string;
+      plugins: PluginInfo[];
+    };
+  }
+
+  async nodes(): Promise<{ hostname: string; nodes: NodeInfo[] }> {
+    return (await this.#send("GET", "/nodes", undefined)).body as {
+      hostname: string;
+      nodes: NodeInfo[];
+    };
+  }
+
+  async endpoints(plugin: string): Promise<EndpointInfo[]> {
+    const path = `/endpoints?plugin=${encodeURIComponent(plugin)}`;
+    return ((await this.#send("GET", path, undefined)).body as { endpoints: EndpointInfo[] })
+      .endpoints;
+  }
+
+  async act(action: AdminAction, plugin?: string): Promise<PluginInfo[]> {
+    const body = plugin === undefined ? { action } : { action, plugin };
+    return ((await this.#send("POST", "/admin", body)).body as { plugins: PluginInfo[] }).plugins;
+  }
+
+  /** The node's hostname, from a (signed, when there is a secret) `/ping`. */
+  async hostname(): Promise<string> {
+    const { body } = await this.#send("GET", "/ping", undefined);
+    return String((body as { hostname?: unknown }).hostname ?? "");
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+}
+
+function callBody(plugin: string, method: string, args: unknown, options: CallOptions) {
+  return {
+    plugin,
+    method,
+    ...(args !== undefined ? { args } : {}),
+    author: "aio-cli",
+    request_id: `cli-${randomBytes(4).toString("hex")}`,
+    ...(options.timeout !== undefined ? { timeout_ms: options.timeout } : {}),
+  };
+}
+
+interface StreamLine {
+  item?: unknown;
+  end?: boolean;
+  error?: unknown;
+}
+
+/**
+ * One NDJSON line, its MAC checked first when there is a secret. The MAC covers the line as
+ * the node wrote it without its `mac` member, which the node writes last.
+ */
+function checkLine(text: string, mac: StreamMac | undefined): StreamLine {
+  let bare = text;
+  if (mac) {
+    const match = /,"mac":"([0-9a-f]{64})"\}$/.exec(text);
+    bare = match ? `${text.slice(0, match.index)}}` : "";
+    if (!match || !sameMac(match[1] as string, mac.next(bare))) {
+      throw new CliError("UNAUTHORIZED", FORGED);
+    }
+  }
+  try {
+    const parsed = JSON.parse(bare) as unknown;
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed as StreamLine;
+  } catch {}
+  throw new CliError(
+    "NETWORK",
+    `the node sent a stream line that is not a JSON object: ${text.slice(0, 200)}`,
+  );
+}
+
+async function* lines(body: AsyncIterable<Buffer>): AsyncGenerator<string, void, undefined> {
+  const decoder = new TextDecoder();
+  let rest = "";
+  for await (const chunk of body) {
+    rest += decoder.decode(chunk, { stream: true });
+    let newline = rest.indexOf("\n");
+    while (newline >= 0) {
+      const line = rest.slice(0, newline);
+      if (line !== "") yield line;
+      rest = rest.slice(newline + 1);
+      newline = rest.indexOf("\n");
+    }
+  }
+  rest += decoder.decode();
+  if (rest !== "") yield rest;
+}

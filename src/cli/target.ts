@@ -1,0 +1,339 @@
+/**
+ * What a command works on: a core started in this process from a config (`--config`, the
+ * default), or a node already running elsewhere (`--node URL`). Both answer the same questions
+ * and take the same actions, so every command and the console work with either.
+ */
+import type { LogLevelName } from "../config/types.js";
+import type { PluginCore } from "../core/plugin-core.js";
+import type { NodeInfo, PluginInfo } from "../core/types.js";
+import type { AdminAction } from "../net/server.js";
+import type { EndpointInfo } from "../plugins/endpoint.js";
+import { NodeClient, nodeUrl } from "./node-client.js";
+import { CliError, colorsFor, describeError, EXIT, note, Progress, UsageError } from "./output.js";
+import { chooseConfig } from "./paths.js";
+
+export interface TargetCallOptions {
+  host?: string | undefined;
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface Target {
+  /** Where commands go, for people: `node http://…` or `config /path/config.yml`. */
+  readonly where: string;
+  readonly kind: "local" | "node";
+  hostname(): Promise<string>;
+  plugins(): Promise<PluginInfo[]>;
+  nodes(): Promise<NodeInfo[]>;
+  /** Throws PLUGIN_NOT_FOUND for a plugin the node does not know. */
+  endpoints(plugin: string): Promise<EndpointInfo[]>;
+  /** `path` (load only) is a plugin folder; in-process only. */
+  act(action: AdminAction, plugin?: string, path?: string): Promise<void>;
+  execute(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: TargetCallOptions,
+  ): Promise<unknown>;
+  stream(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: TargetCallOptions,
+  ): AsyncGenerator<unknown, void, undefined>;
+  /** The address the node listens on, when known. */
+  address(): string | undefined;
+  close(): Promise<void>;
+}
+
+export interface TargetOptions {
+  config?: string | undefined;
+  node?: string | undefined;
+  logLevel?: LogLevelName | undefined;
+}
+
+// ------------------------------------------------------------------------------ in-process
+
+/**
+ * Starts `core`, showing on a terminal how many plugins are loaded and enabled so far.
+ * Resolves when `start()` does; rejects with its error.
+ */
+export async function startWithProgress(
+  core: PluginCore,
+  progress = new Progress(),
+): Promise<void> {
+  const total = core.config.plugins.filter((entry) => entry.enabled).length;
+  let loaded = 0;
+  let enabled = 0;
+  let failed = 0;
+  const show = () =>
+    progress.update(
+      `Starting "${core.hostname}": ${loaded}/${total} plugins loaded, ${enabled} enabled${failed ? `, ${failed} failed` : ""}…`,
+    );
+  const onLoaded = () => {
+    loaded++;
+    show();
+  };
+  const onEnabled = () => {
+    enabled++;
+    show();
+  };
+  const onFailed = () => {
+    failed++;
+    show();
+  };
+  core.on("plugin:loaded", onLoaded);
+  core.on("plugin:enabled", onEnabled);
+  core.on("plugin:failed", onFailed);
+  show();
+  try {
+    await core.start();
+  } finally {
+    core.off("plugin:loaded", onLoaded);
+    core.off("plugin:enabled", onEnabled);
+    core.off("plugin:failed", onFailed);
+    progress.clear();
+  }
+}
+
+/** Why `start()` failed, with the way out when the port is taken. */
+export function startFailure(error: unknown, core: PluginCore): CliError {
+  const message = error instanceof Error ? error.message : String(error);
+  const code = (error as { code?: unknown }).code;
+  if (code === "EADDRINUSE" || message.includes("EADDRINUSE")) {
+    const port = core.config.networking.port;
+    return new CliError(
+      "NETWORK",
+      `port ${port} is in use (${message}). Is a node already running with this config? Use --node http://127.0.0.1:${port} to talk to it, or change networking.port.`,
+    );
+  }
+  return new CliError(typeof code === "string" ? code : "START_FAILED", `start failed: ${message}`);
+}
+
+/**
+ * Constructs a core for `file` (console log level: `logLevel`, else the config's), a
+ * ConfigError becoming a CONFIG_INVALID failure.
+ */
+export async function createCore(
+  file: string,
+  logLevel: LogLevelName | undefined,
+): Promise<PluginCore> {
+  // Loaded only when a core runs here: commands that talk to a node start faster without it.
+  const { PluginCore } = await import("../core/plugin-core.js");
+  try {
+    return new PluginCore(file, {
+      ...(logLevel !== undefined ? { logLevel } : {}),
+      color: colorsFor(process.stderr),
+    });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new CliError(
+      typeof code === "string" ? code : "CONFIG_INVALID",
+      (error as Error).message ?? String(error),
+    );
+  }
+}
+
+class LocalTarget implements Target {
+  readonly kind = "local";
+  readonly where: string;
+  readonly #core: PluginCore;
+
+  constructor(core: PluginCore, file: string) {
+    this.#core = core;
+    this.where = `config ${file}`;
+  }
+
+  async hostname(): Promise<string> {
+    return this.#core.hostname;
+  }
+
+  async plugins(): Promise<PluginInfo[]> {
+    return this.#core.listPlugins();
+  }
+
+  async nodes(): Promise<NodeInfo[]> {
+    return this.#core.nodes();
+  }
+
+  async endpoints(plugin: string): Promise<EndpointInfo[]> {
+    const endpoints = this.#core.getPluginEndpoints(plugin);
+    if (!endpoints) throw new CliError("PLUGIN_NOT_FOUND", `No plugin named "${plugin}"`);
+    return endpoints;
+  }
+
+  async act(action: AdminAction, plugin = "", path?: string): Promise<void> {
+    const core = this.#core;
+    switch (action) {
+      case "load":
+        return core.loadPlugin(plugin, path === undefined ? {} : { path });
+      case "enable":
+        return core.enablePlugin(plugin);
+      case "disable":
+        return core.disablePlugin(plugin);
+      case "reload":
+        return core.reloadPlugin(plugin);
+      case "pop":
+        return core.popPlugin(plugin);
+      case "purge":
+        return core.purgePlugins();
+    }
+  }
+
+  execute(plugin: string, method: string, args: unknown, options: TargetCallOptions) {
+    return this.#core.execute(plugin, method, args, executeOptions(options));
+  }
+
+  stream(plugin: string, method: string, args: unknown, options: TargetCallOptions) {
+    return this.#core.executeStream(plugin, method, args, executeOptions(options));
+  }
+
+  address(): string | undefined {
+    return listenAddress(this.#core);
+  }
+
+  close(): Promise<void> {
+    return this.#core.close();
+  }
+}
+
+function executeOptions(options: TargetCallOptions) {
+  return {
+    ...(options.host !== undefined ? { host: options.host } : {}),
+    ...(options.timeout !== undefined ? { timeout: options.timeout } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  };
+}
+
+/** `http://127.0.0.1:2510` for a core whose networking runs; undefined otherwise. */
+export function listenAddress(core: PluginCore): string | undefined {
+  const port = core.port;
+  if (port === undefined) return undefined;
+  const net = core.config.networking;
+  const scheme = net.cert_file && net.key_file ? "https" : "http";
+  const bind = net.bind || (net.secret ? "0.0.0.0" : "127.0.0.1");
+  return `${scheme}://${bind.includes(":") ? `[${bind}]` : bind}:${port}`;
+}
+
+// ------------------------------------------------------------------------------ remote node
+
+class RemoteTarget implements Target {
+  readonly kind = "node";
+  readonly where: string;
+  readonly #client: NodeClient;
+  #hostname: string | undefined;
+
+  constructor(client: NodeClient) {
+    this.#client = client;
+    this.where = `node ${client.url.origin}`;
+  }
+
+  async hostname(): Promise<string> {
+    this.#hostname ??= (await this.#client.plugins()).hostname;
+    return this.#hostname;
+  }
+
+  async plugins(): Promise<PluginInfo[]> {
+    const answer = await this.#client.plugins();
+    this.#hostname = answer.hostname;
+    return answer.plugins;
+  }
+
+  async nodes(): Promise<NodeInfo[]> {
+    return (await this.#client.nodes()).nodes;
+  }
+
+  endpoints(plugin: string): Promise<EndpointInfo[]> {
+    return this.#client.endpoints(plugin);
+  }
+
+  async act(action: AdminAction, plugin?: string, path?: string): Promise<void> {
+    if (path !== undefined) {
+      throw new CliError(
+        "BAD_REQUEST",
+        "a running node loads plugins from its own config; a path can be given only in-process (--config)",
+      );
+    }
+    await this.#client.act(action, plugin);
+  }
+
+  /**
+   * A call sent to a node runs on that node: `host` may be "any", "local" or the node's own
+   * hostname, nothing else.
+   */
+  async #checkHost(host: string | undefined): Promise<void> {
+    if (host === undefined || host === "any" || host === "local") return;
+    const hostname = await this.hostname();
+    if (host !== hostname) {
+      throw new CliError(
+        "NO_NODE",
+        `--host ${host}: a call sent with --node runs on that node, which is "${hostname}"; use --config with networking to choose among nodes`,
+      );
+    }
+  }
+
+  async execute(plugin: string, method: string, args: unknown, options: TargetCallOptions) {
+    await this.#checkHost(options.host);
+    return this.#client.execute(plugin, method, args, options);
+  }
+
+  async *stream(plugin: string, method: string, args: unknown, options: TargetCallOptions) {
+    await this.#checkHost(options.host);
+    yield* this.#client.stream(plugin, method, args, options);
+  }
+
+  address(): string | undefined {
+    return this.#client.url.origin;
+  }
+
+  close(): Promise<void> {
+    return this.#client.close();
+  }
+}
+
+// ------------------------------------------------------------------------------ choosing
+
+/**
+ * The target the flags name: `--node URL` (signed with AIO_SECRET when set), else a core
+ * started here from `--config F`, ./config.yml, or the bundled example.
+ */
+export async function openTarget(options: TargetOptions): Promise<Target> {
+  if (options.node !== undefined && options.config !== undefined) {
+    throw new UsageError("--node and --config are alternatives: give one");
+  }
+  if (options.node !== undefined) {
+    return new RemoteTarget(new NodeClient(nodeUrl(options.node), process.env.AIO_SECRET ?? ""));
+  }
+  const { file, why, fallback } = chooseConfig(options.config);
+  if (fallback) note(`aio: using ${file} (${why})`);
+  const core = await createCore(file, options.logLevel ?? "WARNING");
+  try {
+    await startWithProgress(core);
+  } catch (error) {
+    await core.close().catch(() => undefined);
+    throw startFailure(error, core);
+  }
+  return new LocalTarget(core, file);
+}
+
+/**
+ * Opens the target, runs `work` on it and closes it. Returns `work`'s exit code (0 if none);
+ * a failure is shown as `CODE: message` (exit 1); a usage error is thrown on, for exit 2.
+ */
+export async function withTarget(
+  options: TargetOptions,
+  work: (target: Target) => Promise<unknown>,
+): Promise<number> {
+  let target: Target | undefined;
+  try {
+    target = await openTarget(options);
+    const code = await work(target);
+    return typeof code === "number" ? code : EXIT.OK;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    note(describeError(error));
+    return EXIT.FAILED;
+  } finally {
+    await target?.close().catch(() => undefined);
+  }
+}
