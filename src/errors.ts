@@ -158,6 +158,26 @@ export interface WireError {
   error_name?: string;
 }
 
+/**
+ * Marks an error the runtime raised about a call into `plugin` (a timeout, a refused cycle, a
+ * crashed worker) where that plugin's code might have thrown, so the call fails with it as it
+ * is rather than as the plugin's own PLUGIN_ERROR. The mark names the plugin: the same error
+ * thrown on by another plugin's code is that plugin's PLUGIN_ERROR, like anything it throws.
+ */
+const RUNTIME_FAILURE = Symbol("aio.runtimeFailure");
+
+export function runtimeFailure<E extends RequestError>(error: E, plugin: string): E {
+  Object.defineProperty(error, RUNTIME_FAILURE, { value: plugin });
+  return error;
+}
+
+/** The plugin a runtime failure was raised for, if `value` is one. */
+export function runtimeFailureOf(value: unknown): string | undefined {
+  return value instanceof RequestError
+    ? (value as { [RUNTIME_FAILURE]?: string })[RUNTIME_FAILURE]
+    : undefined;
+}
+
 export function isAioError(value: unknown): value is AioError {
   return value instanceof AioError;
 }
@@ -193,11 +213,9 @@ export const callErrors = {
     const why =
       state === "failed"
         ? `failed${reason ? ` (${reason})` : ""} and cannot serve ${target(site)}`
-        : state === "starting"
-          ? `still starting; a synchronous call to ${target(site)} cannot wait for it`
-          : state === "unloaded"
-            ? "not loaded; load it first"
-            : `${state === "loaded" ? "loaded but not enabled" : state}; enable it before calling ${target(site)}`;
+        : state === "unloaded"
+          ? "not loaded; load it first"
+          : `${state === "loaded" ? "loaded but not enabled" : state}; enable it before calling ${target(site)}`;
     return new RequestError("PLUGIN_DISABLED", `Plugin "${site.plugin}" is ${why}`, site);
   },
   accessDenied(site: CallSite, why: string): RequestError {
@@ -223,6 +241,9 @@ export const callErrors = {
     });
   },
   pluginThrew(site: CallSite, thrown: unknown): RequestError {
+    if (site.plugin !== undefined && runtimeFailureOf(thrown) === site.plugin) {
+      return thrown as RequestError;
+    }
     const name = thrown instanceof Error ? thrown.name : typeof thrown;
     const message = thrown instanceof Error ? thrown.message : String(thrown);
     return new RequestError("PLUGIN_ERROR", `${target(site)} threw ${name}: ${message}`, site, {

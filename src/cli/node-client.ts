@@ -43,6 +43,9 @@ export function nodeUrl(text: string): URL {
   return url;
 }
 
+/** How long the operator routes (/plugins, /admin, …) may take to answer. */
+const OPERATOR_TIMEOUT_MS = 60_000;
+
 const FORGED =
   "the node answered without proof that it knows the secret (AIO_SECRET); the answer is ignored";
 
@@ -76,11 +79,6 @@ export class NodeClient {
     this.#secret = secret;
   }
 
-  /** Whether requests are signed. */
-  get signed(): boolean {
-    return this.#secret !== "";
-  }
-
   /** A request; with a secret signed, and its answer's MAC checked before its body is used. */
   async #send(
     method: "GET" | "POST",
@@ -93,9 +91,14 @@ export class NodeClient {
     const signature = this.#secret
       ? signRequest(this.#secret, method, target.host, target.pathname + target.search, text)
       : undefined;
-    // No deadline of our own beyond the call's: the node ends the call at it, and we give it a
-    // moment more to say so.
-    const wait = options.timeout !== undefined ? options.timeout + 2_000 : 0;
+    // A call has no deadline of its own beyond its --timeout: the node ends the call then, and
+    // gets a moment more to say so. The operator routes answer at once, or not at all.
+    const wait =
+      options.timeout !== undefined
+        ? options.timeout + 2_000
+        : path === "/execute" || path === "/execute_stream"
+          ? 0
+          : OPERATOR_TIMEOUT_MS;
     let response: Awaited<ReturnType<typeof request>>;
     try {
       response = await request(target, {
@@ -111,13 +114,7 @@ export class NodeClient {
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } catch (error) {
-      if (options.signal?.aborted) throw new CliError("ABORTED", "the call was interrupted");
-      const cause = error as { code?: string; message?: string };
-      const why =
-        cause.code === "ECONNREFUSED"
-          ? "connection refused (is a node running there? start one with `aio run`)"
-          : (cause.message ?? String(error));
-      throw new CliError("NETWORK", `${this.url.origin}: ${why}`);
+      throw this.#failure(error, options.signal);
     }
     const status = response.statusCode;
     if (status === 401) {
@@ -138,7 +135,12 @@ export class NodeClient {
         ...(nonce ? { nonce } : {}),
       };
     }
-    const answer = await response.body.text();
+    let answer: string;
+    try {
+      answer = await response.body.text();
+    } catch (error) {
+      throw this.#failure(error, options.signal);
+    }
     if (signature && nonce) {
       const mac = response.headers[HEADER_ANSWER];
       if (typeof mac !== "string" || !sameMac(mac, signAnswer(this.#secret, nonce, answer))) {
@@ -148,6 +150,17 @@ export class NodeClient {
     const parsed = parseBody(answer, target.href, status);
     if (status !== 200) throw wireError(parsed, status, target.href);
     return { status, body: parsed };
+  }
+
+  /** What a request that broke off (or was aborted) is reported as. */
+  #failure(error: unknown, signal: AbortSignal | undefined): CliError {
+    if (signal?.aborted) return new CliError("ABORTED", "the call was interrupted");
+    const cause = error as { code?: string; message?: string };
+    const why =
+      cause.code === "ECONNREFUSED"
+        ? "connection refused (is a node running there? start one with `aio run`)"
+        : (cause.message ?? String(error));
+    return new CliError("NETWORK", `${this.url.origin}: ${why}`);
   }
 
   async execute(
@@ -185,8 +198,7 @@ export class NodeClient {
         try {
           step = await iterator.next();
         } catch (error) {
-          if (options.signal?.aborted) throw new CliError("ABORTED", "the call was interrupted");
-          throw new CliError("NETWORK", `the stream broke off: ${(error as Error).message}`);
+          throw this.#failure(error, options.signal);
         }
         if (step.done) {
           throw new CliError(
@@ -230,14 +242,9 @@ export class NodeClient {
     return ((await this.#send("POST", "/admin", body)).body as { plugins: PluginInfo[] }).plugins;
   }
 
-  /** The node's hostname, from a (signed, when there is a secret) `/ping`. */
-  async hostname(): Promise<string> {
-    const { body } = await this.#send("GET", "/ping", undefined);
-    return String((body as { hostname?: unknown }).hostname ?? "");
-  }
-
+  /** Ends every connection; whatever is still open was given up. */
   async close(): Promise<void> {
-    await this.#agent.close();
+    await this.#agent.destroy();
   }
 }
 

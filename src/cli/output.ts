@@ -92,9 +92,8 @@ export function safe(text: string): string {
   return text.replace(UNSAFE, "");
 }
 
-let writeOut: (text: string) => void = (text) => {
-  process.stdout.write(text);
-};
+/** stdout's own write, which `out` keeps using after reserveStdout(). */
+const writeStdout = process.stdout.write.bind(process.stdout);
 
 /**
  * From now on stdout carries only what `out` writes: anything else written to it (a plugin's
@@ -102,16 +101,12 @@ let writeOut: (text: string) => void = (text) => {
  * the result.
  */
 export function reserveStdout(): void {
-  const original = process.stdout.write.bind(process.stdout);
-  writeOut = (text) => {
-    original(text);
-  };
   process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
 }
 
 /** Writes the command's output to stdout. */
 export function out(text: string): void {
-  writeOut(text.endsWith("\n") ? text : `${text}\n`);
+  writeStdout(text.endsWith("\n") ? text : `${text}\n`);
 }
 
 /** Writes a message for people to stderr. */
@@ -121,12 +116,15 @@ export function note(text: string): void {
 
 /** Exits once stdout and stderr have taken everything written to them. */
 export async function exitWhenFlushed(code: number): Promise<never> {
-  const flush = (stream: NodeJS.WriteStream) =>
+  const flush = (stream: NodeJS.WriteStream, write: (text: string, done: () => void) => void) =>
     new Promise<void>((resolve) => {
       if (stream.destroyed || !stream.writable) return resolve();
-      stream.write("", () => resolve());
+      write("", () => resolve());
     });
-  await Promise.all([flush(process.stdout), flush(process.stderr)]);
+  await Promise.all([
+    flush(process.stdout, writeStdout),
+    flush(process.stderr, (text, done) => process.stderr.write(text, done)),
+  ]);
   process.exit(code);
 }
 

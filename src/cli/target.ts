@@ -6,6 +6,7 @@
 import type { LogLevelName } from "../config/types.js";
 import type { PluginCore } from "../core/plugin-core.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
+import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import { NodeClient, nodeUrl } from "./node-client.js";
@@ -58,10 +59,8 @@ export interface TargetOptions {
  * Starts `core`, showing on a terminal how many plugins are loaded and enabled so far.
  * Resolves when `start()` does; rejects with its error.
  */
-export async function startWithProgress(
-  core: PluginCore,
-  progress = new Progress(),
-): Promise<void> {
+export async function startWithProgress(core: PluginCore): Promise<void> {
+  const progress = new Progress();
   const total = core.config.plugins.filter((entry) => entry.enabled).length;
   let loaded = 0;
   let enabled = 0;
@@ -211,8 +210,7 @@ export function listenAddress(core: PluginCore): string | undefined {
   if (port === undefined) return undefined;
   const net = core.config.networking;
   const scheme = net.cert_file && net.key_file ? "https" : "http";
-  const bind = net.bind || (net.secret ? "0.0.0.0" : "127.0.0.1");
-  return `${scheme}://${bind.includes(":") ? `[${bind}]` : bind}:${port}`;
+  return `${scheme}://${hostForUrl(bindAddress(net))}:${port}`;
 }
 
 // ------------------------------------------------------------------------------ remote node

@@ -76,9 +76,27 @@ export class BlockingClient<T> {
  * The serving side: receives requests on `port` and answers each, waking the caller. `serve`
  * may be async; the caller stays blocked until it settles.
  */
-export function serveBlocking<T>(port: MessagePort, serve: (request: T) => unknown): void {
+/** Control of a serving side. */
+export interface BlockingServer {
+  /** Answers every request still being served with `error`: the serving thread is dying. */
+  failPending(error: unknown): void;
+}
+
+export function serveBlocking<T>(
+  port: MessagePort,
+  serve: (request: T) => unknown,
+): BlockingServer {
   let answers: MessagePort | undefined;
   let flag: Int32Array | undefined;
+  const pending = new Set<number>();
+  const reply = (answer: BlockingAnswer) => {
+    if (!pending.delete(answer.id)) return;
+    answers?.postMessage(answer);
+    if (flag) {
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+    }
+  };
   port.on(
     "message",
     (message: { answers?: MessagePort; flag?: Int32Array } & Partial<BlockingRequest<T>>) => {
@@ -88,13 +106,7 @@ export function serveBlocking<T>(port: MessagePort, serve: (request: T) => unkno
         return;
       }
       const { id, request } = message as BlockingRequest<T>;
-      const reply = (answer: BlockingAnswer) => {
-        answers?.postMessage(answer);
-        if (flag) {
-          Atomics.store(flag, 0, 1);
-          Atomics.notify(flag, 0);
-        }
-      };
+      pending.add(id);
       Promise.resolve()
         .then(() => serve(request))
         .then(
@@ -103,4 +115,9 @@ export function serveBlocking<T>(port: MessagePort, serve: (request: T) => unkno
         );
     },
   );
+  return {
+    failPending(error) {
+      for (const id of [...pending]) reply({ id, error });
+    },
+  };
 }

@@ -368,7 +368,10 @@ export class Dispatcher {
     }
     if (isPromiseLike(target)) {
       target.then(undefined, () => undefined);
-      throw this.#refusal(call, "starting");
+      throw callErrors.wouldDeadlock(
+        call,
+        `the plugin is starting or being reloaded, and ${mode}() on the main thread cannot wait for it. Use the async form, or call it once it is enabled.`,
+      );
     }
     const kind = target.endpoint.info.kind;
     if (kind === "async function" || kind === "async generator") {

@@ -9,7 +9,7 @@ import pino from "pino";
 import { BlockingClient, serveBlocking } from "../core/blocking.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
-import { callErrors } from "../errors.js";
+import { callErrors, RequestError, runtimeFailure } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { LoadedEndpoint } from "./host.js";
 import { InProcessHost } from "./in-process.js";
@@ -18,6 +18,7 @@ import {
   type BlockingIn,
   type BlockingOut,
   type CallMeta,
+  type ErrorData,
   eachMessage,
   errorData,
   errorFrom,
@@ -176,6 +177,25 @@ async function* executeStream(
   }
 }
 
+/**
+ * A blocking request to the core. Its errors arrive as data and become errors again here;
+ * arguments that cannot be copied fail like an async call's would.
+ */
+function block(request: BlockingOut, plugin: string, method: string): unknown {
+  try {
+    return blocking.call(request);
+  } catch (error) {
+    if (error instanceof Error) {
+      if (error.name !== "DataCloneError") throw error;
+      throw callErrors.invalidArguments(
+        { plugin, method },
+        `arguments cannot cross to another thread: ${error.message}`,
+      );
+    }
+    throw errorFrom(error as ErrorData);
+  }
+}
+
 function executeSync(
   plugin: string,
   method: string,
@@ -183,7 +203,14 @@ function executeSync(
   options: ExecuteOptions | undefined,
 ): unknown {
   refuseBlockingOnMain(plugin, method);
-  return blocking.call({ kind: "execute", plugin, method, args, options: wireOptions(options) });
+  const request: BlockingOut = {
+    kind: "execute",
+    plugin,
+    method,
+    args,
+    options: wireOptions(options),
+  };
+  return block(request, plugin, method);
 }
 
 function* executeStreamSync(
@@ -193,17 +220,15 @@ function* executeStreamSync(
   options: ExecuteOptions | undefined,
 ): Generator<unknown, void, undefined> {
   refuseBlockingOnMain(plugin, method);
-  const stream = blocking.call({
-    kind: "open",
-    plugin,
-    method,
-    args,
-    options: wireOptions(options),
-  }) as number;
+  const open: BlockingOut = { kind: "open", plugin, method, args, options: wireOptions(options) };
+  const stream = block(open, plugin, method) as number;
   let finished = false;
   try {
     for (;;) {
-      const step = blocking.call({ kind: "next", stream }) as { done: boolean; value?: unknown };
+      const step = block({ kind: "next", stream }, plugin, method) as {
+        done: boolean;
+        value?: unknown;
+      };
       if (step.done) {
         finished = true;
         return;
@@ -211,7 +236,7 @@ function* executeStreamSync(
       yield step.value;
     }
   } finally {
-    if (!finished) blocking.call({ kind: "close", stream });
+    if (!finished) block({ kind: "close", stream }, plugin, method);
   }
 }
 
@@ -378,7 +403,7 @@ function serve(message: ToWorker): void {
 // Blocking calls into this plugin: the core's thread waits while this one runs them.
 const blockingStreams = new Map<number, Iterator<unknown> | AsyncIterator<unknown>>();
 let blockingSeq = 0;
-serveBlocking<BlockingIn>(setup.blockingIn, (request) =>
+const intoPlugin = serveBlocking<BlockingIn>(setup.blockingIn, (request) =>
   serveBlockingIn(request).catch((error: unknown) => {
     // Sent as data: an error object would lose its class and code on the way.
     throw errorData(error);
@@ -387,8 +412,22 @@ serveBlocking<BlockingIn>(setup.blockingIn, (request) =>
 
 async function serveBlockingIn(request: BlockingIn): Promise<unknown> {
   switch (request.kind) {
-    case "invoke":
-      return host.invoke(endpointOf(request.endpoint), request.args, new ServedCall(request.call));
+    case "invoke": {
+      const call = new ServedCall(request.call);
+      const result = host.invoke(endpointOf(request.endpoint), request.args, call);
+      if (result instanceof Promise || typeof (result as { then?: unknown })?.then === "function") {
+        // Its outcome may need the main thread, which is blocked waiting for this answer.
+        Promise.resolve(result).catch(() => undefined);
+        throw runtimeFailure(
+          callErrors.wouldDeadlock(
+            { plugin: name, method: request.endpoint },
+            "it returned a Promise, which a blocking call from the main thread cannot wait for. Use `await execute()` instead.",
+          ),
+          name,
+        );
+      }
+      return result;
+    }
     case "open": {
       const id = ++blockingSeq;
       blockingStreams.set(
@@ -414,6 +453,27 @@ async function serveBlockingIn(request: BlockingIn): Promise<unknown> {
 }
 
 port.on("message", (data: ToWorker | ToWorker[]) => eachMessage(data, serve));
+
+/**
+ * A thread that is going away answers the blocking call the core may be waiting in: that
+ * thread cannot see the exit until it wakes up. (Running out of memory leaves no such chance;
+ * the call then ends at its deadline.)
+ */
+function dying(why: string): void {
+  const failure = new RequestError(
+    "PLUGIN_ERROR",
+    `the worker of ${name} ${why} during the call`,
+    { plugin: name },
+    { errorName: "WorkerCrash" },
+  );
+  intoPlugin.failPending(errorData(runtimeFailure(failure, name)));
+}
+process.on("exit", (code) => dying(`exited with code ${code}`));
+process.on("uncaughtException", (error) => {
+  dying(`crashed: ${error.message}`);
+  // Still a crash: the core sees it and restarts the worker.
+  throw error;
+});
 
 try {
   await host.load();

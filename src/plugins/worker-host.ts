@@ -10,7 +10,7 @@ import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { BlockingClient, BlockingTimeout, serveBlocking } from "../core/blocking.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions } from "../core/types.js";
-import { ConfigError, callErrors, RequestError } from "../errors.js";
+import { ConfigError, callErrors, RequestError, runtimeFailure } from "../errors.js";
 import type { Logger } from "../log.js";
 import { compileBinder, endpointInfo, internalize } from "./endpoint.js";
 import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
@@ -84,6 +84,8 @@ export class WorkerHost implements PluginHost {
   #disposed = false;
   #restarts = 0;
   #stuckCheck: Promise<void> | undefined;
+  /** Workers whose end was already handled (a crash is reported twice: error, then exit). */
+  readonly #handled = new WeakSet<Worker>();
 
   constructor(options: WorkerHostOptions) {
     this.#options = options;
@@ -404,9 +406,12 @@ export class WorkerHost implements PluginHost {
   /** A call from a thread this plugin is itself blocked on could never be served. */
   #refuseCycle(call: CallInfo): void {
     if ((call as ChainedInfo).chain?.includes(this.#name)) {
-      throw callErrors.wouldDeadlock(
-        { plugin: this.#name, requestId: call.requestId },
-        `its thread is blocked waiting for the very call chain that now calls it (${[...((call as ChainedInfo).chain ?? []), this.#name].join(" → ")})`,
+      throw runtimeFailure(
+        callErrors.wouldDeadlock(
+          { plugin: this.#name, requestId: call.requestId },
+          `its thread is blocked waiting for the very call chain that now calls it (${[...((call as ChainedInfo).chain ?? []), this.#name].join(" → ")})`,
+        ),
+        this.#name,
       );
     }
   }
@@ -492,7 +497,9 @@ export class WorkerHost implements PluginHost {
     } catch (error) {
       if (error instanceof BlockingTimeout) {
         void this.#checkStuck();
-        throw callErrors.timeout({ plugin: this.#name, requestId: call.requestId }, wait);
+        const method = "endpoint" in request ? request.endpoint : undefined;
+        const site = { plugin: this.#name, method, requestId: call.requestId };
+        throw runtimeFailure(callErrors.timeout(site, Math.round(wait)), this.#name);
       }
       throw error instanceof Error ? error : errorFrom(error as ErrorData);
     }
@@ -560,21 +567,28 @@ export class WorkerHost implements PluginHost {
   #checkStuck(): Promise<void> {
     this.#stuckCheck ??= (async () => {
       const worker = this.#worker;
+      // A ping the worker never got to (it crashed meanwhile) counts as no answer.
       const answered = await Promise.race([
-        this.#request((id) => ({ t: "ping", id })).then(() => true),
+        this.#request((id) => ({ t: "ping", id })).then(
+          () => true,
+          () => false,
+        ),
         new Promise<boolean>((resolve) => setTimeout(() => resolve(false), STUCK_CHECK_MS).unref()),
       ]);
-      this.#stuckCheck = undefined;
-      if (answered || !worker || worker !== this.#worker) return;
+      if (answered || !worker || worker !== this.#worker || this.#handled.has(worker)) return;
+      this.#handled.add(worker);
       this.#logger.error(
         `${this.#name} is stuck past a call's deadline; stopping its worker and starting it again`,
       );
-      this.#fail(callErrors.timeout({ plugin: this.#name }, STUCK_CHECK_MS));
-      worker.removeAllListeners("exit");
-      worker.removeAllListeners("error");
+      // New calls wait for the next worker from here on, not for this one.
+      this.#restart("was stuck");
+      this.#fail(
+        runtimeFailure(callErrors.timeout({ plugin: this.#name }, STUCK_CHECK_MS), this.#name),
+      );
       await worker.terminate();
-      this.#restart("it was stuck");
-    })();
+    })().finally(() => {
+      this.#stuckCheck = undefined;
+    });
     return this.#stuckCheck;
   }
 
@@ -591,7 +605,9 @@ export class WorkerHost implements PluginHost {
   }
 
   #lost(worker: Worker, why: string): void {
-    if (worker !== this.#worker) return;
+    // A crash fires both "error" and "exit": one restart is enough.
+    if (worker !== this.#worker || this.#handled.has(worker)) return;
+    this.#handled.add(worker);
     if (this.#loaded) {
       this.#loaded.reject(
         new ConfigError("PLUGIN_LOAD_FAILED", `Plugin "${this.#name}": its worker ${why}`, {
@@ -606,17 +622,18 @@ export class WorkerHost implements PluginHost {
     this.#logger.error(
       `the worker of ${this.#name} ${why}; its calls in flight fail, and it restarts`,
     );
+    this.#restart(why);
     this.#fail(
-      new RequestError(
-        "PLUGIN_ERROR",
-        `the worker of ${this.#name} ${why} during the call`,
-        { plugin: this.#name },
-        {
-          errorName: "WorkerCrash",
-        },
+      runtimeFailure(
+        new RequestError(
+          "PLUGIN_ERROR",
+          `the worker of ${this.#name} ${why} during the call`,
+          { plugin: this.#name },
+          { errorName: "WorkerCrash" },
+        ),
+        this.#name,
       ),
     );
-    this.#restart(why);
   }
 
   /** Starts a new worker after a backoff that grows with each restart (0.2 s to 30 s). */
@@ -630,7 +647,7 @@ export class WorkerHost implements PluginHost {
         this.#spawn()
           .then(async () => {
             if (this.#wantEnabled) await this.#request((id) => ({ t: "enable", id }));
-            this.#logger.info(`${this.#name} restarted after it ${why}`);
+            this.#logger.info(`${this.#name} restarted: its worker ${why}`);
             // A minute without trouble, and the next restart is quick again.
             setTimeout(() => {
               this.#restarts = 0;

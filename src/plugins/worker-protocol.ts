@@ -5,7 +5,13 @@
  */
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import type { ExecuteOptions } from "../core/types.js";
-import { AioError, RequestError, type RequestErrorCode } from "../errors.js";
+import {
+  AioError,
+  RequestError,
+  type RequestErrorCode,
+  runtimeFailure,
+  runtimeFailureOf,
+} from "../errors.js";
 import type { EndpointKind } from "./endpoint.js";
 
 /** What the worker is started with. */
@@ -36,6 +42,8 @@ export interface ErrorData {
   message: string;
   code?: string;
   stack?: string;
+  /** Raised by the runtime about a call into this plugin, not thrown by plugin code. */
+  runtimeFor?: string;
 }
 
 export type ToWorker =
@@ -97,6 +105,8 @@ export function errorData(error: unknown): ErrorData {
     const code = (error as { code?: unknown }).code;
     if (typeof code === "string") data.code = code;
     if (error.stack) data.stack = error.stack;
+    const plugin = runtimeFailureOf(error);
+    if (plugin !== undefined) data.runtimeFor = plugin;
     return data;
   }
   return { name: typeof error, message: String(error) };
@@ -110,7 +120,7 @@ export function errorFrom(data: ErrorData): Error {
   if (data.code !== undefined && data.name.endsWith("RequestError")) {
     const error = new RequestError(data.code as RequestErrorCode, data.message);
     if (data.stack) error.stack = data.stack;
-    return error;
+    return data.runtimeFor !== undefined ? runtimeFailure(error, data.runtimeFor) : error;
   }
   if (data.code !== undefined && data.name.endsWith("Error") && data.name !== "Error") {
     const error = new AioError(data.code as AioError["code"], data.message);
