@@ -21,10 +21,26 @@ export interface BlockingAnswer {
 
 export class BlockingTimeout extends Error {}
 
-/** The waiting side. One request at a time: a thread that is blocked cannot send another. */
 /** Where requests are posted: a MessagePort, or a Worker from the parent's side. */
 export type RequestPort = Pick<MessagePort, "postMessage">;
 
+/**
+ * How long a caller polls the flag before it sleeps. Waking a sleeping thread on another CPU
+ * costs tens of µs on a VM (the raw round trip measured 56 µs there, 3 µs with this poll);
+ * a quick answer comes within the poll, and a slow call wastes at most this much CPU.
+ */
+const POLL_MS = 0.05;
+
+/** Polls `flag[0]` until it is not 0 or `ms` pass; whether it turned. */
+function pollFlag(flag: Int32Array, ms: number): boolean {
+  const until = performance.now() + ms;
+  do {
+    if (Atomics.load(flag, 0) !== 0) return true;
+  } while (performance.now() < until);
+  return false;
+}
+
+/** The waiting side. One request at a time: a thread that is blocked cannot send another. */
 export class BlockingClient<T> {
   readonly #port: RequestPort;
   readonly #answers: MessagePort;
@@ -52,7 +68,8 @@ export class BlockingClient<T> {
     for (;;) {
       const left = deadline - performance.now();
       if (left <= 0) throw new BlockingTimeout("no answer in time");
-      Atomics.wait(this.#flag, 0, 0, Number.isFinite(left) ? left : undefined);
+      if (!pollFlag(this.#flag, Math.min(POLL_MS, left)))
+        Atomics.wait(this.#flag, 0, 0, Number.isFinite(left) ? left : undefined);
       Atomics.store(this.#flag, 0, 0);
       let message = receiveMessageOnPort(this.#answers);
       while (message) {
