@@ -15,7 +15,8 @@
  *             a window, written to `file` on stop → parent: { type: "profile", id, action }
  *   ← parent: { type: "stop" }     → closes everything and exits 0 (so --cpu-prof gets written)
  *
- * AIO_BENCH_DIST selects the package under test (a dist/index.js URL).
+ * AIO_BENCH_DIST selects the package under test (a dist/index.js URL); AIO_BENCH_SECRET and
+ * AIO_BENCH_CERT/_KEY/_CA turn on signing and TLS for the AIO node (see securityOptions).
  */
 import { once } from "node:events";
 import { createServer } from "node:http";
@@ -37,6 +38,21 @@ function send(message) {
 
 // ------------------------------------------------------------------ AIO Core
 
+/**
+ * The `security` section serves AIO with a secret (AIO_BENCH_SECRET; the server then listens on
+ * 0.0.0.0, and the clients still dial 127.0.0.1) and TLS (AIO_BENCH_CERT, AIO_BENCH_KEY,
+ * AIO_BENCH_CA: files made by openssl for IP 127.0.0.1).
+ */
+function securityOptions() {
+  const env = process.env;
+  return {
+    ...(env.AIO_BENCH_SECRET ? { secret: env.AIO_BENCH_SECRET } : {}),
+    ...(env.AIO_BENCH_CERT
+      ? { cert_file: env.AIO_BENCH_CERT, key_file: env.AIO_BENCH_KEY, ca_file: env.AIO_BENCH_CA }
+      : {}),
+  };
+}
+
 async function startAio() {
   const { PluginCore } = await import(distUrl);
   const core = new PluginCore({
@@ -45,7 +61,7 @@ async function startAio() {
       { name: "StreamBench", path: join(root, "bench/fixtures/StreamBench") },
     ],
     general: { hostname: SERVER_HOSTNAME, console_log_level: "ERROR", log_dir: "" },
-    networking: { enabled: true, port: 0 },
+    networking: { enabled: true, port: 0, ...securityOptions() },
   });
   await core.start();
   const failed = core.listPlugins().filter((p) => p.state !== "enabled");

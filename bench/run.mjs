@@ -32,6 +32,7 @@ const SECTIONS = {
   local: () => import("./sections/local.mjs"),
   ready: () => import("./sections/ready.mjs"),
   remote: () => import("./sections/remote.mjs"),
+  security: () => import("./sections/security.mjs"),
   workers: () => import("./sections/workers.mjs"),
 };
 

@@ -7,16 +7,24 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import moleculer from "moleculer";
 import { Pool } from "undici";
+import { collectGarbage, median } from "./harness.mjs";
 
 const now = () => performance.now();
 const SERVER = fileURLToPath(new URL("../remote-server.mjs", import.meta.url));
 
 /**
  * Forks bench/remote-server.mjs and waits for its ports. `execArgv` e.g. ["--cpu-prof", …];
- * `serve` limits what it starts ("aio,mol,http"). Returns { ready, cpu(), stop() }.
+ * `serve` limits what it starts ("aio,mol,http"); `env` adds variables (AIO_BENCH_SECRET, …).
+ * Returns { ready, cpu(), stop() }.
  */
-export async function startServer({ distUrl, execArgv = [], serve, timeoutMs = 30_000 }) {
-  const env = { ...process.env, AIO_BENCH_DIST: distUrl };
+export async function startServer({
+  distUrl,
+  execArgv = [],
+  serve,
+  env: extraEnv = {},
+  timeoutMs = 30_000,
+}) {
+  const env = { ...process.env, ...extraEnv, AIO_BENCH_DIST: distUrl };
   if (serve) env.AIO_BENCH_SERVE = serve;
   const child = fork(SERVER, [], { execArgv, env, stdio: ["ignore", "inherit", "pipe", "ipc"] });
   let stderr = "";
@@ -152,13 +160,21 @@ export function clientCpu() {
 
 // ------------------------------------------------------------------ clients
 
-/** The AIO client node: networking on, no plugins, the server in node_ips. */
-export async function startAioClient(distUrl, ready) {
+/**
+ * The AIO client node: networking on, no plugins, the server in node_ips. `networking` adds
+ * keys (secret, cert_file, …) to match a server started with them.
+ */
+export async function startAioClient(distUrl, ready, networking = {}) {
   const { PluginCore } = await import(distUrl);
   const client = new PluginCore({
     plugins: [],
     general: { hostname: "bench-client", console_log_level: "ERROR", log_dir: "" },
-    networking: { enabled: true, port: 0, node_ips: [`127.0.0.1:${ready.aioPort}`] },
+    networking: {
+      enabled: true,
+      port: 0,
+      node_ips: [`127.0.0.1:${ready.aioPort}`],
+      ...networking,
+    },
   });
   await client.start();
   const nodes = client.nodes();
@@ -283,4 +299,71 @@ export function formatLatency(ms) {
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 10) return `${ms.toFixed(2)} ms`;
   return `${ms.toFixed(1)} ms`;
+}
+
+// ------------------------------------------------------------------ rounds
+
+/**
+ * Runs every contender `rounds` times, interleaved (order rotated per round, full GC before
+ * each). Per round and contender: a throughput pass (clock read once per chunk) with the CPU
+ * time both processes spent in it, then, if `latencyMs`, a separate latency pass timing every
+ * call. A contender's own `server` (else `server`) is the process whose CPU is counted.
+ * Returns { [id]: { rates, ops, clientCpu, serverCpu, latency: Float64Array[] } }.
+ */
+export async function measureRounds(
+  contenders,
+  { rounds, ms, warmupMs, latencyMs, server, onRound },
+) {
+  for (const c of contenders) {
+    collectGarbage();
+    await c.measure(warmupMs);
+    if (latencyMs && c.latency) await c.latency(Math.min(latencyMs, warmupMs));
+  }
+  const out = Object.fromEntries(
+    contenders.map((c) => [c.id, { rates: [], clientCpu: [], serverCpu: [], latency: [] }]),
+  );
+  for (let r = 0; r < rounds; r++) {
+    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
+    for (const c of order) {
+      collectGarbage();
+      const serving = c.server ?? server;
+      const s0 = await serving.cpu();
+      const c0 = clientCpu();
+      const { ops, perSec } = await c.measure(ms);
+      const c1 = clientCpu();
+      const s1 = await serving.cpu();
+      const per = c.unitsPerOp ?? 1;
+      const o = out[c.id];
+      o.rates.push(perSec * per);
+      o.clientCpu.push((c1 - c0) / (ops * per));
+      o.serverCpu.push((s1 - s0) / (ops * per));
+      if (latencyMs && c.latency) {
+        collectGarbage();
+        o.latency.push(await c.latency(latencyMs));
+      }
+    }
+    onRound?.(r + 1, rounds);
+  }
+  return out;
+}
+
+export function pooled(arrays) {
+  const total = arrays.reduce((n, a) => n + a.length, 0);
+  const all = new Float64Array(total);
+  let at = 0;
+  for (const a of arrays) {
+    all.set(a, at);
+    at += a.length;
+  }
+  return all;
+}
+
+/** The ratio of the medians of two paired series, with the range of the per-round ratios. */
+export function ratioCell(a, b) {
+  const r = median(a) / median(b);
+  const per = a.map((v, i) => v / b[i]);
+  return {
+    r,
+    text: `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`,
+  };
 }

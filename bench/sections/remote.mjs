@@ -12,16 +12,18 @@
  *           reference) AIO's own HTTP endpoint /execute_stream read the same way.
  */
 import { performance } from "node:perf_hooks";
-import { collectGarbage, formatRate, makeCase, median, spread, table } from "../lib/harness.mjs";
+import { formatRate, makeCase, median, spread, table } from "../lib/harness.mjs";
 import {
   affinity,
-  clientCpu,
   consumeNdjson,
   formatLatency,
   httpPool,
   makeLatencyCase,
+  measureRounds,
   percentile,
+  pooled,
   postJson,
+  ratioCell,
   startAioClient,
   startMoleculerClient,
   startServer,
@@ -46,56 +48,6 @@ function settingsOf(ctx) {
     ...ctx.local,
     ...ctx.remote,
   };
-}
-
-/**
- * Runs every contender `rounds` times, interleaved (order rotated per round, full GC before
- * each). Per round and contender: a throughput pass (clock read once per chunk) with the CPU
- * time both processes spent in it, then, if `latencyMs`, a separate latency pass timing every
- * call. Returns { [id]: { rates, ops, clientCpu, serverCpu, latency: Float64Array[] } }.
- */
-async function measureRounds(contenders, { rounds, ms, warmupMs, latencyMs, server, onRound }) {
-  for (const c of contenders) {
-    collectGarbage();
-    await c.measure(warmupMs);
-    if (latencyMs && c.latency) await c.latency(Math.min(latencyMs, warmupMs));
-  }
-  const out = Object.fromEntries(
-    contenders.map((c) => [c.id, { rates: [], clientCpu: [], serverCpu: [], latency: [] }]),
-  );
-  for (let r = 0; r < rounds; r++) {
-    const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
-    for (const c of order) {
-      collectGarbage();
-      const s0 = await server.cpu();
-      const c0 = clientCpu();
-      const { ops, perSec } = await c.measure(ms);
-      const c1 = clientCpu();
-      const s1 = await server.cpu();
-      const per = c.unitsPerOp ?? 1;
-      const o = out[c.id];
-      o.rates.push(perSec * per);
-      o.clientCpu.push((c1 - c0) / (ops * per));
-      o.serverCpu.push((s1 - s0) / (ops * per));
-      if (latencyMs && c.latency) {
-        collectGarbage();
-        o.latency.push(await c.latency(latencyMs));
-      }
-    }
-    onRound?.(r + 1, rounds);
-  }
-  return out;
-}
-
-function pooled(arrays) {
-  const total = arrays.reduce((n, a) => n + a.length, 0);
-  const all = new Float64Array(total);
-  let at = 0;
-  for (const a of arrays) {
-    all.set(a, at);
-    at += a.length;
-  }
-  return all;
 }
 
 export async function run(ctx) {
@@ -251,15 +203,6 @@ export async function run(ctx) {
     const code = await server.stop();
     if (code !== 0) ctx.progress(`  server process exited ${code}\n${server.stderr}`);
   }
-}
-
-function ratioCell(a, b) {
-  const r = median(a) / median(b);
-  const per = a.map((v, i) => v / b[i]);
-  return {
-    r,
-    text: `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`,
-  };
 }
 
 const us = (v) => `${median(v).toFixed(1)} µs`;

@@ -61,7 +61,22 @@ function methodProblem(pluginClass: PluginClass, plugin: string, name: string): 
   if (name in Plugin.prototype || name in Object.prototype) {
     return `${plugin}: "${name}" is a member of ${name in Plugin.prototype ? "Plugin" : "Object"} itself, not a method of the plugin`;
   }
-  return `${plugin} has no method "${name}" (check reads the class's methods; a function assigned to a field in the constructor is not seen)`;
+  return fieldProblem(pluginClass, plugin, name);
+}
+
+/**
+ * A method the class does not define may be a function in a field (`name = () => …`), which
+ * only an instance has: construct one, without a core and without `onLoad`, and look.
+ */
+function fieldProblem(pluginClass: PluginClass, plugin: string, name: string): string | undefined {
+  let instance: Record<string, unknown>;
+  try {
+    instance = new pluginClass() as unknown as Record<string, unknown>;
+  } catch (error) {
+    return `${plugin} has no method "${name}" on its class, and constructing it to look for a field failed: ${error instanceof Error ? error.message : String(error)}`;
+  }
+  if (typeof instance[name] === "function") return undefined;
+  return `${plugin} has no method "${name}"`;
 }
 
 async function checkPlugins(config: AioConfig, report: Report, progress: Progress): Promise<void> {

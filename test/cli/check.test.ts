@@ -21,15 +21,17 @@ export class Marker extends Plugin {
   mark(): string {
     return "marked";
   }
+  // A function in a field is served like a method; check finds it on an instance.
+  unmark = (): string => "unmarked";
 }
 `,
       "plugins/Marker/plugin_config.yml":
-        "description: m\nversion: 1.0.0\nendpoints:\n  - internal_name: mark\n",
+        "description: m\nversion: 1.0.0\nendpoints:\n  - internal_name: mark\n  - internal_name: unmark\n",
       "config.yml": configYaml({ plugins: ["Calc", "Marker"] }),
     });
     const r = await aio(["check"], { cwd: dir });
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(r.stdout).toBe("OK config.yml: 2 plugin(s), 7 endpoint(s), no problems.\n");
+    expect(r.stdout).toBe("OK config.yml: 2 plugin(s), 8 endpoint(s), no problems.\n");
     expect(r.stderr).not.toContain("Calc says hello");
     expect(existsSync(join(dir, "plugins", "Marker", "loaded.txt"))).toBe(false);
   });
