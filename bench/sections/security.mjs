@@ -103,6 +103,8 @@ export async function run(ctx) {
       ? [{ id: "tls", label: "secret + TLS (cluster CA)", networking: { secret, ...tls } }]
       : []),
   ];
+  // Every variant runs first, second and third equally often: rounds in multiples of three.
+  s.rounds = Math.ceil(s.rounds / variants.length) * variants.length;
   const cpus = affinity();
   s.pinned = s.pin && cpus.available;
   const started = [];
@@ -196,11 +198,14 @@ function report(ctx, s, variants, results) {
     ),
   );
   out.push("");
-  const signed = ratioCell(results[64].signed.rates, results[64].plain.rates).r;
+  // The median of the per-round paired ratios: at 64 in flight the rate of every variant
+  // drifts together on a busy machine, and pairs within a round cancel most of that.
+  const paired = results[64].signed.rates.map((rate, i) => rate / results[64].plain.rates[i]);
+  const signed = median(paired);
   const cost = 1 - signed;
   const met = cost <= MAX_SIGNING_COST;
   out.push(
-    `Target signing costs at most ${MAX_SIGNING_COST * 100}% at 64 in flight: ${met ? "MET" : "NOT MET"} (costs ${(cost * 100).toFixed(1)}%, ${signed.toFixed(2)}x)`,
+    `Target signing costs at most ${MAX_SIGNING_COST * 100}% at 64 in flight: ${met ? "MET" : "NOT MET"} (costs ${(cost * 100).toFixed(1)}%: median of the paired per-round ratios, ${signed.toFixed(2)}x)`,
   );
   if (!variants.some((v) => v.id === "tls")) out.push("(TLS not measured: openssl is missing)");
   ctx.print(out.join("\n"));

@@ -135,6 +135,9 @@ export function sessionKey(secret: string, clientNonce: string, serverNonce: str
   return createHmac("sha256", secret).update(`session\n${clientNonce}\n${serverNonce}`).digest();
 }
 
+/** Hex characters of a SHA-256 MAC. */
+const MAC_LENGTH = 64;
+
 /**
  * Signs and checks channel messages. Each direction counts its messages, and the count is
  * part of the MAC, so a message cannot be replayed, dropped or reordered unnoticed.
@@ -152,20 +155,38 @@ export class ChannelSigner {
     this.#receiveLabel = side === "client" ? "s" : "c";
   }
 
-  /** `<mac>` + payload: the MAC is 64 hex characters in front of the text. */
-  seal(payload: string): string {
-    const mac = hmac(this.#key, this.#sendLabel, String(++this.#sent), payload);
-    return mac + payload;
+  /**
+   * `<mac>` + payload as UTF-8 bytes: the MAC is 64 hex characters in front of the text. The
+   * payload is encoded once, for the MAC and the socket alike.
+   */
+  seal(payload: string): Buffer {
+    const bytes = Buffer.from(payload, "utf8");
+    const sealed = Buffer.allocUnsafe(MAC_LENGTH + bytes.length);
+    this.#mac(this.#sendLabel, ++this.#sent, bytes).copy(sealed, 0);
+    bytes.copy(sealed, MAC_LENGTH);
+    return sealed;
   }
 
-  /** The payload of a sealed message, or undefined if it is not genuine and next in order. */
-  open(message: string): string | undefined {
-    if (message.length < 64) return undefined;
-    const payload = message.slice(64);
-    const expected = hmac(this.#key, this.#receiveLabel, String(this.#received + 1), payload);
-    if (!sameMac(message.slice(0, 64), expected)) return undefined;
+  /**
+   * The payload of a sealed message, or undefined if it is not genuine and next in order. The
+   * MAC is checked on the received bytes, before any decoding.
+   */
+  open(message: Buffer): string | undefined {
+    if (message.length < MAC_LENGTH) return undefined;
+    const payload = message.subarray(MAC_LENGTH);
+    const expected = this.#mac(this.#receiveLabel, this.#received + 1, payload);
+    if (!timingSafeEqual(message.subarray(0, MAC_LENGTH), expected)) return undefined;
     this.#received++;
-    return payload;
+    return payload.toString("utf8");
+  }
+
+  /** HMAC(key, side \n n \n payload) as 64 hex characters, in bytes. */
+  #mac(side: string, n: number, payload: Buffer): Buffer {
+    const hex = createHmac("sha256", this.#key)
+      .update(`${side}\n${n}\n`)
+      .update(payload)
+      .digest("hex");
+    return Buffer.from(hex, "latin1");
   }
 }
 

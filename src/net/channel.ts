@@ -91,15 +91,20 @@ export class PacketChannel {
     if (!this.open) return;
     this.#written = this.#queued;
     const text = queue.length === 1 ? (queue[0] as string) : `[${queue.join(",")}]`;
-    this.#socket.send(this.#signer ? this.#signer.seal(text) : text);
+    if (this.#signer) this.#socket.send(this.#signer.seal(text), { binary: false });
+    else this.#socket.send(text);
   }
 
   #receive(data: RawData, isBinary: boolean): void {
     let decoded: unknown;
     try {
       if (isBinary) throw new Error("binary messages are not part of the protocol");
-      const received = Array.isArray(data) ? Buffer.concat(data).toString("utf8") : data.toString();
-      const text = this.#signer ? this.#signer.open(received) : received;
+      const received = Array.isArray(data)
+        ? Buffer.concat(data)
+        : Buffer.isBuffer(data)
+          ? data
+          : Buffer.from(data);
+      const text = this.#signer ? this.#signer.open(received) : received.toString("utf8");
       if (text === undefined) throw new Error("a message failed its signature check");
       decoded = parseJson(text, this.#options.maxDepth);
     } catch (error) {

@@ -202,7 +202,15 @@ describe("signed requests", () => {
     );
     const key = auth.sessionKey(SECRET, "c1", "s1") as Buffer;
     expect(key.toString("hex")).toBe(mac(SECRET, "session", "c1", "s1"));
-    expect(new auth.ChannelSigner(key, "client").seal("{}")).toBe(`${mac(key, "c", "1", "{}")}{}`);
+    expect(new auth.ChannelSigner(key, "client").seal("{}").toString()).toBe(
+      `${mac(key, "c", "1", "{}")}{}`,
+    );
+    // The MAC covers the payload's UTF-8 bytes, and the other side opens them.
+    const text = '{"s":"é😀"}';
+    const sealed = new auth.ChannelSigner(key, "client").seal(text);
+    expect(sealed.toString()).toBe(`${mac(key, "c", "1", text)}${text}`);
+    expect(new auth.ChannelSigner(key, "server").open(sealed)).toBe(text);
+    expect(new auth.ChannelSigner(key, "client").open(sealed)).toBeUndefined();
   });
 
   it("a correctly signed /execute succeeds and its answer carries a valid x-aio-answer", async () => {
