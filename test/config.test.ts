@@ -376,6 +376,7 @@ describe("config.yml defaults and paths", () => {
         allowed_hosts: [],
         max_body_bytes: 1048576,
         max_calls_per_peer: 256,
+        read_timeout: 10,
       });
     }
   });

@@ -270,6 +270,7 @@ function buildConfig(
       allowed_hosts: net.allowed_hosts,
       max_body_bytes: net.max_body_bytes,
       max_calls_per_peer: net.max_calls_per_peer,
+      read_timeout: net.read_timeout,
     },
     file,
     baseDir,

@@ -339,6 +339,7 @@ function buildSchemas(object: ObjectFactory) {
         .default(1024 * 1024),
     ),
     max_calls_per_peer: field(z.number().int().min(1).default(256)),
+    read_timeout: field(z.number().min(0.1).default(10)),
   }).superRefine((net, ctx) => {
     if (net.cert_file !== "" && net.key_file === "") {
       ctx.addIssue({

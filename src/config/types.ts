@@ -71,6 +71,8 @@ export interface NetworkingConfig {
   max_body_bytes: number;
   /** Calls one peer may have in progress at once; more are refused with OVERLOADED (429). */
   max_calls_per_peer: number;
+  /** Seconds a client may take to send a request's headers, and again its whole request. */
+  read_timeout: number;
 }
 
 /** config.yml after reading, with defaults applied and paths made absolute. */

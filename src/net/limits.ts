@@ -3,9 +3,6 @@
 /** Deepest nesting of JSON accepted from the network. */
 export const MAX_JSON_DEPTH = 64;
 
-/** Milliseconds a client may take to send a request's headers, and again its whole request. */
-export const READ_TIMEOUT_MS = 10_000;
-
 /** Largest answer packet (a result or a batch of stream items) sent over the channel. */
 export const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 

@@ -17,7 +17,7 @@ import {
 import { NodeConnection } from "./connection.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
 import { HttpClient } from "./http-client.js";
-import { MAX_JSON_DEPTH, READ_TIMEOUT_MS } from "./limits.js";
+import { MAX_JSON_DEPTH } from "./limits.js";
 import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
@@ -105,7 +105,7 @@ export class NetworkManager {
       calls: options.calls,
       bodyLimit: options.config.max_body_bytes,
       maxCallsPerPeer: options.config.max_calls_per_peer,
-      readTimeoutMs: READ_TIMEOUT_MS,
+      readTimeoutMs: options.config.read_timeout * 1000,
       allowedHosts: options.config.allowed_hosts,
       maxDepth: MAX_JSON_DEPTH,
       info: (request, from) => this.#answerInfo(request, from),
