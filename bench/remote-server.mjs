@@ -15,7 +15,8 @@
  *             a window, written to `file` on stop → parent: { type: "profile", id, action }
  *   ← parent: { type: "stop" }     → closes everything and exits 0 (so --cpu-prof gets written)
  *
- * AIO_BENCH_DIST selects the package under test (a dist/index.js URL); AIO_BENCH_SECRET and
+ * AIO_BENCH_DIST selects the package under test (a dist/index.js URL), AIO_BENCH_HOSTNAME the
+ * AIO node's hostname (default bench-server); AIO_BENCH_SECRET and
  * AIO_BENCH_CERT/_KEY/_CA turn on signing and TLS for the AIO node (see securityOptions).
  */
 import { once } from "node:events";
@@ -28,7 +29,7 @@ const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const distUrl = process.env.AIO_BENCH_DIST ?? pathToFileURL(join(root, "dist/index.js")).href;
 const only = new Set((process.env.AIO_BENCH_SERVE ?? "aio,mol,http").split(","));
 
-const SERVER_HOSTNAME = "bench-server";
+const SERVER_HOSTNAME = process.env.AIO_BENCH_HOSTNAME || "bench-server";
 const MOL_SERVER_ID = "bench-mol-server";
 
 function send(message) {
@@ -41,11 +42,13 @@ function send(message) {
 /**
  * The `security` section serves AIO with a secret (AIO_BENCH_SECRET; the server then listens on
  * 0.0.0.0, and the clients still dial 127.0.0.1) and TLS (AIO_BENCH_CERT, AIO_BENCH_KEY,
- * AIO_BENCH_CA: files made by openssl for IP 127.0.0.1).
+ * AIO_BENCH_CA: files made by openssl for IP 127.0.0.1). Its servers share one secret and, on
+ * 0.0.0.0, would find each other over mDNS: discovery is off, so each serves its own client only.
  */
 function securityOptions() {
   const env = process.env;
   return {
+    discover_nodes: false,
     ...(env.AIO_BENCH_SECRET ? { secret: env.AIO_BENCH_SECRET } : {}),
     ...(env.AIO_BENCH_CERT
       ? { cert_file: env.AIO_BENCH_CERT, key_file: env.AIO_BENCH_KEY, ca_file: env.AIO_BENCH_CA }

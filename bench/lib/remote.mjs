@@ -164,11 +164,11 @@ export function clientCpu() {
  * The AIO client node: networking on, no plugins, the server in node_ips. `networking` adds
  * keys (secret, cert_file, …) to match a server started with them.
  */
-export async function startAioClient(distUrl, ready, networking = {}) {
+export async function startAioClient(distUrl, ready, networking = {}, hostname = "bench-client") {
   const { PluginCore } = await import(distUrl);
   const client = new PluginCore({
     plugins: [],
-    general: { hostname: "bench-client", console_log_level: "ERROR", log_dir: "" },
+    general: { hostname, console_log_level: "ERROR", log_dir: "" },
     networking: {
       enabled: true,
       port: 0,

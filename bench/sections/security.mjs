@@ -113,7 +113,10 @@ export async function run(ctx) {
       `  starting ${variants.length} server processes: ${variants.map((v) => v.id).join(", ")}`,
     );
     for (const v of variants) {
-      const env = { AIO_BENCH_SECRET: v.networking.secret ?? "" };
+      const env = {
+        AIO_BENCH_SECRET: v.networking.secret ?? "",
+        AIO_BENCH_HOSTNAME: `server-${v.id}`,
+      };
       if (v.networking.cert_file)
         Object.assign(env, {
           AIO_BENCH_CERT: v.networking.cert_file,
@@ -123,7 +126,12 @@ export async function run(ctx) {
       const server = await startServer({ distUrl: ctx.distUrl, serve: "aio", env });
       const entry = { ...v, server };
       started.push(entry);
-      entry.client = await startAioClient(ctx.distUrl, server.ready, v.networking);
+      entry.client = await startAioClient(
+        ctx.distUrl,
+        server.ready,
+        { ...v.networking, discover_nodes: false },
+        `client-${v.id}`,
+      );
       entry.fn = () => entry.client.execute("PluginB", "calculate_square", 6);
       const got = await entry.fn();
       if (got !== 36) throw new Error(`${v.id}: calculate_square(6) returned ${got}`);

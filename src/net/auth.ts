@@ -157,13 +157,14 @@ export class ChannelSigner {
 
   /**
    * `<mac>` + payload as UTF-8 bytes: the MAC is 64 hex characters in front of the text. The
-   * payload is encoded once, for the MAC and the socket alike.
+   * payload is encoded once, straight into the message, and the MAC is taken over those bytes.
    */
   seal(payload: string): Buffer {
-    const bytes = Buffer.from(payload, "utf8");
-    const sealed = Buffer.allocUnsafe(MAC_LENGTH + bytes.length);
-    this.#mac(this.#sendLabel, ++this.#sent, bytes).copy(sealed, 0);
-    bytes.copy(sealed, MAC_LENGTH);
+    const length = Buffer.byteLength(payload, "utf8");
+    const sealed = Buffer.allocUnsafe(MAC_LENGTH + length);
+    sealed.write(payload, MAC_LENGTH, length, "utf8");
+    const mac = this.#mac(this.#sendLabel, ++this.#sent, sealed.subarray(MAC_LENGTH));
+    sealed.write(mac, 0, MAC_LENGTH, "latin1");
     return sealed;
   }
 
@@ -174,19 +175,18 @@ export class ChannelSigner {
   open(message: Buffer): string | undefined {
     if (message.length < MAC_LENGTH) return undefined;
     const payload = message.subarray(MAC_LENGTH);
-    const expected = this.#mac(this.#receiveLabel, this.#received + 1, payload);
+    const expected = Buffer.from(
+      this.#mac(this.#receiveLabel, this.#received + 1, payload),
+      "latin1",
+    );
     if (!timingSafeEqual(message.subarray(0, MAC_LENGTH), expected)) return undefined;
     this.#received++;
     return payload.toString("utf8");
   }
 
-  /** HMAC(key, side \n n \n payload) as 64 hex characters, in bytes. */
-  #mac(side: string, n: number, payload: Buffer): Buffer {
-    const hex = createHmac("sha256", this.#key)
-      .update(`${side}\n${n}\n`)
-      .update(payload)
-      .digest("hex");
-    return Buffer.from(hex, "latin1");
+  /** HMAC(key, side \n n \n payload) as 64 hex characters. */
+  #mac(side: string, n: number, payload: Buffer): string {
+    return createHmac("sha256", this.#key).update(`${side}\n${n}\n`).update(payload).digest("hex");
   }
 }
 
