@@ -4,6 +4,7 @@
  * answer is read with `receiveMessageOnPort`, so the caller's event loop never runs while it
  * waits (the technique synckit uses).
  */
+import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
 
 /** Posted to the serving side: a request and where to wake the caller. */
@@ -27,9 +28,10 @@ export type RequestPort = Pick<MessagePort, "postMessage">;
 /**
  * How long a caller polls the flag before it sleeps. Waking a sleeping thread on another CPU
  * costs tens of µs on a VM (the raw round trip measured 56 µs there, 3 µs with this poll);
- * a quick answer comes within the poll, and a slow call wastes at most this much CPU.
+ * a quick answer comes within the poll, and a slow call wastes at most this much CPU. With a
+ * single CPU the poll would only keep the answering thread off it: sleep at once.
  */
-const POLL_MS = 0.05;
+const POLL_MS = availableParallelism() > 1 ? 0.05 : 0;
 
 /** Polls `flag[0]` until it is not 0 or `ms` pass; whether it turned. */
 function pollFlag(flag: Int32Array, ms: number): boolean {
