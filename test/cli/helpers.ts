@@ -4,35 +4,18 @@
  * `aio run` in the background.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { removeTempDirs, tempDir, writeTree } from "../support.js";
+
+export { removeTempDirs, tempDir, writeTree };
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const CLI = join(REPO_ROOT, "dist", "cli", "main.js");
 
 // ---------------------------------------------------------------------------------- files
-
-const roots: string[] = [];
-
-export function tempDir(prefix = "aio-cli-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  roots.push(dir);
-  return dir;
-}
-
-export function removeTempDirs(): void {
-  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
-export function writeTree(dir: string, files: Record<string, string>): void {
-  for (const [rel, content] of Object.entries(files)) {
-    const file = join(dir, rel);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, content);
-  }
-}
 
 /**
  * Links the package (this repository) and what a user's project has beside it into

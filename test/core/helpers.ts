@@ -6,12 +6,13 @@
  * Node 20 + tsx understand, decorators included. Test files themselves must not use
  * decorators (vitest's transform leaves them untouched).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ConfigObject, PluginCore, type PluginInfo, RequestError } from "aio-assistant-core";
 import { expect } from "vitest";
+import { removeTempDirs, tempDir, writeTree } from "../support.js";
+
+export { tempDir, writeTree };
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const EXAMPLES = join(REPO_ROOT, "examples");
@@ -23,24 +24,6 @@ export const QUIET = { console_log_level: "ERROR", log_dir: "" } as const;
  * level of CRITICAL, since many tests make plugins fail on purpose.
  */
 export const QUIET_PLUGINS_YAML = `general:\n  plugin_package: plugins\n  console_log_level: CRITICAL\n  log_dir: ""\n`;
-
-const roots: string[] = [];
-
-/** A fresh temporary folder, removed by {@link cleanup}. */
-export function tempDir(prefix = "aio-core-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  roots.push(dir);
-  return dir;
-}
-
-/** Writes `files` (relative path -> content) under `dir`, creating folders as needed. */
-export function writeTree(dir: string, files: Record<string, string>): void {
-  for (const [rel, content] of Object.entries(files)) {
-    const file = join(dir, rel);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, content);
-  }
-}
 
 // ---------------------------------------------------------------------------------- manifests
 
@@ -184,7 +167,7 @@ export async function startFixture(spec: FixtureSpec): Promise<{ core: PluginCor
 export async function cleanup(): Promise<void> {
   const closing = cores.splice(0).map((core) => core.close().catch(() => undefined));
   await Promise.all(closing);
-  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
+  removeTempDirs();
 }
 
 // ---------------------------------------------------------------------------------- assertions

@@ -3,14 +3,10 @@
  * this process (several PluginCores, each with its own port) or in child processes, and
  * helpers that await a condition with a deadline instead of sleeping.
  *
- * Self-contained on purpose (only the package's public API), so these tests do not depend on
- * the core tests' helpers.
+ * Only the package's public API and test/support.ts, so these tests do not depend on the core
+ * tests' helpers. The security tests build their plugin folders with the fixtures here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   type ConfigObject,
@@ -20,26 +16,21 @@ import {
   RequestError,
 } from "aio-assistant-core";
 import { expect } from "vitest";
+import {
+  freePort,
+  removeTempDirs,
+  shared,
+  sharedRef,
+  tempDir,
+  waitFor,
+  writeTree,
+} from "../support.js";
+
+export { freePort, shared, sharedRef, tempDir, waitFor, writeTree };
 
 export const NODE_SCRIPT = fileURLToPath(new URL("./fixtures/node-proc.mjs", import.meta.url));
 
-// ---------------------------------------------------------------------------------- files
-
-const roots: string[] = [];
-
-export function tempDir(prefix = "aio-net-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  roots.push(dir);
-  return dir;
-}
-
-export function writeTree(dir: string, files: Record<string, string>): void {
-  for (const [rel, content] of Object.entries(files)) {
-    const file = join(dir, rel);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, content);
-  }
-}
+// ---------------------------------------------------------------------------------- plugins
 
 export interface EndpointSpec {
   internal_name: string;
@@ -291,7 +282,7 @@ export async function killChild(child: ChildNode, signal: NodeJS.Signals = "SIGK
 /** Closes every node and child started so far, and removes the temp folders; for afterAll. */
 export async function cleanup(): Promise<void> {
   await closeAll();
-  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
+  removeTempDirs();
 }
 
 /** Closes every node and child started so far, keeping the temp folders; for afterEach. */
@@ -309,33 +300,6 @@ export async function closeAll(): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------- waiting
-
-/**
- * Polls `condition` every 10 ms until it returns a truthy value (returned) or `timeoutMs`
- * passes (throws, naming `what`). Never a fixed sleep: it returns as soon as the condition holds.
- */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ""}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 /** The node `hostname` as `core` knows it. */
 export function nodeNamed(core: PluginCore, hostname: string): NodeInfo | undefined {
@@ -396,30 +360,6 @@ export async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];
   for await (const item of items) out.push(item);
   return out;
-}
-
-/** A port nothing listens on (taken from the OS, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as { port: number }).port;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** A process-wide store plugin code in this process can write to (plugins share the process). */
-export function shared<T extends object>(key: string, initial: T): T {
-  const g = globalThis as Record<string, unknown>;
-  g[key] = initial;
-  return initial;
-}
-
-/** Plugin code referring to a {@link shared} store. */
-export function sharedRef(key: string): string {
-  return `(globalThis as any)[${JSON.stringify(key)}]`;
 }
 
 /**

@@ -4,84 +4,34 @@
  * and signs requests the way docs/security.md describes (for the Host they are sent with),
  * checks stream lines and builds heartbeat pings, independently of src/.
  *
- * Self-contained on purpose: only the package's public API (plus, where a test says so, the
- * built `dist/net/auth.js` to cross-check the signing written here).
+ * Independent of src/: only the package's public API (plus, where a test says so, the built
+ * `dist/net/auth.js` to cross-check the signing written here), test/support.ts, and the plugin
+ * folder fixtures of the networking tests.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, createHmac, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ConfigObject, type NetworkingConfig, PluginCore } from "aio-assistant-core";
 import WebSocket from "ws";
+import { type PluginDef, pluginDir, rep } from "../net/helpers.js";
+import {
+  freePort,
+  removeTempDirs,
+  shared,
+  sharedRef,
+  tempDir,
+  waitFor,
+  writeTree,
+} from "../support.js";
 
-// ------------------------------------------------------------------------------ files
+export type { EndpointSpec, PluginDef } from "../net/helpers.js";
+export { freePort, pluginDir, rep, shared, sharedRef, tempDir, waitFor, writeTree };
 
-const roots: string[] = [];
-
-export function tempDir(prefix = "aio-sec-test-"): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  roots.push(dir);
-  return dir;
-}
-
-export function writeTree(dir: string, files: Record<string, string>): void {
-  for (const [rel, content] of Object.entries(files)) {
-    const file = join(dir, rel);
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, content);
-  }
-}
-
-export interface EndpointSpec {
-  internal_name: string;
-  access_name?: string;
-  accessible_by_other_plugins?: boolean;
-  remote?: boolean;
-  arguments?: Array<{ name: string; type?: string; required?: boolean; default?: unknown }>;
-}
-
-/** A remote-callable endpoint (`remote: true`) whose arguments are of type any unless given. */
-export function rep(
-  name: string,
-  args: Array<string | { name: string; type?: string; required?: boolean }> = [],
-  extra: Omit<EndpointSpec, "internal_name" | "arguments"> = {},
-): EndpointSpec {
-  return {
-    internal_name: name,
-    remote: true,
-    ...extra,
-    arguments: args.map((a) => (typeof a === "string" ? { name: a, type: "any" } : a)),
-  };
-}
-
-export interface PluginDef {
-  body: string;
-  header?: string;
-  /** The manifest's `remote` (default true). */
-  remote?: boolean;
-  endpoints: EndpointSpec[];
-}
-
-/** A folder holding `plugins/<Name>` for each plugin given. */
-export function pluginDir(plugins: Record<string, PluginDef>): string {
-  const dir = tempDir();
-  const files: Record<string, string> = { "package.json": '{ "type": "module" }\n' };
-  for (const [name, def] of Object.entries(plugins)) {
-    files[`plugins/${name}/plugin.ts`] =
-      `import { Plugin } from "aio-assistant-core";\n${def.header ?? ""}\nexport class ${name} extends Plugin {\n${def.body}\n}\n`;
-    files[`plugins/${name}/plugin_config.yml`] = `${JSON.stringify(
-      { version: "1.0.0", remote: def.remote ?? true, endpoints: def.endpoints },
-      null,
-      2,
-    )}\n`;
-  }
-  writeTree(dir, files);
-  return dir;
-}
+// ------------------------------------------------------------------------------ plugins
 
 /** The usual test plugin: arithmetic, echo, a generator, a thrower. */
 export const API: PluginDef = {
@@ -163,44 +113,10 @@ export function readLog(dir: string): string {
 export async function cleanup(): Promise<void> {
   await Promise.all([...cores].map((core) => core.close().catch(() => undefined)));
   cores.clear();
-  for (const dir of roots.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
-
-/** Polls `condition` every 10 ms until it is truthy or `timeoutMs` passes. */
-export async function waitFor<T>(
-  condition: () => T | Promise<T>,
-  what: string,
-  timeoutMs = 5000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value) return value as NonNullable<T>;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (${(last as Error).message})` : ""}`,
-      );
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  removeTempDirs();
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** A process-wide store plugins in this process can reach (they share the process). */
-export function shared<T extends object>(key: string, initial: T): T {
-  (globalThis as Record<string, unknown>)[key] = initial;
-  return initial;
-}
-
-export function sharedRef(key: string): string {
-  return `(globalThis as any)[${JSON.stringify(key)}]`;
-}
 
 /** Awaits `work` and returns what it rejected with (fails if it resolves). */
 export async function failure(work: Promise<unknown>): Promise<Error & { code?: string }> {
@@ -585,18 +501,6 @@ export async function nodeBehindProxy(
   });
   upstream = node.port as number;
   return { node, proxy };
-}
-
-/** A TCP port free on 127.0.0.1 right now (for a node that must listen on a known port). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 // ------------------------------------------------------------------------------ channel
