@@ -16,6 +16,7 @@ import {
   signAnswer,
   signRequest,
 } from "../net/auth.js";
+import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import { CliError, UsageError } from "./output.js";
@@ -131,7 +132,7 @@ export class NodeClient {
       return {
         status,
         body: undefined,
-        lines: lines(response.body),
+        lines: ndjsonLines(response.body),
         ...(nonce ? { nonce } : {}),
       };
     }
@@ -286,21 +287,4 @@ function checkLine(text: string, mac: StreamMac | undefined): StreamLine {
     "NETWORK",
     `the node sent a stream line that is not a JSON object: ${text.slice(0, 200)}`,
   );
-}
-
-async function* lines(body: AsyncIterable<Buffer>): AsyncGenerator<string, void, undefined> {
-  const decoder = new TextDecoder();
-  let rest = "";
-  for await (const chunk of body) {
-    rest += decoder.decode(chunk, { stream: true });
-    let newline = rest.indexOf("\n");
-    while (newline >= 0) {
-      const line = rest.slice(0, newline);
-      if (line !== "") yield line;
-      rest = rest.slice(newline + 1);
-      newline = rest.indexOf("\n");
-    }
-  }
-  rest += decoder.decode();
-  if (rest !== "") yield rest;
 }

@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { Agent, request } from "undici";
 import { serveBlocking } from "../core/blocking.js";
 import { HEADER_ANSWER, HEADER_NONCE, StreamMac, sameMac, signAnswer } from "./auth.js";
+import { ndjsonLines } from "./ndjson.js";
 import type { BridgeRequest, BridgeSetup, BridgeStep } from "./sync-remote.js";
 import { tlsConnector } from "./tls.js";
 
@@ -74,22 +75,6 @@ async function post(url: string, body: string, timeoutMs: number, headers: Recor
   }
 }
 
-async function* lines(body: AsyncIterable<Buffer>): AsyncGenerator<string> {
-  // A streaming decoder: a character split across two reads must not be cut in half.
-  const decoder = new TextDecoder();
-  let rest = "";
-  for await (const chunk of body) {
-    rest += decoder.decode(chunk, { stream: true });
-    let newline = rest.indexOf("\n");
-    while (newline >= 0) {
-      yield rest.slice(0, newline);
-      rest = rest.slice(newline + 1);
-      newline = rest.indexOf("\n");
-    }
-  }
-  if (rest !== "") yield rest;
-}
-
 async function serve(message: BridgeRequest): Promise<unknown> {
   switch (message.kind) {
     case "execute": {
@@ -112,7 +97,7 @@ async function serve(message: BridgeRequest): Promise<unknown> {
       const id = ++nextStream;
       const nonce = message.headers[HEADER_NONCE];
       streams.set(id, {
-        lines: lines(response.body)[Symbol.asyncIterator](),
+        lines: ndjsonLines(response.body)[Symbol.asyncIterator](),
         mac: secret && nonce ? new StreamMac(secret, nonce) : undefined,
       });
       return id;
