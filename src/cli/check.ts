@@ -42,11 +42,35 @@ function problemsOf(error: unknown): string[] {
 
 const warningText = (w: ConfigWarning) => formatProblem(w);
 
+/** A plugin class constructed at most once, on first need; what `new` threw, if it threw. */
+type Instance = () => { fields: Record<string, unknown> } | { error: string };
+
+function lazyInstance(pluginClass: PluginClass): Instance {
+  let made: ReturnType<Instance> | undefined;
+  return () => {
+    if (!made) {
+      try {
+        made = { fields: new pluginClass() as unknown as Record<string, unknown> };
+      } catch (error) {
+        made = { error: error instanceof Error ? error.message : String(error) };
+      }
+    }
+    return made;
+  };
+}
+
 /**
  * Why `name` is not a method the core can serve from `pluginClass`, or undefined if it is
- * one: a function on the class's prototype chain, below Plugin itself.
+ * one: a function on the class's prototype chain, below Plugin itself, or else a function in
+ * a field (`name = () => …`), which only an instance has: then `instance` constructs one,
+ * without a core and without `onLoad`, and check looks there.
  */
-function methodProblem(pluginClass: PluginClass, plugin: string, name: string): string | undefined {
+function methodProblem(
+  pluginClass: PluginClass,
+  instance: Instance,
+  plugin: string,
+  name: string,
+): string | undefined {
   let proto: object | null = pluginClass.prototype as object;
   while (proto && proto !== Plugin.prototype && proto !== Object.prototype) {
     const descriptor = Object.getOwnPropertyDescriptor(proto, name);
@@ -61,21 +85,10 @@ function methodProblem(pluginClass: PluginClass, plugin: string, name: string): 
   if (name in Plugin.prototype || name in Object.prototype) {
     return `${plugin}: "${name}" is a member of ${name in Plugin.prototype ? "Plugin" : "Object"} itself, not a method of the plugin`;
   }
-  return fieldProblem(pluginClass, plugin, name);
-}
-
-/**
- * A method the class does not define may be a function in a field (`name = () => …`), which
- * only an instance has: construct one, without a core and without `onLoad`, and look.
- */
-function fieldProblem(pluginClass: PluginClass, plugin: string, name: string): string | undefined {
-  let instance: Record<string, unknown>;
-  try {
-    instance = new pluginClass() as unknown as Record<string, unknown>;
-  } catch (error) {
-    return `${plugin} has no method "${name}" on its class, and constructing it to look for a field failed: ${error instanceof Error ? error.message : String(error)}`;
-  }
-  if (typeof instance[name] === "function") return undefined;
+  const made = instance();
+  if ("error" in made)
+    return `${plugin} has no method "${name}" on its class, and constructing it to look for a field failed: ${made.error}`;
+  if (typeof made.fields[name] === "function") return undefined;
   return `${plugin} has no method "${name}"`;
 }
 
@@ -140,8 +153,9 @@ async function checkPlugins(config: AioConfig, report: Report, progress: Progres
       report.problems.push(...problemsOf(error));
       continue;
     }
+    const instance = lazyInstance(pluginClass);
     manifest.endpoints.forEach((endpoint, i) => {
-      const problem = methodProblem(pluginClass, entry.name, endpoint.internal_name);
+      const problem = methodProblem(pluginClass, instance, entry.name, endpoint.internal_name);
       if (problem) {
         report.problems.push(
           formatProblem({
