@@ -5,7 +5,8 @@
  *   node [--cpu-prof --cpu-prof-dir=/tmp/prof/client] bench/remote-profile.mjs \
  *        [seconds=4] [concurrency=64] [what=aio]
  *
- * what: aio (client.execute of PluginB.calculate_square), mol (Moleculer TCP call), http (raw
+ * what: aio (client.execute of PluginB.calculate_square), signed (the same with a shared secret,
+ * so every channel message carries a MAC), mol (Moleculer TCP call), http (raw
  * node:http + undici), stream (AIO executeStream of 10000 items; rates are items/s),
  * http-stream (the raw node:http NDJSON stream of the same items, read with undici).
  * AIO_BENCH_DIST: the package under test (path or file: URL; default dist/), used by both
@@ -17,6 +18,7 @@
  * Prints a human line, then one JSON line { what, concurrency, perSec, clientUs, serverUs }.
  */
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -44,8 +46,14 @@ const distUrl = !dist
 const profDir = process.env.AIO_BENCH_SERVER_PROF;
 const execArgv = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
 const serve = what === "mol" ? "mol" : what.startsWith("http") ? "http" : "aio";
+const secret = what === "signed" ? randomBytes(32).toString("hex") : undefined;
 
-const server = await startServer({ distUrl, execArgv, serve });
+const server = await startServer({
+  distUrl,
+  execArgv,
+  serve,
+  env: secret ? { AIO_BENCH_SECRET: secret } : {},
+});
 // AIO_BENCH_PIN="0,1": client on CPU 0, server on CPU 1 (taskset), for steadier A/B numbers.
 if (process.env.AIO_BENCH_PIN) {
   const [clientCpuId, serverCpuId] = process.env.AIO_BENCH_PIN.split(",");
@@ -57,10 +65,11 @@ if (process.env.AIO_BENCH_PIN) {
 let fn;
 let units = 1;
 let close;
-if (what === "aio" || what === "stream") {
-  const client = await startAioClient(distUrl, server.ready);
+if (what === "aio" || what === "signed" || what === "stream") {
+  const networking = secret ? { secret, discover_nodes: false } : {};
+  const client = await startAioClient(distUrl, server.ready, networking);
   close = () => client.close();
-  if (what === "aio") fn = () => client.execute("PluginB", "calculate_square", 6);
+  if (what !== "stream") fn = () => client.execute("PluginB", "calculate_square", 6);
   else {
     units = 10_000;
     fn = async () => {

@@ -4,7 +4,7 @@
  * carry one bound to the request's nonce; the channel derives a session key at its handshake
  * and signs every message with it and a sequence number.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 export const HEADER_TIME = "x-aio-time";
 export const HEADER_NONCE = "x-aio-nonce";
@@ -137,35 +137,75 @@ export function sessionKey(secret: string, clientNonce: string, serverNonce: str
 
 /** Hex characters of a SHA-256 MAC. */
 const MAC_LENGTH = 64;
+/** SHA-256's block size: HMAC's padded keys are one block long. */
+const BLOCK = 64;
+/** The largest message `open` checks in its reused buffer; a larger one gets its own. */
+const SCRATCH_BYTES = 64 * 1024;
+
+/**
+ * HMAC-SHA256 (RFC 2104) with the padded keys computed once, for a key that signs many
+ * messages. Each MAC is two one-shot `crypto.hash` calls over `key ⊕ ipad | data` laid out by
+ * the caller, which saves `createHmac`'s setup: in a busy process that setup cost more than
+ * hashing a 2 KiB message, and the channel pays it four times per round trip.
+ */
+class PaddedKey {
+  /** `key ⊕ ipad`, the block every inner hash starts with. */
+  readonly inner: Buffer;
+  /** `key ⊕ opad`, followed by room for the inner digest. */
+  readonly #outer: Buffer;
+
+  constructor(key: Buffer) {
+    const block = key.length > BLOCK ? hash("sha256", key, "buffer") : key;
+    const pad = (byte: number) =>
+      Buffer.from(Array.from({ length: BLOCK }, (_, i) => (block[i] ?? 0) ^ byte));
+    this.inner = pad(0x36);
+    this.#outer = Buffer.concat([pad(0x5c), Buffer.alloc(32)]);
+  }
+
+  /** The MAC, as hex, of the data that `padded` holds after the `inner` block it starts with. */
+  hex(padded: Buffer): string {
+    hash("sha256", padded, "buffer").copy(this.#outer, BLOCK);
+    return hash("sha256", this.#outer, "hex");
+  }
+}
 
 /**
  * Signs and checks channel messages. Each direction counts its messages, and the count is
  * part of the MAC, so a message cannot be replayed, dropped or reordered unnoticed.
+ *
+ * A message is `<mac>` + payload as UTF-8 bytes, the MAC being 64 hex characters of
+ * HMAC(key, side \n n \n payload).
  */
 export class ChannelSigner {
-  readonly #key: Buffer;
+  readonly #key: PaddedKey;
   readonly #sendLabel: string;
   readonly #receiveLabel: string;
   #sent = 0;
   #received = 0;
+  #scratch: Buffer | undefined;
 
   constructor(key: Buffer, side: "client" | "server") {
-    this.#key = key;
+    this.#key = new PaddedKey(key);
     this.#sendLabel = side === "client" ? "c" : "s";
     this.#receiveLabel = side === "client" ? "s" : "c";
   }
 
   /**
-   * `<mac>` + payload as UTF-8 bytes: the MAC is 64 hex characters in front of the text. The
-   * payload is encoded once, straight into the message, and the MAC is taken over those bytes.
+   * The sealed message. The payload is encoded once, straight into a buffer laid out as the
+   * MAC's input (`key ⊕ ipad | side \n n \n | payload`); once hashed, the MAC overwrites the 64
+   * bytes in front of the payload and the message is that tail of the buffer, so nothing is
+   * copied.
    */
   seal(payload: string): Buffer {
+    const header = `${this.#sendLabel}\n${++this.#sent}\n`;
+    const start = BLOCK + header.length;
     const length = Buffer.byteLength(payload, "utf8");
-    const sealed = Buffer.allocUnsafe(MAC_LENGTH + length);
-    sealed.write(payload, MAC_LENGTH, length, "utf8");
-    const mac = this.#mac(this.#sendLabel, ++this.#sent, sealed.subarray(MAC_LENGTH));
-    sealed.write(mac, 0, MAC_LENGTH, "latin1");
-    return sealed;
+    const buffer = Buffer.allocUnsafe(start + length);
+    this.#key.inner.copy(buffer, 0);
+    buffer.write(header, BLOCK, "latin1");
+    buffer.write(payload, start, length, "utf8");
+    buffer.write(this.#key.hex(buffer), start - MAC_LENGTH, MAC_LENGTH, "latin1");
+    return buffer.subarray(start - MAC_LENGTH);
   }
 
   /**
@@ -174,19 +214,24 @@ export class ChannelSigner {
    */
   open(message: Buffer): string | undefined {
     if (message.length < MAC_LENGTH) return undefined;
-    const payload = message.subarray(MAC_LENGTH);
-    const expected = Buffer.from(
-      this.#mac(this.#receiveLabel, this.#received + 1, payload),
-      "latin1",
-    );
+    const header = `${this.#receiveLabel}\n${this.#received + 1}\n`;
+    const start = BLOCK + header.length;
+    const size = start + message.length - MAC_LENGTH;
+    const buffer = this.#room(size);
+    this.#key.inner.copy(buffer, 0);
+    buffer.write(header, BLOCK, "latin1");
+    message.copy(buffer, start, MAC_LENGTH);
+    const expected = Buffer.from(this.#key.hex(buffer.subarray(0, size)), "latin1");
     if (!timingSafeEqual(message.subarray(0, MAC_LENGTH), expected)) return undefined;
     this.#received++;
-    return payload.toString("utf8");
+    return message.toString("utf8", MAC_LENGTH);
   }
 
-  /** HMAC(key, side \n n \n payload) as 64 hex characters. */
-  #mac(side: string, n: number, payload: Buffer): string {
-    return createHmac("sha256", this.#key).update(`${side}\n${n}\n`).update(payload).digest("hex");
+  /** A buffer of at least `size` bytes for `open` to lay a MAC's input out in. */
+  #room(size: number): Buffer {
+    if (size > SCRATCH_BYTES) return Buffer.allocUnsafe(size);
+    this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
+    return this.#scratch;
   }
 }
 

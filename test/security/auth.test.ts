@@ -213,6 +213,31 @@ describe("signed requests", () => {
     expect(new auth.ChannelSigner(key, "client").open(sealed)).toBeUndefined();
   });
 
+  it("channel messages of every size keep their MAC and order, and a tampered one is refused", async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: the built module, untyped from here
+    const auth: any = await import("../../dist/net/auth.js");
+    // Longer than a SHA-256 block, so HMAC hashes the key first; and one of 32 bytes.
+    for (const key of [Buffer.alloc(100, 7), auth.sessionKey(SECRET, "c2", "s2") as Buffer]) {
+      const client = new auth.ChannelSigner(key, "client");
+      const server = new auth.ChannelSigner(key, "server");
+      // Small, larger than the reused buffer `open` checks in, then small again.
+      const texts = ["[]", `"${"x".repeat(200_000)}"`, `"${"é".repeat(40_000)}"`, '{"n":1}'];
+      texts.forEach((text, i) => {
+        const sealed: Buffer = client.seal(text);
+        expect(sealed.subarray(0, 64).toString()).toBe(mac(key, "c", String(i + 1), text));
+        if (i === 1) {
+          const forged = Buffer.from(sealed);
+          const at = forged.length - 2;
+          forged.writeUInt8(forged.readUInt8(at) ^ 1, at);
+          expect(server.open(forged)).toBeUndefined();
+        }
+        expect(server.open(sealed)).toBe(text);
+        // Already opened: a replay is out of order.
+        expect(server.open(sealed)).toBeUndefined();
+      });
+    }
+  });
+
   it("a correctly signed /execute succeeds and its answer carries a valid x-aio-answer", async () => {
     const answer = await signedRequest(port, SECRET, {
       method: "POST",
