@@ -144,9 +144,9 @@ const SCRATCH_BYTES = 64 * 1024;
 
 /**
  * HMAC-SHA256 (RFC 2104) with the padded keys computed once, for a key that signs many
- * messages. Each MAC is two one-shot `crypto.hash` calls over `key ⊕ ipad | data` laid out by
- * the caller, which saves `createHmac`'s setup: in a busy process that setup cost more than
- * hashing a 2 KiB message, and the channel pays it four times per round trip.
+ * messages (a channel, a stream). Each MAC is two one-shot `crypto.hash` calls, the first over
+ * `key ⊕ ipad | data`, which saves `createHmac`'s setup: in a busy process that setup cost more
+ * than hashing a 2 KiB message, and a channel pays it four times per round trip.
  */
 class PaddedKey {
   /** `key ⊕ ipad`, the block every inner hash starts with. */
@@ -162,8 +162,17 @@ class PaddedKey {
     this.#outer = Buffer.concat([pad(0x5c), Buffer.alloc(32)]);
   }
 
-  /** The MAC, as hex, of the data that `padded` holds after the `inner` block it starts with. */
-  hex(padded: Buffer): string {
+  /** The MAC, as hex, of `text`'s UTF-8 bytes. */
+  macOf(text: string): string {
+    const length = Buffer.byteLength(text, "utf8");
+    const padded = Buffer.allocUnsafe(BLOCK + length);
+    this.inner.copy(padded, 0);
+    padded.write(text, BLOCK, length, "utf8");
+    return this.macOfPadded(padded);
+  }
+
+  /** The MAC, as hex, of what `padded` holds after the `inner` block it starts with. */
+  macOfPadded(padded: Buffer): string {
     hash("sha256", padded, "buffer").copy(this.#outer, BLOCK);
     return hash("sha256", this.#outer, "hex");
   }
@@ -204,7 +213,7 @@ export class ChannelSigner {
     this.#key.inner.copy(buffer, 0);
     buffer.write(header, BLOCK, "latin1");
     buffer.write(payload, start, length, "utf8");
-    buffer.write(this.#key.hex(buffer), start - MAC_LENGTH, MAC_LENGTH, "latin1");
+    buffer.write(this.#key.macOfPadded(buffer), start - MAC_LENGTH, MAC_LENGTH, "latin1");
     return buffer.subarray(start - MAC_LENGTH);
   }
 
@@ -221,7 +230,7 @@ export class ChannelSigner {
     this.#key.inner.copy(buffer, 0);
     buffer.write(header, BLOCK, "latin1");
     message.copy(buffer, start, MAC_LENGTH);
-    const expected = Buffer.from(this.#key.hex(buffer.subarray(0, size)), "latin1");
+    const expected = Buffer.from(this.#key.macOfPadded(buffer.subarray(0, size)), "latin1");
     if (!timingSafeEqual(message.subarray(0, MAC_LENGTH), expected)) return undefined;
     this.#received++;
     return message.toString("utf8", MAC_LENGTH);
@@ -246,17 +255,17 @@ export function signDatagram(secret: string, text: string): string {
  * another stream, and the consumer can check each item before using it.
  */
 export class StreamMac {
-  readonly #secret: string;
-  readonly #nonce: string;
+  readonly #key: PaddedKey;
+  readonly #prefix: string;
   #lines = 0;
 
   constructor(secret: string, nonce: string) {
-    this.#secret = secret;
-    this.#nonce = nonce;
+    this.#key = new PaddedKey(Buffer.from(secret, "utf8"));
+    this.#prefix = `stream\n${nonce}\n`;
   }
 
   /** The MAC of the next line, whose JSON without the MAC is `bare`. */
   next(bare: string): string {
-    return hmac(this.#secret, "stream", this.#nonce, String(++this.#lines), bare);
+    return this.#key.macOf(`${this.#prefix}${++this.#lines}\n${bare}`);
   }
 }
