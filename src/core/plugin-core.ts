@@ -531,6 +531,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   }
 
   async #close(): Promise<void> {
+    // Before anything awaits: no call from another node may start after close() began.
+    this.#network?.leave();
     await this.#starting?.catch(() => undefined);
     await this.#watcher.close();
     await this.purgePlugins();

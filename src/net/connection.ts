@@ -38,6 +38,8 @@ export interface ConnectionOptions {
   connectTimeoutMs: number;
   onClose?: () => void;
   onBadMessage?: (error: Error) => void;
+  /** The node said it is shutting down. */
+  onLeaving?: () => void;
 }
 
 interface PendingCall {
@@ -233,6 +235,10 @@ export class NodeConnection {
       error?: unknown;
       items?: unknown;
     };
+    if (record.t === "leaving") {
+      this.#options.onLeaving?.();
+      return;
+    }
     if (typeof record.id !== "number") return;
     const pending = this.#pending.get(record.id);
     if (!pending) return;
@@ -253,6 +259,17 @@ export class NodeConnection {
       case "end":
         this.#pending.delete(record.id);
         this.#settle(pending, undefined);
+        return;
+      case "refused":
+        this.#pending.delete(record.id);
+        this.#settle(
+          pending,
+          undefined,
+          undefined,
+          new NotDelivered(
+            `${this.#options.hostname} is shutting down; the call was not run there`,
+          ),
+        );
         return;
       default:
         return;

@@ -280,7 +280,7 @@ export class NetworkManager {
       );
     }
     const url = `${this.#scheme.ws}://${hostForUrl(address)}:${port}${CHANNEL_PATH}`;
-    const node = new RemoteNode(
+    const node: RemoteNode = new RemoteNode(
       answer,
       address,
       port,
@@ -294,6 +294,7 @@ export class NetworkManager {
         connectTimeoutMs: 3000,
         onBadMessage: (error) =>
           this.#logger.warn(`closing the channel to ${answer.hostname}: ${error.message}`),
+        onLeaving: () => this.#left(node),
       }),
     );
     this.nodes.add(node);
@@ -306,11 +307,20 @@ export class NetworkManager {
 
   #seen(node: RemoteNode): void {
     node.lastSeen = Date.now();
-    if (!node.alive) {
+    if (!node.alive && !node.leaving) {
       node.alive = true;
       this.#logger.info(`Node "${node.hostname}" is back`);
       this.#options.emit("node:up", node.info());
     }
+  }
+
+  /** The node said it is shutting down: no new calls go to it, and it never comes back. */
+  #left(node: RemoteNode): void {
+    node.leaving = true;
+    if (!node.alive) return;
+    node.alive = false;
+    this.#logger.info(`Node "${node.hostname}" is shutting down; its calls go to other nodes`);
+    this.#options.emit("node:down", node.info());
   }
 
   /** One heartbeat: refresh every known node, retry configured ones not yet found. */
@@ -366,6 +376,14 @@ export class NetworkManager {
 
   nodeList(): NodeInfo[] {
     return this.nodes.all().map((node) => node.info());
+  }
+
+  /**
+   * The first step of closing: tells the nodes with a channel to this one that it is shutting
+   * down, so their new calls go to other nodes while the calls in flight here finish.
+   */
+  leave(): void {
+    this.#server.leave();
   }
 
   /** Stops accepting calls, then closes every connection. */

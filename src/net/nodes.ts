@@ -14,6 +14,8 @@ export class RemoteNode {
   port: number;
   tls: boolean;
   alive = true;
+  /** It said it is shutting down: down for good (a restart is a new instance). */
+  leaving = false;
   lastSeen = Date.now();
   version = -1;
   autoDiscoverable = true;

@@ -55,9 +55,11 @@ export class RemoteRouter implements RemoteRoutes {
         const known = this.#nodes.all().find((node) => node.hostname === hostname);
         throw callErrors.noNode(
           call,
-          known
-            ? `node "${hostname}" is down (last seen ${new Date(known.lastSeen).toISOString()})`
-            : `no node named "${hostname}" is known`,
+          !known
+            ? `no node named "${hostname}" is known`
+            : known.leaving
+              ? `node "${hostname}" is shutting down`
+              : `node "${hostname}" is down (last seen ${new Date(known.lastSeen).toISOString()})`,
         );
       }
       if (named.length > 1) {

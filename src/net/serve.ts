@@ -96,6 +96,7 @@ export class ChannelSession {
   readonly #peerHost: string;
   readonly #limiter: PeerLimiter;
   readonly #active = new Map<number, Active>();
+  #leaving = false;
 
   constructor(channel: PacketChannel, calls: LocalCalls, peerHost: string, limiter: PeerLimiter) {
     this.#channel = channel;
@@ -136,6 +137,10 @@ export class ChannelSession {
   }
 
   #begin(id: number, packet: unknown): { call: WireCall; active: Active } | undefined {
+    if (this.#leaving) {
+      this.#channel.send({ t: "refused", id });
+      return undefined;
+    }
     let call: WireCall;
     try {
       call = readCall(packet);
@@ -219,6 +224,15 @@ export class ChannelSession {
       typeof credit === "number" && credit > 0 ? Math.min(credit, MAX_CREDIT) : STREAM_WINDOW,
     );
     active.stream.run(call).finally(() => this.#finish(id));
+  }
+
+  /**
+   * This node is shutting down: tells the peer, so it sends new calls elsewhere, and refuses
+   * any that cross the notice on the way. Calls already running finish.
+   */
+  leave(): void {
+    this.#leaving = true;
+    this.#channel.send({ t: "leaving" });
   }
 
   /** Closes the channel after writing what is queued on it (this node is closing). */

@@ -167,6 +167,7 @@ export class NodeServer {
   readonly #app: FastifyInstance;
   readonly #sockets: WebSocketServer;
   readonly #sessions = new Set<ChannelSession>();
+  #leaving = false;
   readonly #nonces = new NonceCache();
   readonly #limiter: PeerLimiter;
   /** Extra headers of a channel handshake's answer, by request. */
@@ -242,6 +243,12 @@ export class NodeServer {
 
   get port(): number {
     return this.#port;
+  }
+
+  /** Peers' channels are told this node is shutting down, and new ones are refused. */
+  leave(): void {
+    this.#leaving = true;
+    for (const session of this.#sessions) session.leave();
   }
 
   /** Open channel sessions and the calls they have in flight. */
@@ -435,6 +442,10 @@ export class NodeServer {
     }
     if (!this.#acceptsHost(request.headers.host)) {
       socket.end("HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    if (this.#leaving) {
+      socket.end("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
       return;
     }
     let signer: ChannelSigner | undefined;

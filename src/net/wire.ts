@@ -86,7 +86,11 @@ export type ServerPacket =
   | { t: "result"; id: number; value?: unknown }
   | { t: "error"; id: number; error: WireError }
   | { t: "items"; id: number; items: unknown[] }
-  | { t: "end"; id: number };
+  | { t: "end"; id: number }
+  /** The call or stream was not run: this node is shutting down. Send it elsewhere. */
+  | { t: "refused"; id: number }
+  /** This node is shutting down: calls already sent finish, new ones go elsewhere. */
+  | { t: "leaving" };
 
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set([
   "__proto__",

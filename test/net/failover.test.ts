@@ -114,14 +114,13 @@ const alive = (a: PluginCore, hostname: string) =>
   a.nodes().find((n: NodeInfo) => n.hostname === hostname)?.alive;
 
 describe("a call that never left goes to another node", () => {
-  it("B's port is closed (node closed, still known alive): the call and the stream go to C", async () => {
+  it("B's port is closed while A still counts it alive: the call and the stream go to C", async () => {
     let bCore: PluginCore | undefined;
     const { a } = await abc(async () => {
       bCore = await startNode({ hostname: "B", dir, plugins: [svc("B")] });
       return { port: bCore.port as number };
     });
-    // Open A's channel to B first, so the retry starts from a connection that was open.
-    expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+    // No channel from A to B: B closes without telling A, whose heartbeats are too rare to see it.
     await closeNode(bCore as PluginCore);
     expect(alive(a, "B")).toBe(true);
     store.served = {};
@@ -136,12 +135,14 @@ describe("a call that never left goes to another node", () => {
     expect(store.served).toEqual({ C: 4 });
   });
 
-  it("B's process is gone (SIGKILL): the call goes to C", async () => {
+  it("B's process is gone (SIGKILL) after A's channel to it was open: the call goes to C", async () => {
     let child: Awaited<ReturnType<typeof spawnNode>> | undefined;
     const { a } = await abc(async () => {
       child = await spawnNode(nodeConfig({ hostname: "B", dir, plugins: [svc("B")] }));
       return { port: child.port };
     });
+    // The retry starts from a connection that was open.
+    expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
     await killChild(child as Awaited<ReturnType<typeof spawnNode>>);
     expect(alive(a, "B")).toBe(true);
     expect(await a.execute("Svc", "who", undefined, { host: "remote" })).toBe("C");
@@ -190,6 +191,44 @@ describe("a call that may have run is never repeated", () => {
 });
 
 describe("close()", () => {
+  it("B tells A it is shutting down: B's calls in flight finish, every new call goes to C, none fails", async () => {
+    let bCore: PluginCore | undefined;
+    const { a } = await abc(async () => {
+      bCore = await startNode({ hostname: "B", dir, plugins: [svc("B")] });
+      return { port: bCore.port as number };
+    });
+    const b = bCore as PluginCore;
+    const down: string[] = [];
+    a.on("node:down", (node) => down.push(node.hostname));
+    // Eight callers, one call after another, spread over B and C by least-in-flight.
+    let stop = false;
+    const answers: string[] = [];
+    const callers = Array.from({ length: 8 }, async () => {
+      while (!stop) answers.push(String(await a.execute("Svc", "slow", [5], { host: "remote" })));
+    });
+    await waitFor(() => (store.started.B ?? 0) >= 4, "calls to run on B");
+    const closing = closeNode(b);
+    // Streams started while B drains go to C too.
+    const streamed = await collect(a.executeStream("Svc", "items", [2], { host: "remote" }));
+    await closing;
+    const bStarted = store.started.B ?? 0;
+    const cBefore = store.started.C ?? 0;
+    await waitFor(() => (store.started.C ?? 0) >= cBefore + 40, "C to serve 40 more calls");
+    stop = true;
+    await Promise.all(callers);
+    expect(streamed).toEqual(["C0", "C1"]);
+    expect(alive(a, "B")).toBe(false);
+    expect(down).toEqual(["B"]);
+    // Every call B began it finished, and none began there after it closed.
+    expect(answers.filter((x) => x === "slow done on B")).toHaveLength(bStarted);
+    expect(answers).toHaveLength(bStarted + (store.started.C ?? 0));
+    expect(store.started.B).toBe(bStarted);
+    // A names B's state when a call asks for it.
+    const named = await rejection(a.execute("Svc", "who", undefined, { host: "B" }));
+    expect(named.code).toBe("NO_NODE");
+    expect(named.message).toMatch(/B" is shutting down/);
+  });
+
   it("lets a remote call in flight finish and delivers its result", async () => {
     const names = Array.from({ length: 12 }, (_, i) => `B${i}`);
     const nodes = await Promise.all(
