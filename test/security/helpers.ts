@@ -8,7 +8,7 @@
  * `dist/net/auth.js` to cross-check the signing written here), test/support.ts, and the plugin
  * folder fixtures of the networking tests.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, createHmac, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ConfigObject, type NetworkingConfig, PluginCore } from "aio-assistant-core";
 import WebSocket from "ws";
-import { type PluginDef, pluginDir, rep } from "../net/helpers.js";
+import { type PluginDef, pluginDir, rep, spawnNode as spawnNetNode } from "../net/helpers.js";
 import {
   freePort,
   removeTempDirs,
@@ -582,46 +582,25 @@ export type Channel = Awaited<ReturnType<typeof openChannel>>;
 
 export interface ChildNode {
   port: number;
-  proc: ChildProcess;
   /** Whether the process is still running. */
   alive(): boolean;
   stderr(): string;
   stop(): Promise<void>;
 }
 
-const FIXTURE = fileURLToPath(new URL("./fixtures/node.mjs", import.meta.url));
-
-/** A node in its own process (for input that may crash it). */
-export function spawnNode(spec: NodeSpec): Promise<ChildNode> {
-  const proc = spawn(process.execPath, [FIXTURE, JSON.stringify(nodeConfig(spec))], {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
-  let err = "";
-  proc.stderr?.on("data", (c: Buffer) => {
-    err += c.toString();
-  });
-  const exited = new Promise<void>((resolve) => proc.once("exit", () => resolve()));
-  return new Promise((resolve, reject) => {
-    let out = "";
-    proc.stdout?.on("data", (c: Buffer) => {
-      out += c.toString();
-      const ready = /READY (.*)\n/.exec(out);
-      if (ready) {
-        const { port } = JSON.parse(ready[1] as string) as { port: number };
-        resolve({
-          port,
-          proc,
-          alive: () => proc.exitCode === null && proc.signalCode === null,
-          stderr: () => err,
-          stop: async () => {
-            if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-            await exited;
-          },
-        });
-      } else if (out.includes("FAILED ")) reject(new Error(out));
-    });
-    proc.once("exit", (code) => reject(new Error(`the child node exited (${code}): ${err}`)));
-  });
+/** A node in its own process (for input that may crash it), started as the networking tests do. */
+export async function spawnNode(spec: NodeSpec): Promise<ChildNode> {
+  const child = await spawnNetNode(nodeConfig(spec));
+  const alive = () => child.proc.exitCode === null && child.proc.signalCode === null;
+  return {
+    port: child.port,
+    alive,
+    stderr: child.stderr,
+    stop: async () => {
+      if (alive()) child.proc.kill("SIGKILL");
+      await child.exited;
+    },
+  };
 }
 
 /**
