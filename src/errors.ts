@@ -104,6 +104,14 @@ export class RequestError extends AioError {
     this.errorName = options?.errorName;
   }
 
+  /** The same error with `detail` added to its message. */
+  withDetail(detail: string): RequestError {
+    return new RequestError(this.code, `${this.message}${detail}`, this, {
+      cause: this.cause,
+      errorName: this.errorName,
+    });
+  }
+
   /** The HTTP status that fits this error in the node protocol. */
   get status(): number {
     return REQUEST_ERROR_STATUS[this.code] ?? 500;

@@ -1,9 +1,9 @@
 /**
  * The command line's client for a running node (`--node URL`): the protocol's `/execute` and
  * `/execute_stream`, and the operator routes (`/plugins`, `/nodes`, `/endpoints`, `/admin`).
- * With a secret (AIO_SECRET) every request is signed for the exact Host it is sent to, and
- * every answer must prove that the node knows the secret too: an answer's `x-aio-answer`
- * header, a stream's per-line `mac`.
+ * With a secret (AIO_SECRET) every request is signed for the node's run (its instance id, from
+ * its `GET /ping`), and every answer must prove that the node knows the secret too: an
+ * answer's `x-aio-answer` header, a stream's per-line `mac`.
  */
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "undici";
@@ -11,6 +11,7 @@ import type { NodeInfo, PluginInfo } from "../core/types.js";
 import {
   HEADER_ANSWER,
   HEADER_NONCE,
+  type PeerIdentity,
   StreamMac,
   sameMac,
   signAnswer,
@@ -18,6 +19,7 @@ import {
 } from "../net/auth.js";
 import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
+import { readIdentity } from "../net/wire.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import { CliError, UsageError } from "./output.js";
 
@@ -74,24 +76,77 @@ export class NodeClient {
   readonly url: URL;
   readonly #secret: string;
   readonly #agent = new Agent({ keepAliveTimeout: 10_000, connections: 4 });
+  /** Who the node is this run, once asked: what requests are signed for. */
+  #identity: PeerIdentity | undefined;
 
   constructor(url: URL, secret: string) {
     this.url = url;
     this.#secret = secret;
   }
 
-  /** A request; with a secret signed, and its answer's MAC checked before its body is used. */
+  /** The node's instance id and clock, from its unsigned `GET /ping`. */
+  async #identify(signal: AbortSignal | undefined): Promise<PeerIdentity> {
+    const target = new URL("/ping", this.url);
+    const sentAt = Date.now();
+    let text: string;
+    try {
+      const response = await request(target, {
+        method: "GET",
+        dispatcher: this.#agent,
+        headersTimeout: OPERATOR_TIMEOUT_MS,
+        bodyTimeout: OPERATOR_TIMEOUT_MS,
+        ...(signal ? { signal } : {}),
+      });
+      text = await response.body.text();
+    } catch (error) {
+      throw this.#failure(error, signal);
+    }
+    try {
+      return readIdentity(JSON.parse(text), sentAt, Date.now());
+    } catch {
+      throw new CliError(
+        "NETWORK",
+        `${this.url.origin} does not answer /ping as an AIO node does: ${text.slice(0, 200)}`,
+      );
+    }
+  }
+
+  /**
+   * A request; with a secret signed, and its answer's MAC checked before its body is used. A
+   * request refused because the node restarted since it was asked who it is (a 401 from a new
+   * instance) is signed again and sent once more: it was not run.
+   */
   async #send(
     method: "GET" | "POST",
     path: string,
     body: unknown,
     options: CallOptions & { stream?: boolean } = {},
   ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
+    const known = this.#identity;
+    try {
+      return await this.#sendOnce(method, path, body, options);
+    } catch (error) {
+      if (!known || (error as CliError).code !== "UNAUTHORIZED" || !this.#identity) throw error;
+      const now = await this.#identify(options.signal);
+      if (now.instance === known.instance) throw error;
+      this.#identity = now;
+      return this.#sendOnce(method, path, body, options);
+    }
+  }
+
+  async #sendOnce(
+    method: "GET" | "POST",
+    path: string,
+    body: unknown,
+    options: CallOptions & { stream?: boolean },
+  ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
     const target = new URL(path, this.url);
     const text = body === undefined ? "" : JSON.stringify(body);
-    const signature = this.#secret
-      ? signRequest(this.#secret, method, target.host, target.pathname + target.search, text)
-      : undefined;
+    if (this.#secret) this.#identity ??= await this.#identify(options.signal);
+    const signature =
+      this.#secret && this.#identity
+        ? signRequest(this.#secret, method, this.#identity, target.pathname + target.search, text)
+        : undefined;
     // A call has no deadline of its own beyond its --timeout: the node ends the call then, and
     // gets a moment more to say so. The operator routes answer at once, or not at all.
     const wait =
@@ -254,7 +309,6 @@ function callBody(plugin: string, method: string, args: unknown, options: CallOp
     plugin,
     method,
     ...(args !== undefined ? { args } : {}),
-    author: "aio-cli",
     request_id: `cli-${randomBytes(4).toString("hex")}`,
     ...(options.timeout !== undefined ? { timeout_ms: options.timeout } : {}),
   };

@@ -3,9 +3,10 @@
  * and track it until it ends. Where plugins live is the registry's business; how they run is
  * their host's.
  */
-import { callErrors, type RequestError } from "../errors.js";
+import { callErrors, RequestError } from "../errors.js";
 import { ArgumentProblem, type EndpointKind, isStreamKind } from "../plugins/endpoint.js";
 import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
+import { refusal } from "./access.js";
 import {
   APPLICATION,
   Call,
@@ -52,6 +53,12 @@ export interface RemoteRoutes {
   /** Blocks this thread until the other node answers. */
   executeSync(call: Call, args: unknown): unknown;
   executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined>;
+  /**
+   * The error to give when this node cannot serve the call (`local` says why) and no other
+   * node can either: `local`, or what another node knows better (it has the plugin but refuses
+   * this node), with the nodes that could not be asked.
+   */
+  explain(call: Call, local: RequestError): RequestError;
 }
 
 /** Local failures after which `host: "any"` tries the other nodes. */
@@ -209,13 +216,16 @@ export class Dispatcher {
     );
   }
 
-  /** Whether a local failure under `host: "any"` should send the call to another node. */
-  #goRemote(call: Call, error: unknown): boolean {
-    return (
-      this.remote !== undefined &&
-      TRY_REMOTE.has((error as { code?: string }).code ?? "") &&
-      this.remote.canServe(call)
-    );
+  /**
+   * Under `host: "any"`, what a local failure leads to: the remote routes when another node
+   * serves the call, else the error to throw (another node may know a better one).
+   */
+  #elsewhere(call: Call, route: Route, error: unknown): RemoteRoutes {
+    const remote = this.remote;
+    if (route !== "any" || !remote || !(error instanceof RequestError)) throw error;
+    if (!TRY_REMOTE.has(error.code)) throw error;
+    if (remote.canServe(call)) return remote;
+    throw remote.explain(call, error);
   }
 
   /**
@@ -241,9 +251,7 @@ export class Dispatcher {
     try {
       target = this.#resolve(call, args, "execute");
     } catch (error) {
-      if (route === "any" && this.#goRemote(call, error))
-        return (this.remote as RemoteRoutes).execute(call, args);
-      throw error;
+      return this.#elsewhere(call, route, error).execute(call, args);
     }
     if (isPromiseLike(target))
       return waitWithin(call, target).then(() => this.#execute(call, args));
@@ -276,11 +284,8 @@ export class Dispatcher {
       try {
         target = this.#resolve(call, args, "executeStream");
       } catch (error) {
-        if (route === "any" && this.#goRemote(call, error)) {
-          yield* (this.remote as RemoteRoutes).executeStream(call, args);
-          return;
-        }
-        throw error;
+        yield* this.#elsewhere(call, route, error).executeStream(call, args);
+        return;
       }
       if (!isPromiseLike(target)) break;
       await waitWithin(call, target);
@@ -363,8 +368,8 @@ export class Dispatcher {
     try {
       target = this.#resolve(call, args, mode);
     } catch (error) {
-      if (route === "any" && this.#goRemote(call, error)) return REMOTE;
-      throw error;
+      this.#elsewhere(call, route, error);
+      return REMOTE;
     }
     if (isPromiseLike(target)) {
       target.then(undefined, () => undefined);
@@ -434,19 +439,7 @@ export class Dispatcher {
   }
 
   #denied(caller: Caller, slot: PluginSlot, endpoint: LoadedEndpoint): string | undefined {
-    if (caller.kind === "application") return undefined;
-    if (caller.kind === "plugin") {
-      if (caller.name === slot.name || endpoint.info.accessible_by_other_plugins) return undefined;
-      return `only ${slot.name} itself may call it (accessible_by_other_plugins is false); the caller is plugin ${caller.name}`;
-    }
-    if (!slot.host?.identity().remote || !endpoint.info.remote) {
-      return `it is not open to remote nodes (the plugin and the endpoint must both say remote: true); the caller is node ${caller.hostname}`;
-    }
-    const allowed = slot.entry.allowed_nodes;
-    if (allowed.length > 0 && !allowed.includes(caller.hostname)) {
-      return `only ${allowed.join(", ")} may call ${slot.name} (allowed_nodes); the caller is node ${caller.hostname}`;
-    }
-    return undefined;
+    return refusal(caller, slot, endpoint, this.#hostname);
   }
 }
 

@@ -19,13 +19,14 @@ import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
 import type { AdminAction, HasPluginAnswer } from "../net/server.js";
-import type { WireEndpoint } from "../net/wire.js";
+import type { WireEndpoint, WireRefusal } from "../net/wire.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import type { PluginHost } from "../plugins/host.js";
 import { InProcessHost } from "../plugins/in-process.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
+import { refusal } from "./access.js";
 import type { Caller, CallOptions } from "./call.js";
 import { Dispatcher } from "./dispatcher.js";
 import { Lifecycle, type LifecycleEvents } from "./lifecycle.js";
@@ -204,18 +205,22 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   }
 
   /**
-   * Endpoints of enabled plugins that the node `requester` may call: plugin and endpoint both
-   * `remote`, and the plugin's `allowed_nodes` (if any) naming it.
+   * Endpoints of enabled plugins as the node `requester` sees them: those it may call, and the
+   * others with the reason it may not (see access.ts).
    */
-  #remoteEndpoints(requester: string): WireEndpoint[] {
-    const endpoints: WireEndpoint[] = [];
+  #remoteEndpoints(requester: string): { open: WireEndpoint[]; closed: WireRefusal[] } {
+    const open: WireEndpoint[] = [];
+    const closed: WireRefusal[] = [];
+    const caller: Caller = { kind: "remote", hostname: requester };
     for (const slot of this.#registry.slots()) {
-      if (slot.state !== "enabled" || !slot.host?.identity().remote) continue;
-      const allowed = slot.entry.allowed_nodes;
-      if (allowed.length > 0 && !allowed.includes(requester)) continue;
+      if (slot.state !== "enabled") continue;
       for (const endpoint of slot.endpoints.values()) {
-        if (!endpoint.info.remote) continue;
-        endpoints.push({
+        const why = refusal(caller, slot, endpoint, this.hostname);
+        if (why !== undefined) {
+          closed.push({ plugin: slot.name, access_name: endpoint.info.access_name, reason: why });
+          continue;
+        }
+        open.push({
           plugin: slot.name,
           plugin_uuid: slot.uuid,
           access_name: endpoint.info.access_name,
@@ -225,7 +230,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         });
       }
     }
-    return endpoints;
+    return { open, closed };
   }
 
   #hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer {

@@ -1,6 +1,7 @@
 /**
  * Authentication between nodes with a shared secret. The secret never crosses the network:
- * requests carry an HMAC-SHA256 over what they are, when they were made and a nonce; answers
+ * requests carry an HMAC-SHA256 over what they are, which run of which node they are for,
+ * when they were made and a nonce; answers
  * carry one bound to the request's nonce; the channel derives a session key at its handshake
  * and signs every message with it and a sequence number.
  */
@@ -38,24 +39,35 @@ export interface SignedHeaders {
   [HEADER_SIGNATURE]: string;
 }
 
+/** What a client must know of a node to sign requests for it, learned from its `GET /ping`. */
+export interface PeerIdentity {
+  /** The node's instance id: random per run, so a signature is good for one run of one node. */
+  instance: string;
+  /** The node's clock minus this one's, in ms: requests are timed by the node's clock. */
+  clockOffsetMs: number;
+}
+
 /**
- * Headers that authenticate a request: method, the node it is for (its Host, `address:port`),
- * path (with query), time, nonce, body. Naming the node means a request captured on its way
- * to one node is refused by every other node of the cluster.
+ * Headers that authenticate a request: method, the node it is for (its instance id), path
+ * (with query), time, nonce, body. Naming the instance rather than an address means a request
+ * works however the node is reached (a port forward, NAT, a tunnel), while one captured on its
+ * way to one node is refused by every other node of the cluster and by the same node after a
+ * restart. The time is the node's, as far as `clockOffsetMs` knows it, so a peer whose clock is
+ * off is not refused for it.
  */
 export function signRequest(
   secret: string,
   method: string,
-  host: string,
+  target: PeerIdentity,
   path: string,
   body: string | Buffer,
 ): SignedHeaders {
-  const time = String(Date.now());
+  const time = String(Math.round(Date.now() + target.clockOffsetMs));
   const nonce = randomBytes(16).toString("hex");
   const mac = hmac(
     secret,
     method.toUpperCase(),
-    host.toLowerCase(),
+    target.instance,
     path,
     time,
     nonce,
@@ -71,17 +83,15 @@ export function signAnswer(secret: string, nonce: string, body: string | Buffer)
 
 /**
  * Refuses replayed requests: remembers each nonce until its timestamp is too old to pass.
- * Nonces live in memory, so a request signed before this cache existed (before the node
- * restarted) is refused too: it could be a replay the cache has forgotten. (A peer whose
- * clock runs behind is refused only in the first moments after a restart.)
+ * Nonces live in memory; what a restart forgets cannot be replayed anyway, since requests are
+ * signed for one run of a node (its instance id).
  */
 export class NonceCache {
   readonly #seen = new Map<string, number>();
-  readonly #notBefore = Date.now();
 
   /** Records `nonce`; false if it was seen before, or the cache is full of live nonces. */
   admit(nonce: string, time: number, now: number): boolean {
-    if (time < this.#notBefore || this.#seen.has(nonce)) return false;
+    if (this.#seen.has(nonce)) return false;
     if (this.#seen.size >= MAX_NONCES) {
       this.#evict(now);
       if (this.#seen.size >= MAX_NONCES) return false;
@@ -109,12 +119,12 @@ export class NonceCache {
 export function verifyRequest(
   secret: string,
   nonces: NonceCache,
+  instance: string,
   method: string,
   path: string,
   headers: Record<string, string | string[] | undefined>,
   body: string | Buffer,
 ): string | undefined {
-  const host = typeof headers.host === "string" ? headers.host.toLowerCase() : "";
   const time = headers[HEADER_TIME];
   const nonce = headers[HEADER_NONCE];
   const signature = headers[HEADER_SIGNATURE];
@@ -122,7 +132,15 @@ export function verifyRequest(
     return undefined;
   }
   if (!/^\d{1,15}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce)) return undefined;
-  const expected = hmac(secret, method.toUpperCase(), host, path, time, nonce, bodyDigest(body));
+  const expected = hmac(
+    secret,
+    method.toUpperCase(),
+    instance,
+    path,
+    time,
+    nonce,
+    bodyDigest(body),
+  );
   if (!sameMac(signature, expected)) return undefined;
   const now = Date.now();
   const sent = Number(time);

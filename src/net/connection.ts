@@ -1,7 +1,8 @@
 /**
  * The calling side of the channel to one remote node: opens the WebSocket on first use, pairs
  * answers with calls, and tells apart a call that never left this node (safe to send to
- * another node) from one that may have run (never repeated).
+ * another node) from one that may have run (never repeated). While open it pings the node and
+ * gives up on a channel that stays silent, so a call never waits on a dead connection.
  */
 import WebSocket from "ws";
 import { type Call, watchBounds } from "../core/call.js";
@@ -11,6 +12,7 @@ import {
   ChannelSigner,
   HEADER_ANSWER,
   HEADER_NONCE,
+  type PeerIdentity,
   sameMac,
   sessionKey,
   signAnswer,
@@ -33,10 +35,25 @@ export interface ConnectionOptions {
   maxPacketBytes: number;
   /** Shared secret: the handshake is signed, and every message after it. */
   secret: string;
+  /** The run of the node the handshake is signed for, and its clock. */
+  identity(): PeerIdentity;
   /** How to verify the node's certificate, for wss:// URLs. */
   tls: PeerTls;
   connectTimeoutMs: number;
-  onClose?: () => void;
+  /**
+   * An open channel is pinged every `intervalMs` it carries nothing, and closed once it has
+   * been silent for `silentMs` while `heard()` says the node's heartbeats are silent too (a node
+   * whose main thread is busy still answers those, and its calls end at their deadlines).
+   */
+  keepalive: { intervalMs: number; silentMs: number; heard(): boolean };
+  /** The channel closed without this side closing it (the node went away, or was cut off). */
+  onLost?: () => void;
+  /** The keepalive gave up on the channel: the node is silent. */
+  onSilent?: () => void;
+  /** A connection attempt was refused: nothing listens at the node's address. */
+  onRefused?: () => void;
+  /** The node refused the handshake's credentials (a wrong secret, or a restarted node). */
+  onUnauthorized?: () => void;
   onBadMessage?: (error: Error) => void;
   /** The node said it is shutting down. */
   onLeaving?: () => void;
@@ -69,6 +86,10 @@ export class NodeConnection {
   #connectingCalls = 0;
   #seq = 0;
   #closed = false;
+  /** When the open channel last received anything (monotonic ms). */
+  #lastReceived = 0;
+  #watchdog: ReturnType<typeof setInterval> | undefined;
+  readonly #ended = new WeakSet<PacketChannel>();
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -88,8 +109,10 @@ export class NodeConnection {
     if (this.#closed) return Promise.reject(new NotDelivered("the connection is closed"));
     this.#connecting ??= new Promise<PacketChannel>((resolve, reject) => {
       const secret = this.#options.secret;
-      const { host, pathname } = new URL(this.#options.url);
-      const signed = secret ? signRequest(secret, "GET", host, pathname, "") : undefined;
+      const { pathname } = new URL(this.#options.url);
+      const signed = secret
+        ? signRequest(secret, "GET", this.#options.identity(), pathname, "")
+        : undefined;
       const socket = new WebSocket(this.#options.url, {
         perMessageDeflate: false,
         handshakeTimeout: this.#options.connectTimeoutMs,
@@ -151,38 +174,77 @@ export class NodeConnection {
         opened = true;
         this.#channel = channel;
         this.#connecting = undefined;
+        this.#watch(channel);
         resolve(channel);
       });
       // Every error, also after opening: one left unheard would end the process.
       socket.on("error", (error) => {
-        if (!opened) {
-          this.#connecting = undefined;
-          reject(new NotDelivered(`cannot connect to ${this.#options.hostname}: ${error.message}`));
-        }
+        if (opened) return;
+        this.#connecting = undefined;
+        reject(new NotDelivered(`cannot connect to ${this.#options.hostname}: ${error.message}`));
+        if ((error as { code?: unknown }).code === "ECONNREFUSED") this.#options.onRefused?.();
       });
       socket.once("unexpected-response", (_request, response) => {
         this.#connecting = undefined;
         const status = response.statusCode ?? 0;
-        const reason =
-          status === 401
-            ? callErrors.unauthorizedBy(this.#options.hostname)
-            : new NotDelivered(`${this.#options.hostname} refused the channel (HTTP ${status})`);
-        reject(reason);
+        reject(
+          new NotDelivered(
+            status === 401
+              ? `${this.#options.hostname} refused this node's credentials`
+              : `${this.#options.hostname} refused the channel (HTTP ${status})`,
+          ),
+        );
         socket.terminate();
+        if (status === 401) this.#options.onUnauthorized?.();
+      });
+      socket.on("pong", () => {
+        this.#lastReceived = performance.now();
       });
       socket.once("close", () => {
         if (this.#channel === channel) this.#channel = undefined;
-        if (opened) this.#lost(channel);
+        if (opened) this.#lost(channel, true);
       });
     });
     return this.#connecting;
   }
 
   /**
+   * While the channel is open: a ping when it has been quiet for an interval, and the end of it
+   * when it has been silent past the deadline and the node's heartbeats are silent too.
+   */
+  #watch(channel: PacketChannel): void {
+    const { intervalMs, silentMs, heard } = this.#options.keepalive;
+    this.#lastReceived = performance.now();
+    channel.socket.on("message", () => {
+      this.#lastReceived = performance.now();
+    });
+    clearInterval(this.#watchdog);
+    this.#watchdog = setInterval(
+      () => {
+        if (this.#channel !== channel) return;
+        const quiet = performance.now() - this.#lastReceived;
+        if (quiet >= silentMs && !heard()) {
+          this.reset();
+          this.#options.onSilent?.();
+          return;
+        }
+        if (quiet >= intervalMs) channel.socket.ping();
+      },
+      Math.max(50, Math.min(intervalMs, silentMs / 2)),
+    );
+    this.#watchdog.unref();
+  }
+
+  /**
    * The connection dropped. A call whose packet never left may go to another node; one that
    * was sent may have run, so it fails with NETWORK and is not repeated.
    */
-  #lost(channel: PacketChannel): void {
+  #lost(channel: PacketChannel, unexpected: boolean): void {
+    // Once per channel: this side's reset or close ends it before its socket says so.
+    if (this.#ended.has(channel)) return;
+    this.#ended.add(channel);
+    clearInterval(this.#watchdog);
+    this.#watchdog = undefined;
     for (const [id, pending] of this.#pending) {
       this.#pending.delete(id);
       if (pending.packet > channel.written) {
@@ -208,7 +270,7 @@ export class NodeConnection {
       );
       this.#settle(pending, error);
     }
-    this.#options.onClose?.();
+    if (unexpected) this.#options.onLost?.();
   }
 
   #settle(
@@ -392,13 +454,31 @@ export class NodeConnection {
     }
   }
 
+  /** Opens the channel if it is not open: proof that the node can be reached and called. */
+  async open(): Promise<void> {
+    await this.#connect();
+  }
+
+  /**
+   * Drops the channel at once, without a word to the node, which may be unreachable: every
+   * call sent on it fails with NETWORK (it may have run), every call not yet sent may go to
+   * another node. The next call opens a new channel.
+   */
+  reset(): void {
+    const channel = this.#channel;
+    if (!channel) return;
+    this.#channel = undefined;
+    channel.socket.terminate();
+    this.#lost(channel, false);
+  }
+
+  /** Closes the channel for good, after writing what is queued on it. */
   close(): void {
     this.#closed = true;
     const channel = this.#channel;
     this.#channel = undefined;
-    if (channel) {
-      channel.close();
-      this.#lost(channel);
-    }
+    if (!channel) return;
+    channel.close();
+    this.#lost(channel, false);
   }
 }

@@ -45,8 +45,9 @@ const pingMac = (secret: string, nonce: string, sent: number) =>
 const pongMac = (secret: string, pong: Pong) =>
   signDatagram(secret, `pong\n${pong.nonce}\n${pong.instance}\n${pong.hostname}\n${pong.version}`);
 
-export function pingBytes(nonce: string, secret: string): Buffer {
-  const body: Ping = { t: "ping", n: nonce, s: Date.now(), pad: "" };
+/** A ping sent at `sentAt` (ms since the epoch, by the pinged node's clock as far as known). */
+export function pingBytes(nonce: string, secret: string, sentAt: number): Buffer {
+  const body: Ping = { t: "ping", n: nonce, s: Math.round(sentAt), pad: "" };
   if (secret) body.m = pingMac(secret, nonce, body.s);
   const bare = Buffer.byteLength(JSON.stringify(body));
   body.pad = "x".repeat(Math.max(0, MIN_PING_BYTES - bare));
@@ -172,8 +173,16 @@ export class HeartbeatPinger {
     return socket;
   }
 
-  /** Pings `address:port`; resolves with the pong, or undefined after `timeoutMs`. */
-  ping(address: string, port: number, timeoutMs: number): Promise<Pong | undefined> {
+  /**
+   * Pings `address:port`; resolves with the pong, or undefined after `timeoutMs`. The ping is
+   * timed by the node's clock (`clockOffsetMs` ahead of this one's), which it checks.
+   */
+  ping(
+    address: string,
+    port: number,
+    timeoutMs: number,
+    clockOffsetMs = 0,
+  ): Promise<Pong | undefined> {
     const nonce = randomBytes(12).toString("hex");
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
@@ -184,7 +193,8 @@ export class HeartbeatPinger {
         clearTimeout(timer);
         resolve(pong);
       });
-      this.#socketFor(address).send(pingBytes(nonce, this.#secret), port, address, (error) => {
+      const datagram = pingBytes(nonce, this.#secret, Date.now() + clockOffsetMs);
+      this.#socketFor(address).send(datagram, port, address, (error) => {
         if (error) {
           clearTimeout(timer);
           this.#waiting.delete(nonce);

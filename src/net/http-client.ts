@@ -4,9 +4,24 @@
  */
 import { Agent, request } from "undici";
 import { callErrors, NetworkRequestError } from "../errors.js";
-import { HEADER_ANSWER, HEADER_NONCE, sameMac, signAnswer, signRequest } from "./auth.js";
+import {
+  HEADER_ANSWER,
+  HEADER_NONCE,
+  type PeerIdentity,
+  sameMac,
+  signAnswer,
+  signRequest,
+} from "./auth.js";
 import { type PeerTls, tlsConnector } from "./tls.js";
-import { parseJson } from "./wire.js";
+import { parseJson, readIdentity } from "./wire.js";
+
+/** Whether `error` (or what caused it) is a connection the other side refused: nobody listens. */
+export function connectionRefused(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if ((cause as { code?: unknown }).code === "ECONNREFUSED") return true;
+  }
+  return false;
+}
 
 export interface HttpClientOptions {
   connectTimeoutMs: number;
@@ -34,20 +49,62 @@ export class HttpClient {
   }
 
   /**
-   * POSTs JSON and returns the status and parsed answer. Throws `NetworkRequestError` when the
-   * node cannot be reached or answers with something that is not JSON.
+   * Who answers at `origin` (`http://host:port`) this run, and how its clock stands against this
+   * one's: its unsigned `GET /ping`, which a client needs before it can sign for the node.
+   */
+  async identify(origin: string, timeoutMs: number): Promise<PeerIdentity & { hostname?: string }> {
+    const url = `${origin}/ping`;
+    const sentAt = Date.now();
+    let response: Awaited<ReturnType<typeof request>>;
+    try {
+      response = await request(url, {
+        method: "GET",
+        dispatcher: this.#agent,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      throw new NetworkRequestError(
+        "NETWORK",
+        `${url}: ${(error as Error).message}`,
+        {},
+        {
+          cause: error,
+        },
+      );
+    }
+    const text = await response.body.text();
+    const receivedAt = Date.now();
+    if (response.statusCode === 421) throw misdirected(url);
+    try {
+      return readIdentity(parseJson(text, this.#maxDepth), sentAt, receivedAt);
+    } catch (error) {
+      throw new NetworkRequestError(
+        "NETWORK",
+        `${url} answered HTTP ${response.statusCode} without what an AIO node's /ping answers: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /**
+   * POSTs JSON and returns the status and parsed answer; with a secret, signed for `target`.
+   * Throws `NetworkRequestError` when the node cannot be reached or answers with something that
+   * is not JSON.
    */
   async postJson(
     url: string,
     body: unknown,
     timeoutMs: number,
+    target?: PeerIdentity,
   ): Promise<{ status: number; body: unknown }> {
     let response: Awaited<ReturnType<typeof request>>;
     const text = JSON.stringify(body);
     const { host, pathname } = new URL(url);
-    const signed = this.#secret
-      ? signRequest(this.#secret, "POST", host, pathname, text)
-      : undefined;
+    if (this.#secret && !target) throw new Error("a signed request needs the node's identity");
+    const signed =
+      this.#secret && target
+        ? signRequest(this.#secret, "POST", target, pathname, text)
+        : undefined;
     try {
       response = await request(url, {
         method: "POST",
@@ -66,14 +123,9 @@ export class HttpClient {
       );
     }
     const answer = await response.body.text();
-    if (response.statusCode === 421) {
-      throw new NetworkRequestError(
-        "NETWORK",
-        `${url} refused the Host "${host}": the node knows itself under other names. Add "${host}" to networking.allowed_hosts on that node`,
-      );
-    }
+    if (response.statusCode === 421) throw misdirected(url);
     if (signed) {
-      if (response.statusCode === 401) throw callErrors.unauthorizedBy(new URL(url).host);
+      if (response.statusCode === 401) throw callErrors.unauthorizedBy(host);
       const mac = response.headers[HEADER_ANSWER];
       const expected = signAnswer(this.#secret, signed[HEADER_NONCE], answer);
       if (typeof mac !== "string" || !sameMac(mac, expected)) {
@@ -99,4 +151,13 @@ export class HttpClient {
   async close(): Promise<void> {
     await this.#agent.close();
   }
+}
+
+/** A node without a secret refused the Host it was reached under. */
+function misdirected(url: string): NetworkRequestError {
+  const { host } = new URL(url);
+  return new NetworkRequestError(
+    "NETWORK",
+    `${url} refused the Host "${host}": the node knows itself under other names. Add "${host}" to networking.allowed_hosts on that node`,
+  );
 }

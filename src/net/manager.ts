@@ -2,10 +2,17 @@
  * NetworkManager: this node's presence on the network. It runs the server, finds other nodes
  * (node_ips, `/info` gossip, mDNS), keeps their endpoint maps current, watches their liveness,
  * and gives the dispatcher a router to reach them.
+ *
+ * A node is known by its instance id, random per run: a new instance at the address of an old
+ * one with the same hostname is that node restarted, and replaces it at once. Nodes that are
+ * down, and configured ones not found yet, are probed twice a second, so a peer that starts
+ * late or comes back is found in well under a second.
  */
 import { randomUUID } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
 import type { NetworkingConfig } from "../config/types.js";
 import type { NodeInfo } from "../core/types.js";
+import { NetworkRequestError } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
   bindAddress,
@@ -14,9 +21,10 @@ import {
   normalizeAddress,
   parseNodeAddress,
 } from "./address.js";
+import type { PeerIdentity } from "./auth.js";
 import { NodeConnection } from "./connection.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
-import { HttpClient } from "./http-client.js";
+import { connectionRefused, HttpClient } from "./http-client.js";
 import { MAX_JSON_DEPTH } from "./limits.js";
 import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
@@ -25,15 +33,15 @@ import type { LocalCalls } from "./serve.js";
 import { type AdminApi, CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
 import { type PeerTls, peerTls, schemeOf, serverTls } from "./tls.js";
-import type { InfoAnswer, InfoRequest, WireEndpoint } from "./wire.js";
+import type { InfoAnswer, InfoRequest, WireEndpoint, WireRefusal } from "./wire.js";
 
 export interface NetworkOptions {
   config: NetworkingConfig;
   hostname: string;
   logger: Logger;
   calls: LocalCalls;
-  /** Endpoints of this node's enabled plugins that the node `requester` may call. */
-  localEndpoints(requester: string): WireEndpoint[];
+  /** This node's endpoints as the node `requester` sees them: open to it, or closed and why. */
+  localEndpoints(requester: string): { open: WireEndpoint[]; closed: WireRefusal[] };
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
   admin: AdminApi;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
@@ -44,6 +52,34 @@ export interface NetworkOptions {
  * for the very thread it blocks, so it is refused with WOULD_DEADLOCK instead.
  */
 export const PROCESS_NODES = new Set<string>();
+
+/** How often nodes that are down, and configured ones not found yet, are pinged (ms). */
+const PROBE_MS = 500;
+/** The first retry over HTTP of a node not found yet; each next one waits twice as long. */
+const FIRST_RETRY_MS = 250;
+/** A peer's clock this far from this node's is worth a warning. */
+const SKEW_WARNING_MS = 2000;
+/** How long a closing node waits for its goodbyes to be heard. */
+const GOODBYE_MS = 500;
+/** Changes of this node's plugins within this long are announced to the others once. */
+const ANNOUNCE_DELAY_MS = 50;
+
+interface Fetched {
+  answer: InfoAnswer;
+  clockOffsetMs: number;
+}
+
+interface Contact {
+  /** Another reason to contact the address came up while this attempt ran. */
+  again: boolean;
+  done: Promise<void>;
+}
+
+/** When to try an address over HTTP next, and how long to wait after that. */
+interface Retry {
+  at: number;
+  wait: number;
+}
 
 export class NetworkManager {
   /** Random per running node; other nodes tell this one apart by it. */
@@ -63,11 +99,24 @@ export class NetworkManager {
   #responder: HeartbeatResponder | undefined;
   #mdns: MdnsDiscovery | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
-  readonly #contacting = new Set<string>();
+  #probe: ReturnType<typeof setInterval> | undefined;
+  #announcement: ReturnType<typeof setTimeout> | undefined;
+  readonly #contacts = new Map<string, Contact>();
+  readonly #retries = new Map<string, Retry>();
+  /** Nodes being asked `/info` again, and down nodes whose channel is being reopened. */
+  readonly #refreshing = new Set<RemoteNode>();
+  readonly #recovering = new Set<RemoteNode>();
+  /** Nodes whose clock skew was reported. */
+  readonly #skewReported = new WeakSet<RemoteNode>();
   /** Addresses found to be this node itself. */
   readonly #selfAddresses = new Set<string>();
-  /** Addresses that could not be reached, so each failure is reported loudly only once. */
-  readonly #unreachable = new Set<string>();
+  /**
+   * Which version of this node's endpoint map each node (by instance) was last shown, in an
+   * `/info` answer or request: a node shown an older one is told of the change.
+   */
+  readonly #shown = new Map<string, number>();
+  #leaving = false;
+  #goodbyes: Promise<unknown> | undefined;
   #closed = false;
   readonly #tls: PeerTls;
   readonly #scheme: { http: string; ws: string };
@@ -81,13 +130,14 @@ export class NetworkManager {
     this.#scheme = schemeOf(this.#tls);
     this.#sync = new SyncRemote(options.config.secret, this.#tls);
     this.#pinger = new HeartbeatPinger(options.config.secret);
-    this.router = new RemoteRouter(
-      this.nodes,
-      options.hostname,
-      this.#sync,
-      PROCESS_NODES,
-      this.#scheme.http,
-    );
+    this.router = new RemoteRouter({
+      nodes: this.nodes,
+      hostname: options.hostname,
+      sync: this.#sync,
+      inProcess: PROCESS_NODES,
+      scheme: this.#scheme.http,
+      refused: (node) => this.#markDown(node, "it refused the connection"),
+    });
     this.#http = new HttpClient({
       connectTimeoutMs: 3000,
       maxDepth: MAX_JSON_DEPTH,
@@ -97,6 +147,7 @@ export class NetworkManager {
     const tls = serverTls(options.config, configFile);
     this.#server = new NodeServer({
       hostname: options.hostname,
+      instance: this.instance,
       secret: options.config.secret,
       ...(tls ? { tls } : {}),
       bind: this.#bind,
@@ -123,9 +174,18 @@ export class NetworkManager {
     return `${this.#bind}:${this.#server.port}`;
   }
 
-  /** Marks a change of this node's plugins, so other nodes refresh their view of it. */
+  /**
+   * Marks a change of this node's plugins. The nodes it knows are told at once (they ask for
+   * its `/info` again), so a plugin enabled here is callable there without waiting for a beat.
+   */
   bumpVersion(): void {
     Atomics.add(this.#version, 0, 1);
+    if (this.#leaving || this.#closed || this.#announcement) return;
+    this.#announcement = setTimeout(() => {
+      this.#announcement = undefined;
+      this.#announce();
+    }, ANNOUNCE_DELAY_MS);
+    this.#announcement.unref();
   }
 
   async start(): Promise<void> {
@@ -153,7 +213,14 @@ export class NetworkManager {
     this.#startMdns();
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeat_interval * 1000);
     this.#heartbeat.unref();
-    await Promise.all(this.#config.node_ips.map((entry) => this.#contactEntry(entry)));
+    this.#probe = setInterval(() => this.#probeMissing(), PROBE_MS);
+    this.#probe.unref();
+    await Promise.all(
+      this.#config.node_ips.map((entry) => {
+        const { address, port } = parseNodeAddress(entry, this.#config.port);
+        return this.#contact(address, port);
+      }),
+    );
   }
 
   /**
@@ -172,34 +239,30 @@ export class NetworkManager {
       announce,
       browse,
       logger: this.#logger,
-      onFound: (address, port) => {
-        if (!this.nodes.byAddress(address, port)) void this.#contact(address, port);
+      onFound: (address, port, instance) => {
+        const known = instance ? this.nodes.get(instance) : this.nodes.byAddress(address, port);
+        if (!known) void this.#contact(address, port);
       },
     });
   }
 
-  #contactEntry(entry: string): Promise<void> {
-    const { address, port } = parseNodeAddress(entry, this.#config.port);
-    return this.#contact(address, port);
-  }
-
-  #infoRequest(): InfoRequest {
+  #infoRequest(extra: Partial<InfoRequest> = {}): InfoRequest {
     return {
       hostname: this.#options.hostname,
       port: this.port,
       discover_nodes_info: this.#config.discover_nodes,
       instance: this.instance,
+      version: Atomics.load(this.#version, 0),
+      ...extra,
     };
   }
 
   #answerInfo(request: InfoRequest, from: string): InfoAnswer | undefined {
+    this.#hearFrom(request, normalizeAddress(from));
     if (!this.#config.direct_discoverable) return undefined;
-    const address = normalizeAddress(from);
-    if (this.#config.discover_nodes && request.port > 0 && request.instance !== this.instance) {
-      const known = request.instance ? this.nodes.get(request.instance) : undefined;
-      if (known) this.#seen(known);
-      else void this.#contact(address, request.port);
-    }
+    const { open, closed } = this.#options.localEndpoints(request.hostname);
+    const version = Atomics.load(this.#version, 0);
+    if (request.instance) this.#shown.set(request.instance, version);
     return {
       hostname: this.#options.hostname,
       auto_discoverable: this.#config.auto_discoverable,
@@ -209,109 +272,315 @@ export class NetworkManager {
             .filter((node) => node.instance !== request.instance)
             .map((node) => ({ hostname: node.hostname, address: node.address, port: node.port }))
         : [],
-      endpoints: this.#options.localEndpoints(request.hostname),
-      version: Atomics.load(this.#version, 0),
+      endpoints: open,
+      closed,
+      version,
       instance: this.instance,
       port: this.port,
       tls: this.#tls.enabled,
     };
   }
 
-  async #fetchInfo(address: string, port: number): Promise<InfoAnswer | undefined> {
-    const url = `${this.#scheme.http}://${hostForUrl(address)}:${port}/info`;
+  /**
+   * What an `/info` request says of the node that sent it: that it is up (a known node is heard
+   * from; one whose map here is older is asked again; an unknown one is contacted back), or
+   * that it is leaving.
+   */
+  #hearFrom(request: InfoRequest, address: string): void {
+    if (!request.instance || request.instance === this.instance || this.#closed) return;
+    const known = this.nodes.get(request.instance);
+    if (request.leaving) {
+      if (known) this.#left(known);
+      return;
+    }
+    if (known) {
+      this.#heard(known);
+      if (request.version !== undefined && request.version !== known.version) {
+        void this.#refresh(known);
+      }
+    } else if (
+      this.#config.discover_nodes &&
+      this.#config.direct_discoverable &&
+      request.port > 0
+    ) {
+      void this.#contact(address, request.port);
+    }
+  }
+
+  #origin(address: string, port: number): string {
+    return `${this.#scheme.http}://${hostForUrl(address)}:${port}`;
+  }
+
+  /**
+   * Asks the node at `address:port` for its `/info`: first, with a secret, who it is this run
+   * (its unsigned `GET /ping`), since requests are signed for that. "self" if it is this node;
+   * undefined if it is not direct_discoverable.
+   */
+  async #fetchInfo(
+    address: string,
+    port: number,
+    extra?: Partial<InfoRequest>,
+  ): Promise<Fetched | "self" | undefined> {
+    const origin = this.#origin(address, port);
     const timeout = Math.max(1000, this.#config.heartbeat_interval * 1000);
-    const { status, body } = await this.#http.postJson(url, this.#infoRequest(), timeout);
+    let identity: PeerIdentity | undefined;
+    if (this.#config.secret) {
+      identity = await this.#http.identify(origin, timeout);
+      if (identity.instance === this.instance) return "self";
+    }
+    const request = this.#infoRequest(extra);
+    const { status, body } = await this.#http.postJson(
+      `${origin}/info`,
+      request,
+      timeout,
+      identity,
+    );
     if (status === 418) {
       this.#logger.debug(`${address}:${port} is not direct_discoverable`);
       return undefined;
     }
-    if (status !== 200) throw new Error(`${url} answered HTTP ${status}`);
-    return readInfoAnswer(body);
-  }
-
-  /** Asks a node for its `/info`, adds or refreshes it, and follows the nodes it passes on. */
-  async #contact(address: string, port: number): Promise<void> {
-    const key = `${address}:${port}`;
-    if (this.#closed || this.#contacting.has(key) || this.#selfAddresses.has(key)) return;
-    this.#contacting.add(key);
-    try {
-      const answer = await this.#fetchInfo(address, port);
-      if (!answer) return;
-      if (answer.instance === this.instance) {
-        this.#selfAddresses.add(key);
-        return;
-      }
-      const node = this.#adopt(answer, address, port);
-      if (this.#config.discover_nodes) {
-        await Promise.all(
-          answer.nodes
-            .filter((other) => !this.nodes.byAddress(other.address, other.port))
-            .map((other) => this.#contact(other.address, other.port)),
-        );
-      }
-      this.#seen(node);
-    } catch (error) {
-      // Said once loudly (a wrong secret or certificate must not go unnoticed), then quietly.
-      const message = `cannot reach ${key}: ${(error as Error).message}`;
-      if (this.#unreachable.has(key)) this.#logger.debug(message);
-      else this.#logger.warn(`${message}; retrying every heartbeat`);
-      this.#unreachable.add(key);
-    } finally {
-      this.#contacting.delete(key);
+    if (status === 401) {
+      throw new NetworkRequestError(
+        "UNAUTHORIZED",
+        `${address}:${port} requires a secret; set networking.secret (or AIO_SECRET) to the cluster's`,
+      );
     }
+    if (status !== 200) throw new Error(`${origin}/info answered HTTP ${status}`);
+    const answer = readInfoAnswer(body);
+    if (answer.instance === this.instance) return "self";
+    this.#shown.set(answer.instance, request.version ?? 0);
+    return { answer, clockOffsetMs: identity?.clockOffsetMs ?? 0 };
   }
 
-  /** Adds a node from its `/info` answer, or refreshes the one already known. */
-  #adopt(answer: InfoAnswer, address: string, port: number): RemoteNode {
+  /**
+   * Contacts `address:port`: asks its `/info`, adds or refreshes the node, follows the nodes
+   * it passes on. One attempt per address at a time. A reason to contact it that comes up
+   * meanwhile and says the node is there now (`again`: the node itself asked this one) runs one
+   * more attempt if the running one failed; probes just wait for the running one.
+   */
+  #contact(address: string, port: number, again = false): Promise<void> {
+    const key = `${address}:${port}`;
+    if (this.#closed || this.#selfAddresses.has(key)) return Promise.resolve();
+    const running = this.#contacts.get(key);
+    if (running) {
+      running.again ||= again;
+      return running.done;
+    }
+    const contact: Contact = { again: false, done: Promise.resolve() };
+    contact.done = (async () => {
+      try {
+        const found = await this.#contactOnce(address, port);
+        if (!found && contact.again && !this.#closed) await this.#contactOnce(address, port);
+      } finally {
+        this.#contacts.delete(key);
+      }
+    })();
+    this.#contacts.set(key, contact);
+    return contact.done;
+  }
+
+  async #contactOnce(address: string, port: number): Promise<boolean> {
+    const key = `${address}:${port}`;
+    let fetched: Fetched | "self" | undefined;
+    try {
+      fetched = await this.#fetchInfo(address, port);
+    } catch (error) {
+      if (this.#closed) return false;
+      // Said once loudly (a wrong secret or certificate must not go unnoticed), then quietly.
+      const reason = reasonOf(error);
+      const message = `cannot reach ${key}: ${reason}`;
+      if (this.nodes.unreachable.has(key)) this.#logger.debug(message);
+      else this.#logger.warn(`${message}; trying again`);
+      this.nodes.unreachable.set(key, reason);
+      return false;
+    }
+    this.nodes.unreachable.delete(key);
+    this.#retries.delete(key);
+    if (fetched === "self") {
+      this.#selfAddresses.add(key);
+      return true;
+    }
+    if (!fetched || this.#closed) return true;
+    this.#adopt(fetched, address, port);
+    if (this.#config.discover_nodes) {
+      await Promise.all(
+        fetched.answer.nodes
+          .filter((other) => !this.nodes.byAddress(other.address, other.port))
+          .map((other) => this.#contact(other.address, other.port)),
+      );
+    }
+    return true;
+  }
+
+  /**
+   * Adds a node from its `/info` answer, or refreshes the one already known. A new instance
+   * replaces every node it shows to be gone: one at the same address (the process there
+   * ended), and one with the same hostname that is down. One with the same hostname that is
+   * up elsewhere is asked who it is: a conflict only if it still answers as itself.
+   */
+  #adopt({ answer, clockOffsetMs }: Fetched, address: string, port: number): RemoteNode {
     const known = this.nodes.get(answer.instance);
     if (known) {
       known.update(answer);
-      this.#seen(known);
+      known.clockOffsetMs = clockOffsetMs;
+      this.#heard(known);
       return known;
     }
+    let restarted = false;
+    const twins: RemoteNode[] = [];
+    for (const other of this.nodes.all()) {
+      const sameName = other.hostname === answer.hostname;
+      if ((other.address === address && other.port === port) || (sameName && !other.alive)) {
+        this.#forget(other);
+        restarted ||= sameName;
+      } else if (sameName) {
+        twins.push(other);
+      }
+    }
+    const node = new RemoteNode(answer, address, port, (self) => this.#connectionTo(self));
+    node.clockOffsetMs = clockOffsetMs;
+    this.nodes.add(node);
+    this.nodes.unreachable.delete(`${address}:${port}`);
+    const where = `at ${address}:${node.port} (${node.endpoints.size} plugin(s))`;
+    this.#logger.info(
+      restarted
+        ? `Node "${node.hostname}" restarted ${where}`
+        : `Found node "${node.hostname}" ${where}`,
+    );
     if (answer.hostname === this.#options.hostname) {
       this.#logger.error(
         `The node at ${address}:${port} claims this node's own hostname "${answer.hostname}"; calls naming that host stay on this node. Give each node a unique general.hostname`,
       );
     }
-    for (const other of this.nodes.withHostname(answer.hostname)) {
-      this.#logger.error(
-        `Two nodes claim the hostname "${answer.hostname}": ${other.address}:${other.port} and ${address}:${port}. Calls naming that host fail until one is renamed; give each node a unique general.hostname`,
-      );
-    }
-    const url = `${this.#scheme.ws}://${hostForUrl(address)}:${port}${CHANNEL_PATH}`;
-    const node: RemoteNode = new RemoteNode(
-      answer,
-      address,
-      port,
-      new NodeConnection({
-        url,
-        hostname: answer.hostname,
-        maxDepth: MAX_JSON_DEPTH + 2,
-        maxPacketBytes: this.#config.max_body_bytes,
-        secret: this.#config.secret,
-        tls: this.#tls,
-        connectTimeoutMs: 3000,
-        onBadMessage: (error) =>
-          this.#logger.warn(`closing the channel to ${answer.hostname}: ${error.message}`),
-        onLeaving: () => this.#left(node),
-      }),
-    );
-    this.nodes.add(node);
-    this.#logger.info(
-      `Found node "${node.hostname}" at ${address}:${node.port} (${node.endpoints.size} plugin(s))`,
-    );
+    for (const twin of twins) void this.#checkTwin(twin, node);
+    this.#reportSkew(node);
     this.#options.emit("node:up", node.info());
+    // This node changed since the new one last saw it (it was still starting, say): tell it.
+    if (this.#shown.get(node.instance) !== Atomics.load(this.#version, 0)) {
+      void this.#refresh(node);
+    }
     return node;
   }
 
-  #seen(node: RemoteNode): void {
-    node.lastSeen = Date.now();
-    if (!node.alive && !node.leaving) {
+  #connectionTo(node: RemoteNode): NodeConnection {
+    const url = `${this.#scheme.ws}://${hostForUrl(node.address)}:${node.port}${CHANNEL_PATH}`;
+    const liveness = this.#config.liveness_timeout * 1000;
+    return new NodeConnection({
+      url,
+      hostname: node.hostname,
+      maxDepth: MAX_JSON_DEPTH + 2,
+      maxPacketBytes: this.#config.max_body_bytes,
+      secret: this.#config.secret,
+      identity: () => node.identity(),
+      tls: this.#tls,
+      connectTimeoutMs: 3000,
+      keepalive: {
+        intervalMs: this.#config.heartbeat_interval * 1000,
+        silentMs: liveness,
+        heard: () => node.silentFor() < liveness,
+      },
+      onBadMessage: (error) =>
+        this.#logger.warn(`closing the channel to ${node.hostname}: ${error.message}`),
+      onLeaving: () => this.#left(node),
+      onSilent: () =>
+        this.#markDown(node, `its channel and heartbeats were silent for ${liveness / 1000} s`),
+      onRefused: () => this.#markDown(node, "it refused the connection"),
+      // Gone, cut off, or restarted: its `/info` tells which.
+      onLost: () => void this.#refresh(node),
+      onUnauthorized: () => void this.#refresh(node),
+    });
+  }
+
+  /**
+   * Two nodes claim one hostname. The older one is asked who it is: if it answers as itself,
+   * both are up and the conflict is reported; otherwise the newer one took its place.
+   */
+  async #checkTwin(older: RemoteNode, newer: RemoteNode): Promise<void> {
+    let same = false;
+    try {
+      const identity = await this.#http.identify(
+        this.#origin(older.address, older.port),
+        Math.max(1000, this.#config.heartbeat_interval * 1000),
+      );
+      same = identity.instance === older.instance;
+    } catch (error) {
+      // Nothing answering there proves it gone; silence may be a cut-off link.
+      same = !connectionRefused(error);
+    }
+    if (this.nodes.get(older.instance) !== older || this.nodes.get(newer.instance) !== newer) {
+      return;
+    }
+    if (!same) {
+      this.#forget(older);
+      return;
+    }
+    this.#logger.error(
+      `Two nodes claim the hostname "${newer.hostname}": ${older.address}:${older.port} and ${newer.address}:${newer.port}. Calls naming that host fail until one is renamed; give each node a unique general.hostname`,
+    );
+  }
+
+  /** Drops a node that is gone for good (it ended, or a new instance took its place). */
+  #forget(node: RemoteNode): void {
+    this.nodes.remove(node);
+    this.#shown.delete(node.instance);
+    this.#retries.delete(`${node.address}:${node.port}`);
+    node.connection.close();
+    if (node.alive) {
+      node.alive = false;
+      this.#options.emit("node:down", node.info());
+    }
+  }
+
+  #reportSkew(node: RemoteNode): void {
+    const skew = node.clockOffsetMs;
+    if (Math.abs(skew) < SKEW_WARNING_MS || this.#skewReported.has(node)) return;
+    this.#skewReported.add(node);
+    this.#logger.warn(
+      `The clock of node "${node.hostname}" is ${(Math.abs(skew) / 1000).toFixed(1)} s ${skew > 0 ? "ahead of" : "behind"} this node's. Calls work (each node signs by the other's clock), but set both clocks right (NTP): logs and timestamps disagree`,
+    );
+  }
+
+  /** The node answered: it is alive. One that was down is up again once a channel opens. */
+  #heard(node: RemoteNode): void {
+    node.heard();
+    if (!node.alive && !node.leaving) void this.#recover(node);
+  }
+
+  /** Lists a node up again, once a working connection to it exists. */
+  async #recover(node: RemoteNode): Promise<void> {
+    if (this.#recovering.has(node) || this.#closed) return;
+    this.#recovering.add(node);
+    try {
+      await node.connection.open();
+      if (node.alive || node.leaving || this.#closed || this.nodes.get(node.instance) !== node) {
+        return;
+      }
       node.alive = true;
       this.#logger.info(`Node "${node.hostname}" is back`);
       this.#options.emit("node:up", node.info());
+    } catch (error) {
+      this.#logger.debug(
+        `node "${node.hostname}" answers but cannot be called yet: ${reasonOf(error)}`,
+      );
+    } finally {
+      this.#recovering.delete(node);
     }
+  }
+
+  /**
+   * The node cannot be reached: no more calls go to it, and those it was sent fail now with
+   * NETWORK (they may have run) rather than wait on a connection that is gone.
+   */
+  #markDown(node: RemoteNode, why: string): void {
+    if (!node.alive || this.#closed) return;
+    node.alive = false;
+    this.#logger.warn(
+      `Node "${node.hostname}" at ${node.address}:${node.port}: ${why}; marked down`,
+    );
+    node.connection.reset();
+    // Its hostname lives on elsewhere: that is the node now, and this row is history.
+    if (this.nodes.withHostname(node.hostname).length > 0) this.#forget(node);
+    this.#options.emit("node:down", node.info());
   }
 
   /** The node said it is shutting down: no new calls go to it, and it never comes back. */
@@ -323,54 +592,97 @@ export class NetworkManager {
     this.#options.emit("node:down", node.info());
   }
 
-  /** One heartbeat: refresh every known node, retry configured ones not yet found. */
+  /** One heartbeat: checks every node that is up, and marks down one silent for too long. */
   #beat(): void {
     if (this.#closed) return;
-    const now = Date.now();
+    const liveness = this.#config.liveness_timeout * 1000;
     for (const node of this.nodes.all()) {
+      if (!node.alive) continue;
       void this.#check(node);
-      if (node.alive && now - node.lastSeen > this.#config.liveness_timeout * 1000) {
-        node.alive = false;
-        this.#logger.warn(`Node "${node.hostname}" stopped answering; marked down`);
-        this.#options.emit("node:down", node.info());
+      if (node.silentFor() > liveness) {
+        this.#markDown(node, `stopped answering for ${(node.silentFor() / 1000).toFixed(1)} s`);
       }
-    }
-    for (const entry of this.#config.node_ips) {
-      const { address, port } = parseNodeAddress(entry, this.#config.port);
-      if (!this.nodes.byAddress(address, port)) void this.#contact(address, port);
     }
   }
 
   /**
    * One node's heartbeat: a UDP ping answered by the node's heartbeat thread, and its
-   * `/info` over HTTP when the endpoint map changed or UDP gets no answer.
+   * `/info` over HTTP when the endpoint map changed, another instance answered, or UDP got no
+   * answer.
    */
   async #check(node: RemoteNode): Promise<void> {
     const wait = this.#config.heartbeat_interval * 800;
-    const pong = await this.#pinger.ping(node.address, node.port, wait);
+    const pong = await this.#pinger.ping(node.address, node.port, wait, node.clockOffsetMs);
     if (pong?.instance === node.instance) {
-      this.#seen(node);
+      this.#heard(node);
       if (pong.version === node.version) return;
     }
     await this.#refresh(node);
   }
 
+  /**
+   * Twice a second: pings the nodes that are down (a restarted one answers as a new instance,
+   * one that is back as itself) and the configured addresses not found yet, and asks them over
+   * HTTP as well, at first soon and then less and less often, for when UDP does not get through.
+   */
+  #probeMissing(): void {
+    if (this.#closed) return;
+    const now = performance.now();
+    for (const node of this.nodes.all()) {
+      if (node.alive) continue;
+      void this.#pinger.ping(node.address, node.port, PROBE_MS, node.clockOffsetMs).then((pong) => {
+        if (pong?.instance === node.instance) this.#heard(node);
+        else if (pong) void this.#refresh(node);
+      });
+      if (this.#due(`${node.address}:${node.port}`, now)) void this.#refresh(node);
+    }
+    for (const entry of this.#config.node_ips) {
+      const { address, port } = parseNodeAddress(entry, this.#config.port);
+      const key = `${address}:${port}`;
+      if (this.nodes.byAddress(address, port) || this.#selfAddresses.has(key)) continue;
+      void this.#pinger.ping(address, port, PROBE_MS).then((pong) => {
+        if (pong && pong.instance !== this.instance) void this.#contact(address, port);
+      });
+      if (this.#due(key, now)) void this.#contact(address, port);
+    }
+  }
+
+  /** Whether `key` is due for an attempt over HTTP; if so, the next one waits twice as long. */
+  #due(key: string, now: number): boolean {
+    const retry = this.#retries.get(key);
+    if (!retry) {
+      this.#retries.set(key, { at: now + FIRST_RETRY_MS, wait: FIRST_RETRY_MS * 2 });
+      return false;
+    }
+    if (now < retry.at) return false;
+    retry.at = now + retry.wait;
+    retry.wait = Math.min(retry.wait * 2, this.#config.heartbeat_interval * 1000);
+    return true;
+  }
+
+  /** Asks a known node its `/info` again; a new instance there replaces it. */
   async #refresh(node: RemoteNode): Promise<void> {
+    if (this.#refreshing.has(node) || this.#closed) return;
+    this.#refreshing.add(node);
     try {
-      const answer = await this.#fetchInfo(node.address, node.port);
-      if (!answer) return;
-      if (answer.instance !== node.instance) {
-        // A new process at the same address: the old instance is gone.
-        this.nodes.remove(node);
-        node.connection.close();
-        if (node.alive) this.#options.emit("node:down", { ...node.info(), alive: false });
-        this.#adopt(answer, node.address, node.port);
-        return;
-      }
-      if (answer.version !== node.version) node.update(answer);
-      this.#seen(node);
+      const fetched = await this.#fetchInfo(node.address, node.port);
+      if (!fetched || fetched === "self" || this.#closed) return;
+      this.#retries.delete(`${node.address}:${node.port}`);
+      this.#adopt(fetched, node.address, node.port);
     } catch (error) {
-      this.#logger.debug(`heartbeat to "${node.hostname}" failed: ${(error as Error).message}`);
+      if (connectionRefused(error)) this.#markDown(node, "it refused the connection");
+      else this.#logger.debug(`heartbeat to "${node.hostname}" failed: ${reasonOf(error)}`);
+    } finally {
+      this.#refreshing.delete(node);
+    }
+  }
+
+  /** Tells every node that is up and was shown an older map that this one changed. */
+  #announce(): void {
+    if (this.#closed || this.#leaving) return;
+    const version = Atomics.load(this.#version, 0);
+    for (const node of this.nodes.all()) {
+      if (node.alive && this.#shown.get(node.instance) !== version) void this.#refresh(node);
     }
   }
 
@@ -379,18 +691,40 @@ export class NetworkManager {
   }
 
   /**
-   * The first step of closing: tells the nodes with a channel to this one that it is shutting
-   * down, so their new calls go to other nodes while the calls in flight here finish.
+   * The first step of closing: tells the other nodes that this one is shutting down, over the
+   * channels they have to it and with a goodbye to every node it knows, so their new calls go
+   * to other nodes while the calls in flight here finish.
    */
   leave(): void {
+    this.#leaving = true;
+    clearTimeout(this.#announcement);
     this.#server.leave();
+    const goodbyes = this.nodes
+      .all()
+      .filter((node) => node.alive)
+      .map((node) =>
+        this.#http.postJson(
+          `${this.#origin(node.address, node.port)}/info`,
+          this.#infoRequest({ leaving: true, discover_nodes_info: false }),
+          GOODBYE_MS,
+          node.identity(),
+        ),
+      );
+    // A node that does not answer in time learns it from its heartbeats instead.
+    this.#goodbyes = Promise.race([
+      Promise.allSettled(goodbyes),
+      delay(GOODBYE_MS, undefined, { ref: false }),
+    ]);
   }
 
   /** Stops accepting calls, then closes every connection. */
   async close(): Promise<void> {
+    await this.#goodbyes;
     this.#closed = true;
     PROCESS_NODES.delete(this.instance);
-    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    clearInterval(this.#heartbeat);
+    clearInterval(this.#probe);
+    clearTimeout(this.#announcement);
     this.#pinger.close();
     await this.#mdns?.close();
     await this.#responder?.close();
@@ -400,37 +734,44 @@ export class NetworkManager {
   }
 }
 
+/** Why an address could not be asked, for the operator and for errors that name it. */
+function reasonOf(error: unknown): string {
+  if (connectionRefused(error)) return "nothing listens there (connection refused)";
+  const message = (error as Error).message ?? String(error);
+  return (error as { code?: unknown }).code === "UNAUTHORIZED" &&
+    message.includes("refused this node's credentials")
+    ? "it refused this node's credentials; check that both nodes use the same secret"
+    : message;
+}
+
 function readInfoAnswer(body: unknown): InfoAnswer {
   const record = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
   const text = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : "");
   const hostname = text("hostname");
   const instance = text("instance");
   if (!hostname || !instance) throw new Error("the /info answer lacks hostname or instance");
-  const endpoints = Array.isArray(record.endpoints)
-    ? record.endpoints.filter(
-        (e): e is WireEndpoint =>
-          typeof e === "object" &&
-          e !== null &&
-          typeof (e as WireEndpoint).plugin === "string" &&
-          typeof (e as WireEndpoint).access_name === "string" &&
-          typeof (e as WireEndpoint).plugin_uuid === "string",
-      )
-    : [];
-  const nodes = Array.isArray(record.nodes)
-    ? record.nodes.filter(
-        (n): n is { hostname: string; address: string; port: number } =>
-          typeof n === "object" &&
-          n !== null &&
-          typeof (n as { address?: unknown }).address === "string" &&
-          typeof (n as { port?: unknown }).port === "number",
-      )
-    : [];
+  const list = (key: string) => (Array.isArray(record[key]) ? (record[key] as unknown[]) : []);
+  const fields = (value: unknown, ...keys: string[]) =>
+    typeof value === "object" &&
+    value !== null &&
+    keys.every((key) => typeof (value as Record<string, unknown>)[key] === "string");
+  const endpoints = list("endpoints").filter((e): e is WireEndpoint =>
+    fields(e, "plugin", "access_name", "plugin_uuid"),
+  );
+  const closed = list("closed").filter((e): e is WireRefusal =>
+    fields(e, "plugin", "access_name", "reason"),
+  );
+  const nodes = list("nodes").filter(
+    (n): n is { hostname: string; address: string; port: number } =>
+      fields(n, "address") && typeof (n as { port?: unknown }).port === "number",
+  );
   return {
     hostname,
     instance,
     auto_discoverable: record.auto_discoverable === true,
     nodes,
     endpoints,
+    closed,
     version: typeof record.version === "number" ? record.version : 0,
     port: typeof record.port === "number" ? record.port : 0,
     tls: record.tls === true,

@@ -19,7 +19,8 @@ export interface MdnsOptions {
   announce: boolean;
   browse: boolean;
   logger: Logger;
-  onFound(address: string, port: number): void;
+  /** `instance` is the announcing node's, when its announcement carries one. */
+  onFound(address: string, port: number, instance: string | undefined): void;
 }
 
 function addressOf(service: Service): string | undefined {
@@ -55,7 +56,7 @@ export class MdnsDiscovery {
         const txt = (service.txt ?? {}) as { instance?: string };
         if (txt.instance === options.instance) return;
         const address = addressOf(service);
-        if (address) options.onFound(address, service.port);
+        if (address) options.onFound(address, service.port, txt.instance);
       });
     }
   }

@@ -4,6 +4,7 @@
  * is one node, and two nodes claiming one hostname are two nodes, reported as a conflict.
  */
 import type { NodeInfo } from "../core/types.js";
+import type { PeerIdentity } from "./auth.js";
 import type { NodeConnection } from "./connection.js";
 import type { InfoAnswer, WireEndpoint } from "./wire.js";
 
@@ -16,28 +17,66 @@ export class RemoteNode {
   alive = true;
   /** It said it is shutting down: down for good (a restart is a new instance). */
   leaving = false;
+  /** When it last answered, by the wall clock: for people (`nodes()`). */
   lastSeen = Date.now();
+  /** When it last answered, by the monotonic clock: for liveness, which a clock jump must not fool. */
+  heardAt = performance.now();
+  /** Its clock minus this node's, in ms, as measured when it was last asked who it is. */
+  clockOffsetMs = 0;
   version = -1;
   autoDiscoverable = true;
   /** plugin name → access name → endpoint */
   endpoints = new Map<string, Map<string, WireEndpoint>>();
+  /** plugin name → access name → why this node may not call it, for endpoints closed to it. */
+  closed = new Map<string, Map<string, string>>();
   uuids = new Map<string, string>();
   readonly connection: NodeConnection;
 
-  constructor(answer: InfoAnswer, address: string, port: number, connection: NodeConnection) {
+  constructor(
+    answer: InfoAnswer,
+    address: string,
+    port: number,
+    createConnection: (node: RemoteNode) => NodeConnection,
+  ) {
     this.instance = answer.instance;
     this.hostname = answer.hostname;
     this.address = address;
     this.port = port;
     this.tls = answer.tls;
-    this.connection = connection;
+    this.connection = createConnection(this);
     this.update(answer);
+  }
+
+  /** What requests to it are signed for. */
+  identity(): PeerIdentity {
+    return { instance: this.instance, clockOffsetMs: this.clockOffsetMs };
+  }
+
+  /** It answered just now. */
+  heard(): void {
+    this.heardAt = performance.now();
+    this.lastSeen = Date.now();
+  }
+
+  /** Milliseconds since it last answered. */
+  silentFor(): number {
+    return performance.now() - this.heardAt;
   }
 
   update(answer: InfoAnswer): void {
     this.hostname = answer.hostname;
     this.version = answer.version;
     this.autoDiscoverable = answer.auto_discoverable;
+    const closed = new Map<string, Map<string, string>>();
+    for (const refusal of answer.closed) {
+      let methods = closed.get(refusal.plugin);
+      if (!methods) {
+        methods = new Map();
+        closed.set(refusal.plugin, methods);
+      }
+      methods.set(refusal.access_name, refusal.reason);
+    }
+    this.closed = closed;
     const endpoints = new Map<string, Map<string, WireEndpoint>>();
     const uuids = new Map<string, string>();
     for (const endpoint of answer.endpoints) {
@@ -58,6 +97,11 @@ export class RemoteNode {
     return this.endpoints.get(plugin)?.has(method) === true;
   }
 
+  /** Why it refuses this node `plugin.method`, if it has the endpoint but keeps it closed. */
+  refuses(plugin: string, method: string): string | undefined {
+    return this.closed.get(plugin)?.get(method);
+  }
+
   info(): NodeInfo {
     return {
       hostname: this.hostname,
@@ -71,6 +115,11 @@ export class RemoteNode {
 
 export class NodeRegistry {
   readonly #byInstance = new Map<string, RemoteNode>();
+  /**
+   * Addresses to contact that have not answered as they should, with the reason (refused the
+   * credentials, nothing listens, …): an error about a plugin no known node serves names them.
+   */
+  readonly unreachable = new Map<string, string>();
 
   get(instance: string): RemoteNode | undefined {
     return this.#byInstance.get(instance);

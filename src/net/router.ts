@@ -1,37 +1,42 @@
 /**
  * Where a remote call goes: the nodes that serve the endpoint, fewest calls in flight first. A
  * call that never reached a node moves on to the next one; a call that may have run is never
- * repeated.
+ * repeated. When no node serves it, the error names the real cause: a node that has the
+ * endpoint but refuses this one, a node that serves it but is down, or addresses that could
+ * not be asked.
  */
 import type { Call } from "../core/call.js";
 import type { RemoteRoutes } from "../core/dispatcher.js";
-import { callErrors, type RequestError } from "../errors.js";
+import { type CallSite, callErrors, type RequestError } from "../errors.js";
 import { hostForUrl } from "./address.js";
 import { NotDelivered } from "./connection.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
 import { SyncNotDelivered, type SyncRemote } from "./sync-remote.js";
 import { wireCall } from "./wire.js";
 
+export interface RouterOptions {
+  nodes: NodeRegistry;
+  /** This node's hostname, sent with each call as its author's host. */
+  hostname: string;
+  sync: SyncRemote;
+  /** Instance ids of nodes running in this process (blocking calls to them would deadlock). */
+  inProcess: ReadonlySet<string>;
+  /** "http" or "https", as the cluster runs. */
+  scheme: string;
+  /** A blocking call found nothing listening at the node's address. */
+  refused(node: RemoteNode): void;
+}
+
+/** Local failures that another node may explain better (it has the plugin, or refuses it). */
+const NOT_HERE: ReadonlySet<string> = new Set(["PLUGIN_NOT_FOUND", "ENDPOINT_NOT_FOUND"]);
+
 export class RemoteRouter implements RemoteRoutes {
   readonly #nodes: NodeRegistry;
-  readonly #hostname: string;
-  readonly #sync: SyncRemote;
-  readonly #inProcess: ReadonlySet<string>;
-  /** "http" or "https", as the cluster runs. */
-  readonly #scheme: string;
+  readonly #options: RouterOptions;
 
-  constructor(
-    nodes: NodeRegistry,
-    hostname: string,
-    sync: SyncRemote,
-    inProcess: ReadonlySet<string>,
-    scheme: string,
-  ) {
-    this.#nodes = nodes;
-    this.#hostname = hostname;
-    this.#sync = sync;
-    this.#inProcess = inProcess;
-    this.#scheme = scheme;
+  constructor(options: RouterOptions) {
+    this.#nodes = options.nodes;
+    this.#options = options;
   }
 
   #named(call: Call): string | undefined {
@@ -46,6 +51,11 @@ export class RemoteRouter implements RemoteRoutes {
     );
   }
 
+  explain(call: Call, local: RequestError): RequestError {
+    if (!NOT_HERE.has(local.code)) return local;
+    return this.#whyNone(call, undefined, local);
+  }
+
   /** The nodes to try, or the reason there are none. */
   #candidates(call: Call): RemoteNode[] {
     const hostname = this.#named(call);
@@ -56,7 +66,7 @@ export class RemoteRouter implements RemoteRoutes {
         throw callErrors.noNode(
           call,
           !known
-            ? `no node named "${hostname}" is known`
+            ? `no node named "${hostname}" is known${this.#notAsked()}`
             : known.leaving
               ? `node "${hostname}" is shutting down`
               : `node "${hostname}" is down (last seen ${new Date(known.lastSeen).toISOString()})`,
@@ -70,14 +80,46 @@ export class RemoteRouter implements RemoteRoutes {
       }
     }
     const nodes = this.#nodes.candidates(call.plugin, call.method, call.pluginUuid, hostname);
-    if (nodes.length === 0) {
-      const where = hostname !== undefined ? `node "${hostname}"` : "no remote node";
-      throw callErrors.noNode(
-        call,
-        `${where} ${hostname !== undefined ? "does not serve" : "serves"} ${call.plugin}.${call.method}${call.pluginUuid ? ` on instance ${call.pluginUuid}` : ""} to other nodes`,
-      );
-    }
+    if (nodes.length === 0) throw this.#whyNone(call, hostname);
     return nodes;
+  }
+
+  /**
+   * Why no node (or not the node `hostname`) serves the call: ACCESS_DENIED from a node that
+   * has the endpoint but keeps it closed to this one; else `local` (this node's own
+   * PLUGIN_NOT_FOUND or ENDPOINT_NOT_FOUND) or NO_NODE, naming a node that serves it but is
+   * down, or else the addresses that could not be asked.
+   */
+  #whyNone(call: Call, hostname: string | undefined, local?: RequestError): RequestError {
+    const nodes = this.#nodes
+      .all()
+      .filter((node) => hostname === undefined || node.hostname === hostname);
+    for (const node of nodes) {
+      const reason = node.alive ? node.refuses(call.plugin, call.method) : undefined;
+      if (reason !== undefined) {
+        return callErrors.accessDenied(siteOn(call, node.hostname), reason);
+      }
+    }
+    const down = nodes.find(
+      (node) => !node.alive && node.serves(call.plugin, call.method, call.pluginUuid),
+    );
+    const detail = down
+      ? `; node "${down.hostname}" serves it but is ${down.leaving ? "shutting down" : `down (last seen ${new Date(down.lastSeen).toISOString()})`}`
+      : this.#notAsked();
+    if (local) return detail ? local.withDetail(detail) : local;
+    const where = hostname !== undefined ? `node "${hostname}" does not serve` : "no node serves";
+    const instance = call.pluginUuid ? ` on instance ${call.pluginUuid}` : "";
+    return callErrors.noNode(
+      call,
+      `${where} ${call.plugin}.${call.method}${instance} to other nodes${detail}`,
+    );
+  }
+
+  /** The addresses this node could not ask what they serve, and why; "" when there are none. */
+  #notAsked(): string {
+    const unreachable = [...this.#nodes.unreachable];
+    if (unreachable.length === 0) return "";
+    return `; not asked, as they could not be reached: ${unreachable.map(([address, why]) => `${address} (${why})`).join("; ")}`;
   }
 
   #unreachable(call: Call, reasons: string[]): RequestError {
@@ -92,7 +134,7 @@ export class RemoteRouter implements RemoteRoutes {
     // One node: its promise as it is, without another async layer per call.
     if (nodes.length === 1) {
       return (nodes[0] as RemoteNode).connection
-        .execute(call, args, this.#hostname)
+        .execute(call, args, this.#options.hostname)
         .catch((error: unknown) => {
           throw error instanceof NotDelivered ? this.#unreachable(call, [error.message]) : error;
         });
@@ -104,7 +146,7 @@ export class RemoteRouter implements RemoteRoutes {
     const reasons: string[] = [];
     for (const node of nodes) {
       try {
-        return await node.connection.execute(call, args, this.#hostname);
+        return await node.connection.execute(call, args, this.#options.hostname);
       } catch (error) {
         if (!(error instanceof NotDelivered)) throw error;
         reasons.push(error.message);
@@ -116,7 +158,7 @@ export class RemoteRouter implements RemoteRoutes {
   async *executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
     const reasons: string[] = [];
     for (const node of this.#candidates(call)) {
-      const stream = node.connection.stream(call, args, this.#hostname);
+      const stream = node.connection.stream(call, args, this.#options.hostname);
       let first: IteratorResult<unknown, void>;
       try {
         first = await stream.next();
@@ -138,46 +180,55 @@ export class RemoteRouter implements RemoteRoutes {
     throw this.#unreachable(call, reasons);
   }
 
-  /** Each candidate's base URL, in the order to try them, for a blocking call. */
-  #syncTargets(call: Call): Array<{ url: string; host: string }> {
-    const nodes = this.#candidates(call).filter((node) => !this.#inProcess.has(node.instance));
+  /** The candidates a blocking call may go to, in the order to try them. */
+  #syncTargets(call: Call): RemoteNode[] {
+    const nodes = this.#candidates(call).filter(
+      (node) => !this.#options.inProcess.has(node.instance),
+    );
     if (nodes.length === 0) {
       throw callErrors.wouldDeadlock(
         call,
         "the node that serves it runs in this process, on the thread a blocking call would block; use the async form",
       );
     }
-    return nodes.map((node) => ({
-      url: `${this.#scheme}://${hostForUrl(node.address)}:${node.port}`,
-      host: node.hostname,
-    }));
+    return nodes;
+  }
+
+  #baseUrl(node: RemoteNode): string {
+    return `${this.#options.scheme}://${hostForUrl(node.address)}:${node.port}`;
+  }
+
+  /** A blocking call that did not reach `node`: the reason, and the node marked down if nothing listens. */
+  #missed(node: RemoteNode, error: SyncNotDelivered): string {
+    if (error.refused) this.#options.refused(node);
+    return `${node.hostname}: ${error.message}`;
   }
 
   executeSync(call: Call, args: unknown): unknown {
-    const body = JSON.stringify(wireCall(call, args, this.#hostname));
+    const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
     const reasons: string[] = [];
-    for (const { url, host } of this.#syncTargets(call)) {
+    for (const node of this.#syncTargets(call)) {
       try {
-        return this.#sync.execute(call, url, body, host);
+        return this.#options.sync.execute(call, this.#baseUrl(node), body, node);
       } catch (error) {
         if (!(error instanceof SyncNotDelivered)) throw error;
-        reasons.push(`${host}: ${error.message}`);
+        reasons.push(this.#missed(node, error));
       }
     }
     throw this.#unreachable(call, reasons);
   }
 
   *executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined> {
-    const body = JSON.stringify(wireCall(call, args, this.#hostname));
+    const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
     const reasons: string[] = [];
-    for (const { url, host } of this.#syncTargets(call)) {
-      const stream = this.#sync.stream(call, url, body, host);
+    for (const node of this.#syncTargets(call)) {
+      const stream = this.#options.sync.stream(call, this.#baseUrl(node), body, node);
       let first: IteratorResult<unknown, void>;
       try {
         first = stream.next();
       } catch (error) {
         if (!(error instanceof SyncNotDelivered)) throw error;
-        reasons.push(`${host}: ${error.message}`);
+        reasons.push(this.#missed(node, error));
         continue;
       }
       if (first.done) return;
@@ -191,4 +242,9 @@ export class RemoteRouter implements RemoteRoutes {
     }
     throw this.#unreachable(call, reasons);
   }
+}
+
+/** The call, as an error raised about it on the node `hostname`. */
+function siteOn(call: Call, hostname: string): CallSite {
+  return { requestId: call.requestId, plugin: call.plugin, method: call.method, host: hostname };
 }

@@ -49,7 +49,12 @@ function unauthorized(reply: FastifyReply): FastifyReply {
   return reply.code(401).send(UNAUTHORIZED);
 }
 
-export function installAuth(app: FastifyInstance, secret: string, nonces: NonceCache): RequestAuth {
+export function installAuth(
+  app: FastifyInstance,
+  secret: string,
+  nonces: NonceCache,
+  instance: string,
+): RequestAuth {
   const authenticated = new WeakMap<FastifyRequest, string>();
   const auth: RequestAuth = {
     nonceOf: (request) => authenticated.get(request),
@@ -59,6 +64,7 @@ export function installAuth(app: FastifyInstance, secret: string, nonces: NonceC
       const nonce = verifyRequest(
         secret,
         nonces,
+        instance,
         request.method,
         request.url,
         request.headers,

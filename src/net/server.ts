@@ -64,6 +64,8 @@ export interface HasPluginAnswer {
 
 export interface ServerOptions {
   hostname: string;
+  /** This run's instance id: what signed requests must be signed for. */
+  instance: string;
   /** Shared secret; empty: no authentication (the node then listens on loopback only). */
   secret: string;
   /** Certificate and key: the node serves HTTPS (and WSS). */
@@ -78,7 +80,10 @@ export interface ServerOptions {
   maxCallsPerPeer: number;
   /** Milliseconds a client may take to send a request's headers, and its whole body. */
   readTimeoutMs: number;
-  /** Host header values accepted besides IP addresses, localhost and `hostname`. */
+  /**
+   * Host header values accepted besides IP addresses, localhost and `hostname`, on a node
+   * without a secret (with one, signatures name the node and any Host is accepted).
+   */
   allowedHosts: readonly string[];
   /** How deep a received JSON value may nest. */
   maxDepth: number;
@@ -219,11 +224,18 @@ export class NodeServer {
       response.end(body);
     });
     this.#limiter = new PeerLimiter(options.maxCallsPerPeer);
-    this.#acceptsHost = hostCheck(options.hostname, options.allowedHosts, () => this.#port);
-    this.#app.addHook("onRequest", async (request, reply) => {
-      if (!this.#acceptsHost(request.headers.host)) return misdirected(reply);
-    });
-    this.#auth = installAuth(this.#app, options.secret, this.#nonces);
+    // Without a secret the Host check is what keeps a web page that rebinds its name to this
+    // node from calling it. With one, a request is signed for this run of this node, whatever
+    // address and port it was sent to, so a port forward or NAT needs no configuration.
+    this.#acceptsHost = options.secret
+      ? () => true
+      : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
+    if (!options.secret) {
+      this.#app.addHook("onRequest", async (request, reply) => {
+        if (!this.#acceptsHost(request.headers.host)) return misdirected(reply);
+      });
+    }
+    this.#auth = installAuth(this.#app, options.secret, this.#nonces, options.instance);
     this.#sweep = setInterval(() => this.#nonces.sweep(), MAX_SKEW_MS);
     this.#sweep.unref();
     // A message batches packets of at most bodyLimit each; anything larger is refused.
@@ -299,12 +311,14 @@ export class NodeServer {
       }),
     );
 
-    // Unsigned, with a secret set: the status and nothing else.
-    app.get("/ping", async (request) =>
-      this.#options.secret && this.#auth.nonceOf(request) === undefined
-        ? { status: "ok" }
-        : { status: "ok", hostname: this.#options.hostname },
-    );
+    // What a client needs before it can sign: this run's instance id and this node's clock.
+    // Unsigned, with a secret set, nothing more; signed or without a secret, the hostname too.
+    app.get("/ping", async (request) => {
+      const identity = { status: "ok", instance: this.#options.instance, time: Date.now() };
+      return this.#options.secret && this.#auth.nonceOf(request) === undefined
+        ? identity
+        : { ...identity, hostname: this.#options.hostname };
+    });
 
     // The operator's routes: beyond the five of the protocol, for `aio` and its console. Like
     // every route they need a signature when the node has a secret.
@@ -454,6 +468,7 @@ export class NodeServer {
       const clientNonce = verifyRequest(
         secret,
         this.#nonces,
+        this.#options.instance,
         "GET",
         request.url ?? "",
         request.headers,

@@ -57,6 +57,7 @@ function networkFailure(error: unknown): never {
   throw {
     code: notDelivered(error) ? "NOT_DELIVERED" : "NETWORK",
     message: (error as Error).message,
+    refused: (error as { code?: string }).code === "ECONNREFUSED",
   };
 }
 
@@ -75,11 +76,22 @@ async function post(url: string, body: string, timeoutMs: number, headers: Recor
   }
 }
 
+/**
+ * A 401 means the call was not run: the node refused the credentials (a wrong secret, or a
+ * signature for an instance of it that has since restarted), so another node may take it.
+ */
+const REFUSED_CREDENTIALS = {
+  code: "NOT_DELIVERED",
+  message: "the node refused this node's credentials",
+  refused: false,
+};
+
 async function serve(message: BridgeRequest): Promise<unknown> {
   switch (message.kind) {
     case "execute": {
       const response = await post(message.url, message.body, message.timeoutMs, message.headers);
       const text = await response.body.text();
+      if (response.statusCode === 401) throw REFUSED_CREDENTIALS;
       checkAnswer(response.headers, message.headers, text);
       const answer = JSON.parse(text) as { result?: unknown; error?: unknown };
       if (response.statusCode !== 200)
@@ -90,6 +102,7 @@ async function serve(message: BridgeRequest): Promise<unknown> {
       const response = await post(message.url, message.body, message.timeoutMs, message.headers);
       if (response.statusCode !== 200) {
         const text = await response.body.text();
+        if (response.statusCode === 401) throw REFUSED_CREDENTIALS;
         checkAnswer(response.headers, message.headers, text);
         const answer = JSON.parse(text) as { error?: unknown };
         throw answer.error ?? { code: "NETWORK", message: `HTTP ${response.statusCode}` };

@@ -6,7 +6,7 @@ import { Worker } from "node:worker_threads";
 import { BlockingClient, BlockingTimeout } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
 import { callErrors, type RequestError } from "../errors.js";
-import { signRequest } from "./auth.js";
+import { type PeerIdentity, signRequest } from "./auth.js";
 import type { PeerTls } from "./tls.js";
 import { errorFromWire } from "./wire.js";
 
@@ -33,7 +33,22 @@ export interface BridgeSetup {
 }
 
 /** The call never reached the node; the router may try another. */
-export class SyncNotDelivered extends Error {}
+export class SyncNotDelivered extends Error {
+  constructor(
+    message: string,
+    /** Nothing listens at the node's address. */
+    readonly refused: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** The node a blocking call goes to. */
+export interface SyncTarget {
+  hostname: string;
+  /** What requests to it are signed for. */
+  identity(): PeerIdentity;
+}
 
 /** How long a blocking call waits when the caller set no timeout. */
 const DEFAULT_WAIT_MS = 5 * 60_000;
@@ -68,8 +83,10 @@ export class SyncRemote {
       return this.#bridge().call(request, wait + 1000);
     } catch (error) {
       if (error instanceof BlockingTimeout) throw callErrors.timeout(call, call.timeout ?? wait);
-      const wire = error as { code?: string; message?: string };
-      if (wire.code === "NOT_DELIVERED") throw new SyncNotDelivered(wire.message);
+      const wire = error as { code?: string; message?: string; refused?: boolean };
+      if (wire.code === "NOT_DELIVERED") {
+        throw new SyncNotDelivered(wire.message ?? "not delivered", wire.refused === true);
+      }
       if (wire.code === "NETWORK") {
         throw callErrors.network(
           call,
@@ -80,19 +97,20 @@ export class SyncRemote {
     }
   }
 
-  /** Signature headers for a request to `url`, with a secret. */
-  #sign(url: string, body: string): Record<string, string> {
-    const { host, pathname } = new URL(url);
-    return this.#secret ? { ...signRequest(this.#secret, "POST", host, pathname, body) } : {};
+  /** Signature headers for a request to `path` of `target`, with a secret. */
+  #sign(target: SyncTarget, path: string, body: string): Record<string, string> {
+    return this.#secret
+      ? { ...signRequest(this.#secret, "POST", target.identity(), path, body) }
+      : {};
   }
 
-  execute(call: Call, baseUrl: string, body: string, host: string): unknown {
+  execute(call: Call, baseUrl: string, body: string, target: SyncTarget): unknown {
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
-    const headers = this.#sign(`${baseUrl}/execute`, body);
+    const headers = this.#sign(target, "/execute", body);
     return this.#ask(
       call,
       { kind: "execute", url: `${baseUrl}/execute`, body, timeoutMs, headers },
-      host,
+      target.hostname,
     );
   }
 
@@ -100,10 +118,11 @@ export class SyncRemote {
     call: Call,
     baseUrl: string,
     body: string,
-    host: string,
+    target: SyncTarget,
   ): Generator<unknown, void, undefined> {
+    const host = target.hostname;
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
-    const headers = this.#sign(`${baseUrl}/execute_stream`, body);
+    const headers = this.#sign(target, "/execute_stream", body);
     const stream = this.#ask(
       call,
       { kind: "open", url: `${baseUrl}/execute_stream`, body, timeoutMs, headers },

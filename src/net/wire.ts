@@ -8,6 +8,7 @@
  */
 import type { Call } from "../core/call.js";
 import { RequestError, type RequestErrorCode, type WireError } from "../errors.js";
+import type { PeerIdentity } from "./auth.js";
 
 /** What `POST /execute` and `POST /execute_stream` carry, and a channel call packet too. */
 export interface WireCall {
@@ -48,6 +49,13 @@ export interface WireEndpoint {
   tags: string[];
 }
 
+/** An endpoint the asking node may not call, and why (as the serving node words it). */
+export interface WireRefusal {
+  plugin: string;
+  access_name: string;
+  reason: string;
+}
+
 export interface WireNode {
   hostname: string;
   address: string;
@@ -60,6 +68,10 @@ export interface InfoRequest {
   discover_nodes_info: boolean;
   /** The asking node's instance id, so a node never mistakes itself for another. */
   instance?: string;
+  /** The asking node's endpoint-map version: a node whose view of it is older asks it again. */
+  version?: number;
+  /** The asking node is shutting down: this is its goodbye, not a question. */
+  leaving?: boolean;
 }
 
 export interface InfoAnswer {
@@ -67,12 +79,38 @@ export interface InfoAnswer {
   auto_discoverable: boolean;
   nodes: WireNode[];
   endpoints: WireEndpoint[];
+  /** Endpoints of enabled plugins that the asking node may not call, with the reason. */
+  closed: WireRefusal[];
   /** Changes whenever the node's plugins or endpoints change. */
   version: number;
   /** Random per running node: tells two nodes claiming one hostname apart. */
   instance: string;
   port: number;
   tls: boolean;
+}
+
+/**
+ * A `GET /ping` answer read as what a client needs to sign for the node: its instance id, and
+ * its clock against this one's, from the node's `time` and when the question was asked
+ * (`sentAt`) and answered (`receivedAt`), both by this node's clock. Throws `WireProblem` for
+ * an answer without them.
+ */
+export function readIdentity(
+  body: unknown,
+  sentAt: number,
+  receivedAt: number,
+): PeerIdentity & { hostname?: string } {
+  const record = isRecord(body) ? body : {};
+  const { instance, time, hostname } = record;
+  if (typeof instance !== "string" || instance === "" || typeof time !== "number") {
+    throw new WireProblem("BAD_REQUEST", "the /ping answer lacks instance or time");
+  }
+  const identity: PeerIdentity & { hostname?: string } = {
+    instance,
+    clockOffsetMs: Math.round(time - (sentAt + receivedAt) / 2),
+  };
+  if (typeof hostname === "string") identity.hostname = hostname;
+  return identity;
 }
 
 /** Channel packets. `id` pairs answers with calls; ids are chosen by the calling side. */
@@ -198,6 +236,10 @@ export function readInfoRequest(body: unknown): InfoRequest {
   };
   const instance = optionalString(body, "instance");
   if (instance !== undefined) request.instance = instance;
+  if (typeof body.version === "number" && Number.isSafeInteger(body.version)) {
+    request.version = body.version;
+  }
+  if (body.leaving === true) request.leaving = true;
   return request;
 }
 

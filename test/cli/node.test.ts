@@ -38,6 +38,11 @@ beforeAll(async () => {
   );
   node = await startNode(dir, ["config.yml"], { AIO_SECRET: SECRET });
   fake = createServer((request, response) => {
+    if (request.url === "/ping") {
+      response.writeHead(200, { "content-type": "application/json" });
+      response.end(JSON.stringify({ status: "ok", instance: "fake", time: Date.now() }));
+      return;
+    }
     if (request.url === "/execute_stream") {
       response.writeHead(200, { "content-type": "application/x-ndjson" });
       response.end(

@@ -69,10 +69,11 @@ const WORK = {
       ${S}.finallyAborted = c.signal.aborted;
     }
   }`,
+  // Relay, a plugin on A, calls these too: they are open to other plugins as well.
   endpoints: [
-    rep("info"),
+    rep("info", [], { accessible_by_other_plugins: true }),
     rep("fail_with_id"),
-    rep("wait_abort"),
+    rep("wait_abort", [], { accessible_by_other_plugins: true }),
     rep("ignore_abort", [{ name: "ms", type: "int" }]),
     rep("stream_abort"),
   ],

@@ -215,7 +215,9 @@ describe("liveness", () => {
     const error = await rejection(a.execute("Svc", "who", undefined, { host: "B" }));
     expect(error.code).toBe("NO_NODE");
     expect(error.message).toMatch(/down/);
-    expect((await rejection(a.execute("Svc", "who"))).code).toBe("PLUGIN_NOT_FOUND");
+    const anywhere = await rejection(a.execute("Svc", "who"));
+    expect(anywhere.code).toBe("PLUGIN_NOT_FOUND");
+    expect(anywhere.message).toMatch(/node "B" serves it but is shutting down/);
 
     const up = nodeEvent(a, "node:up", "B", 5000);
     await startNode({ hostname: "B", dir, plugins: [svc("B2")], networking: { port } });

@@ -16,6 +16,7 @@ import {
   killChild,
   markCode,
   nodeConfig,
+  nodeEvent,
   pluginDir,
   rejection,
   rep,
@@ -105,7 +106,8 @@ async function abc(
     plugins: [svc("C")],
     networking: { ...NO_HEARTBEAT, node_ips: [addr(a)] },
   });
-  await waitForNode(a, "C");
+  // C's plugins may start after A found C: A hears of them a moment later.
+  await waitForNode(a, "C", (n) => n.plugins.includes("Svc"));
   expect(a.nodes().map((n) => n.hostname)).toEqual(["B", "C"]);
   return { a, b, c };
 }
@@ -114,57 +116,63 @@ const alive = (a: PluginCore, hostname: string) =>
   a.nodes().find((n: NodeInfo) => n.hostname === hostname)?.alive;
 
 describe("a call that never left goes to another node", () => {
-  it("B's port is closed while A still counts it alive: the call and the stream go to C", async () => {
-    let bCore: PluginCore | undefined;
-    const { a } = await abc(async () => {
-      bCore = await startNode({ hostname: "B", dir, plugins: [svc("B")] });
-      return { port: bCore.port as number };
-    });
-    // No channel from A to B: B closes without telling A, whose heartbeats are too rare to see it.
-    await closeNode(bCore as PluginCore);
-    expect(alive(a, "B")).toBe(true);
-    store.served = {};
-    for (let i = 0; i < 3; i++) {
-      expect(await a.execute("Svc", "who", undefined, { host: "remote" })).toBe("C");
-    }
-    expect(await a.execute("Svc", "who")).toBe("C");
-    expect(await collect(a.executeStream("Svc", "items", [2], { host: "remote" }))).toEqual([
-      "C0",
-      "C1",
-    ]);
-    expect(store.served).toEqual({ C: 4 });
-  });
-
-  it("B's process is gone (SIGKILL) after A's channel to it was open: the call goes to C", async () => {
+  it("B's process is gone before A had a channel to it: the call and the stream go to C, and B is marked down at once", async () => {
     let child: Awaited<ReturnType<typeof spawnNode>> | undefined;
     const { a } = await abc(async () => {
       child = await spawnNode(nodeConfig({ hostname: "B", dir, plugins: [svc("B")] }));
       return { port: child.port };
     });
-    // The retry starts from a connection that was open.
-    expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+    const down = nodeEvent(a, "node:down", "B");
+    // No channel from A to B and heartbeats too rare to see it: A learns it by calling.
     await killChild(child as Awaited<ReturnType<typeof spawnNode>>);
     expect(alive(a, "B")).toBe(true);
+    store.served = {};
+    expect(await a.execute("Svc", "who", undefined, { host: "remote" })).toBe("C");
+    // The refused connection marked B down: nothing more is tried there.
+    expect((await down).alive).toBe(false);
+    expect(alive(a, "B")).toBe(false);
+    expect(await a.execute("Svc", "who")).toBe("C");
+    expect(await collect(a.executeStream("Svc", "items", [2], { host: "remote" }))).toEqual([
+      "C0",
+      "C1",
+    ]);
+    expect(store.served).toEqual({ C: 2 });
+  });
+
+  it("B's process is gone (SIGKILL) after A's channel to it was open: B is down at once, the call goes to C", async () => {
+    let child: Awaited<ReturnType<typeof spawnNode>> | undefined;
+    const { a } = await abc(async () => {
+      child = await spawnNode(nodeConfig({ hostname: "B", dir, plugins: [svc("B")] }));
+      return { port: child.port };
+    });
+    expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+    const down = nodeEvent(a, "node:down", "B");
+    await killChild(child as Awaited<ReturnType<typeof spawnNode>>);
+    // The channel closing makes A ask B again; the refused connection marks it down.
+    await down;
+    expect(alive(a, "B")).toBe(false);
     expect(await a.execute("Svc", "who", undefined, { host: "remote" })).toBe("C");
     expect(await collect(a.executeStream("Svc", "items", [1], { host: "remote" }))).toEqual(["C0"]);
   });
 
   it("with no other node to go to it fails with NETWORK saying the call was not sent", async () => {
-    const b = await startNode({ hostname: "B", dir, plugins: [svc("B")] });
+    const b = await spawnNode(nodeConfig({ hostname: "B", dir, plugins: [svc("B")] }));
     const a = await startNode({
       hostname: "A",
       dir,
-      networking: { ...NO_HEARTBEAT, node_ips: [addr(b)] },
+      networking: { ...NO_HEARTBEAT, node_ips: [`127.0.0.1:${b.port}`] },
     });
-    await closeNode(b);
+    await killChild(b);
     const started = Date.now();
     const error = await rejection(a.execute("Svc", "who", undefined, { host: "B" }));
     expect(error.code).toBe("NETWORK");
     expect(error).toBeInstanceOf(NetworkRequestError);
     expect(error.message).toMatch(/not sent/);
     expect(Date.now() - started).toBeLessThan(3000);
+    // Marked down by the refused connection: the next call says so at once.
     const stream = await rejection(collect(a.executeStream("Svc", "items", [1], { host: "B" })));
-    expect(stream.code).toBe("NETWORK");
+    expect(stream.code).toBe("NO_NODE");
+    expect(stream.message).toMatch(/down/);
   });
 });
 

@@ -143,10 +143,19 @@ function ndjson(text: string): unknown[] {
 }
 
 describe("GET /ping", () => {
-  it("answers status and hostname", async () => {
+  it("answers status, hostname, the node's instance id for this run and its clock", async () => {
+    const before = Date.now();
     const answer = await send("/ping");
     expect(answer.status).toBe(200);
-    expect(answer.body).toEqual({ status: "ok", hostname: "N" });
+    expect(answer.body).toEqual({
+      status: "ok",
+      hostname: "N",
+      instance: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      time: expect.any(Number),
+    });
+    const { time } = answer.body as { time: number };
+    expect(time).toBeGreaterThanOrEqual(before);
+    expect(time).toBeLessThanOrEqual(Date.now());
   });
 });
 

@@ -336,18 +336,26 @@ describe("remote access", () => {
     expect(node?.plugins).not.toContain("Private");
   });
 
-  it("a plugin that is not remote cannot be called from another node", async () => {
+  it("a plugin that is not remote cannot be called from another node: ACCESS_DENIED naming the node and why", async () => {
     expect(await b.execute("Private", "who")).toBe("private");
-    const named = await rejection(a.execute("Private", "who", undefined, { host: "B" }));
-    expect(["NO_NODE", "ACCESS_DENIED"]).toContain(named.code);
-    const any = await rejection(a.execute("Private", "who"));
-    expect(["PLUGIN_NOT_FOUND", "NO_NODE", "ACCESS_DENIED"]).toContain(any.code);
+    for (const host of ["B", "any", "remote"]) {
+      const error = await rejection(a.execute("Private", "who", undefined, { host }));
+      expect(error.code, host).toBe("ACCESS_DENIED");
+      expect(error.message).toMatch(/node "B" does not open it to other nodes/);
+      expect(error.message).toMatch(/remote: true/);
+      expect(error.host).toBe("B");
+    }
+    const stream = await rejection(collect(a.executeStream("Private", "who")));
+    expect(stream.code).toBe("ACCESS_DENIED");
   });
 
-  it("an endpoint that is not remote cannot be called from another node", async () => {
+  it("an endpoint that is not remote cannot be called from another node: ACCESS_DENIED", async () => {
     expect(await a.execute("Half", "open", undefined, { host: "B" })).toBe("open");
-    const error = await rejection(a.execute("Half", "closed", undefined, { host: "B" }));
-    expect(["NO_NODE", "ACCESS_DENIED", "ENDPOINT_NOT_FOUND"]).toContain(error.code);
+    for (const host of ["B", "any"]) {
+      const error = await rejection(a.execute("Half", "closed", undefined, { host }));
+      expect(error.code, host).toBe("ACCESS_DENIED");
+      expect(error.message).toMatch(/node "B" does not open it to other nodes/);
+    }
   });
 
   it("the serving node refuses such calls itself (ACCESS_DENIED), whatever author the caller claims", async () => {
@@ -368,10 +376,15 @@ describe("remote access", () => {
     }
   });
 
-  it("allowed_nodes limits which nodes may call a plugin", async () => {
+  it("allowed_nodes limits which nodes may call a plugin: ACCESS_DENIED saying who may", async () => {
     expect(await c.execute("Picky", "who", undefined, { host: "B" })).toBe("picky");
-    const error = await rejection(a.execute("Picky", "who", undefined, { host: "B" }));
-    expect(["ACCESS_DENIED", "NO_NODE"]).toContain(error.code);
+    for (const host of ["B", "any"]) {
+      const error = await rejection(a.execute("Picky", "who", undefined, { host }));
+      expect(error.code, host).toBe("ACCESS_DENIED");
+      expect(error.message).toMatch(
+        /node "B" lets only C call Picky \(allowed_nodes\); the caller is node A/,
+      );
+    }
   });
 });
 

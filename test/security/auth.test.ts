@@ -5,9 +5,10 @@
  * with the wrong secret, or a server that cannot prove it knows the secret, gets nowhere.
  *
  * Signing is reimplemented in helpers.ts from docs/security.md; one test cross-checks it with
- * the built `dist/net/auth.js`. Requests are signed for the Host they are sent with.
+ * the built `dist/net/auth.js`. Requests are signed for the instance id of the node they are
+ * sent to, which its unsigned `GET /ping` tells; the Host they name does not matter.
  */
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { createSocket } from "node:dgram";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -27,6 +28,7 @@ import {
   H_SIG,
   H_TIME,
   hostOf,
+  instanceOf,
   mac,
   nodeBehindProxy,
   openChannel,
@@ -60,6 +62,8 @@ const CALL = { plugin: "Api", method: "add", args: { a: 2, b: 3 } };
 let dir: string;
 let A: PluginCore;
 let port: number;
+/** A's instance id (from its unsigned GET /ping): what requests to A are signed for. */
+let instance: string;
 
 beforeAll(async () => {
   dir = pluginDir({
@@ -74,12 +78,10 @@ beforeAll(async () => {
   });
   A = await startNode({ hostname: "alpha", dir, plugins: ["Api"], networking: { secret: SECRET } });
   port = A.port as number;
+  instance = await instanceOf(port);
 });
 
 afterAll(cleanup);
-
-/** The Host header of requests to A, which they are signed for. */
-const here = () => hostOf(port);
 
 /** A 401 that says nothing but "unauthorized". */
 function expectBare401(answer: RawAnswer, head = false): void {
@@ -145,7 +147,7 @@ describe("unsigned requests", () => {
   });
 
   it("only two of the three signature headers count as unsigned", async () => {
-    const signed = signHeaders(SECRET, "POST", here(), "/execute", body);
+    const signed = signHeaders(SECRET, "POST", instance, "/execute", body);
     for (const drop of [H_TIME, H_NONCE, H_SIG]) {
       const headers: Record<string, string> = { ...signed, "content-type": "application/json" };
       delete headers[drop];
@@ -153,19 +155,38 @@ describe("unsigned requests", () => {
     }
   });
 
-  it("GET /ping unsigned answers only the status: no hostname, no signature", async () => {
+  it("GET /ping unsigned answers the status, instance and clock only: no hostname, no signature", async () => {
+    const before = Date.now();
     const answer = await rawRequest(port, { path: "/ping" });
+    const after = Date.now();
     expect(answer.status).toBe(200);
-    expect(answer.json).toEqual({ status: "ok" });
+    expect(answer.json).toEqual({ status: "ok", instance, time: expect.any(Number) });
+    expect(Object.keys(answer.json).sort()).toEqual(["instance", "status", "time"]);
+    expect(instance).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    // The node's clock: the same machine's, so between the client's before and after.
+    expect(answer.json.time).toBeGreaterThanOrEqual(before);
+    expect(answer.json.time).toBeLessThanOrEqual(after);
     expect(answer.text).not.toContain("alpha");
     expect(answer.headers[H_ANSWER]).toBeUndefined();
+    // HEAD /ping unsigned is answered too, without a body.
+    const head = await rawRequest(port, { method: "HEAD", path: "/ping" });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe("");
   });
 
   it("GET /ping signed answers the hostname too, with a valid x-aio-answer", async () => {
     const answer = await signedRequest(port, SECRET, { path: "/ping" });
     expect(answer.status).toBe(200);
-    expect(answer.json).toEqual({ status: "ok", hostname: "alpha" });
+    expect(answer.json).toEqual({
+      status: "ok",
+      hostname: "alpha",
+      instance,
+      time: expect.any(Number),
+    });
     expect(answer.headers[H_ANSWER]).toBe(answerMac(SECRET, answer.nonce, answer.text));
+    // The instance /ping gives is the one the node goes by: its /info answer says the same.
+    const info = await post(port, SECRET, "/info", { hostname: "tester", port: 0 });
+    expect(info.json.instance).toBe(instance);
   });
 });
 
@@ -176,23 +197,37 @@ describe("signed requests", () => {
     // biome-ignore lint/suspicious/noExplicitAny: the built module, untyped from here
     const auth: any = await import("../../dist/net/auth.js");
     const body = JSON.stringify(CALL);
-    for (const host of ["127.0.0.1:41234", "Alpha.Example:2510", "[::1]:2510"]) {
-      const theirs = auth.signRequest(SECRET, "post", host, "/execute?x=1", body) as Record<
-        string,
-        string
-      >;
-      const ours = signHeaders(SECRET, "POST", host, "/execute?x=1", body, {
+    for (const id of [instance, randomUUID(), "Some-Instance"]) {
+      const theirs = auth.signRequest(
+        SECRET,
+        "post",
+        { instance: id, clockOffsetMs: 0 },
+        "/execute?x=1",
+        body,
+      ) as Record<string, string>;
+      const ours = signHeaders(SECRET, "POST", id, "/execute?x=1", body, {
         time: theirs[H_TIME],
         nonce: theirs[H_NONCE],
       });
       expect(ours).toEqual(theirs);
-      // The Host is part of it: the same request for another node is signed differently.
-      const elsewhere = signHeaders(SECRET, "POST", "127.0.0.1:41235", "/execute?x=1", body, {
-        time: theirs[H_TIME],
-        nonce: theirs[H_NONCE],
-      });
-      expect(elsewhere[H_SIG]).not.toBe(theirs[H_SIG]);
+      // The instance is part of it: the same request for another node (or run) is signed
+      // differently, and so is one for the instance in another case (it is used as given).
+      for (const other of [randomUUID(), id.toUpperCase(), id.toLowerCase()].filter(
+        (o) => o !== id,
+      )) {
+        const elsewhere = signHeaders(SECRET, "POST", other, "/execute?x=1", body, {
+          time: theirs[H_TIME],
+          nonce: theirs[H_NONCE],
+        });
+        expect(elsewhere[H_SIG]).not.toBe(theirs[H_SIG]);
+      }
     }
+    // Requests are timed by the node's clock: a known offset moves the time signed.
+    const before = Date.now();
+    const ahead = auth.signRequest(SECRET, "GET", { instance, clockOffsetMs: 60_000 }, "/", "");
+    const after = Date.now();
+    expect(Number(ahead[H_TIME])).toBeGreaterThanOrEqual(before + 60_000);
+    expect(Number(ahead[H_TIME])).toBeLessThanOrEqual(after + 60_000);
     expect(auth.signAnswer(SECRET, "n", "body")).toBe(answerMac(SECRET, "n", "body"));
     const stream = new auth.StreamMac(SECRET, "n");
     expect(stream.next('{"item":3}')).toBe(streamLineMac(SECRET, "n", 1, '{"item":3}'));
@@ -318,51 +353,84 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
     });
 
   it("signed with the wrong secret", async () => {
-    expectBare401(await execute(signHeaders(`${SECRET}x`, "POST", here(), "/execute", body)));
-    expectBare401(await execute(signHeaders("", "POST", here(), "/execute", body)));
+    expectBare401(await execute(signHeaders(`${SECRET}x`, "POST", instance, "/execute", body)));
+    expectBare401(await execute(signHeaders("", "POST", instance, "/execute", body)));
   });
 
   it("a tampered body", async () => {
-    const headers = signHeaders(SECRET, "POST", here(), "/execute", body);
+    const headers = signHeaders(SECRET, "POST", instance, "/execute", body);
     expectBare401(await execute(headers, JSON.stringify({ ...CALL, args: { a: 2, b: 4 } })));
     // Same JSON value, different bytes: the signature covers bytes.
     const spaced = body.replace(":", ": ");
-    expectBare401(await execute(signHeaders(SECRET, "POST", here(), "/execute", body), spaced));
+    expectBare401(await execute(signHeaders(SECRET, "POST", instance, "/execute", body), spaced));
   });
 
   it("a tampered path or query", async () => {
     expectBare401(
-      await execute(signHeaders(SECRET, "POST", here(), "/execute", body), body, "/execute_stream"),
+      await execute(
+        signHeaders(SECRET, "POST", instance, "/execute", body),
+        body,
+        "/execute_stream",
+      ),
     );
     expectBare401(
-      await execute(signHeaders(SECRET, "POST", here(), "/execute", body), body, "/execute?x=1"),
+      await execute(signHeaders(SECRET, "POST", instance, "/execute", body), body, "/execute?x=1"),
     );
-    const headers = signHeaders(SECRET, "GET", here(), "/has_plugin?name=Api", "");
+    const headers = signHeaders(SECRET, "GET", instance, "/has_plugin?name=Api", "");
     expectBare401(await rawRequest(port, { path: "/has_plugin?name=Other", headers }));
   });
 
   it("a tampered method", async () => {
     // Signed as a POST without a body, sent as the GET the route serves.
-    const headers = signHeaders(SECRET, "POST", here(), "/has_plugin?name=Api", "");
+    const headers = signHeaders(SECRET, "POST", instance, "/has_plugin?name=Api", "");
     expectBare401(await rawRequest(port, { method: "GET", path: "/has_plugin?name=Api", headers }));
-    const forPing = signHeaders(SECRET, "GET", here(), "/ping", "");
+    const forPing = signHeaders(SECRET, "GET", instance, "/ping", "");
     expectBare401(
       await rawRequest(port, { method: "HEAD", path: "/ping", headers: forPing }),
       true,
     );
   });
 
-  it("timestamps 31 s in the past or future, or from before the node started; 5 s ahead still passes", async () => {
+  it("timestamps 31 s in the past or future get 401; 5 s behind or ahead still pass", async () => {
     const now = Date.now();
-    // The node remembers nonces in memory only, so anything signed before it started could be
-    // a replay it has forgotten.
-    for (const time of [now - 31_000, now + 31_000, 0, 999_999_999_999_999, now - 5000]) {
-      expectBare401(await execute(signHeaders(SECRET, "POST", here(), "/execute", body, { time })));
+    for (const time of [now - 31_000, now + 31_000, 0, 999_999_999_999_999]) {
+      expectBare401(
+        await execute(signHeaders(SECRET, "POST", instance, "/execute", body, { time })),
+      );
     }
-    const fine = await execute(
-      signHeaders(SECRET, "POST", here(), "/execute", body, { time: now + 5000 }),
-    );
-    expect(fine.status).toBe(200);
+    for (const time of [now + 5000, now - 5000]) {
+      const fine = await execute(signHeaders(SECRET, "POST", instance, "/execute", body, { time }));
+      expect(fine.status, String(time - now)).toBe(200);
+      expect(fine.json).toEqual({ result: 5 });
+    }
+  });
+
+  it("a request dated a few seconds before the node started, signed for its instance, passes", async () => {
+    // A peer whose clock runs a little behind is not refused by a node that just started:
+    // what a restart forgets cannot be replayed anyway, since the instance changed.
+    const started = Date.now();
+    const F = await startNode({
+      hostname: "fresh",
+      dir,
+      plugins: ["Api"],
+      networking: { secret: SECRET },
+    });
+    try {
+      const fresh = await instanceOf(F.port as number);
+      const answer = await rawRequest(F.port as number, {
+        method: "POST",
+        path: "/execute",
+        body,
+        headers: {
+          "content-type": "application/json",
+          ...signHeaders(SECRET, "POST", fresh, "/execute", body, { time: started - 3000 }),
+        },
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.json).toEqual({ result: 5 });
+    } finally {
+      await closeNode(F);
+    }
   });
 
   const malformed: Array<
@@ -387,44 +455,96 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
 
   /** Headers signed correctly over the given (malformed) time or nonce. */
   function resign(h: Record<string, string>, change: { time?: string; nonce?: string }) {
-    return signHeaders(SECRET, "POST", here(), "/execute", body, {
+    return signHeaders(SECRET, "POST", instance, "/execute", body, {
       time: change.time ?? h[H_TIME],
       nonce: change.nonce ?? h[H_NONCE],
     });
   }
 
   it.each(malformed)("%s", async (_name, change) => {
-    expectBare401(await execute(change(signHeaders(SECRET, "POST", here(), "/execute", body))));
+    expectBare401(await execute(change(signHeaders(SECRET, "POST", instance, "/execute", body))));
   });
 
   it("a replayed request: same headers and body twice", async () => {
-    const headers = signHeaders(SECRET, "POST", here(), "/execute", body);
+    const headers = signHeaders(SECRET, "POST", instance, "/execute", body);
     expect((await execute(headers)).status).toBe(200);
     expectBare401(await execute(headers));
-    const ping = signHeaders(SECRET, "GET", here(), "/ping", "");
+    const ping = signHeaders(SECRET, "GET", instance, "/ping", "");
     expect((await rawRequest(port, { path: "/ping", headers: ping })).json.hostname).toBe("alpha");
     expectBare401(await rawRequest(port, { path: "/ping", headers: ping }));
   });
 
-  it("signed for another Host than the one it is sent with", async () => {
-    // Another node's address, or another name of this one: the Host is part of the signature.
-    for (const host of [hostOf(port + 1), `localhost:${port}`, `alpha:${port}`, "127.0.0.1"]) {
-      expectBare401(await execute(signHeaders(SECRET, "POST", host, "/execute", body)));
+  it("signed for another instance than the node's (made up, or its address as in the old scheme)", async () => {
+    for (const other of [
+      randomUUID(),
+      "",
+      hostOf(port),
+      `localhost:${port}`,
+      `alpha:${port}`,
+      "alpha",
+    ]) {
+      expectBare401(await execute(signHeaders(SECRET, "POST", other, "/execute", body)));
     }
-    // Signed without any Host, sent with one.
-    expectBare401(await execute(signHeaders(SECRET, "POST", "", "/execute", body)));
-  });
-
-  it("the Host is compared in lower case (a signature for localhost:port fits LocalHost:port)", async () => {
-    const headers = signHeaders(SECRET, "POST", `localhost:${port}`, "/execute", body);
-    const answer = await rawRequest(port, {
+    // The same through the client helper told to sign for another instance; the control
+    // without it (signed for the instance the node's /ping gives) passes.
+    const forged = await signedRequest(port, SECRET, {
       method: "POST",
       path: "/execute",
       body,
-      headers: { "content-type": "application/json", host: `LocalHost:${port}`, ...headers },
+      sign: { instance: randomUUID() },
     });
-    expect(answer.status).toBe(200);
-    expect(answer.json).toEqual({ result: 5 });
+    expectBare401(forged);
+    const genuine = await signedRequest(port, SECRET, { method: "POST", path: "/execute", body });
+    expect(genuine.json).toEqual({ result: 5 });
+  });
+
+  it("the instance is compared exactly: another case, spaces or braces do not fit", async () => {
+    for (const other of [
+      instance.toUpperCase(),
+      ` ${instance}`,
+      `${instance} `,
+      `{${instance}}`,
+      instance.replaceAll("-", ""),
+      instance.slice(0, -1),
+    ]) {
+      expectBare401(await execute(signHeaders(SECRET, "POST", other, "/execute", body)));
+    }
+  });
+
+  it("a correctly signed request passes with any Host: names, addresses and ports of elsewhere", async () => {
+    for (const host of [
+      "evil.example",
+      "evil.example:80",
+      "gateway.example:8443",
+      `127.0.0.1:${port + 1}`,
+      `localhost:1`,
+      "10.1.2.3:2510",
+      "[2001:db8::1]:443",
+      "LocalHost",
+    ]) {
+      const answer = await signedRequest(port, SECRET, {
+        method: "POST",
+        path: "/execute",
+        body,
+        headers: { host },
+      });
+      expect(answer.status, host).toBe(200);
+      expect(answer.json).toEqual({ result: 5 });
+      expect(answer.headers[H_ANSWER]).toBe(answerMac(SECRET, answer.nonce, answer.text));
+      // The Host admits nothing by itself: unsigned with the same Host, still the bare 401,
+      // while the unsigned /ping is answered as anywhere (no 421 on a node with a secret).
+      expectBare401(
+        await rawRequest(port, {
+          method: "POST",
+          path: "/execute",
+          body,
+          headers: { host, "content-type": "application/json" },
+        }),
+      );
+      const ping = await rawRequest(port, { path: "/ping", headers: { host } });
+      expect(ping.status, host).toBe(200);
+      expect(ping.json).toEqual({ status: "ok", instance, time: expect.any(Number) });
+    }
   });
 
   it("a request replayed to another node of the cluster is refused", async () => {
@@ -435,7 +555,9 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
       networking: { secret: SECRET },
     });
     try {
-      const headers = signHeaders(SECRET, "POST", here(), "/execute", body);
+      const bravo = await instanceOf(B.port as number);
+      expect(bravo).not.toBe(instance);
+      const headers = signHeaders(SECRET, "POST", instance, "/execute", body);
       expect((await execute(headers)).status).toBe(200);
       const replay = (host: string) =>
         rawRequest(B.port as number, {
@@ -444,13 +566,30 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
           body,
           headers: { "content-type": "application/json", host, ...headers },
         });
-      // With B's own Host the signature (made for A's) fails...
+      // Signed for A's instance: B refuses it, with B's own Host or with A's.
       expectBare401(await replay(hostOf(B.port as number)));
-      // ...and with A's Host, B refuses a request that names another node.
-      const misdirected = await replay(here());
-      expect(misdirected.status).toBe(421);
-      expect(misdirected.json.error.code).toBe("ACCESS_DENIED");
-      expect(misdirected.headers[H_ANSWER]).toBeUndefined();
+      expectBare401(await replay(hostOf(port)));
+      // Never sent to A: signed for A, refused by B all the same.
+      const fresh = signHeaders(SECRET, "POST", instance, "/execute", body);
+      expectBare401(
+        await rawRequest(B.port as number, {
+          method: "POST",
+          path: "/execute",
+          body,
+          headers: { "content-type": "application/json", ...fresh },
+        }),
+      );
+      // And the other way: signed for B, refused by A; B takes it (the control).
+      const forB = signHeaders(SECRET, "POST", bravo, "/execute", body);
+      expectBare401(await execute(forB));
+      const atB = await rawRequest(B.port as number, {
+        method: "POST",
+        path: "/execute",
+        body,
+        headers: { "content-type": "application/json", ...forB },
+      });
+      expect(atB.status).toBe(200);
+      expect(atB.json).toEqual({ result: 5 });
     } finally {
       await closeNode(B);
     }
@@ -465,21 +604,41 @@ describe("forged, stale, malformed and replayed requests get 401", () => {
       networking: { secret: SECRET, port: fixed },
     };
     let R = await startNode(spec);
-    // One request, captured on its way: the same headers and body, sent twice.
-    const headers = signHeaders(SECRET, "POST", hostOf(fixed), "/execute", body);
-    const request = () => ({
+    const first = await instanceOf(fixed);
+    // Requests captured on their way: the same headers and body, sent again. One dated now,
+    // one dated 20 s ahead (still within the 30 s window after the restart, and later than it),
+    // and one captured but never delivered.
+    const captured = [
+      signHeaders(SECRET, "POST", first, "/execute", body),
+      signHeaders(SECRET, "POST", first, "/execute", body, { time: Date.now() + 20_000 }),
+    ];
+    const undelivered = signHeaders(SECRET, "POST", first, "/execute", body, {
+      time: Date.now() + 20_000,
+    });
+    const request = (headers: Record<string, string>) => ({
       method: "POST",
       path: "/execute",
       body,
       headers: { "content-type": "application/json", ...headers },
     });
-    expect((await rawRequest(fixed, request())).status).toBe(200);
-    expectBare401(await rawRequest(fixed, request()));
+    for (const headers of captured) {
+      expect((await rawRequest(fixed, request(headers))).status).toBe(200);
+      expectBare401(await rawRequest(fixed, request(headers)));
+    }
     await closeNode(R);
     R = await startNode(spec);
     try {
       expect(R.port).toBe(fixed);
-      expectBare401(await rawRequest(fixed, request()));
+      // A new run, a new instance: nothing signed for the old one passes.
+      const second = await instanceOf(fixed);
+      expect(second).not.toBe(first);
+      for (const headers of [...captured, undelivered]) {
+        expectBare401(await rawRequest(fixed, request(headers)));
+      }
+      // The control: a client that asks the node again (GET /ping) is served.
+      const fresh = await post(fixed, SECRET, "/execute", CALL);
+      expect(fresh.status).toBe(200);
+      expect(fresh.json).toEqual({ result: 5 });
     } finally {
       await closeNode(R);
     }
@@ -533,7 +692,10 @@ describe("the secret never crosses the network", () => {
     }
     const sent = Buffer.concat(proxy.fromClients).toString("latin1");
     const answered = Buffer.concat(proxy.fromUpstream).toString("latin1");
-    // What was captured is the real, signed traffic: /info, the channel upgrade and a ping.
+    // What was captured is the real, signed traffic: /info, the channel upgrade and a ping,
+    // after the unsigned GET /ping that tells B whom to sign for (alpha, reached through the
+    // proxy's address and port with no allowed_hosts, as behind port forwarding).
+    expect(sent).toContain("GET /ping");
     expect(sent).toContain("POST /info");
     expect(sent).toContain("GET /aio/channel");
     expect(sent).toContain(H_SIG);
@@ -554,7 +716,14 @@ describe("the secret never crosses the network", () => {
 
   it("nor in what it sends to a peer that never answers", async () => {
     const received: Buffer[] = [];
-    const server = http.createServer((req) => {
+    // It tells who it is (the unsigned GET /ping, so the node can sign for it), then answers
+    // nothing.
+    const server = http.createServer((req, res) => {
+      if (req.method === "GET" && req.url === "/ping") {
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ status: "ok", instance: randomUUID(), time: Date.now() }));
+        return;
+      }
       req.on("data", (c: Buffer) => received.push(c));
     });
     server.on("connection", (socket) => socket.on("data", (c: Buffer) => received.push(c)));
@@ -566,7 +735,10 @@ describe("the secret never crosses the network", () => {
       networking: { secret: SECRET, node_ips: [`127.0.0.1:${sink}`], heartbeat_interval: 0.1 },
     });
     try {
-      await waitFor(() => received.length > 0, "a request to the silent peer");
+      await waitFor(
+        () => Buffer.concat(received).toString("latin1").includes(H_SIG),
+        "a signed request to the silent peer",
+      );
     } finally {
       await closeNode(C);
       server.closeAllConnections();
@@ -604,7 +776,9 @@ describe("a node with the wrong secret", () => {
       closed = true;
       const log = readLog(logDir);
       expect(log).toContain(`cannot reach 127.0.0.1:${port}`);
-      expect(log).toMatch(/refused this node's credentials; check that both use the same secret/);
+      expect(log).toMatch(
+        /refused this node's credentials; check that both (nodes )?use the same secret/,
+      );
     } finally {
       if (!closed) await closeNode(C);
     }
@@ -622,25 +796,42 @@ describe("the WebSocket channel", () => {
 
   it("refuses a forged, tampered or replayed upgrade with 401", async () => {
     expect(
-      (await upgrade(port, signHeaders(`${SECRET}!`, "GET", here(), "/aio/channel", ""))).status,
+      (await upgrade(port, signHeaders(`${SECRET}!`, "GET", instance, "/aio/channel", ""))).status,
     ).toBe(401);
-    const other = signHeaders(SECRET, "GET", here(), "/aio/channel", "");
+    const other = signHeaders(SECRET, "GET", instance, "/aio/channel", "");
     expect((await upgrade(port, other, "/aio/channel?x=1")).status).toBe(401);
-    // Signed for another node (the Host is part of the signature).
-    const elsewhere = signHeaders(SECRET, "GET", hostOf(port + 1), "/aio/channel", "");
-    expect((await upgrade(port, elsewhere)).status).toBe(401);
-    // ...and sent there with that Host: this node refuses it before the signature (421).
-    const named = signHeaders(SECRET, "GET", hostOf(port + 1), "/aio/channel", "");
-    expect((await upgrade(port, { ...named, host: hostOf(port + 1) })).status).toBe(421);
-    const stale = signHeaders(SECRET, "GET", here(), "/aio/channel", "", {
+    // Signed for another node (its instance is part of the signature), or for this node's
+    // address as the old scheme did, with any Host: 401, never 421 on a node with a secret.
+    for (const other of [randomUUID(), hostOf(port), instance.toUpperCase()]) {
+      const elsewhere = signHeaders(SECRET, "GET", other, "/aio/channel", "");
+      expect((await upgrade(port, elsewhere)).status).toBe(401);
+      const named = signHeaders(SECRET, "GET", other, "/aio/channel", "");
+      const refused = await upgrade(port, { ...named, host: hostOf(port + 1) });
+      expect(refused.status).toBe(401);
+      expect(refused.body).toBe(UNAUTHORIZED_TEXT);
+    }
+    const stale = signHeaders(SECRET, "GET", instance, "/aio/channel", "", {
       time: Date.now() - 40_000,
     });
     expect((await upgrade(port, stale)).status).toBe(401);
-    const once = signHeaders(SECRET, "GET", here(), "/aio/channel", "");
+    const once = signHeaders(SECRET, "GET", instance, "/aio/channel", "");
     const first = await upgrade(port, once);
     expect(first.status).toBe(101);
     first.ws.terminate();
     expect((await upgrade(port, once)).status).toBe(401);
+  });
+
+  it("opens, correctly signed for the instance, whatever Host the upgrade names", async () => {
+    for (const host of ["evil.example", `127.0.0.1:${port + 1}`, "gateway.example:8443"]) {
+      const headers = signHeaders(SECRET, "GET", instance, "/aio/channel", "");
+      const opened = await upgrade(port, { ...headers, host });
+      expect(opened.status, host).toBe(101);
+      // The server proves it knows the secret, bound to this upgrade's nonce.
+      expect(opened.response?.headers[H_ANSWER]).toBe(
+        answerMac(SECRET, headers[H_NONCE] as string, opened.response?.headers[H_NONCE] as string),
+      );
+      opened.ws.terminate();
+    }
   });
 
   it("a genuine handshake proves the server knows the secret, and sealed calls work", async () => {
@@ -713,10 +904,15 @@ describe("the WebSocket channel", () => {
 
 describe("a server that cannot prove it knows the secret", () => {
   it("is refused at /info: the node is not added, and the failure is logged", async () => {
-    const server = http.createServer((_req, res) => {
-      // A plausible /info answer with a forged proof.
-      res.setHeader(H_ANSWER, randomBytes(32).toString("hex"));
+    const server = http.createServer((req, res) => {
       res.setHeader("content-type", "application/json");
+      // Who it is, as any node tells anyone (unsigned, so without a proof)...
+      if (req.method === "GET" && req.url === "/ping") {
+        res.end(JSON.stringify({ status: "ok", instance: "i-1", time: Date.now() }));
+        return;
+      }
+      // ...then a plausible /info answer with a forged proof.
+      res.setHeader(H_ANSWER, randomBytes(32).toString("hex"));
       res.end(
         JSON.stringify({
           hostname: "impostor",
@@ -800,8 +996,9 @@ describe("a server that cannot prove it knows the secret", () => {
 describe("integrity of answers against a man in the middle (no TLS)", () => {
   /**
    * A node in a child process reached only through a rewriting man in the middle (another
-   * process): the node listens on a port chosen first and accepts the proxy's
-   * `127.0.0.1:<port>` through allowed_hosts, as behind port forwarding.
+   * process), as behind port forwarding: the node listens on a port chosen first. With a secret
+   * it needs nothing more; without one it accepts the proxy's `127.0.0.1:<port>` through
+   * allowed_hosts.
    */
   async function behindMitm(from: string, to: string, slice = 0, secret = SECRET) {
     const fixed = await freePort();
@@ -810,7 +1007,11 @@ describe("integrity of answers against a man in the middle (no TLS)", () => {
       hostname: "remote",
       dir,
       plugins: ["Api", "Text"],
-      networking: { secret, port: fixed, allowed_hosts: [`127.0.0.1:${proxy.port}`] },
+      networking: {
+        secret,
+        port: fixed,
+        ...(secret ? {} : { allowed_hosts: [`127.0.0.1:${proxy.port}`] }),
+      },
     });
     return { child, proxy };
   }

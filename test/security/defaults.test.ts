@@ -14,6 +14,7 @@ import {
   API,
   cleanup,
   closeNode,
+  instanceOf,
   nodeConfig,
   pluginDir,
   post,
@@ -141,7 +142,12 @@ describe("with a secret", () => {
     for (const address of lanAddresses) {
       expect((await rawRequest(port, { address, path: "/has_plugin?name=x" })).status).toBe(401);
       const signed = await signedRequest(port, secret, { address, path: "/ping" });
-      expect(signed.json).toEqual({ status: "ok", hostname: "open" });
+      expect(signed.json).toEqual({
+        status: "ok",
+        hostname: "open",
+        instance: await instanceOf(port, address),
+        time: expect.any(Number),
+      });
     }
     await closeNode(core);
   });

@@ -1,8 +1,9 @@
 /**
  * Fixtures for the security tests: nodes started in this process, plugin folders in temp dirs,
  * and an HTTP client that controls every byte of a request (method, path, Host, headers, body)
- * and signs requests the way docs/security.md describes (for the Host they are sent with),
- * checks stream lines and builds heartbeat pings, independently of src/.
+ * and signs requests the way docs/security.md describes (for the instance id of the node they
+ * are sent to, learned from its unsigned `GET /ping`), checks stream lines and builds heartbeat
+ * pings, independently of src/.
  *
  * Independent of src/: only the package's public API (plus, where a test says so, the built
  * `dist/net/auth.js` to cross-check the signing written here), test/support.ts, and the plugin
@@ -151,21 +152,21 @@ export interface SignOptions {
 }
 
 /**
- * The Host header a client sends to `address:port` (an IPv6 address in brackets), which is
- * also what a request to that node is signed for.
+ * The Host header a client sends to `address:port` (an IPv6 address in brackets). Not part of
+ * the signature: with a secret, a node accepts any Host.
  */
 export function hostOf(port: number, address = "127.0.0.1"): string {
   return `${net.isIPv6(address) ? `[${address}]` : address}:${port}`;
 }
 
 /**
- * The three headers that authenticate a request to the node whose Host header is `host`
- * (`address:port`, compared in lower case). `path` includes the query string.
+ * The three headers that authenticate a request to the node whose instance id is `instance`
+ * (from its `GET /ping`, exactly as given). `path` includes the query string.
  */
 export function signHeaders(
   secret: string,
   method: string,
-  host: string,
+  instance: string,
   path: string,
   body: string | Buffer = "",
   options: SignOptions = {},
@@ -175,15 +176,7 @@ export function signHeaders(
   return {
     [H_TIME]: time,
     [H_NONCE]: nonce,
-    [H_SIG]: mac(
-      secret,
-      method.toUpperCase(),
-      host.toLowerCase(),
-      path,
-      time,
-      nonce,
-      sha256Hex(body),
-    ),
+    [H_SIG]: mac(secret, method.toUpperCase(), instance, path, time, nonce, sha256Hex(body)),
   };
 }
 
@@ -325,21 +318,46 @@ export function rawRequest(port: number, request: RawRequest): Promise<RawAnswer
   });
 }
 
+/** What a node's unsigned `GET /ping` says: who it is this run, and its clock. */
+export interface Identity {
+  instance: string;
+  /** The node's clock, in milliseconds since the epoch. */
+  time: number;
+}
+
 /**
- * A request signed with `secret` for the Host it is sent with (its `host` header, else
- * `address:port`; `sign.host` signs for another); returns the answer and the request's nonce.
+ * Asks the node at `address:port` who it is, as docs/security.md says a client does before it
+ * signs: an unsigned `GET /ping`. Asked afresh each time, so a node restarted on the same port
+ * is asked for its new instance.
+ */
+export async function identityOf(port: number, address?: string): Promise<Identity> {
+  const answer = await rawRequest(port, { path: "/ping", ...(address ? { address } : {}) });
+  const { instance, time } = (answer.json ?? {}) as Partial<Identity>;
+  if (answer.status !== 200 || typeof instance !== "string" || typeof time !== "number") {
+    throw new Error(`GET /ping on port ${port}: ${answer.status} ${answer.text.slice(0, 200)}`);
+  }
+  return { instance, time };
+}
+
+/** The instance id of the node at `address:port` now: what requests to it are signed for. */
+export async function instanceOf(port: number, address?: string): Promise<string> {
+  return (await identityOf(port, address)).instance;
+}
+
+/**
+ * A request signed with `secret` for the node it is sent to (its instance id, asked with an
+ * unsigned `GET /ping` just before; `sign.instance` signs for another, to forge or replay);
+ * returns the answer and the request's nonce.
  */
 export async function signedRequest(
   port: number,
   secret: string,
-  request: RawRequest & { sign?: SignOptions & { host?: string } },
+  request: RawRequest & { sign?: SignOptions & { instance?: string } },
 ): Promise<RawAnswer & { nonce: string }> {
   const method = request.method ?? (request.body === undefined ? "GET" : "POST");
   const body = request.body ?? "";
-  const sentHost = request.headers?.host;
-  const host =
-    request.sign?.host ?? (typeof sentHost === "string" ? sentHost : hostOf(port, request.address));
-  const signed = signHeaders(secret, method, host, request.path, body, request.sign);
+  const instance = request.sign?.instance ?? (await instanceOf(port, request.address));
+  const signed = signHeaders(secret, method, instance, request.path, body, request.sign);
   const headers: Record<string, string | string[]> = { ...signed, ...request.headers };
   if (request.body !== undefined && headers["content-type"] === undefined) {
     headers["content-type"] = "application/json";
@@ -348,16 +366,19 @@ export async function signedRequest(
   return { ...answer, nonce: signed[H_NONCE] as string };
 }
 
-/** POST `/execute` (or another path) with a JSON body, signed when a secret is given. */
+/**
+ * POST `/execute` (or another path) with a JSON body, signed when a secret is given (for the
+ * instance of the node at `port`, or `extra.sign.instance`).
+ */
 export function post(
   port: number,
   secret: string | undefined,
   path: string,
   body: unknown,
-  extra: Partial<RawRequest> = {},
+  extra: Partial<RawRequest> & { sign?: SignOptions & { instance?: string } } = {},
 ): Promise<RawAnswer> {
   const text = typeof body === "string" ? body : JSON.stringify(body);
-  const request: RawRequest = {
+  const request: RawRequest & { sign?: SignOptions & { instance?: string } } = {
     method: "POST",
     path,
     body: text,
@@ -414,6 +435,8 @@ export interface Proxy {
   port: number;
   /** Everything clients sent through the proxy. */
   fromClients: Buffer[];
+  /** The same, one entry per client connection, in the order the connections were opened. */
+  connections: Buffer[][];
   /** Everything the upstream answered. */
   fromUpstream: Buffer[];
   /** Connections opened, by the upstream port they were routed to. */
@@ -424,8 +447,8 @@ export interface Proxy {
 /**
  * A TCP proxy on 127.0.0.1 that records every byte both ways. `route` picks the upstream port
  * from the first bytes a client sends (default: always `upstream`). Clients reach the node as
- * `127.0.0.1:<proxy port>`, so the node needs that in its `allowed_hosts` (see
- * {@link nodeBehindProxy}).
+ * `127.0.0.1:<proxy port>`: a node with a secret accepts that as it is, one without needs it in
+ * its `allowed_hosts` (see {@link nodeBehindProxy}).
  */
 export function recordingProxy(
   upstream: number,
@@ -434,10 +457,13 @@ export function recordingProxy(
   rewrite: (chunk: Buffer) => Buffer = (chunk) => chunk,
 ): Promise<Proxy> {
   const fromClients: Buffer[] = [];
+  const connections: Buffer[][] = [];
   const fromUpstream: Buffer[] = [];
   const routed: number[] = [];
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
+    const sent: Buffer[] = [];
+    connections.push(sent);
     sockets.add(client);
     client.on("close", () => sockets.delete(client));
     client.on("error", () => undefined);
@@ -445,6 +471,7 @@ export function recordingProxy(
       const port = route(first);
       routed.push(port);
       fromClients.push(first);
+      sent.push(first);
       const target = net.connect(port, "127.0.0.1");
       sockets.add(target);
       target.on("close", () => {
@@ -456,6 +483,7 @@ export function recordingProxy(
       target.write(first);
       client.on("data", (chunk: Buffer) => {
         fromClients.push(chunk);
+        sent.push(chunk);
         target.write(chunk);
       });
       target.on("data", (chunk: Buffer) => {
@@ -469,6 +497,7 @@ export function recordingProxy(
       resolve({
         port: (server.address() as net.AddressInfo).port,
         fromClients,
+        connections,
         fromUpstream,
         routed,
         close: () =>
@@ -482,9 +511,10 @@ export function recordingProxy(
 }
 
 /**
- * A node reached only through a {@link recordingProxy}: the proxy is opened first, and the node
- * accepts its `127.0.0.1:<proxy port>` through `allowed_hosts` (the `name:port` form), as a
- * node behind port forwarding would. `route` may send some connections elsewhere.
+ * A node reached only through a {@link recordingProxy}, as a node behind port forwarding: the
+ * proxy is opened first. A node with a secret needs nothing more (requests are signed for its
+ * instance, whatever Host they name); one without accepts the proxy's `127.0.0.1:<proxy port>`
+ * through `allowed_hosts` (the `name:port` form). `route` may send some connections elsewhere.
  */
 export async function nodeBehindProxy(
   spec: NodeSpec,
@@ -492,13 +522,17 @@ export async function nodeBehindProxy(
 ): Promise<{ node: PluginCore; proxy: Proxy }> {
   let upstream = 0;
   const proxy = await recordingProxy(0, (first) => (route ? route(first, upstream) : upstream));
-  const node = await startNode({
-    ...spec,
-    networking: {
-      ...spec.networking,
-      allowed_hosts: [...(spec.networking?.allowed_hosts ?? []), `127.0.0.1:${proxy.port}`],
-    },
-  });
+  const node = await startNode(
+    spec.networking?.secret
+      ? spec
+      : {
+          ...spec,
+          networking: {
+            ...spec.networking,
+            allowed_hosts: [...(spec.networking?.allowed_hosts ?? []), `127.0.0.1:${proxy.port}`],
+          },
+        },
+  );
   upstream = node.port as number;
   return { node, proxy };
 }
@@ -528,9 +562,12 @@ export function upgrade(
   });
 }
 
-/** A channel client written from docs/security.md: handshake, session key, sealed messages. */
+/**
+ * A channel client written from docs/security.md: the upgrade signed for the instance of the
+ * node at `target` (asked just before), handshake, session key, sealed messages.
+ */
 export async function openChannel(target: number, secret: string) {
-  const headers = signHeaders(secret, "GET", hostOf(target), "/aio/channel", "");
+  const headers = signHeaders(secret, "GET", await instanceOf(target), "/aio/channel", "");
   const clientNonce = headers[H_NONCE] as string;
   const result = await upgrade(target, headers);
   if (result.status !== 101 || !result.response) throw new Error(`upgrade: ${result.status}`);

@@ -1,8 +1,9 @@
 /**
  * Limits against a real node: body size (413), nesting depth and prototype keys (400), calls
- * per peer (429 OVERLOADED over HTTP, OVERLOADED over the channel), the Host header check
- * (421: only this machine's addresses, localhost, the node's hostname or allowed_hosts, with
- * the node's own port), and slow senders that must not stop the node serving others.
+ * per peer (429 OVERLOADED over HTTP, OVERLOADED over the channel), the Host header check of a
+ * node without a secret (421: only this machine's addresses, localhost, the node's hostname or
+ * allowed_hosts, with the node's own port; a node with a secret accepts any Host and relies on
+ * the signature alone), and slow senders that must not stop the node serving others.
  */
 import { randomBytes } from "node:crypto";
 import net from "node:net";
@@ -11,11 +12,14 @@ import type { PluginCore } from "aio-assistant-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   API,
+  answerMac,
   bodyOfRaw,
   cleanup,
   closeNode,
   failure,
+  H_ANSWER,
   headerLines,
+  instanceOf,
   openChannel,
   pluginDir,
   post,
@@ -30,6 +34,7 @@ import {
   spawnNode,
   startNode,
   statusOfRaw,
+  UNAUTHORIZED_TEXT,
   upgrade,
   waitFor,
   within,
@@ -57,6 +62,9 @@ let N1: PluginCore; // no secret, default limits, allowed_hosts
 let N2: PluginCore; // secret, max_body_bytes 4096, max_calls_per_peer 3
 let p1: number;
 let p2: number;
+/** Their instance ids, from their unsigned GET /ping. */
+let i1: string;
+let i2: string;
 let dir: string;
 
 beforeAll(async () => {
@@ -84,6 +92,8 @@ beforeAll(async () => {
   });
   p1 = N1.port as number;
   p2 = N2.port as number;
+  i1 = await instanceOf(p1);
+  i2 = await instanceOf(p2);
 });
 
 afterAll(async () => {
@@ -382,6 +392,30 @@ const FOREIGN = ["10.1.2.3", "192.0.2.1", "203.0.113.9", "8.8.8.8", "[2001:db8::
   (a) => !ownAddresses.includes(a),
 );
 
+const QUICK = JSON.stringify({ plugin: "Gate", method: "quick" });
+
+/**
+ * On the node with a secret (N2) the Host is not looked at: with `host`, a signed call runs
+ * (its answer signed), an unsigned one gets the bare 401, and the unsigned /ping answers.
+ */
+async function onlyTheSignatureCounts(host: string): Promise<void> {
+  const signed = await signedRequest(p2, SECRET, {
+    method: "POST",
+    path: "/execute",
+    body: QUICK,
+    headers: { host },
+  });
+  expect(signed.status, host).toBe(200);
+  expect(signed.json).toEqual({ result: "quick" });
+  expect(signed.headers[H_ANSWER]).toBe(answerMac(SECRET, signed.nonce, signed.text));
+  const unsigned = await post(p2, undefined, "/execute", QUICK, { headers: { host } });
+  expect(unsigned.status, host).toBe(401);
+  expect(unsigned.text).toBe(UNAUTHORIZED_TEXT);
+  const ping = await rawRequest(p2, { path: "/ping", headers: { host } });
+  expect(ping.status, host).toBe(200);
+  expect(ping.json).toEqual({ status: "ok", instance: i2, time: expect.any(Number) });
+}
+
 describe("Host header (DNS rebinding)", () => {
   const refused = [
     "evil.example",
@@ -410,37 +444,46 @@ describe("Host header (DNS rebinding)", () => {
     ...ownAddresses.filter((a) => a !== "127.0.0.1" && a !== "[::1]"),
   ];
 
-  it.each(refused)("Host %s → 421 on every route, nothing runs", async (host) => {
-    for (const port of [`:${p1}`, ""]) {
-      const ping = await rawRequest(p1, { path: "/ping", headers: { host: `${host}${port}` } });
-      expect(ping.status).toBe(421);
-      expect(ping.json.error).toMatchObject({ code: "ACCESS_DENIED" });
-    }
-    const exec = await post(
-      p1,
-      undefined,
-      "/execute",
-      { plugin: "Gate", method: "quick" },
-      { headers: { host } },
-    );
-    expect(exec.status).toBe(421);
-    const ws = await upgrade(p1, { host });
-    expect(ws.status).toBe(421);
-    // Before authentication on a node with a secret: refused just the same.
-    expect((await rawRequest(p2, { path: "/ping", headers: { host } })).status).toBe(421);
-  });
+  it.each(refused)(
+    "Host %s → 421 on every route without a secret; with one, only the signature counts",
+    async (host) => {
+      for (const port of [`:${p1}`, ""]) {
+        const ping = await rawRequest(p1, { path: "/ping", headers: { host: `${host}${port}` } });
+        expect(ping.status).toBe(421);
+        expect(ping.json.error).toMatchObject({ code: "ACCESS_DENIED" });
+      }
+      const exec = await post(
+        p1,
+        undefined,
+        "/execute",
+        { plugin: "Gate", method: "quick" },
+        { headers: { host } },
+      );
+      expect(exec.status).toBe(421);
+      const ws = await upgrade(p1, { host });
+      expect(ws.status).toBe(421);
+      // A node with a secret does not check the Host (a web page cannot sign).
+      await onlyTheSignatureCounts(host);
+    },
+  );
 
   it.each(accepted)("Host %s passes, alone or with this node's port", async (host) => {
     for (const value of [host, `${host}:${p1}`]) {
       const ping = await rawRequest(p1, { path: "/ping", headers: { host: value } });
       expect(ping.status, value).toBe(200);
-      expect(ping.json).toEqual({ status: "ok", hostname: "limitnode" });
+      // Without a secret, the unsigned /ping names the node too.
+      expect(ping.json).toEqual({
+        status: "ok",
+        hostname: "limitnode",
+        instance: i1,
+        time: expect.any(Number),
+      });
     }
   });
 });
 
 describe("Host header: this node's own addresses and port only", () => {
-  it("this machine's own address or name with another port → 421, signed or not", async () => {
+  it("this machine's own address or name with another port → 421 without a secret, signature headers or not", async () => {
     const names = ["127.0.0.1", "localhost", "limitnode", "[::1]", "aio.internal", ...ownAddresses];
     for (const name of names) {
       for (const other of [p1 + 1, p2, 80, 2510].filter((p) => p !== p1)) {
@@ -450,65 +493,61 @@ describe("Host header: this node's own addresses and port only", () => {
         expect(ping.json.error.code).toBe("ACCESS_DENIED");
         const ws = await upgrade(p1, { host });
         expect(ws.status, host).toBe(421);
+        // Signature headers (which a node without a secret has no use for) change nothing.
+        const signed = await post(p1, undefined, "/execute", QUICK, {
+          headers: { host, ...signHeaders(SECRET, "POST", i1, "/execute", QUICK) },
+        });
+        expect(signed.status, host).toBe(421);
+        expect(signed.json.error.code).toBe("ACCESS_DENIED");
       }
     }
-    // On the node with a secret, a request correctly signed for the Host it names is refused
-    // before its signature is looked at: the Host names another node (another port).
-    const call = JSON.stringify({ plugin: "Gate", method: "quick" });
-    for (const host of [`127.0.0.1:${p1}`, `localhost:${p2 + 1}`]) {
-      const answer = await signedRequest(p2, SECRET, {
-        method: "POST",
-        path: "/execute",
-        body: call,
-        headers: { host },
-      });
-      expect(answer.status, host).toBe(421);
-      expect(answer.headers["x-aio-answer"]).toBeUndefined();
-    }
     // The control: the right port passes.
-    const right = await signedRequest(p2, SECRET, {
-      method: "POST",
-      path: "/execute",
-      body: call,
-      headers: { host: `localhost:${p2}` },
+    const right = await post(p1, undefined, "/execute", QUICK, {
+      headers: { host: `localhost:${p1}` },
     });
     expect(right.json).toEqual({ result: "quick" });
   });
 
-  it("an IP address of another machine → 421, also signed for it and with this node's port", async () => {
+  it("with a secret, any port in the Host: a signed request is served, an unsigned one gets 401", async () => {
+    for (const host of [
+      `127.0.0.1:${p1}`,
+      `localhost:${p2 + 1}`,
+      "localhost:80",
+      `n2:${p2 + 1}`,
+      `[::1]:2510`,
+      `localhost:${p2}`,
+    ]) {
+      await onlyTheSignatureCounts(host);
+    }
+  });
+
+  it("an IP address of another machine → 421 without a secret, also with this node's port", async () => {
     expect(FOREIGN.length).toBeGreaterThan(0);
-    const call = JSON.stringify({ plugin: "Gate", method: "quick" });
     for (const address of FOREIGN) {
-      for (const host of [address, `${address}:${p2}`]) {
-        const answer = await signedRequest(p2, SECRET, {
-          method: "POST",
-          path: "/execute",
-          body: call,
-          headers: { host },
-        });
+      for (const host of [address, `${address}:${p1}`]) {
+        const answer = await post(p1, undefined, "/execute", QUICK, { headers: { host } });
         expect(answer.status, host).toBe(421);
         expect(answer.json.error.code).toBe("ACCESS_DENIED");
       }
     }
   });
 
-  it("allowed_hosts: `name` with this node's port, `name:port` with that port only", async () => {
-    const secret = `${SECRET}-gw`;
+  it("an IP address of another machine, with a secret: only the signature counts", async () => {
+    expect(FOREIGN.length).toBeGreaterThan(0);
+    for (const address of FOREIGN) {
+      for (const host of [address, `${address}:${p2}`]) await onlyTheSignatureCounts(host);
+    }
+  });
+
+  it("allowed_hosts (without a secret): `name` with this node's port, `name:port` with that port only", async () => {
     const N3 = await startNode({
       hostname: "n3",
       dir,
       plugins: ["Gate"],
-      networking: { secret, allowed_hosts: ["gateway.example:8443", "aio.internal"] },
+      networking: { allowed_hosts: ["gateway.example:8443", "aio.internal"] },
     });
     const p3 = N3.port as number;
-    const call = JSON.stringify({ plugin: "Gate", method: "quick" });
-    const send = (host: string) =>
-      signedRequest(p3, secret, {
-        method: "POST",
-        path: "/execute",
-        body: call,
-        headers: { host },
-      });
+    const send = (host: string) => post(p3, undefined, "/execute", QUICK, { headers: { host } });
     try {
       for (const host of [
         "gateway.example:8443",
@@ -527,16 +566,41 @@ describe("Host header: this node's own addresses and port only", () => {
         "aio.internal:8443",
         "gateway.example:8443.evil.example",
       ]) {
-        expect((await send(host)).status, host).toBe(421);
+        const answer = await send(host);
+        expect(answer.status, host).toBe(421);
+        expect(answer.json.error.code).toBe("ACCESS_DENIED");
       }
-      // The channel through the allowed name:port (as a peer behind port forwarding opens it).
-      const headers = signHeaders(secret, "GET", "gateway.example:8443", "/aio/channel", "");
-      const ws = await upgrade(p3, { ...headers, host: "gateway.example:8443" });
+      // The channel through the allowed name:port (as a peer behind port forwarding opens it),
+      // and not through another port.
+      const ws = await upgrade(p3, { host: "gateway.example:8443" });
       expect(ws.status).toBe(101);
       ws.ws.terminate();
+      expect((await upgrade(p3, { host: "gateway.example:8444" })).status).toBe(421);
     } finally {
       await closeNode(N3);
     }
+  });
+
+  it("with a secret no allowed_hosts is needed: the same Hosts all pass when signed", async () => {
+    // N2 has no allowed_hosts: a port forward or a name of the gateway needs no configuration.
+    for (const host of [
+      "gateway.example:8443",
+      "gateway.example",
+      "gateway.example:8444",
+      "aio.internal:8443",
+      "gateway.example:8443.evil.example",
+    ]) {
+      await onlyTheSignatureCounts(host);
+    }
+    // The channel too, signed for N2's instance, through a name:port it was never told of.
+    const headers = signHeaders(SECRET, "GET", i2, "/aio/channel", "");
+    const ws = await upgrade(p2, { ...headers, host: "gateway.example:8444" });
+    expect(ws.status).toBe(101);
+    ws.ws.terminate();
+    // Unsigned through the same Host: 401.
+    const refused = await upgrade(p2, { host: "gateway.example:8444" });
+    expect(refused.status).toBe(401);
+    expect(refused.body).toBe(UNAUTHORIZED_TEXT);
   });
 });
 
@@ -576,7 +640,7 @@ describe("slow senders", () => {
       ...Array.from({ length: 5 }, () => {
         const socket = net.connect(p2, "127.0.0.1");
         socket.on("error", () => undefined);
-        const signed = signHeaders(SECRET, "POST", "127.0.0.1", "/execute", " ".repeat(4000));
+        const signed = signHeaders(SECRET, "POST", i2, "/execute", " ".repeat(4000));
         socket.write(
           `POST /execute HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n${headerLines(signed)}\r\n`,
         );

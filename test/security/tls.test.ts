@@ -17,7 +17,6 @@ import {
   cleanup,
   closeNode,
   failure,
-  hostOf,
   pluginDir,
   rawExchange,
   rawRequest,
@@ -152,28 +151,35 @@ describe("two nodes with the cluster CA", () => {
   });
 
   it("serve HTTPS to any client trusting the CA (signed with the secret)", async () => {
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const request = https.request(
-        {
-          host: "127.0.0.1",
-          port: T1.port,
-          path: "/ping",
-          ca: readFileSync(ca),
-          headers: signHeaders(SECRET, "GET", hostOf(T1.port as number), "/ping", ""),
-        },
-        (res) => {
-          let body = "";
-          res.on("data", (c: Buffer) => {
-            body += c.toString();
-          });
-          res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-        },
-      );
-      request.on("error", reject);
-      request.end();
-    });
+    /** A GET over HTTPS, trusting the cluster CA. */
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const request = https.request(
+          { host: "127.0.0.1", port: T1.port, path, ca: readFileSync(ca), headers },
+          (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => {
+              body += c.toString();
+            });
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+          },
+        );
+        request.on("error", reject);
+        request.end();
+      });
+    // First who the node is (the unsigned /ping), then a request signed for it.
+    const who = await get("/ping");
+    expect(who.status).toBe(200);
+    const { instance } = JSON.parse(who.body) as { instance: string };
+    expect(JSON.parse(who.body)).toEqual({ status: "ok", instance, time: expect.any(Number) });
+    const answer = await get("/ping", signHeaders(SECRET, "GET", instance, "/ping", ""));
     expect(answer.status).toBe(200);
-    expect(JSON.parse(answer.body)).toEqual({ status: "ok", hostname: "t1" });
+    expect(JSON.parse(answer.body)).toEqual({
+      status: "ok",
+      hostname: "t1",
+      instance,
+      time: expect.any(Number),
+    });
   });
 
   it("plain HTTP to a TLS node fails", async () => {
