@@ -7,6 +7,7 @@
  * tests' helpers. The security tests build their plugin folders with the fixtures here.
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import {
   type ConfigObject,
@@ -176,13 +177,18 @@ const children = new Set<ChildNode>();
 
 /**
  * Starts a node in a child process running fixtures/node-proc.mjs with `config`; resolves once
- * it listens. The child prints `READY <json>` and plugin marks on stdout.
+ * it listens, with `env` added to its environment. The child prints `READY <json>` and plugin
+ * marks on stdout.
  */
-export function spawnNode(config: ConfigObject, timeoutMs = 10_000): Promise<ChildNode> {
+export function spawnNode(
+  config: ConfigObject,
+  timeoutMs = 10_000,
+  env: Record<string, string> = {},
+): Promise<ChildNode> {
   // AIO_CHILD lets plugin code shared with in-process nodes print marks only in a child.
   const proc = spawn(process.execPath, [NODE_SCRIPT, JSON.stringify(config)], {
     stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, AIO_CHILD: "1" },
+    env: { ...process.env, ...env, AIO_CHILD: "1" },
   });
   let err = "";
   proc.stderr?.setEncoding("utf8");
@@ -298,6 +304,25 @@ export async function closeAll(): Promise<void> {
   await Promise.all([...closing, ...[...children].map((c) => c.exited)]);
   children.clear();
 }
+
+// ---------------------------------------------------------------------------------- logs
+
+export interface LogLine {
+  level: number;
+  msg: string;
+}
+
+/** The lines of a node's JSON log file (read it after the node closed, when it is complete). */
+export function logLines(file: string): LogLine[] {
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as LogLine);
+}
+
+/** pino's levels: WARN and up, ERROR and up. */
+export const WARN = 40;
+export const ERROR = 50;
 
 // ---------------------------------------------------------------------------------- waiting
 
