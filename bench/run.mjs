@@ -8,7 +8,7 @@
  * bench/sections/ exporting `name`, `description` and `async run(ctx)`; add it to SECTIONS.
  *
  * Options:
- *   --quick          short run (~10 s) to check that everything works
+ *   --quick          short run to check that everything works
  *   --rounds N       measured rounds per case (default 5, quick 3)
  *   --time MS        milliseconds per measured round (default 1000, quick 150)
  *   --warmup MS      warm-up per case (default 1000, quick 150)
@@ -17,6 +17,7 @@
  *   --latency MS     remote: per-call latency pass per round and contender (default 400, quick 100)
  *   --items N        remote: items per stream (default 10000, quick 2000)
  *   --unpinned       remote: leave both processes on all CPUs at 1 in flight (default: CPU 0)
+ *   --runs N         discovery: fresh process pairs per case and contender (default 10, quick 3)
  *   --dist PATH      benchmark another build (a dist folder or its index.js), e.g. a scratch copy
  *   --json FILE      also write the results as JSON
  *   --strict         exit 1 when a target is not met
@@ -34,6 +35,7 @@ const SECTIONS = {
   remote: () => import("./sections/remote.mjs"),
   security: () => import("./sections/security.mjs"),
   workers: () => import("./sections/workers.mjs"),
+  discovery: () => import("./sections/discovery.mjs"),
 };
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -49,6 +51,7 @@ const { values: opts, positionals } = parseArgs({
     warm: { type: "string" },
     latency: { type: "string" },
     items: { type: "string" },
+    runs: { type: "string" },
     unpinned: { type: "boolean", default: false },
     dist: { type: "string" },
     json: { type: "string" },
@@ -71,7 +74,7 @@ if (opts.help) {
 
 if (opts.list) {
   for (const [key, load] of Object.entries(SECTIONS))
-    console.log(`${key.padEnd(8)} ${(await load()).description}`);
+    console.log(`${key.padEnd(10)} ${(await load()).description}`);
   process.exit(0);
 }
 
@@ -126,6 +129,7 @@ const ctx = {
     ms: int(opts.time, quick ? 150 : 1000),
     warmupMs: int(opts.warmup, quick ? 150 : 1000),
   },
+  discovery: { runs: int(opts.runs, quick ? 3 : 10) },
   print: (text) => console.log(`${text}\n`),
   progress: (text) => process.stderr.write(`${text}\n`),
 };
