@@ -15,12 +15,22 @@ import {
 import { type PeerTls, tlsConnector } from "./tls.js";
 import { parseJson, readIdentity } from "./wire.js";
 
-/** Whether `error` (or what caused it) is a connection the other side refused: nobody listens. */
-export function connectionRefused(error: unknown): boolean {
+/** Whether `error`, or what caused it, has one of `codes`. */
+function causedBy(error: unknown, codes: readonly string[]): boolean {
   for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if ((cause as { code?: unknown }).code === "ECONNREFUSED") return true;
+    if (codes.includes((cause as { code?: string }).code ?? "")) return true;
   }
   return false;
+}
+
+/** Whether `error` is a connection the other side refused: nobody listens. */
+export function connectionRefused(error: unknown): boolean {
+  return causedBy(error, ["ECONNREFUSED"]);
+}
+
+/** Whether `error` is a connection that broke under a request (a kept-alive one the other side closed). */
+export function connectionReset(error: unknown): boolean {
+  return causedBy(error, ["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"]);
 }
 
 export interface HttpClientOptions {

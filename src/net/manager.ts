@@ -5,7 +5,7 @@
  *
  * A node is known by its instance id, random per run: a new instance at the address of an old
  * one with the same hostname is that node restarted, and replaces it at once. Nodes that are
- * down, and configured ones not found yet, are probed twice a second, so a peer that starts
+ * down, and configured ones not found yet, are probed four times a second, so a peer that starts
  * late or comes back is found in well under a second.
  */
 import { randomUUID } from "node:crypto";
@@ -24,7 +24,7 @@ import {
 import type { PeerIdentity } from "./auth.js";
 import { NodeConnection } from "./connection.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
-import { connectionRefused, HttpClient } from "./http-client.js";
+import { connectionRefused, connectionReset, HttpClient } from "./http-client.js";
 import { MAX_JSON_DEPTH } from "./limits.js";
 import { MdnsDiscovery } from "./mdns.js";
 import { NodeRegistry, RemoteNode } from "./nodes.js";
@@ -54,7 +54,7 @@ export interface NetworkOptions {
 export const PROCESS_NODES = new Set<string>();
 
 /** How often nodes that are down, and configured ones not found yet, are pinged (ms). */
-const PROBE_MS = 500;
+const PROBE_MS = 250;
 /** The first retry over HTTP of a node not found yet; each next one waits twice as long. */
 const FIRST_RETRY_MS = 250;
 /** A peer's clock this far from this node's is worth a warning. */
@@ -72,7 +72,6 @@ interface Fetched {
 interface Contact {
   /** Another reason to contact the address came up while this attempt ran. */
   again: boolean;
-  done: Promise<void>;
 }
 
 /** When to try an address over HTTP next, and how long to wait after that. */
@@ -104,7 +103,7 @@ export class NetworkManager {
   readonly #contacts = new Map<string, Contact>();
   readonly #retries = new Map<string, Retry>();
   /** Nodes being asked `/info` again, and down nodes whose channel is being reopened. */
-  readonly #refreshing = new Set<RemoteNode>();
+  readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
   readonly #recovering = new Set<RemoteNode>();
   /** Nodes whose clock skew was reported. */
   readonly #skewReported = new WeakSet<RemoteNode>();
@@ -356,7 +355,8 @@ export class NetworkManager {
    * Contacts `address:port`: asks its `/info`, adds or refreshes the node, follows the nodes
    * it passes on. One attempt per address at a time. A reason to contact it that comes up
    * meanwhile and says the node is there now (`again`: the node itself asked this one) runs one
-   * more attempt if the running one failed; probes just wait for the running one.
+   * more attempt if the running one failed. Resolves at once when an attempt is running: nodes
+   * pass each other on, and a contact waiting for one that waits for it would never end.
    */
   #contact(address: string, port: number, again = false): Promise<void> {
     const key = `${address}:${port}`;
@@ -364,10 +364,11 @@ export class NetworkManager {
     const running = this.#contacts.get(key);
     if (running) {
       running.again ||= again;
-      return running.done;
+      return Promise.resolve();
     }
-    const contact: Contact = { again: false, done: Promise.resolve() };
-    contact.done = (async () => {
+    const contact: Contact = { again: false };
+    this.#contacts.set(key, contact);
+    return (async () => {
       try {
         const found = await this.#contactOnce(address, port);
         if (!found && contact.again && !this.#closed) await this.#contactOnce(address, port);
@@ -375,8 +376,6 @@ export class NetworkManager {
         this.#contacts.delete(key);
       }
     })();
-    this.#contacts.set(key, contact);
-    return contact.done;
   }
 
   async #contactOnce(address: string, port: number): Promise<boolean> {
@@ -621,7 +620,7 @@ export class NetworkManager {
   }
 
   /**
-   * Twice a second: pings the nodes that are down (a restarted one answers as a new instance,
+   * Four times a second: pings the nodes that are down (a restarted one answers as a new instance,
    * one that is back as itself) and the configured addresses not found yet, and asks them over
    * HTTP as well, at first soon and then less and less often, for when UDP does not get through.
    */
@@ -660,10 +659,31 @@ export class NetworkManager {
     return true;
   }
 
-  /** Asks a known node its `/info` again; a new instance there replaces it. */
+  /**
+   * Asks a known node its `/info` again; a new instance there replaces it, a refused connection
+   * marks it down. One at a time per node; a reason to ask that comes up meanwhile (its channel
+   * closed, say) asks once more afterwards, since the answer on its way may predate it.
+   */
   async #refresh(node: RemoteNode): Promise<void> {
-    if (this.#refreshing.has(node) || this.#closed) return;
-    this.#refreshing.add(node);
+    const running = this.#refreshing.get(node);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.#refreshing.set(node, state);
+    try {
+      do {
+        state.again = false;
+        await this.#refreshOnce(node);
+      } while (state.again && !this.#closed && this.nodes.get(node.instance) === node);
+    } finally {
+      this.#refreshing.delete(node);
+    }
+  }
+
+  async #refreshOnce(node: RemoteNode, retry = true): Promise<void> {
+    if (this.#closed) return;
     try {
       const fetched = await this.#fetchInfo(node.address, node.port);
       if (!fetched || fetched === "self" || this.#closed) return;
@@ -671,9 +691,9 @@ export class NetworkManager {
       this.#adopt(fetched, node.address, node.port);
     } catch (error) {
       if (connectionRefused(error)) this.#markDown(node, "it refused the connection");
+      // A kept-alive connection the node closed when it ended: a new one tells more.
+      else if (retry && connectionReset(error)) await this.#refreshOnce(node, false);
       else this.#logger.debug(`heartbeat to "${node.hostname}" failed: ${reasonOf(error)}`);
-    } finally {
-      this.#refreshing.delete(node);
     }
   }
 

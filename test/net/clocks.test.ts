@@ -19,6 +19,7 @@ import {
   freePort,
   heartbeats,
   killChild,
+  LOOPBACK,
   logLines,
   nodeConfig,
   nodeNamed,
@@ -79,7 +80,7 @@ async function skewedB(a: PluginCore, offset: string, port = 0): Promise<ChildNo
       hostname: "B",
       dir,
       plugins: [svc("B"), { name: "Back", arguments: {} }],
-      networking: { secret: SECRET, port, node_ips: [addr(a)] },
+      networking: { ...LOOPBACK, secret: SECRET, port, node_ips: [addr(a)] },
     }),
     10_000,
     fakeClock({ offset }),
@@ -93,7 +94,7 @@ describe.skipIf(!FAKETIME)("clocks", () => {
       hostname: "A",
       dir,
       plugins: [svc("A")],
-      networking: { secret: SECRET },
+      networking: { ...LOOPBACK, secret: SECRET },
       general: { log_dir: logDir },
     });
     await skewedB(a, "+40s");
@@ -118,7 +119,7 @@ describe.skipIf(!FAKETIME)("clocks", () => {
       hostname: "A",
       dir,
       plugins: [svc("A")],
-      networking: { secret: SECRET, port: portA },
+      networking: { ...LOOPBACK, secret: SECRET, port: portA },
     });
     const portB = await freePort();
     let b = await skewedB(a, "-12s", portB);
@@ -137,7 +138,7 @@ describe.skipIf(!FAKETIME)("clocks", () => {
       hostname: "A",
       dir,
       plugins: [svc("A2")],
-      networking: { secret: SECRET, port: portA, node_ips: [`127.0.0.1:${portB}`] },
+      networking: { ...LOOPBACK, secret: SECRET, port: portA, node_ips: [`127.0.0.1:${portB}`] },
     });
     // B learns of the new A from A's first request, and asks it back.
     await waitFor(
@@ -158,7 +159,7 @@ describe.skipIf(!FAKETIME)("clocks", () => {
       hostname: "A",
       dir,
       plugins: [svc("A")],
-      networking: { secret: SECRET },
+      networking: { ...LOOPBACK, secret: SECRET },
     });
     const downs: string[] = [];
     a.on("node:down", (node) => downs.push(node.hostname));
@@ -167,7 +168,7 @@ describe.skipIf(!FAKETIME)("clocks", () => {
         hostname: "B",
         dir,
         plugins: [svc("B"), { name: "Back", arguments: {} }, { name: "Watch", arguments: {} }],
-        networking: { secret: SECRET, node_ips: [addr(a)] },
+        networking: { ...LOOPBACK, secret: SECRET, node_ips: [addr(a)] },
       }),
       10_000,
       fakeClock({ file: clock }),

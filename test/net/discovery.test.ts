@@ -105,6 +105,25 @@ describe("discovery", () => {
     expect(names(c.nodes())).toEqual(["B"]);
   });
 
+  it("start() ends when nodes pass each other on under another address than this node used", async () => {
+    const c = await startNode({ hostname: "C", dir, plugins: [svc("C")] });
+    const b = await startNode({
+      hostname: "B",
+      dir,
+      plugins: [svc("B")],
+      networking: { node_ips: [addr(c)] },
+    });
+    await waitForNode(c, "B");
+    // A knows B and C as localhost; they pass each other on as 127.0.0.1, back and forth.
+    const a = await startNode({
+      hostname: "A",
+      dir,
+      networking: { node_ips: [`localhost:${b.port}`, `localhost:${c.port}`] },
+    });
+    expect(names(a.nodes())).toEqual(["B", "C"]);
+    expect(a.nodes().filter((n) => n.hostname === "B")).toHaveLength(1);
+  });
+
   it("discover_nodes: false follows no gossip", async () => {
     const b = await startNode({ hostname: "B", dir, plugins: [svc("B")] });
     const c = await startNode({

@@ -115,6 +115,12 @@ export const FAST_NET: Partial<NetworkingConfig> = {
   liveness_timeout: 0.8,
 };
 
+/**
+ * For nodes with a secret, which otherwise listen on every interface and meet over mDNS the
+ * nodes of test files running at the same time.
+ */
+export const LOOPBACK: Partial<NetworkingConfig> = { bind: "127.0.0.1" };
+
 export function nodeConfig(spec: NodeSpec): ConfigObject {
   return {
     baseDir: spec.dir,

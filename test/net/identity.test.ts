@@ -15,6 +15,7 @@ import {
   ERROR,
   freePort,
   killChild,
+  LOOPBACK,
   logLines,
   markCode,
   nodeConfig,
@@ -211,12 +212,16 @@ describe("errors that name the real cause", () => {
       hostname: "B",
       dir,
       plugins: ["Shop"],
-      networking: { secret: `right-${randomBytes(12).toString("hex")}` },
+      networking: { ...LOOPBACK, secret: `right-${randomBytes(12).toString("hex")}` },
     });
     const a = await startNode({
       hostname: "A",
       dir,
-      networking: { secret: `wrong-${randomBytes(12).toString("hex")}`, node_ips: [addr(b)] },
+      networking: {
+        ...LOOPBACK,
+        secret: `wrong-${randomBytes(12).toString("hex")}`,
+        node_ips: [addr(b)],
+      },
     });
     for (const host of ["any", "remote", "B"]) {
       const error = await rejection(a.execute("Shop", "buy", undefined, { host }));

@@ -13,6 +13,7 @@ import {
   ERROR,
   freePort,
   killChild,
+  LOOPBACK,
   logLines,
   nodeConfig,
   pluginDir,
@@ -43,14 +44,14 @@ describe("20 restarts of a node under load", () => {
     const a = await startNode({
       hostname: "A",
       dir,
-      networking: { secret: SECRET, node_ips: [`127.0.0.1:${port}`] },
+      networking: { ...LOOPBACK, secret: SECRET, node_ips: [`127.0.0.1:${port}`] },
       general: { log_dir: logDir },
     });
     const c = await startNode({
       hostname: "C",
       dir,
       plugins: [svc("C")],
-      networking: { secret: SECRET, node_ips: [addr(a)] },
+      networking: { ...LOOPBACK, secret: SECRET, node_ips: [addr(a)] },
     });
     const startB = (generation: number): Promise<ChildNode> =>
       spawnNode(
@@ -58,7 +59,7 @@ describe("20 restarts of a node under load", () => {
           hostname: "B",
           dir,
           plugins: [svc(`B${generation}`)],
-          networking: { secret: SECRET, port, node_ips: [addr(a)] },
+          networking: { ...LOOPBACK, secret: SECRET, port, node_ips: [addr(a)] },
         }),
         // The load keeps this machine's CPUs busy; a start may take longer than usual.
         30_000,
