@@ -44,8 +44,8 @@ const GAP_SPAN_MS = 1000;
 const TARGET_MS = 1000;
 
 const ORDERS = [
-  { id: "lateServer", label: "late server", first: "server" },
-  { id: "lateCaller", label: "late caller", first: "caller" },
+  { id: "lateServer", label: "late server", first: "caller" },
+  { id: "lateCaller", label: "late caller", first: "server" },
 ];
 const CONFIGS = [
   { id: "both", label: "both list each other" },
