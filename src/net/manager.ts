@@ -302,7 +302,7 @@ export class NetworkManager {
       this.#config.direct_discoverable &&
       request.port > 0
     ) {
-      void this.#contact(address, request.port);
+      void this.#contact(address, request.port, true);
     }
   }
 
@@ -315,11 +315,7 @@ export class NetworkManager {
    * (its unsigned `GET /ping`), since requests are signed for that. "self" if it is this node;
    * undefined if it is not direct_discoverable.
    */
-  async #fetchInfo(
-    address: string,
-    port: number,
-    extra?: Partial<InfoRequest>,
-  ): Promise<Fetched | "self" | undefined> {
+  async #fetchInfo(address: string, port: number): Promise<Fetched | "self" | undefined> {
     const origin = this.#origin(address, port);
     const timeout = Math.max(1000, this.#config.heartbeat_interval * 1000);
     let identity: PeerIdentity | undefined;
@@ -327,7 +323,7 @@ export class NetworkManager {
       identity = await this.#http.identify(origin, timeout);
       if (identity.instance === this.instance) return "self";
     }
-    const request = this.#infoRequest(extra);
+    const request = this.#infoRequest();
     const { status, body } = await this.#http.postJson(
       `${origin}/info`,
       request,
