@@ -65,24 +65,7 @@ export class HttpClient {
   async identify(origin: string, timeoutMs: number): Promise<PeerIdentity & { hostname?: string }> {
     const url = `${origin}/ping`;
     const sentAt = Date.now();
-    let response: Awaited<ReturnType<typeof request>>;
-    try {
-      response = await request(url, {
-        method: "GET",
-        dispatcher: this.#agent,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
-    } catch (error) {
-      throw new NetworkRequestError(
-        "NETWORK",
-        `${url}: ${(error as Error).message}`,
-        {},
-        {
-          cause: error,
-        },
-      );
-    }
+    const response = await this.#request(url, { method: "GET" }, timeoutMs);
     const text = await response.body.text();
     const receivedAt = Date.now();
     if (response.statusCode === 421) throw misdirected(url);
@@ -107,7 +90,6 @@ export class HttpClient {
     timeoutMs: number,
     target?: PeerIdentity,
   ): Promise<{ status: number; body: unknown }> {
-    let response: Awaited<ReturnType<typeof request>>;
     const text = JSON.stringify(body);
     const { host, pathname } = new URL(url);
     if (this.#secret && !target) throw new Error("a signed request needs the node's identity");
@@ -115,23 +97,11 @@ export class HttpClient {
       this.#secret && target
         ? signRequest(this.#secret, "POST", target, pathname, text)
         : undefined;
-    try {
-      response = await request(url, {
-        method: "POST",
-        dispatcher: this.#agent,
-        headers: { "content-type": "application/json", ...signed },
-        body: text,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
-    } catch (error) {
-      throw new NetworkRequestError(
-        "NETWORK",
-        `${url}: ${(error as Error).message}`,
-        {},
-        { cause: error },
-      );
-    }
+    const response = await this.#request(
+      url,
+      { method: "POST", headers: { "content-type": "application/json", ...signed }, body: text },
+      timeoutMs,
+    );
     const answer = await response.body.text();
     if (response.statusCode === 421) throw misdirected(url);
     if (signed) {
@@ -154,6 +124,29 @@ export class HttpClient {
       throw new NetworkRequestError(
         "NETWORK",
         `${url} answered HTTP ${response.statusCode} with a body that is not JSON: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /** One request on the pool; a failure to get an answer is NETWORK, with what caused it. */
+  async #request(
+    url: string,
+    options: { method: "GET" | "POST"; headers?: Record<string, string>; body?: string },
+    timeoutMs: number,
+  ): Promise<Awaited<ReturnType<typeof request>>> {
+    try {
+      return await request(url, {
+        ...options,
+        dispatcher: this.#agent,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs,
+      });
+    } catch (error) {
+      throw new NetworkRequestError(
+        "NETWORK",
+        `${url}: ${(error as Error).message}`,
+        {},
+        { cause: error },
       );
     }
   }
