@@ -275,7 +275,14 @@ export const callErrors = {
   overloaded(site: CallSite, limit: number): RequestError {
     return new RequestError(
       "OVERLOADED",
-      `${target(site)}: this node already runs ${limit} calls for the caller's address; try again when some finish`,
+      `${target(site)}: this node already runs ${limit} calls for the calling node; try again when some finish`,
+      site,
+    );
+  },
+  unreadAnswers(site: CallSite, bytes: number): RequestError {
+    return new RequestError(
+      "OVERLOADED",
+      `${target(site)}: ${bytes} bytes of this node's answers to the caller are not read yet; it takes no more calls until they are`,
       site,
     );
   },

@@ -777,6 +777,54 @@ describe("networking", () => {
     expect(resolveConfigObject({}).config.networking.secret).toBe("from-env");
   });
 
+  it("refuses a secret under 16 characters with networking on, saying how to make a good one", () => {
+    vi.stubEnv("AIO_SECRET", undefined);
+    const file = writeConfig("networking:\n  enabled: true\n  secret: a\n");
+    const error = configError(() => loadConfigFile(file));
+    expect(error).toMatchObject({
+      code: "CONFIG_INVALID",
+      file,
+      line: 3,
+      key: "networking.secret",
+    });
+    expect(error.message).toMatch(/is 1 character long; a secret needs at least 16/);
+    expect(error.message).toContain("aio secret");
+    // From the environment too, named as such.
+    vi.stubEnv("AIO_SECRET", "short-secret");
+    expect(() => loadConfigFile(writeConfig("networking:\n  enabled: true\n"))).toThrow(
+      /the AIO_SECRET environment variable is 12 characters long/,
+    );
+    // Networking off: the secret is not used, and not judged.
+    expect(loadConfigFile(writeConfig("")).config.networking.secret).toBe("short-secret");
+  });
+
+  it.each([
+    ["aaaaaaaaaaaaaaaaaaaaaaaa", /only 1 different character/],
+    ["internationalization", /only letters: a word or a phrase/],
+    ["12345678901234567890", /only digits/],
+    ["MyPassword-2026-xyz!", /contains "password"/],
+  ])("warns of a long but weak secret %s", (secret, why) => {
+    vi.stubEnv("AIO_SECRET", undefined);
+    const { warnings } = loadConfigFile(
+      writeConfig(`networking:\n  enabled: true\n  secret: "${secret}"\n`),
+    );
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        key: "networking.secret",
+        line: 3,
+        message: expect.stringMatching(why),
+      }),
+    ]);
+  });
+
+  it("takes a random secret without a word", () => {
+    vi.stubEnv("AIO_SECRET", undefined);
+    const { warnings } = loadConfigFile(
+      writeConfig(`networking:\n  enabled: true\n  secret: ${"3f9c0a52e1d47b68".repeat(2)}\n`),
+    );
+    expect(warnings).toEqual([]);
+  });
+
   it("leaves the secret empty without AIO_SECRET", () => {
     vi.stubEnv("AIO_SECRET", undefined);
     expect(loadConfigFile(writeConfig("")).config.networking.secret).toBe("");

@@ -13,6 +13,7 @@ import {
   EXIT,
   exitWhenFlushed,
   note,
+  out,
   reserveStdout,
   UsageError,
 } from "./output.js";
@@ -269,6 +270,23 @@ program
     ),
   );
 
+program
+  .command("secret")
+  .summary("print a fresh random secret for networking.secret or AIO_SECRET")
+  .description(
+    "Print a new shared secret: 32 random bytes from the operating system's generator, as 64 hex digits, and nothing else. Give the same one to every node of a cluster, in networking.secret or the AIO_SECRET environment variable; see docs/security.md.",
+  )
+  .addHelpText(
+    "after",
+    '\nExamples:\n  aio secret\n  export AIO_SECRET="$(aio secret)"\n  aio secret > /etc/aio/secret && chmod 600 /etc/aio/secret',
+  )
+  .action(
+    action(async () => {
+      const { newSecret } = await import("../config/secret.js");
+      out(`${newSecret()}\n`);
+    }),
+  );
+
 targetOptions(
   program
     .command("console")
@@ -291,7 +309,15 @@ targetOptions(
 // running node do not load the runtime.
 
 // Commands whose stdout is data: nothing but their output may reach it.
-const DATA_COMMANDS = new Set(["call", "stream", "plugins", "nodes", "endpoints", "check"]);
+const DATA_COMMANDS = new Set([
+  "call",
+  "stream",
+  "plugins",
+  "nodes",
+  "endpoints",
+  "check",
+  "secret",
+]);
 program.hook("preAction", (_program, command) => {
   if (DATA_COMMANDS.has(command.name())) reserveStdout();
 });

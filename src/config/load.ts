@@ -20,6 +20,7 @@ import {
   validateConfig,
   validateManifest,
 } from "./schema.js";
+import { looksWeak, tooShort } from "./secret.js";
 import type {
   AioConfig,
   ConfigObject,
@@ -239,6 +240,8 @@ function buildConfig(
     );
   }
   const fileAt = (value: string) => (value === "" ? "" : resolve(baseDir, value));
+  const secret = net.secret !== "" ? net.secret : (process.env.AIO_SECRET ?? "");
+  if (net.enabled) checkSecret(secret, net.secret !== "", file, source, warn);
 
   return {
     plugins,
@@ -259,7 +262,7 @@ function buildConfig(
       discover_nodes: net.discover_nodes,
       direct_discoverable: net.direct_discoverable || net.auto_discoverable,
       auto_discoverable: net.auto_discoverable,
-      secret: net.secret !== "" ? net.secret : (process.env.AIO_SECRET ?? ""),
+      secret,
       cert_file: fileAt(net.cert_file),
       key_file: fileAt(net.key_file),
       ca_file: fileAt(net.ca_file),
@@ -275,6 +278,32 @@ function buildConfig(
     file,
     baseDir,
   };
+}
+
+/**
+ * Refuses a secret too short to be safe, with how to make a good one, and warns of one that is
+ * long enough but plainly weak. The secret comes from the file or from AIO_SECRET.
+ */
+function checkSecret(
+  secret: string,
+  inFile: boolean,
+  file: string | undefined,
+  source: Source,
+  warn: (path: KeyPath, message: string) => void,
+): void {
+  const where = inFile ? "networking.secret" : "the AIO_SECRET environment variable";
+  const short = tooShort(secret);
+  if (short !== undefined) {
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `${where} ${short}`,
+      inFile
+        ? { file, line: source.lineOf(["networking", "secret"]), key: "networking.secret" }
+        : { file, key: "networking.secret" },
+    );
+  }
+  const weak = looksWeak(secret);
+  if (weak !== undefined) warn(["networking", "secret"], `${inFile ? "it" : "AIO_SECRET"} ${weak}`);
 }
 
 /**

@@ -2,27 +2,64 @@
  * Addresses: where a node listens, and how node_ips entries and peer addresses are read.
  * Kept apart from the network stack so the config can be checked without loading it.
  */
+import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { NetworkingConfig } from "../config/types.js";
 import { ConfigError } from "../errors.js";
 
-const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
-
-export function isLoopback(address: string): boolean {
-  return LOOPBACK.has(address) || address.startsWith("127.");
+/** Whether an IP address (not a name) is a loopback one: 127.0.0.0/8 or ::1. */
+function isLoopbackIp(address: string): boolean {
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  if (isIP(v4) === 4) return v4.startsWith("127.");
+  return isIP(address) === 6 && (address === "::1" || address === "0:0:0:0:0:0:0:1");
 }
 
-/** The address to listen on: `bind`, else loopback without a secret, every interface with one. */
+function insecure(bind: string, port: number, file: string | undefined): ConfigError {
+  return new ConfigError(
+    "CONFIG_INVALID",
+    `networking.bind: listening on ${bind} without a secret would let anyone who can reach port ${port} run your plugins. Set networking.secret (or the AIO_SECRET environment variable), bind to 127.0.0.1, or set networking.allow_insecure: true if this network is trusted`,
+    { file, key: "networking.bind" },
+  );
+}
+
+/**
+ * The address to listen on: `bind`, else loopback without a secret, every interface with one.
+ * A non-loopback IP address without a secret is refused here; a name is checked by
+ * {@link resolveBind} once it can be resolved.
+ */
 export function bindAddress(config: NetworkingConfig, file?: string): string {
   const bind = config.bind || (config.secret ? "0.0.0.0" : "127.0.0.1");
-  if (!isLoopback(bind) && !config.secret && !config.allow_insecure) {
+  if (isIP(bind) !== 0 && !isLoopbackIp(bind) && !config.secret && !config.allow_insecure) {
+    throw insecure(bind, config.port, file);
+  }
+  return bind;
+}
+
+/**
+ * Checks the address to listen on once it can be resolved: without a secret (and without
+ * `allow_insecure`) every address a name resolves to must be a loopback one, since a name that
+ * merely looks like one (`127.lan`, or a `localhost` an odd hosts file points elsewhere) would
+ * otherwise open the node to the network. Resolves with whether the node is reachable from
+ * loopback only.
+ */
+export async function checkBind(config: NetworkingConfig, file?: string): Promise<boolean> {
+  const bind = bindAddress(config, file);
+  if (isIP(bind) !== 0) return isLoopbackIp(bind);
+  let addresses: Array<{ address: string }>;
+  try {
+    addresses = await lookup(bind, { all: true });
+  } catch (error) {
     throw new ConfigError(
       "CONFIG_INVALID",
-      `networking.bind: listening on ${bind} without a secret would let anyone who can reach port ${config.port} run your plugins. Set networking.secret (or the AIO_SECRET environment variable), bind to 127.0.0.1, or set networking.allow_insecure: true if this network is trusted`,
+      `networking.bind: "${bind}" does not resolve to an address (${(error as Error).message})`,
       { file, key: "networking.bind" },
     );
   }
-  return bind;
+  const open = addresses.find(({ address }) => !isLoopbackIp(address));
+  if (open && !config.secret && !config.allow_insecure) {
+    throw insecure(`${bind} (${open.address})`, config.port, file);
+  }
+  return open === undefined;
 }
 
 /** `host` or `host:port` (or `[v6]:port`) of a node_ips entry. */

@@ -10,6 +10,11 @@ import { createHash, createHmac, hash, randomBytes, timingSafeEqual } from "node
 export const HEADER_TIME = "x-aio-time";
 export const HEADER_NONCE = "x-aio-nonce";
 export const HEADER_SIGNATURE = "x-aio-signature";
+/**
+ * The SHA-256 of the body, which the signature covers: sent as a header, the signature can be
+ * checked before the body is read, and the body against it as it arrives.
+ */
+export const HEADER_DIGEST = "x-aio-digest";
 /** On answers: binds the answer to the request it answers. */
 export const HEADER_ANSWER = "x-aio-answer";
 
@@ -36,8 +41,12 @@ export function sameMac(a: string, b: string): boolean {
 export interface SignedHeaders {
   [HEADER_TIME]: string;
   [HEADER_NONCE]: string;
+  [HEADER_DIGEST]: string;
   [HEADER_SIGNATURE]: string;
 }
+
+/** The digest of an empty body, which a request without one is signed with. */
+export const EMPTY_DIGEST = bodyDigest("");
 
 /** What a client must know of a node to sign requests for it, learned from its `GET /ping`. */
 export interface PeerIdentity {
@@ -49,7 +58,8 @@ export interface PeerIdentity {
 
 /**
  * Headers that authenticate a request: method, the node it is for (its instance id), path
- * (with query), time, nonce, body. Naming the instance rather than an address means a request
+ * (with query), time, nonce, and the body's digest, which is sent along (`x-aio-digest`) so the
+ * node can check the signature before it reads the body. Naming the instance rather than an address means a request
  * works however the node is reached (a port forward, NAT, a tunnel), while one captured on its
  * way to one node is refused by every other node of the cluster and by the same node after a
  * restart. The time is the node's, as far as `clockOffsetMs` knows it, so a peer whose clock is
@@ -64,16 +74,14 @@ export function signRequest(
 ): SignedHeaders {
   const time = String(Math.round(Date.now() + target.clockOffsetMs));
   const nonce = randomBytes(16).toString("hex");
-  const mac = hmac(
-    secret,
-    method.toUpperCase(),
-    target.instance,
-    path,
-    time,
-    nonce,
-    bodyDigest(body),
-  );
-  return { [HEADER_TIME]: time, [HEADER_NONCE]: nonce, [HEADER_SIGNATURE]: mac };
+  const digest = bodyDigest(body);
+  const mac = hmac(secret, method.toUpperCase(), target.instance, path, time, nonce, digest);
+  return {
+    [HEADER_TIME]: time,
+    [HEADER_NONCE]: nonce,
+    [HEADER_DIGEST]: digest,
+    [HEADER_SIGNATURE]: mac,
+  };
 }
 
 /** The MAC an answer to the request with `nonce` carries, over the answer's body. */
@@ -113,8 +121,10 @@ export class NonceCache {
 }
 
 /**
- * Checks a request's signature headers. Returns the request's nonce when it is genuine,
- * fresh and not a replay; undefined otherwise (the caller answers 401 and says no more).
+ * Checks a request's signature headers, before its body is read: the signature covers the
+ * body's `digest` (its `x-aio-digest` header), and the body is checked against that digest as
+ * it arrives. Returns the request's nonce when it is genuine, fresh and not a replay; undefined
+ * otherwise (the caller answers 401 and says no more).
  */
 export function verifyRequest(
   secret: string,
@@ -123,7 +133,7 @@ export function verifyRequest(
   method: string,
   path: string,
   headers: Record<string, string | string[] | undefined>,
-  body: string | Buffer,
+  digest: string,
 ): string | undefined {
   const time = headers[HEADER_TIME];
   const nonce = headers[HEADER_NONCE];
@@ -131,16 +141,10 @@ export function verifyRequest(
   if (typeof time !== "string" || typeof nonce !== "string" || typeof signature !== "string") {
     return undefined;
   }
-  if (!/^\d{1,15}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce)) return undefined;
-  const expected = hmac(
-    secret,
-    method.toUpperCase(),
-    instance,
-    path,
-    time,
-    nonce,
-    bodyDigest(body),
-  );
+  if (!/^\d{1,15}$/.test(time) || !/^[0-9a-f]{32}$/.test(nonce) || !/^[0-9a-f]{64}$/.test(digest)) {
+    return undefined;
+  }
+  const expected = hmac(secret, method.toUpperCase(), instance, path, time, nonce, digest);
   if (!sameMac(signature, expected)) return undefined;
   const now = Date.now();
   const sent = Number(time);

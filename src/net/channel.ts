@@ -33,11 +33,13 @@ export class PacketChannel {
   #written = 0;
   /** With a shared secret: seals every message sent and opens every message received. */
   #signer: ChannelSigner | undefined;
+  #drainWaiters: Array<{ bytes: number; resolve: () => void }> = [];
 
   constructor(socket: WebSocket, options: ChannelOptions) {
     this.#socket = socket;
     this.#options = options;
     socket.on("message", (data, isBinary) => this.#receive(data, isBinary));
+    socket.once("close", this.#checkDrained);
   }
 
   /** Signs the channel from now on; set once, right after the handshake. */
@@ -53,18 +55,42 @@ export class PacketChannel {
     return this.#socket.readyState === this.#socket.OPEN;
   }
 
-  /** Bytes handed to the socket but not yet written: the channel's backpressure signal. */
+  /** Bytes queued or handed to the socket but not yet written: the channel's backpressure. */
   get buffered(): number {
     return this.#socket.bufferedAmount + this.#queuedBytes;
   }
+
+  /**
+   * Resolves once no more than `bytes` are buffered (see {@link buffered}), or the channel
+   * closed: a producer that waits for it never runs ahead of a peer that does not read.
+   */
+  whenDrained(bytes: number): Promise<void> {
+    if (!this.open || this.buffered <= bytes) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push({ bytes, resolve }));
+  }
+
+  #checkDrained = (): void => {
+    if (this.#drainWaiters.length === 0) return;
+    const open = this.open;
+    const buffered = this.buffered;
+    this.#drainWaiters = this.#drainWaiters.filter((waiter) => {
+      if (open && buffered > waiter.bytes) return true;
+      waiter.resolve();
+      return false;
+    });
+  };
 
   /**
    * Queues a packet. Returns its position in the channel's order (compare with
    * {@link written}), 0 if the channel is closed, -1 if the packet is over the size limit.
    */
   send(packet: object): number {
+    return this.sendJson(JSON.stringify(packet));
+  }
+
+  /** {@link send} for a packet already written as JSON text. */
+  sendJson(text: string): number {
     if (!this.open) return 0;
-    const text = JSON.stringify(packet);
     if (text.length > this.#options.maxPacketBytes) return -1;
     this.#queue.push(text);
     this.#queuedBytes += text.length;
@@ -91,8 +117,9 @@ export class PacketChannel {
     if (!this.open) return;
     this.#written = this.#queued;
     const text = queue.length === 1 ? (queue[0] as string) : `[${queue.join(",")}]`;
-    if (this.#signer) this.#socket.send(this.#signer.seal(text), { binary: false });
-    else this.#socket.send(text);
+    // Called once the message is written to the socket: a producer waiting for room may go on.
+    const message = this.#signer ? this.#signer.seal(text) : text;
+    this.#socket.send(message, { binary: false }, this.#checkDrained);
   }
 
   #receive(data: RawData, isBinary: boolean): void {

@@ -33,3 +33,40 @@ export class PeerLimiter {
     else this.#counts.set(peer, count);
   }
 }
+
+/** The smallest bounds of {@link BodyBudget}, per address and in all. */
+const BODIES_PER_PEER = 32 * 1024 * 1024;
+const BODIES_TOTAL = 64 * 1024 * 1024;
+
+/**
+ * Bytes of request bodies on their way, per address and in all, against bounds: twice and four
+ * times the body limit, and at least 32 and 64 MiB. On a node without a secret nothing is
+ * authenticated, so this is what keeps many large bodies at once from filling its memory.
+ */
+export class BodyBudget {
+  readonly perPeer: number;
+  readonly total: number;
+  readonly #byPeer = new Map<string, number>();
+  #inAll = 0;
+
+  constructor(bodyLimit: number) {
+    this.perPeer = Math.max(BODIES_PER_PEER, 2 * bodyLimit);
+    this.total = Math.max(BODIES_TOTAL, 4 * bodyLimit);
+  }
+
+  /** Counts `bytes` for `peer`; false (and nothing counted) beyond a bound. */
+  reserve(peer: string, bytes: number): boolean {
+    const mine = this.#byPeer.get(peer) ?? 0;
+    if (mine + bytes > this.perPeer || this.#inAll + bytes > this.total) return false;
+    this.#byPeer.set(peer, mine + bytes);
+    this.#inAll += bytes;
+    return true;
+  }
+
+  release(peer: string, bytes: number): void {
+    const mine = (this.#byPeer.get(peer) ?? bytes) - bytes;
+    if (mine <= 0) this.#byPeer.delete(peer);
+    else this.#byPeer.set(peer, mine);
+    this.#inAll -= bytes;
+  }
+}

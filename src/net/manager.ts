@@ -16,8 +16,8 @@ import { NetworkRequestError } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
   bindAddress,
+  checkBind,
   hostForUrl,
-  isLoopback,
   normalizeAddress,
   parseNodeAddress,
 } from "./address.js";
@@ -92,6 +92,9 @@ export class NetworkManager {
   readonly #server: NodeServer;
   readonly #sync: SyncRemote;
   readonly #bind: string;
+  /** Whether the node listens on loopback addresses only (known once started). */
+  #loopbackOnly = true;
+  readonly #configFile: string | undefined;
   /** The endpoint-map version, in shared memory so the heartbeat thread reads it too. */
   readonly #version = new Int32Array(new SharedArrayBuffer(4));
   readonly #pinger: HeartbeatPinger;
@@ -125,6 +128,7 @@ export class NetworkManager {
     this.#config = options.config;
     this.#logger = options.logger;
     this.#bind = bindAddress(options.config, configFile);
+    this.#configFile = configFile;
     this.#tls = peerTls(options.config, configFile);
     this.#scheme = schemeOf(this.#tls);
     this.#sync = new SyncRemote(options.config.secret, this.#tls);
@@ -188,10 +192,11 @@ export class NetworkManager {
   }
 
   async start(): Promise<void> {
+    this.#loopbackOnly = await checkBind(this.#config, this.#configFile);
     PROCESS_NODES.add(this.instance);
     await this.#server.listen();
     this.#logger.info(`Listening on ${this.#bind}:${this.port} as "${this.#options.hostname}"`);
-    if (!this.#config.secret && !isLoopback(this.#bind)) {
+    if (!this.#config.secret && !this.#loopbackOnly) {
       this.#logger.warn(
         `INSECURE: listening on ${this.#bind} without a secret (allow_insecure: true); anyone who can reach port ${this.port} can run this node's remote plugins`,
       );
@@ -229,7 +234,7 @@ export class NetworkManager {
   #startMdns(): void {
     const announce = this.#config.direct_discoverable;
     const browse = this.#config.discover_nodes;
-    if (isLoopback(this.#bind) || (!announce && !browse)) return;
+    if (this.#loopbackOnly || (!announce && !browse)) return;
     this.#mdns = new MdnsDiscovery({
       hostname: this.#options.hostname,
       instance: this.instance,

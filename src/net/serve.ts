@@ -87,7 +87,21 @@ class Canceller implements CancelSignal {
 interface Active {
   controller: Canceller;
   stream?: StreamPump;
+  /** Whose quota of calls in progress it counts against (see {@link callerKey}). */
+  key: string;
 }
+
+/**
+ * Whose quota of calls in progress a call counts against: the calling node as it names itself
+ * (`author_host`) at the address it calls from, so two nodes behind one NAT address each have
+ * their own; the address alone for a caller that names no node (curl, the command line).
+ */
+export function callerKey(address: string, call: WireCall): string {
+  return call.author_host === undefined ? address : `${address} ${call.author_host}`;
+}
+
+/** Answers this node has not been able to write to a peer beyond which it takes no more calls from it. */
+const UNREAD_ANSWERS_BYTES = 16 * 1024 * 1024;
 
 /** One peer's channel, seen from the serving side. */
 export class ChannelSession {
@@ -148,17 +162,21 @@ export class ChannelSession {
       this.#channel.send({ t: "error", id, error: wireErrorOf(error) });
       return undefined;
     }
-    if (!this.#limiter.acquire(this.#peerHost)) {
-      const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
-      this.#channel.send({
-        t: "error",
-        id,
-        error: callErrors.overloaded(site, this.#limiter.max).toJSON(),
-      });
+    const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
+    // A peer that does not read its answers gets no more calls run: they would pile up here.
+    if (this.#channel.buffered > UNREAD_ANSWERS_BYTES) {
+      const error = callErrors.unreadAnswers(site, this.#channel.buffered);
+      this.#channel.send({ t: "error", id, error: error.toJSON() });
+      return undefined;
+    }
+    const key = callerKey(this.#peerHost, call);
+    if (!this.#limiter.acquire(key)) {
+      const error = callErrors.overloaded(site, this.#limiter.max);
+      this.#channel.send({ t: "error", id, error: error.toJSON() });
       return undefined;
     }
     if (this.#active.has(id)) {
-      this.#limiter.release(this.#peerHost);
+      this.#limiter.release(key);
       this.#channel.send({
         t: "error",
         id,
@@ -169,7 +187,7 @@ export class ChannelSession {
       });
       return undefined;
     }
-    const active: Active = { controller: new Canceller() };
+    const active: Active = { controller: new Canceller(), key };
     this.#active.set(id, active);
     return { call, active };
   }
@@ -202,7 +220,10 @@ export class ChannelSession {
   }
 
   #finish(id: number): void {
-    if (this.#active.delete(id)) this.#limiter.release(this.#peerHost);
+    const active = this.#active.get(id);
+    if (!active) return;
+    this.#active.delete(id);
+    this.#limiter.release(active.key);
   }
 
   #open(id: number, packet: unknown): void {
@@ -249,17 +270,35 @@ export class ChannelSession {
   }
 }
 
+/** Bytes of a stream's items sent but not yet read by the consumer, at most (one item may exceed it). */
+export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
+/** Items of one stream leave in packets of about this many bytes. */
+const BATCH_BYTES = 64 * 1024;
+/** A stream waits while its channel holds more than this not yet written to the socket… */
+const HIGH_WATER_BYTES = 1024 * 1024;
+/** …until it is down to this. */
+const LOW_WATER_BYTES = 256 * 1024;
+
 /**
  * Sends a stream's items as the consumer grants credit. Items produced in one turn of the
- * event loop leave as one packet. Nothing is read from the source without credit, so a slow
- * consumer slows the generator and neither side buffers more than the window.
+ * event loop leave as one packet (of about {@link BATCH_BYTES} at most). Nothing is read from
+ * the source without credit, nor while the consumer has {@link STREAM_WINDOW_BYTES} of items it
+ * has not read, nor while the channel's socket has more than {@link HIGH_WATER_BYTES} it could
+ * not write: a consumer that grants credit without reading its socket stalls the generator
+ * instead of filling this node's memory, and neither side buffers more than a window.
  */
 class StreamPump {
   readonly #id: number;
   readonly #source: AsyncGenerator<unknown, void, undefined>;
   readonly #channel: PacketChannel;
   #credit: number;
-  #batch: unknown[] = [];
+  /** The items waiting to leave, each as JSON. */
+  #batch: string[] = [];
+  #batchBytes = 0;
+  /** The size of each item sent and not yet read (credit tells which were read), oldest first. */
+  #unread: number[] = [];
+  #unreadFrom = 0;
+  #unreadBytes = 0;
   #wake: (() => void) | undefined;
   #stopped = false;
   #oversized = false;
@@ -276,8 +315,16 @@ class StreamPump {
     this.#credit = credit;
   }
 
+  /** The consumer read `n` more items: that many more may be sent, and their bytes are free. */
   grant(n: number): void {
     this.#credit = Math.min(this.#credit + n, MAX_CREDIT);
+    for (let i = 0; i < n && this.#unreadFrom < this.#unread.length; i++) {
+      this.#unreadBytes -= this.#unread[this.#unreadFrom++] as number;
+    }
+    if (this.#unreadFrom > 1024) {
+      this.#unread = this.#unread.slice(this.#unreadFrom);
+      this.#unreadFrom = 0;
+    }
     this.#wake?.();
   }
 
@@ -287,18 +334,33 @@ class StreamPump {
     this.#wake?.();
   }
 
+  /** Whether the consumer may take another item now. */
+  #mayRead(): boolean {
+    const unread = this.#unreadBytes + this.#batchBytes;
+    return this.#credit > 0 && (unread === 0 || unread < STREAM_WINDOW_BYTES);
+  }
+
   #emit = (): void => {
     if (this.#batch.length === 0) return;
     const items = this.#batch;
+    const bytes = this.#batchBytes;
     this.#batch = [];
-    if (this.#channel.send({ t: "items", id: this.#id, items }) >= 0) return;
+    this.#batchBytes = 0;
+    const packet = (list: string[]) => `{"t":"items","id":${this.#id},"items":[${list.join(",")}]}`;
+    if (this.#channel.sendJson(packet(items)) >= 0) {
+      for (const item of items) this.#unread.push(item.length);
+      this.#unreadBytes += bytes;
+      return;
+    }
     // Too large together: one by one, and an item too large on its own ends the stream.
     for (const item of items) {
-      if (this.#channel.send({ t: "items", id: this.#id, items: [item] }) < 0) {
+      if (this.#channel.sendJson(packet([item])) < 0) {
         this.#oversized = true;
         this.stop();
         return;
       }
+      this.#unread.push(item.length);
+      this.#unreadBytes += item.length;
     }
   };
 
@@ -308,16 +370,33 @@ class StreamPump {
     this.#channel.send({ t: "error", id: this.#id, error });
   }
 
+  /** Waits for credit, for the consumer to read, and for the socket to take what is queued. */
+  async #room(): Promise<void> {
+    while (!this.#stopped && this.#channel.open) {
+      if (this.#channel.buffered > HIGH_WATER_BYTES) {
+        this.#emit();
+        await Promise.race([
+          this.#channel.whenDrained(LOW_WATER_BYTES),
+          new Promise<void>((resolve) => {
+            this.#wake = resolve;
+          }),
+        ]);
+        this.#wake = undefined;
+        continue;
+      }
+      if (this.#mayRead()) return;
+      this.#emit();
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      this.#wake = undefined;
+    }
+  }
+
   async run(call: WireCall): Promise<void> {
     try {
       for (;;) {
-        while (this.#credit <= 0 && !this.#stopped) {
-          this.#emit();
-          await new Promise<void>((resolve) => {
-            this.#wake = resolve;
-          });
-          this.#wake = undefined;
-        }
+        await this.#room();
         if (this.#stopped || !this.#channel.open) {
           await this.#source.return();
           if (this.#oversized) this.#sendTooLarge(call);
@@ -326,8 +405,11 @@ class StreamPump {
         const step = await this.#source.next();
         if (step.done) break;
         this.#credit--;
+        const text = JSON.stringify(step.value) ?? "null";
         if (this.#batch.length === 0) setImmediate(this.#emit);
-        this.#batch.push(step.value);
+        this.#batch.push(text);
+        this.#batchBytes += text.length;
+        if (this.#batchBytes >= BATCH_BYTES) this.#emit();
       }
       this.#emit();
       this.#channel.send({ t: "end", id: this.#id });

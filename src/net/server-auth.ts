@@ -1,15 +1,22 @@
 /**
  * The server's side of authentication, as fastify hooks: with a secret, every request but a
  * bare `/ping` must be signed, fresh and new (see auth.ts), and every answer is signed back.
- * A request that fails learns nothing but 401 UNAUTHORIZED.
+ * The signature is checked on the headers alone, before a byte of the body is read: the body's
+ * digest is a signed header, and the body is checked against it once it has arrived. A request
+ * that fails learns nothing but 401 UNAUTHORIZED, and its connection is closed, so the body it
+ * may still be sending is never read.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
+  bodyDigest,
+  EMPTY_DIGEST,
   HEADER_ANSWER,
+  HEADER_DIGEST,
   HEADER_NONCE,
   HEADER_SIGNATURE,
   HEADER_TIME,
   type NonceCache,
+  sameMac,
   signAnswer,
   verifyRequest,
 } from "./auth.js";
@@ -23,15 +30,15 @@ export interface RequestAuth {
   /** The request's nonce if it was authenticated; undefined if anonymous (or no secret). */
   nonceOf(request: FastifyRequest): string | undefined;
   /**
-   * Checks a signed request against its raw body, before the body is parsed; false means
-   * answer 401. Always true without a secret.
+   * Whether the received body is the one the request was signed with (its digest header);
+   * always true without a secret. Checked over the raw bytes, before they are decoded.
    */
-  verify(request: FastifyRequest, body: string): boolean;
+  bodyMatches(request: FastifyRequest, body: Buffer): boolean;
   /** Whether the request carries the signature headers at all. */
   signedHeaders(request: FastifyRequest): boolean;
 }
 
-/** Thrown by the body parser for a request that fails authentication. */
+/** Thrown by the body parser for a body that is not the one that was signed. */
 export class Unauthorized extends Error {
   readonly statusCode = 401;
 }
@@ -45,8 +52,30 @@ const signed = (request: FastifyRequest) =>
     (header) => typeof request.headers[header] === "string",
   );
 
-function unauthorized(reply: FastifyReply): FastifyReply {
-  return reply.code(401).send(UNAUTHORIZED);
+/** Whether the request says it has a body (a length above 0, or chunks). */
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers["content-length"];
+  return (
+    request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")
+  );
+}
+
+/** The 401, on a connection that closes after it: the body on its way is never read. */
+export function unauthorized(reply: FastifyReply): FastifyReply {
+  return reply.code(401).header("connection", "close").send(UNAUTHORIZED);
+}
+
+/**
+ * The digest a request is signed with: its `x-aio-digest` header, required when it has a body;
+ * without a body, the digest of an empty one.
+ */
+export function signedDigest(
+  headers: Record<string, string | string[] | undefined>,
+  withBody: boolean,
+): string | undefined {
+  const digest = headers[HEADER_DIGEST];
+  if (typeof digest === "string") return digest;
+  return digest === undefined && !withBody ? EMPTY_DIGEST : undefined;
 }
 
 export function installAuth(
@@ -55,41 +84,47 @@ export function installAuth(
   nonces: NonceCache,
   instance: string,
 ): RequestAuth {
-  const authenticated = new WeakMap<FastifyRequest, string>();
+  const authenticated = new WeakMap<FastifyRequest, { nonce: string; digest: string }>();
   const auth: RequestAuth = {
-    nonceOf: (request) => authenticated.get(request),
+    nonceOf: (request) => authenticated.get(request)?.nonce,
     signedHeaders: (request) => signed(request),
-    verify: (request, body) => {
-      if (!secret || !signed(request)) return !secret;
-      const nonce = verifyRequest(
-        secret,
-        nonces,
-        instance,
-        request.method,
-        request.url,
-        request.headers,
-        body,
-      );
-      if (nonce === undefined) return false;
-      authenticated.set(request, nonce);
-      return true;
+    bodyMatches: (request, body) => {
+      if (!secret) return true;
+      const digest = authenticated.get(request)?.digest;
+      if (digest !== undefined && sameMac(bodyDigest(body), digest)) return true;
+      // Not the request that was signed after all: its answer carries no MAC either.
+      authenticated.delete(request);
+      return false;
     },
   };
   if (!secret) return auth;
 
-  // Unsigned requests end here, before their body is read or parsed.
+  // Every request is judged on its headers, before its body is read or parsed.
   app.addHook("onRequest", async (request, reply) => {
-    if (!signed(request) && !OPEN_ROUTES.has(`${request.method} ${path(request)}`)) {
+    if (!signed(request)) {
+      if (OPEN_ROUTES.has(`${request.method} ${path(request)}`)) return;
       return unauthorized(reply);
     }
-  });
-  // A request with a body was checked by the body parser; one without is checked here.
-  app.addHook("preHandler", async (request, reply) => {
-    if (!signed(request) || authenticated.has(request)) return;
-    if (!auth.verify(request, "")) return unauthorized(reply);
+    const withBody = hasBody(request);
+    const digest = signedDigest(request.headers, withBody);
+    // A body signed for but not sent (stripped on its way) is not the request that was signed.
+    const nonce =
+      digest === undefined || (!withBody && digest !== EMPTY_DIGEST)
+        ? undefined
+        : verifyRequest(
+            secret,
+            nonces,
+            instance,
+            request.method,
+            request.url,
+            request.headers,
+            digest,
+          );
+    if (nonce === undefined || digest === undefined) return unauthorized(reply);
+    authenticated.set(request, { nonce, digest });
   });
   app.addHook("onSend", async (request, reply, payload) => {
-    const nonce = authenticated.get(request);
+    const nonce = authenticated.get(request)?.nonce;
     if (nonce !== undefined && (typeof payload === "string" || Buffer.isBuffer(payload))) {
       reply.header(HEADER_ANSWER, signAnswer(secret, nonce, payload));
     }

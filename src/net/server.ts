@@ -9,6 +9,7 @@ import { type AddressInfo, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { Duplex } from "node:stream";
 import { Readable } from "node:stream";
+import { setTimeout as delay } from "node:timers/promises";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
@@ -24,6 +25,7 @@ import type { Logger } from "../log.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import {
   ChannelSigner,
+  EMPTY_DIGEST,
   HEADER_ANSWER,
   HEADER_NONCE,
   MAX_SKEW_MS,
@@ -34,16 +36,25 @@ import {
   verifyRequest,
 } from "./auth.js";
 import { FLUSH_BYTES, PacketChannel } from "./channel.js";
-import { MAX_ANSWER_BYTES, PeerLimiter } from "./limits.js";
+import { BodyBudget, MAX_ANSWER_BYTES, PeerLimiter } from "./limits.js";
 import {
   ChannelSession,
+  callerKey,
   callOptions,
   type LocalCalls,
   remoteCaller,
   wireErrorOf,
 } from "./serve.js";
-import { installAuth, type RequestAuth, UNAUTHORIZED_BODY, Unauthorized } from "./server-auth.js";
 import {
+  installAuth,
+  type RequestAuth,
+  signedDigest,
+  UNAUTHORIZED_BODY,
+  Unauthorized,
+  unauthorized,
+} from "./server-auth.js";
+import {
+  decodeUtf8,
   type InfoAnswer,
   type InfoRequest,
   parseJson,
@@ -54,6 +65,9 @@ import {
 } from "./wire.js";
 
 export const CHANNEL_PATH = "/aio/channel";
+
+/** How long a closing node lets its connections end by themselves before it ends them. */
+const CLOSE_GRACE_MS = 1000;
 
 export interface HasPluginAnswer {
   available: boolean;
@@ -137,11 +151,10 @@ function hostCheck(
   hostname: string,
   allowed: readonly string[],
   port: () => number,
-): (host: string | undefined) => boolean {
+): (host: string) => boolean {
   const lower = (names: Iterable<string>) => new Set([...names].map((n) => n.toLowerCase()));
   const names = lower(["localhost", hostname, `${hostname}.local`, ...allowed]);
   return (host) => {
-    if (host === undefined) return true;
     const lowered = host.toLowerCase();
     if (names.has(lowered)) return true;
     const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(lowered);
@@ -152,14 +165,28 @@ function hostCheck(
   };
 }
 
+/** An error answer on a connection that closes after it, so no more of the request is read. */
+function refuse(reply: FastifyReply, status: number, error: WireError): FastifyReply {
+  return reply.code(status).header("connection", "close").send({ error });
+}
+
+const NO_HOST: WireError = {
+  code: "BAD_REQUEST",
+  message: "the request has no Host header, which HTTP/1.1 requires",
+};
+
 function misdirected(reply: FastifyReply): FastifyReply {
-  return reply.code(421).send({
-    error: {
-      code: "ACCESS_DENIED",
-      message:
-        "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
-    },
+  return refuse(reply, 421, {
+    code: "ACCESS_DENIED",
+    message:
+      "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
   });
+}
+
+/** A whole HTTP answer carrying a protocol error, for a socket outside fastify (an upgrade). */
+function rawError(status: number, reason: string, error: WireError): string {
+  const body = JSON.stringify({ error });
+  return `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
 }
 
 const RAW_BAD_REQUEST_BODY = JSON.stringify({
@@ -180,7 +207,9 @@ export class NodeServer {
   readonly #auth: RequestAuth;
   readonly #sweep: ReturnType<typeof setInterval>;
   #port = 0;
-  readonly #acceptsHost: (host: string | undefined) => boolean;
+  readonly #acceptsHost: (host: string) => boolean;
+  /** Without a secret: the bytes of request bodies on their way. */
+  #bodies: BodyBudget | undefined;
 
   constructor(options: ServerOptions) {
     this.#options = options;
@@ -191,6 +220,8 @@ export class NodeServer {
       requestTimeout: options.readTimeoutMs,
       headersTimeout: options.readTimeoutMs,
       connectionsCheckingInterval: Math.min(1000, Math.max(50, options.readTimeoutMs / 4)),
+      // A request without a Host gets the protocol's JSON error below, not Node's bare 400.
+      requireHostHeader: false,
     };
     this.#app = Fastify({
       logger: false,
@@ -230,12 +261,17 @@ export class NodeServer {
     this.#acceptsHost = options.secret
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
-    if (!options.secret) {
-      this.#app.addHook("onRequest", async (request, reply) => {
-        if (!this.#acceptsHost(request.headers.host)) return misdirected(reply);
-      });
-    }
+    this.#app.addHook("onRequest", async (request, reply) => {
+      const host = request.headers.host;
+      if (host === undefined) return refuse(reply, 400, NO_HOST);
+      if (!this.#acceptsHost(host)) return misdirected(reply);
+    });
     this.#auth = installAuth(this.#app, options.secret, this.#nonces, options.instance);
+    if (!options.secret) {
+      // Nothing is authenticated: what bodies may be on their way at once is bounded instead.
+      this.#bodies = new BodyBudget(options.bodyLimit);
+      this.#app.addHook("onRequest", async (request, reply) => this.#budget(request, reply));
+    }
     this.#sweep = setInterval(() => this.#nonces.sweep(), MAX_SKEW_MS);
     this.#sweep.unref();
     // A message batches packets of at most bodyLimit each; anything larger is refused.
@@ -279,18 +315,20 @@ export class NodeServer {
     const { maxDepth } = this.#options;
 
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
-      // Authenticated before parsing: an unauthenticated body is never looked at.
-      if (!this.#auth.verify(request, body as string)) return done(new Unauthorized(), undefined);
+    app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+      // The raw bytes must be the ones that were signed: checked before they are decoded.
+      if (!this.#auth.bodyMatches(request, body as Buffer)) {
+        return done(new Unauthorized(), undefined);
+      }
       try {
-        done(null, body === "" ? undefined : parseJson(body as string, maxDepth));
+        done(null, body.length === 0 ? undefined : parseJson(decodeUtf8(body as Buffer), maxDepth));
       } catch (error) {
         done(error as Error, undefined);
       }
     });
 
     app.setErrorHandler((error, _request, reply) => {
-      if (error instanceof Unauthorized) return reply.code(401).send(UNAUTHORIZED_BODY);
+      if (error instanceof Unauthorized) return unauthorized(reply);
       if (error instanceof AioError) {
         const wire =
           error instanceof RequestError
@@ -376,8 +414,9 @@ export class NodeServer {
 
     app.post("/execute", async (request, reply) => {
       const call = readCall(request.body);
-      if (!this.#limiter.acquire(request.ip)) return this.#overloaded(reply, call);
-      reply.raw.once("close", () => this.#limiter.release(request.ip));
+      const key = callerKey(request.ip, call);
+      if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
+      reply.raw.once("close", () => this.#limiter.release(key));
       const controller = new AbortController();
       // The response closing before it was written means the client went away.
       reply.raw.once("close", () => {
@@ -399,8 +438,9 @@ export class NodeServer {
 
     app.post("/execute_stream", async (request, reply) => {
       const call = readCall(request.body);
-      if (!this.#limiter.acquire(request.ip)) return this.#overloaded(reply, call);
-      reply.raw.once("close", () => this.#limiter.release(request.ip));
+      const key = callerKey(request.ip, call);
+      if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
+      reply.raw.once("close", () => this.#limiter.release(key));
       const controller = new AbortController();
       const source = this.#options.calls.executeStream(
         remoteCaller(call, request.ip),
@@ -443,6 +483,31 @@ export class NodeServer {
     });
   }
 
+  /**
+   * Reserves what a request's body may take while it arrives, by its declared length (or the
+   * body limit when it has none), against the bounds per address and in all; refuses it, unread,
+   * beyond them. Released when its answer is done.
+   */
+  #budget(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+    const bodies = this.#bodies as BodyBudget;
+    const declared = request.headers["content-length"];
+    const chunked = request.headers["transfer-encoding"] !== undefined;
+    if (!chunked && (declared === undefined || declared === "0")) return undefined;
+    const bytes = Math.min(
+      chunked ? Number.POSITIVE_INFINITY : Number(declared),
+      this.#options.bodyLimit,
+    );
+    if (!Number.isFinite(bytes)) return undefined;
+    if (!bodies.reserve(request.ip, bytes)) {
+      return refuse(reply, 429, {
+        code: "OVERLOADED",
+        message: `bodies of ${bodies.perPeer} bytes from this address are on their way already; try again when they are in`,
+      });
+    }
+    reply.raw.once("close", () => bodies.release(request.ip, bytes));
+    return undefined;
+  }
+
   #overloaded(reply: FastifyReply, call: WireCall): FastifyReply {
     const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
     return sendError(reply, callErrors.overloaded(site, this.#options.maxCallsPerPeer).toJSON());
@@ -454,7 +519,12 @@ export class NodeServer {
       socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n");
       return;
     }
-    if (!this.#acceptsHost(request.headers.host)) {
+    const host = request.headers.host;
+    if (host === undefined) {
+      socket.end(rawError(400, "Bad Request", NO_HOST));
+      return;
+    }
+    if (!this.#acceptsHost(host)) {
       socket.end("HTTP/1.1 421 Misdirected Request\r\nConnection: close\r\n\r\n");
       return;
     }
@@ -465,20 +535,22 @@ export class NodeServer {
     let signer: ChannelSigner | undefined;
     const secret = this.#options.secret;
     if (secret) {
-      const clientNonce = verifyRequest(
-        secret,
-        this.#nonces,
-        this.#options.instance,
-        "GET",
-        request.url ?? "",
-        request.headers,
-        "",
-      );
+      // An upgrade has no body: it is signed with the digest of an empty one.
+      const digest = signedDigest(request.headers, false);
+      const clientNonce =
+        digest === EMPTY_DIGEST
+          ? verifyRequest(
+              secret,
+              this.#nonces,
+              this.#options.instance,
+              "GET",
+              request.url ?? "",
+              request.headers,
+              digest,
+            )
+          : undefined;
       if (clientNonce === undefined) {
-        const body = JSON.stringify(UNAUTHORIZED_BODY);
-        socket.end(
-          `HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
-        );
+        socket.end(rawError(401, "Unauthorized", UNAUTHORIZED_BODY.error));
         return;
       }
       // The server proves it knows the secret too, and both sides derive the session key.
@@ -516,11 +588,18 @@ export class NodeServer {
     });
   }
 
-  /** Stops accepting, then closes every connection, after writing what is queued on it. */
+  /**
+   * Stops accepting, then closes every connection, after writing what is queued on it. The calls
+   * have drained by now: a connection still open after a second more (an idle client, one that
+   * never finishes its request) is destroyed, so closing never waits on a client.
+   */
   async close(): Promise<void> {
     clearInterval(this.#sweep);
     for (const session of this.#sessions) session.shutdown(1001, "node closing");
-    await this.#app.close();
+    const closed = this.#app.close();
+    await Promise.race([closed, delay(CLOSE_GRACE_MS, undefined, { ref: false })]);
+    this.#app.server.closeAllConnections();
     for (const client of this.#sockets.clients) client.terminate();
+    await closed;
   }
 }

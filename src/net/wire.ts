@@ -171,6 +171,20 @@ export function checkJsonValue(value: unknown, maxDepth: number): void {
   }
 }
 
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Received bytes as text: JSON is UTF-8, and bytes that are not valid UTF-8 are refused rather
+ * than replaced, so two different bodies never read as the same text.
+ */
+export function decodeUtf8(bytes: Uint8Array): string {
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw new WireProblem("BAD_REQUEST", "the body is not valid UTF-8");
+  }
+}
+
 /** Parses received JSON text; throws `WireProblem` for anything malformed or hostile. */
 export function parseJson(text: string, maxDepth: number): unknown {
   let value: unknown;

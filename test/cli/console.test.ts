@@ -21,7 +21,7 @@ import {
   tempDir,
 } from "./helpers.js";
 
-const SECRET = "console-secret";
+const SECRET = "console-secret-0123456789";
 const ESC = String.fromCharCode(27);
 let dir: string;
 let node: RunningNode;

@@ -6,6 +6,7 @@
  *
  * Skipped where libfaketime is not installed (`.ci/run` installs it).
  */
+import { randomBytes } from "node:crypto";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PluginCore } from "aio-assistant-core";
@@ -49,7 +50,7 @@ function fakeClock(setting: { offset: string } | { file: string }): Record<strin
   };
 }
 
-const SECRET = `clocks-${"k".repeat(24)}`;
+const SECRET = `clocks-${randomBytes(24).toString("hex")}`;
 
 const dir = pluginDir({
   Svc: {

@@ -18,7 +18,13 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type ConfigObject, type NetworkingConfig, PluginCore } from "aio-assistant-core";
 import WebSocket from "ws";
-import { type PluginDef, pluginDir, rep, spawnNode as spawnNetNode } from "../net/helpers.js";
+import {
+  type PluginDef,
+  pluginDir,
+  rep,
+  SLEEP,
+  spawnNode as spawnNetNode,
+} from "../net/helpers.js";
 import {
   freePort,
   removeTempDirs,
@@ -30,7 +36,7 @@ import {
 } from "../support.js";
 
 export type { EndpointSpec, PluginDef } from "../net/helpers.js";
-export { freePort, pluginDir, rep, shared, sharedRef, tempDir, waitFor, writeTree };
+export { freePort, pluginDir, rep, SLEEP, shared, sharedRef, tempDir, waitFor, writeTree };
 
 // ------------------------------------------------------------------------------ plugins
 
@@ -136,6 +142,7 @@ export async function failure(work: Promise<unknown>): Promise<Error & { code?: 
 export const H_TIME = "x-aio-time";
 export const H_NONCE = "x-aio-nonce";
 export const H_SIG = "x-aio-signature";
+export const H_DIGEST = "x-aio-digest";
 export const H_ANSWER = "x-aio-answer";
 
 export function sha256Hex(data: string | Buffer): string {
@@ -160,8 +167,9 @@ export function hostOf(port: number, address = "127.0.0.1"): string {
 }
 
 /**
- * The three headers that authenticate a request to the node whose instance id is `instance`
- * (from its `GET /ping`, exactly as given). `path` includes the query string.
+ * The four headers that authenticate a request to the node whose instance id is `instance`
+ * (from its `GET /ping`, exactly as given): time, nonce, the body's digest and the signature.
+ * `path` includes the query string.
  */
 export function signHeaders(
   secret: string,
@@ -173,10 +181,12 @@ export function signHeaders(
 ): Record<string, string> {
   const time = String(options.time ?? Date.now());
   const nonce = options.nonce ?? randomBytes(16).toString("hex");
+  const digest = sha256Hex(body);
   return {
     [H_TIME]: time,
     [H_NONCE]: nonce,
-    [H_SIG]: mac(secret, method.toUpperCase(), instance, path, time, nonce, sha256Hex(body)),
+    [H_DIGEST]: digest,
+    [H_SIG]: mac(secret, method.toUpperCase(), instance, path, time, nonce, digest),
   };
 }
 
@@ -619,10 +629,19 @@ export type Channel = Awaited<ReturnType<typeof openChannel>>;
 
 export interface ChildNode {
   port: number;
+  pid: number;
   /** Whether the process is still running. */
   alive(): boolean;
+  /** Its resident memory now, in bytes (Linux). */
+  rss(): number;
   stderr(): string;
   stop(): Promise<void>;
+}
+
+/** The resident memory of process `pid`, in bytes, from /proc (Linux). */
+export function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0) * 1024;
 }
 
 /** A node in its own process (for input that may crash it), started as the networking tests do. */
@@ -631,7 +650,9 @@ export async function spawnNode(spec: NodeSpec): Promise<ChildNode> {
   const alive = () => child.proc.exitCode === null && child.proc.signalCode === null;
   return {
     port: child.port,
+    pid: child.pid,
     alive,
+    rss: () => rssOf(child.pid),
     stderr: child.stderr,
     stop: async () => {
       if (alive()) child.proc.kill("SIGKILL");

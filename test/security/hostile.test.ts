@@ -995,9 +995,17 @@ describe("1,000 concurrent unauthenticated connections", () => {
     const first = authorized(0, 150);
     await Promise.all(connected);
     expect(await first).toEqual(expected(0, 150));
-    // Phase 2: with them all connected, the partial ones still trickling garbage.
+    // Phase 2: with them all connected, the partial ones still trickling garbage. The node
+    // answered the forged and the unsigned requests with 401 and closed their connections
+    // (it never reads the body of a request it refused); the silent ones and those with
+    // partial headers stay open until the read timeout.
+    await waitFor(
+      () =>
+        answers.every((answer, i) => i % garbage.length !== 3 || answer.startsWith("HTTP/1.1 401")),
+      "the forged requests to be refused",
+    );
     const open = sockets.filter((s) => !s.destroyed);
-    expect(open.length).toBeGreaterThanOrEqual(600);
+    expect(open.length).toBeGreaterThanOrEqual(300);
     const trickle = setInterval(() => {
       for (const [i, socket] of sockets.entries()) {
         if (i % garbage.length === 0 && !socket.destroyed) socket.write("X");
@@ -1008,7 +1016,7 @@ describe("1,000 concurrent unauthenticated connections", () => {
     } finally {
       clearInterval(trickle);
     }
-    expect(sockets.filter((s) => !s.destroyed).length).toBeGreaterThanOrEqual(600);
+    expect(sockets.filter((s) => !s.destroyed).length).toBeGreaterThanOrEqual(300);
     // A signed stream and the channel work too while the 1,000 are open.
     const stream = await signedRequest(p1, SECRET, {
       method: "POST",

@@ -1,0 +1,15 @@
+/** `aio secret`: a fresh random secret, and nothing else, on stdout. */
+import { describe, expect, it } from "vitest";
+import { aio } from "./helpers.js";
+
+describe("aio secret", () => {
+  it("prints 32 random bytes as 64 hex digits, a new one each time", async () => {
+    const [first, second] = await Promise.all([aio(["secret"]), aio(["secret"])]);
+    for (const result of [first, second]) {
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^[0-9a-f]{64}\n$/);
+      expect(result.stderr).toBe("");
+    }
+    expect(first?.stdout).not.toBe(second?.stdout);
+  });
+});
