@@ -46,6 +46,7 @@ import {
   wireErrorOf,
 } from "./serve.js";
 import {
+  closeAfter,
   installAuth,
   type RequestAuth,
   signedDigest,
@@ -167,7 +168,7 @@ function hostCheck(
 
 /** An error answer on a connection that closes after it, so no more of the request is read. */
 function refuse(reply: FastifyReply, status: number, error: WireError): FastifyReply {
-  return reply.code(status).header("connection", "close").send({ error });
+  return closeAfter(reply).code(status).send({ error });
 }
 
 const NO_HOST: WireError = {
