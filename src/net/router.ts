@@ -67,9 +67,7 @@ export class RemoteRouter implements RemoteRoutes {
           call,
           !known
             ? `no node named "${hostname}" is known${this.#notAsked()}`
-            : known.leaving
-              ? `node "${hostname}" is shutting down`
-              : `node "${hostname}" is down (last seen ${new Date(known.lastSeen).toISOString()})`,
+            : `node "${hostname}" is ${whyDown(known)}`,
         );
       }
       if (named.length > 1) {
@@ -104,7 +102,7 @@ export class RemoteRouter implements RemoteRoutes {
       (node) => !node.alive && node.serves(call.plugin, call.method, call.pluginUuid),
     );
     const detail = down
-      ? `; node "${down.hostname}" serves it but is ${down.leaving ? "shutting down" : `down (last seen ${new Date(down.lastSeen).toISOString()})`}`
+      ? `; node "${down.hostname}" serves it but is ${whyDown(down)}`
       : this.#notAsked();
     if (local) return detail ? local.withDetail(detail) : local;
     const where = hostname !== undefined ? `node "${hostname}" does not serve` : "no node serves";
@@ -242,6 +240,13 @@ export class RemoteRouter implements RemoteRoutes {
     }
     throw this.#unreachable(call, reasons);
   }
+}
+
+/** Why a node that is not alive takes no calls, for messages. */
+function whyDown(node: RemoteNode): string {
+  return node.leaving
+    ? "shutting down"
+    : `down (last seen ${new Date(node.lastSeen).toISOString()})`;
 }
 
 /** The call, as an error raised about it on the node `hostname`. */

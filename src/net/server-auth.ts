@@ -52,12 +52,10 @@ const signed = (request: FastifyRequest) =>
     (header) => typeof request.headers[header] === "string",
   );
 
-/** Whether the request says it has a body (a length above 0, or chunks). */
-function hasBody(request: FastifyRequest): boolean {
-  const length = request.headers["content-length"];
-  return (
-    request.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0")
-  );
+/** Whether a request's headers say it has a body (a length above 0, or chunks). */
+export function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
+  const length = headers["content-length"];
+  return headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
 /**
@@ -80,16 +78,25 @@ export function unauthorized(reply: FastifyReply): FastifyReply {
 }
 
 /**
- * The digest a request is signed with: its `x-aio-digest` header, required when it has a body;
- * without a body, the digest of an empty one.
+ * Checks a request's signature on its headers alone (see auth.ts `verifyRequest`). The digest
+ * it is signed with is its `x-aio-digest` header, required when it has a body; without a body,
+ * the digest of an empty one (a body signed for but not sent, stripped on its way, is not the
+ * request that was signed). Returns the nonce and the digest the body must match, or undefined.
  */
-export function signedDigest(
+export function verifyHeaders(
+  secret: string,
+  nonces: NonceCache,
+  instance: string,
+  method: string,
+  url: string,
   headers: Record<string, string | string[] | undefined>,
-  withBody: boolean,
-): string | undefined {
-  const digest = headers[HEADER_DIGEST];
-  if (typeof digest === "string") return digest;
-  return digest === undefined && !withBody ? EMPTY_DIGEST : undefined;
+): { nonce: string; digest: string } | undefined {
+  const sent = headers[HEADER_DIGEST];
+  if (sent !== undefined && typeof sent !== "string") return undefined;
+  const digest = sent ?? EMPTY_DIGEST;
+  if (hasBody(headers) ? sent === undefined : digest !== EMPTY_DIGEST) return undefined;
+  const nonce = verifyRequest(secret, nonces, instance, method, url, headers, digest);
+  return nonce === undefined ? undefined : { nonce, digest };
 }
 
 export function installAuth(
@@ -119,23 +126,16 @@ export function installAuth(
       if (OPEN_ROUTES.has(`${request.method} ${path(request)}`)) return;
       return unauthorized(reply);
     }
-    const withBody = hasBody(request);
-    const digest = signedDigest(request.headers, withBody);
-    // A body signed for but not sent (stripped on its way) is not the request that was signed.
-    const nonce =
-      digest === undefined || (!withBody && digest !== EMPTY_DIGEST)
-        ? undefined
-        : verifyRequest(
-            secret,
-            nonces,
-            instance,
-            request.method,
-            request.url,
-            request.headers,
-            digest,
-          );
-    if (nonce === undefined || digest === undefined) return unauthorized(reply);
-    authenticated.set(request, { nonce, digest });
+    const verified = verifyHeaders(
+      secret,
+      nonces,
+      instance,
+      request.method,
+      request.url,
+      request.headers,
+    );
+    if (!verified) return unauthorized(reply);
+    authenticated.set(request, verified);
   });
   app.addHook("onSend", async (request, reply, payload) => {
     const nonce = authenticated.get(request)?.nonce;

@@ -25,7 +25,6 @@ import type { Logger } from "../log.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import {
   ChannelSigner,
-  EMPTY_DIGEST,
   HEADER_ANSWER,
   HEADER_NONCE,
   MAX_SKEW_MS,
@@ -33,7 +32,6 @@ import {
   StreamMac,
   sessionKey,
   signAnswer,
-  verifyRequest,
 } from "./auth.js";
 import { FLUSH_BYTES, PacketChannel } from "./channel.js";
 import { BodyBudget, MAX_ANSWER_BYTES, PeerLimiter } from "./limits.js";
@@ -47,12 +45,13 @@ import {
 } from "./serve.js";
 import {
   closeAfter,
+  hasBody,
   installAuth,
   type RequestAuth,
-  signedDigest,
   UNAUTHORIZED_BODY,
   Unauthorized,
   unauthorized,
+  verifyHeaders,
 } from "./server-auth.js";
 import {
   decodeUtf8,
@@ -491,11 +490,10 @@ export class NodeServer {
    */
   #budget(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     const bodies = this.#bodies as BodyBudget;
-    const declared = request.headers["content-length"];
-    const chunked = request.headers["transfer-encoding"] !== undefined;
-    if (!chunked && (declared === undefined || declared === "0")) return undefined;
+    if (!hasBody(request.headers)) return undefined;
+    const declared = request.headers["transfer-encoding"] === undefined;
     const bytes = Math.min(
-      chunked ? Number.POSITIVE_INFINITY : Number(declared),
+      declared ? Number(request.headers["content-length"]) : Number.POSITIVE_INFINITY,
       this.#options.bodyLimit,
     );
     if (!Number.isFinite(bytes)) return undefined;
@@ -536,20 +534,14 @@ export class NodeServer {
     let signer: ChannelSigner | undefined;
     const secret = this.#options.secret;
     if (secret) {
-      // An upgrade has no body: it is signed with the digest of an empty one.
-      const digest = signedDigest(request.headers, false);
-      const clientNonce =
-        digest === EMPTY_DIGEST
-          ? verifyRequest(
-              secret,
-              this.#nonces,
-              this.#options.instance,
-              "GET",
-              request.url ?? "",
-              request.headers,
-              digest,
-            )
-          : undefined;
+      const clientNonce = verifyHeaders(
+        secret,
+        this.#nonces,
+        this.#options.instance,
+        "GET",
+        request.url ?? "",
+        request.headers,
+      )?.nonce;
       if (clientNonce === undefined) {
         socket.end(rawError(401, "Unauthorized", UNAUTHORIZED_BODY.error));
         return;
