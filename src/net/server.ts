@@ -3,7 +3,11 @@
  * WebSocket channel other nodes call through, on the same port.
  */
 import { randomBytes } from "node:crypto";
-import { createServer as createHttpServer, type IncomingMessage } from "node:http";
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { type AddressInfo, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
@@ -226,10 +230,15 @@ export class NodeServer {
     this.#app = Fastify({
       logger: false,
       bodyLimit: options.bodyLimit,
-      serverFactory: (handler) =>
-        options.tls
-          ? createHttpsServer({ ...timing, ...options.tls }, handler)
-          : createHttpServer(timing, handler),
+      serverFactory: (handler) => {
+        // A request that fails authentication is answered before fastify sees it.
+        const gated = (request: IncomingMessage, response: ServerResponse) => {
+          if (!this.#auth.gate(request, response)) handler(request, response);
+        };
+        return options.tls
+          ? createHttpsServer({ ...timing, ...options.tls }, gated)
+          : createHttpServer(timing, gated);
+      },
       // What the HTTP parser or the router refuse is answered in the protocol's own format.
       clientErrorHandler: (_error, socket) => {
         if (socket.writable) socket.end(RAW_BAD_REQUEST);
