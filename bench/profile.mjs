@@ -4,7 +4,8 @@
  *   node --cpu-prof --cpu-prof-dir=/tmp/aio-prof bench/profile.mjs [seconds] [concurrency] [args]
  *   node bench/lib/cpuprofile-top.mjs /tmp/aio-prof/<file>.cpuprofile
  *
- * args: "positional" (execute(…, 6), default) or "named" (execute(…, { number: 6 })).
+ * args: "positional" (execute(…, 6), default) or "named" (execute(…, { number: 6 })) on PluginB's
+ * sync endpoint; "async" or "async-named" the same on bench/fixtures/AsyncSquare's async one.
  * AIO_BENCH_DIST selects another build (a dist/index.js URL or path), e.g. a scratch copy.
  */
 import { join, resolve } from "node:path";
@@ -22,13 +23,19 @@ const distUrl = !dist
 
 const { PluginCore } = await import(distUrl);
 const core = new PluginCore({
-  plugins: [{ name: "PluginB", path: join(root, "examples/plugins_test/PluginB") }],
+  plugins: [
+    { name: "PluginB", path: join(root, "examples/plugins_test/PluginB") },
+    { name: "AsyncSquare", path: join(root, "bench/fixtures/AsyncSquare") },
+  ],
   general: { console_log_level: "ERROR", log_dir: "" },
 });
 await core.start();
-const args = shape === "named" ? { number: 6 } : 6;
-const fn = () => core.execute("PluginB", "calculate_square", args);
-if ((await fn()) !== 36) throw new Error("PluginB.calculate_square(6) is not 36");
+if (!["positional", "named", "async", "async-named"].includes(shape))
+  throw new Error(`unknown args "${shape}": positional, named, async or async-named`);
+const args = shape.endsWith("named") ? { number: 6 } : 6;
+const plugin = shape.startsWith("async") ? "AsyncSquare" : "PluginB";
+const fn = () => core.execute(plugin, "calculate_square", args);
+if ((await fn()) !== 36) throw new Error(`${plugin}.calculate_square(6) is not 36`);
 
 const measure = makeCase(fn, Number(concurrency));
 await measure(500);
