@@ -133,27 +133,30 @@ export class Call implements CallSite, CallInfo {
 }
 
 /**
- * Something in flight that can be ended from outside, linked into its plugin's {@link InFlight}.
+ * Something in flight that can be ended from outside. `prev`, `next` and `listed` belong to
+ * the {@link InFlight} it is in: an entry is its own list node, so tracking a call allocates
+ * nothing more.
  *
- * The calls in flight are a linked list through these entries rather than a Set: a hash table
- * that gains and loses a key per call is rebuilt every few calls, and V8 links each table it
- * drops to its successor; once a dropped table is in the old generation, every young
- * collection keeps the next table, and what its keys reach, alive. A Set of calls in flight
- * made an async call spend ~60% of its time in the GC.
+ * A list rather than a Set: a hash table that gains and loses a key per call is rebuilt every
+ * few calls, and V8 links each table it drops to its successor; once a dropped table is in the
+ * old generation, every young collection keeps the next table, and what its keys reach,
+ * alive. A Set of calls in flight made an async call spend ~60% of its time in the GC.
  */
-export abstract class Cancellable {
-  prev: Cancellable | undefined = undefined;
-  next: Cancellable | undefined = undefined;
-  listed = false;
-  abstract fail(error: RequestError): void;
+export interface Cancellable {
+  prev: Cancellable | undefined;
+  next: Cancellable | undefined;
+  listed: boolean;
+  fail(error: RequestError): void;
 }
 
 /** An entry whose `fail` is a given function. */
-class Ender extends Cancellable {
+class Ender implements Cancellable {
+  prev: Cancellable | undefined = undefined;
+  next: Cancellable | undefined = undefined;
+  listed = false;
   readonly fail: (error: RequestError) => void;
 
   constructor(fail: (error: RequestError) => void) {
-    super();
     this.fail = fail;
   }
 }
@@ -265,7 +268,10 @@ export function trackPromise(
   wrapError: (error: unknown) => RequestError,
 ): Promise<unknown> {
   const tracked = new TrackedPromise(inFlight, call);
-  const promise = new Promise(tracked.executor);
+  const promise = new Promise((resolve, reject) => {
+    tracked.resolve = resolve;
+    tracked.reject = reject;
+  });
   inFlight.add(tracked);
   if (call.bounded) tracked.stopWatching = watchBounds(call, (error) => tracked.fail(error));
   work.then(
@@ -275,35 +281,35 @@ export function trackPromise(
   return promise;
 }
 
-class TrackedPromise extends Cancellable {
-  readonly #inFlight: InFlight;
-  readonly #call: Call;
-  #resolve: ((value: unknown) => void) | undefined;
-  #reject: ((error: RequestError) => void) | undefined;
+// Public fields and no base class: with private fields, a base class and the executor as an
+// arrow-function field, an async call cost 5–15% more CPU.
+class TrackedPromise implements Cancellable {
+  prev: Cancellable | undefined = undefined;
+  next: Cancellable | undefined = undefined;
+  listed = false;
+  readonly inFlight: InFlight;
+  readonly call: Call;
+  /** Cleared once settled. */
+  resolve: ((value: unknown) => void) | undefined = undefined;
+  reject: ((error: RequestError) => void) | undefined = undefined;
   stopWatching: () => void = noop;
 
   constructor(inFlight: InFlight, call: Call) {
-    super();
-    this.#inFlight = inFlight;
-    this.#call = call;
+    this.inFlight = inFlight;
+    this.call = call;
   }
 
-  readonly executor = (resolve: (value: unknown) => void, reject: (error: unknown) => void) => {
-    this.#resolve = resolve;
-    this.#reject = reject;
-  };
-
   fail(error: RequestError): void {
-    this.#call.cancel(error);
+    this.call.cancel(error);
     this.settle(error, undefined);
   }
 
   settle(error: RequestError | undefined, value: unknown): void {
-    const resolve = this.#resolve;
+    const resolve = this.resolve;
     if (resolve === undefined) return;
-    const reject = this.#reject as (error: RequestError) => void;
-    this.#resolve = this.#reject = undefined;
-    this.#inFlight.delete(this);
+    const reject = this.reject as (error: RequestError) => void;
+    this.resolve = this.reject = undefined;
+    this.inFlight.delete(this);
     this.stopWatching();
     if (error) reject(error);
     else resolve(value);
