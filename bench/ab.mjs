@@ -1,7 +1,7 @@
 /**
  * A/B of two builds on the AIO hot loop (bench/profile.mjs), in alternating fresh processes:
  *
- *   node bench/ab.mjs <distA> <distB> [--runs 6] [--seconds 2] [--concurrency 1] [--args positional]
+ *   node bench/ab.mjs <distA> <distB> [--runs 6] [--seconds 2] [--concurrency 1] [--args positional] [--timeout MS]
  *
  * A dist is a folder holding index.js (a scratch copy needs node_modules reachable from it,
  * e.g. a symlink, and a package.json with "type": "module"). Prints each side's median and
@@ -19,13 +19,16 @@ const { values: o, positionals } = parseArgs({
     seconds: { type: "string", default: "2" },
     concurrency: { type: "string", default: "1" },
     args: { type: "string", default: "positional" },
+    timeout: { type: "string" },
   },
 });
 if (positionals.length !== 2) throw new Error("usage: ab.mjs <distA> <distB> [options]");
 const script = fileURLToPath(new URL("./profile.mjs", import.meta.url));
 
 function once(dist) {
-  const r = spawnSync(process.execPath, [script, o.seconds, o.concurrency, o.args], {
+  const argv = [script, o.seconds, o.concurrency, o.args];
+  if (o.timeout !== undefined) argv.push(o.timeout);
+  const r = spawnSync(process.execPath, argv, {
     env: { ...process.env, AIO_BENCH_DIST: dist },
     encoding: "utf8",
   });
@@ -48,5 +51,5 @@ for (let i = 0; i < Number(o.runs); i++) {
 }
 const ratio = median(b.map((v, i) => v / a[i]));
 console.log(
-  `A ${median(a).toFixed(2)} M/s [${a.join(" ")}]\nB ${median(b).toFixed(2)} M/s [${b.join(" ")}]\nB/A ${ratio.toFixed(3)}x (${o.concurrency} in flight, ${o.args} args)`,
+  `A ${median(a).toFixed(2)} M/s [${a.join(" ")}]\nB ${median(b).toFixed(2)} M/s [${b.join(" ")}]\nB/A ${ratio.toFixed(3)}x (${o.concurrency} in flight, ${o.args} args${o.timeout ? `, timeout ${o.timeout} ms` : ""})`,
 );

@@ -421,6 +421,36 @@ describe("errors of a call", () => {
     await expect(core.execute("Calc", "slow", [5], { timeout: 2000 })).resolves.toBe("slow done");
   });
 
+  it("calls with timeouts each end at their own deadline, however they interleave", async () => {
+    const started = performance.now();
+    const endsAt = (call: Promise<unknown>) =>
+      call.then(
+        (value) => ({ value, ms: performance.now() - started }),
+        (error: RequestError) => ({ code: error.code, ms: performance.now() - started }),
+      );
+    const first = endsAt(core.execute("Calc", "slow", [2000], { timeout: 100 }));
+    const quick = endsAt(core.execute("Calc", "slow", [5], { timeout: 100 }));
+    await new Promise((resolve) => setTimeout(resolve, 40));
+    const second = endsAt(core.execute("Calc", "slow", [2000], { timeout: 100 }));
+    const short = endsAt(core.execute("Calc", "slow", [2000], { timeout: 20 }));
+    const [a, q, b, s] = await Promise.all([first, quick, second, short]);
+    expect(q).toMatchObject({ value: "slow done" });
+    for (const ended of [a, b, s]) expect(ended).toMatchObject({ code: "TIMEOUT" });
+    // Never early; the later calls' deadlines come after the first's, the short one's before.
+    expect(a.ms).toBeGreaterThanOrEqual(100);
+    expect(b.ms).toBeGreaterThanOrEqual(140);
+    expect(s.ms).toBeGreaterThanOrEqual(60);
+    expect(s.ms).toBeLessThan(a.ms);
+    expect(a.ms).toBeLessThan(b.ms);
+  });
+
+  it("a call that ended before its timeout leaves no timer keeping the process alive", async () => {
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+    const before = timers();
+    await expect(core.execute("Calc", "slow", [5], { timeout: 60_000 })).resolves.toBe("slow done");
+    expect(timers()).toBeLessThanOrEqual(before);
+  });
+
   it("aborting the signal fails the call with ABORTED", async () => {
     const controller = new AbortController();
     const call = core.execute("Calc", "slow", [2000], { signal: controller.signal });

@@ -258,6 +258,49 @@ general:
     await starting;
   });
 
+  it("a call that waited for its plugin to start still times out at its deadline, before later calls", async () => {
+    const hang = `async hang() { await sleep(2000); }`;
+    const fx = fixture({
+      plugins: {
+        Slow: {
+          code: pluginClass(
+            "Slow",
+            `override async onEnable() { await sleep(100); }\n  ${hang}`,
+            SLEEP,
+          ),
+          manifest: { endpoints: [ep("hang")] },
+        },
+        Quick: {
+          code: pluginClass("Quick", hang, SLEEP),
+          manifest: { endpoints: [ep("hang")] },
+        },
+      },
+    });
+    const core = newCore(fx.configFile);
+    const slowLoaded = nextEvent(core, "plugin:loaded", "Slow");
+    const quickEnabled = nextEvent(core, "plugin:enabled", "Quick");
+    const starting = core.start();
+    await Promise.all([slowLoaded, quickEnabled]);
+    const started = performance.now();
+    const endsAt = (call: Promise<unknown>) =>
+      call.then(
+        () => ({ code: "resolved", ms: performance.now() - started }),
+        (error: RequestError) => ({ code: error.code, ms: performance.now() - started }),
+      );
+    // Slow's call waits for its start, then runs with the deadline it got first, earlier than
+    // that of Quick's call made meanwhile.
+    const slow = endsAt(core.execute("Slow", "hang", undefined, { timeout: 300 }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const quick = endsAt(core.execute("Quick", "hang", undefined, { timeout: 300 }));
+    const [s, q] = await Promise.all([slow, quick]);
+    expect(s.code).toBe("TIMEOUT");
+    expect(q.code).toBe("TIMEOUT");
+    expect(s.ms).toBeGreaterThanOrEqual(300);
+    expect(q.ms).toBeGreaterThanOrEqual(350);
+    expect(s.ms).toBeLessThan(q.ms);
+    await starting;
+  });
+
   it("makes a call issued right after start() to a plugin that then fails get PLUGIN_DISABLED", async () => {
     const fx = fixture({
       plugins: {
