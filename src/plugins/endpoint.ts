@@ -124,7 +124,8 @@ export function compileBinder(endpoint: ManifestEndpoint): ArgumentBinder {
   /** Reads the declared names straight off the object; falls back when it has other keys. */
   function fromObject(named: Record<string, unknown>): unknown[] {
     if (!inheritedName) {
-      const positional: unknown[] = [];
+      // Sized up front: an empty array grows to 17 slots at its first element.
+      const positional: unknown[] = new Array(declaredNames.length);
       let found = 0;
       for (let i = 0; i < declaredNames.length; i++) {
         const value = named[declaredNames[i] as string];
@@ -133,7 +134,11 @@ export function compileBinder(endpoint: ManifestEndpoint): ArgumentBinder {
           found++;
         }
       }
-      if (found === Object.keys(named).length) return positional;
+      // Counted with for…in, which allocates nothing (Object.keys makes an array); an
+      // inherited enumerable key only makes the counts differ, and the own-keys walk decides.
+      let keys = 0;
+      for (const _ in named) keys++;
+      if (found === keys) return withoutTrailingHoles(positional);
     }
     return fromOwnKeys(named);
   }
@@ -165,11 +170,7 @@ export function compileBinder(endpoint: ManifestEndpoint): ArgumentBinder {
         );
       }
     }
-    // Trailing holes are dropped so the method's own parameter defaults apply to them.
-    let end = positional.length;
-    while (end > 0 && positional[end - 1] === undefined) end--;
-    if (end !== positional.length) positional.length = end;
-    return positional;
+    return withoutTrailingHoles(positional);
   }
 
   return (args) => {
@@ -190,6 +191,14 @@ export function compileBinder(endpoint: ManifestEndpoint): ArgumentBinder {
     }
     return needsFilling ? checkAll(positional) : positional;
   };
+}
+
+/** Trailing holes are dropped so the method's own parameter defaults apply to them. */
+function withoutTrailingHoles(positional: unknown[]): unknown[] {
+  let end = positional.length;
+  while (end > 0 && positional[end - 1] === undefined) end--;
+  if (end !== positional.length) positional.length = end;
+  return positional;
 }
 
 export function endpointInfo(endpoint: ManifestEndpoint, kind: EndpointKind): EndpointInfo {

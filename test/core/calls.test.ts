@@ -192,6 +192,10 @@ describe("arguments", () => {
     await expect(core.execute("Calc", "add", { a: 1 })).resolves.toBe(11);
     await expect(core.execute("Calc", "add", { b: 1 })).resolves.toBe(1);
     await expect(core.execute("Calc", "add", {})).resolves.toBe(10);
+    // Untyped, optional arguments: the method gets as many as reach the last one given.
+    await expect(core.execute("Calc", "count", { x: 1 })).resolves.toBe(1);
+    await expect(core.execute("Calc", "count", { y: 1 })).resolves.toBe(2);
+    await expect(core.execute("Calc", "count", {})).resolves.toBe(0);
   });
 
   it("a named argument that is not declared is INVALID_ARGUMENTS", async () => {
