@@ -166,9 +166,23 @@ export async function run(ctx) {
 
   const { rounds, ms, warmupMs } = ctx.local;
   const results = {};
+  // CPU time of the process per call, each measured pass: steadier than calls/s when other
+  // processes take turns on the machine's CPUs.
+  const cpu = {};
+  const withCpu = (samples, measure) => async (time) => {
+    const before = process.cpuUsage();
+    const result = await measure(time);
+    const used = process.cpuUsage(before);
+    samples.push(((used.user + used.system) * 1000) / result.ops);
+    return result;
+  };
   try {
     for (const concurrency of CONCURRENCIES) {
-      const contenders = calls.map((c) => ({ id: c.id, measure: makeCase(c.fn, concurrency) }));
+      cpu[concurrency] = Object.fromEntries(calls.map((c) => [c.id, []]));
+      const contenders = calls.map((c) => ({
+        id: c.id,
+        measure: withCpu(cpu[concurrency][c.id], makeCase(c.fn, concurrency)),
+      }));
       ctx.progress(
         `  ${concurrency} in flight: warm-up ${warmupMs} ms each, ${rounds} rounds × ${ms} ms`,
       );
@@ -183,7 +197,9 @@ export async function run(ctx) {
     await Promise.all([core.close(), plain.stop(), validating.stop()]);
   }
 
-  return report(ctx, calls, results);
+  // The warm-up pass of each contender is not a round.
+  for (const n of CONCURRENCIES) for (const c of calls) cpu[n][c.id].shift();
+  return report(ctx, calls, results, cpu);
 }
 
 /** Per-round ratios of a to b (rounds are interleaved, so round i of each is paired). */
@@ -199,7 +215,7 @@ const MATCHES = [
   { aio: "aioAsyncNamed", label: "AIO async named args", mol: "molAsync", molVal: "molAsyncVal" },
 ];
 
-function report(ctx, calls, results) {
+function report(ctx, calls, results, cpu) {
   const { rounds, ms } = ctx.local;
   const col = (c) => (c === 1 ? "sequential (1 in flight)" : `${c} in flight`);
   const rows = calls.map((c) => [
@@ -207,12 +223,18 @@ function report(ctx, calls, results) {
     ...CONCURRENCIES.map(
       (n) => `${formatRate(median(results[n][c.id]))} ${spread(results[n][c.id])}`,
     ),
+    ...CONCURRENCIES.map((n) => `${median(cpu[n][c.id]).toFixed(0)} ns`),
   ]);
   const out = [];
   out.push(
     `Local execute of calculate_square(6), sync (PluginB) and async (AsyncSquare) endpoint: calls/s, median of ${rounds} interleaved rounds × ${ms} ms (± half the range)`,
   );
-  out.push(table(["contender", ...CONCURRENCIES.map(col)], rows));
+  out.push(
+    table(
+      ["contender", ...CONCURRENCIES.map(col), ...CONCURRENCIES.map((n) => `CPU/call, ${n}`)],
+      rows,
+    ),
+  );
   out.push("");
 
   const pairs = [
@@ -230,9 +252,17 @@ function report(ctx, calls, results) {
       const per = ratios(results[n][a], results[n][b]);
       return `${r.toFixed(2)}x (rounds ${Math.min(...per).toFixed(2)}–${Math.max(...per).toFixed(2)})`;
     }),
+    ...CONCURRENCIES.map((n) => `${(median(cpu[n][b]) / median(cpu[n][a])).toFixed(2)}x`),
   ]);
-  out.push("Ratios of medians (range of the per-round paired ratios)");
-  out.push(table(["ratio", ...CONCURRENCIES.map(col)], ratioRows));
+  out.push(
+    "Ratios of medians (range of the per-round paired ratios); CPU: the other's CPU per call over AIO's",
+  );
+  out.push(
+    table(
+      ["ratio", ...CONCURRENCIES.map(col), ...CONCURRENCIES.map((n) => `CPU, ${n}`)],
+      ratioRows,
+    ),
+  );
   out.push("");
 
   const targets = [];
@@ -258,5 +288,11 @@ function report(ctx, calls, results) {
       Object.fromEntries(calls.map((c) => [c.id, median(results[n][c.id])])),
     ]),
   );
-  return { samples: results, medians, targets, met: targets.every((t) => t.met) };
+  return {
+    samples: results,
+    cpuNsPerCall: cpu,
+    medians,
+    targets,
+    met: targets.every((t) => t.met),
+  };
 }
