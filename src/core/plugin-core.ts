@@ -57,6 +57,8 @@ export interface PluginCoreOptions {
   logLevel?: LogLevelName;
   /** Colored console output on or off; default: on a terminal, unless NO_COLOR is set. */
   color?: boolean;
+  /** The log file's folder, instead of `general.log_dir` (`""`: no log file). */
+  logDir?: string;
 }
 
 export class PluginCore extends EventEmitter<PluginCoreEvents> {
@@ -89,14 +91,14 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     try {
       this.#logging = createLogging({
         level: options.logLevel ?? resolved.general.console_log_level,
-        logDir: resolved.general.log_dir,
+        logDir: options.logDir ?? resolved.general.log_dir,
         name: "core",
         ...(options.color !== undefined ? { color: options.color } : {}),
       });
     } catch (error) {
       throw new ConfigError(
         "CONFIG_INVALID",
-        `general.log_dir: cannot write logs to ${resolved.general.log_dir}: ${(error as Error).message}`,
+        `general.log_dir: cannot write logs to ${options.logDir ?? resolved.general.log_dir}: ${(error as Error).message}`,
         { file: resolved.file, key: "general.log_dir" },
         { cause: error },
       );
