@@ -611,6 +611,41 @@ describe("events", () => {
     ]);
   });
 
+  for (const isolation of ["none", "worker"]) {
+    it(`names the part of loading that threw: the constructor or onLoad (isolation ${isolation})`, async () => {
+      const fx = fixture({
+        plugins: {
+          InCtor: {
+            code: pluginClass(
+              "InCtor",
+              "constructor() {\n    super();\n    [1].forEach(() => { throw new Error('ctor says no'); });\n  }",
+            ),
+            manifest: {},
+          },
+          InLoad: {
+            code: pluginClass(
+              "InLoad",
+              "override onLoad() {\n    throw new Error('load says no');\n  }",
+            ),
+            manifest: {},
+          },
+          Healthy: HEALTHY,
+        },
+        configYaml: `plugins:\n  - name: InCtor\n    isolation: ${isolation}\n  - name: InLoad\n    isolation: ${isolation}\n  - name: Healthy\ngeneral:\n  plugin_package: plugins\n  console_log_level: CRITICAL\n  log_dir: ""\n`,
+      });
+      const core = newCore(fx.configFile);
+      await core.start();
+      const ctor = core.getPluginInfo("InCtor") as PluginInfo;
+      expect(ctor.state).toBe("failed");
+      expect(ctor.error).toMatch(
+        /the constructor of InCtor threw Error: ctor says no \(.*plugin\.ts:\d+\)/,
+      );
+      const load = core.getPluginInfo("InLoad") as PluginInfo;
+      expect(load.error).toMatch(/onLoad threw Error: load says no \(.*plugin\.ts:\d+\)/);
+      await expectHealthy(core);
+    });
+  }
+
   it("emits plugin:failed with the PluginInfo and a ConfigError", async () => {
     const fx = fixture({
       plugins: {
