@@ -258,6 +258,8 @@ export function readInfoRequest(body: unknown): InfoRequest {
 }
 
 /** Rebuilds a `RequestError` from the `error` member of an answer. */
+const RELATIVE_HOSTS: ReadonlySet<string> = new Set(["local", "any", "remote"]);
+
 export function errorFromWire(wire: unknown, fallbackHost: string): RequestError {
   const body = isRecord(wire) ? wire : {};
   const code = typeof body.code === "string" ? (body.code as RequestErrorCode) : "NETWORK";
@@ -266,6 +268,10 @@ export function errorFromWire(wire: unknown, fallbackHost: string): RequestError
       ? body.message
       : "the remote node sent an error without a message";
   const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : undefined);
+  // The serving node names its own host as the call's option there ("local"); to the caller,
+  // the error arose on that node.
+  const host = text("host");
+  const named = host !== undefined && !RELATIVE_HOSTS.has(host) ? host : fallbackHost;
   return new RequestError(
     code,
     message,
@@ -273,7 +279,7 @@ export function errorFromWire(wire: unknown, fallbackHost: string): RequestError
       requestId: text("request_id"),
       plugin: text("plugin"),
       method: text("method"),
-      host: text("host") ?? fallbackHost,
+      host: named,
     },
     { errorName: text("error_name") },
   );

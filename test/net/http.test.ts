@@ -324,6 +324,11 @@ describe("POST /execute_stream", () => {
     for (const [body, status, code] of cases) {
       expectError(await send("/execute_stream", body), status, code);
     }
+    // An HTTP client is told the route to use, not a method of a library it may not have.
+    const wrong = await send("/execute_stream", { plugin: "Api", method: "add", args: [1, 2] });
+    expect(wrong.body.error.message).toMatch(/call it with POST \/execute$/);
+    const wrongWay = await send("/execute", { plugin: "Api", method: "gen", args: [1] });
+    expect(wrongWay.body.error.message).toMatch(/call it with POST \/execute_stream$/);
     await expectServing();
   });
 
