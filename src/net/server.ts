@@ -476,7 +476,7 @@ export class NodeServer {
         try {
           let step = first;
           while (!step.done) {
-            yield line({ item: step.value });
+            yield line({ item: step.value === undefined ? null : step.value });
             step = await source.next();
           }
           yield line({ end: true });
