@@ -942,6 +942,80 @@ describe("docs/api.md", () => {
   });
 });
 
+// ------------------------------------------------------------------------------ docs/from-python.md
+
+describe("docs/from-python.md", () => {
+  const FROM_PYTHON = "docs/from-python.md";
+  const SECTION = "Porting a plugin, step by step";
+
+  function myPluginFiles(): Record<string, string> {
+    return {
+      "plugins_test/MyPlugin/plugin.ts": fileBlock(
+        FROM_PYTHON,
+        "plugins_test/MyPlugin/plugin.ts",
+        SECTION,
+      ).code,
+      "plugins_test/MyPlugin/plugin_config.yml": fileBlock(
+        FROM_PYTHON,
+        "plugins_test/MyPlugin/plugin_config.yml",
+        SECTION,
+      ).code,
+      "config.yml": fileBlock(FROM_PYTHON, "config.yml", SECTION).code,
+    };
+  }
+
+  it("the ported MyPlugin loads from the seed's manifest and config.yml as they are", async () => {
+    const dir = tempDir("aio-docs-from-python-");
+    const files = myPluginFiles();
+    writeTree(dir, files);
+    const core = track(new PluginCore(quietConfig(files["config.yml"] as string, dir)));
+    await core.start();
+    expect(core.getPluginInfo("MyPlugin")).toMatchObject({
+      state: "enabled",
+      version: "1.0.0",
+      description: "My custom plugin",
+      remote: true,
+    });
+    expect(core.getPluginEndpoints("MyPlugin")?.map((e) => [e.access_name, e.kind])).toEqual([
+      ["my_method", "async function"],
+    ]);
+    await expect(core.execute("MyPlugin", "my_method", [2, 3])).resolves.toBe(5);
+    await expect(core.execute("MyPlugin", "my_method", { arg1: 2, arg2: 3 })).resolves.toBe(5);
+    // What the page says the port gained.
+    const wrong = await rejection(core.execute("MyPlugin", "my_method", ["2", 3]));
+    expect(wrong.code).toBe("INVALID_ARGUMENTS");
+    expect(wrong.message).toContain("arg1");
+    await expect(core.execute("MyPlugin", "my_method", [2])).resolves.toBeNaN();
+    await core.close();
+  });
+
+  it("main.ts prints what its comment says, run with tsx, and the node logs Plugin enabled!", () => {
+    const main = fileBlock(FROM_PYTHON, "main.ts", SECTION).code;
+    const dir = tempDir("aio-docs-from-python-main-");
+    writeTree(dir, { ...myPluginFiles(), "main.ts": main });
+    linkPackage(dir);
+    const run = runTsx(dir, "main.ts");
+    expect(run.status, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`${commentAfter(main, "console.log")}\n`);
+    expect(run.stderr).toContain("Plugin enabled!");
+    expect(run.stderr).not.toMatch(/\b(WARN|ERROR|FATAL)\b/);
+  });
+
+  it("names every public method of PluginCore and Plugin", () => {
+    const doc = readFileSync(join(REPO_ROOT, FROM_PYTHON), "utf8");
+    const members = (proto: object) =>
+      Object.getOwnPropertyNames(proto).filter(
+        (name) =>
+          name !== "constructor" &&
+          typeof Object.getOwnPropertyDescriptor(proto, name)?.value === "function",
+      );
+    const missing = [...members(PluginCore.prototype), ...members(aio.Plugin.prototype)].filter(
+      (name) => !doc.includes(`${name}(`) && !doc.includes(`\`${name}\``),
+    );
+    expect(missing).toEqual([]);
+  });
+});
+
 // ------------------------------------------------------------------------------ type checks
 
 describe("every TypeScript block of the docs", () => {
@@ -949,7 +1023,13 @@ describe("every TypeScript block of the docs", () => {
     const dir = tempDir("aio-docs-types-");
     linkPackage(dir);
     const files: Record<string, string> = {};
-    for (const doc of ["README.md", "docs/plugins.md", "docs/configuration.md", "docs/api.md"]) {
+    for (const doc of [
+      "README.md",
+      "docs/plugins.md",
+      "docs/configuration.md",
+      "docs/api.md",
+      "docs/from-python.md",
+    ]) {
       // Usage examples; blocks that only list signatures are not code to compile.
       const examples = blocksOf(doc).filter(
         (b) =>
