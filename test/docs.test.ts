@@ -631,9 +631,10 @@ describe("docs/plugins.md", () => {
     await own.reloadPlugin("Weather");
     expect(own.getPluginInfo("Weather")).toMatchObject({ state: "enabled" });
     expect(own.getPluginInfo("Weather")?.uuid).not.toBe(before);
-    // "unloaded"
+    // "removed (not listed any more)"
     await own.popPlugin("Weather");
-    expect(own.getPluginInfo("Weather")?.state).toBe("unloaded");
+    expect(own.getPluginInfo("Weather")).toBeUndefined();
+    expect(own.listPlugins().map((p) => p.name)).not.toContain("Weather");
     await own.close();
   });
 });
