@@ -205,10 +205,24 @@ export class Dispatcher {
    */
   #elsewhere(call: Call, route: Route, error: unknown): RemoteRoutes {
     const remote = this.remote;
-    if (route !== "any" || !remote || !(error instanceof RequestError)) throw error;
+    if (route !== "any" || !remote || !(error instanceof RequestError)) {
+      throw this.#whileClosing(call, error);
+    }
     if (!TRY_REMOTE.has(error.code)) throw error;
     if (remote.canServe(call)) return remote;
-    throw remote.explain(call, error);
+    throw this.#whileClosing(call, remote.explain(call, error));
+  }
+
+  /**
+   * A plugin's call to a plugin that close() has already disabled or unloaded fails with
+   * CLOSED, the cause, rather than PLUGIN_NOT_FOUND or PLUGIN_DISABLED: background work a
+   * plugin started can tell the node closing from a real failure.
+   */
+  #whileClosing(call: Call, error: unknown): unknown {
+    if (!this.#closing() || !(error instanceof RequestError)) return error;
+    if (error.code !== "PLUGIN_NOT_FOUND" && error.code !== "PLUGIN_DISABLED") return error;
+    const state = this.#registry.get(call.plugin)?.state;
+    return state === "unloaded" || state === "disabled" ? callErrors.closed(call) : error;
   }
 
   /**

@@ -858,6 +858,38 @@ describe("close", () => {
     await core.close();
   });
 
+  it("a plugin's call to a plugin that close() already stopped fails with CLOSED", async () => {
+    // Caller.later() waits for the test's go-ahead, then calls B: background work that is
+    // still running while close() unloads B.
+    const key = `__aioGo${process.pid}`;
+    let go: () => void = () => undefined;
+    (globalThis as Record<string, unknown>)[key] = new Promise<void>((resolve) => {
+      go = resolve;
+    });
+    const { core } = await startFixture({
+      plugins: {
+        B: hooked("B", recorder()),
+        Caller: {
+          code: pluginClass(
+            "Caller",
+            `async later() {
+    await (globalThis as any)[${JSON.stringify(key)}];
+    try { return await this.execute("B", "value"); } catch (error: any) { return \`\${error.code}: \${error.message}\`; }
+  }`,
+          ),
+          manifest: { endpoints: [ep("later")] },
+        },
+      },
+    });
+    const call = core.execute("Caller", "later");
+    const unloaded = nextEvent(core, "plugin:unloaded", "B");
+    const closing = core.close();
+    await unloaded;
+    go();
+    await expect(call).resolves.toMatch(/^CLOSED: .*B\.value was not run/);
+    await closing;
+  });
+
   it("lets a call in flight finish before unloading", async () => {
     const { core } = await startFixture({
       plugins: {
