@@ -371,15 +371,16 @@ general:
       const started = performance.now();
       const { core } = await startFixture({
         plugins: { Hangs: hanging(hook), Healthy: HEALTHY },
-        configYaml: config(0.3),
+        // The limit also bounds importing the plugin file, which a busy machine makes slow.
+        configYaml: config(1),
       });
       const elapsed = performance.now() - started;
-      expect(elapsed).toBeGreaterThanOrEqual(250);
+      expect(elapsed).toBeGreaterThanOrEqual(950);
       expect(elapsed).toBeLessThan(5000);
       const info = core.getPluginInfo("Hangs") as PluginInfo;
       expect(info.state).toBe("failed");
       expect(info.error).toContain(hook);
-      expect(info.error).toContain("0.3 s");
+      expect(info.error).toContain("within 1 s");
       expect(info.errorCode).toBe("PLUGIN_LOAD_FAILED");
       const error = await rejection(core.execute("Hangs", "value"));
       expect(error.code).toBe("PLUGIN_DISABLED");
@@ -399,7 +400,7 @@ general:
         },
         Healthy: HEALTHY,
       },
-      configYaml: config(0.2).replace("Hangs", "Stuck"),
+      configYaml: config(1).replace("Hangs", "Stuck"),
     });
     await core.popPlugin("Stuck");
     expect(core.getPluginInfo("Stuck")).toBeUndefined();
