@@ -61,7 +61,7 @@ export function wireErrorOf(error: unknown, call?: WireCall): WireError {
 }
 
 /** Ends a served call when the peer cancels it or goes away. */
-class Canceller implements CancelSignal {
+export class Canceller implements CancelSignal {
   aborted = false;
   reason: unknown;
   #listeners: Array<() => void> = [];
