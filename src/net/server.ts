@@ -49,10 +49,10 @@ import {
   wireErrorOf,
 } from "./serve.js";
 import {
-  closeAfter,
   hasBody,
   installAuth,
   type RequestAuth,
+  refuseRaw,
   UNAUTHORIZED_BODY,
   Unauthorized,
   unauthorized,
@@ -170,23 +170,21 @@ function hostCheck(
   };
 }
 
-/** An error answer on a connection that closes after it, so no more of the request is read. */
-function refuse(reply: FastifyReply, status: number, error: WireError): FastifyReply {
-  return closeAfter(reply).code(status).send({ error });
-}
-
 const NO_HOST: WireError = {
   code: "BAD_REQUEST",
   message: "the request has no Host header, which HTTP/1.1 requires",
 };
+const NO_HOST_BODY = Buffer.from(JSON.stringify({ error: NO_HOST }));
 
-function misdirected(reply: FastifyReply): FastifyReply {
-  return refuse(reply, 421, {
-    code: "ACCESS_DENIED",
-    message:
-      "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
-  });
-}
+const MISDIRECTED_BODY = Buffer.from(
+  JSON.stringify({
+    error: {
+      code: "ACCESS_DENIED",
+      message:
+        "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
+    },
+  }),
+);
 
 /** A whole HTTP answer carrying a protocol error, for a socket outside fastify (an upgrade). */
 function rawError(status: number, reason: string, error: WireError): string {
@@ -232,9 +230,10 @@ export class NodeServer {
       logger: false,
       bodyLimit: options.bodyLimit,
       serverFactory: (handler) => {
-        // A request that fails authentication is answered before fastify sees it.
+        // A request refused on its headers is answered before fastify sees it: a flood of
+        // them costs what each costs, and every request is spared fastify's hooks.
         const gated = (request: IncomingMessage, response: ServerResponse) => {
-          if (!this.#auth.gate(request, response)) handler(request, response);
+          if (this.#admits(request, response)) handler(request, response);
         };
         return options.tls
           ? createHttpsServer({ ...timing, ...options.tls }, gated)
@@ -271,17 +270,10 @@ export class NodeServer {
     this.#acceptsHost = options.secret
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
-    this.#app.addHook("onRequest", async (request, reply) => {
-      const host = request.headers.host;
-      if (host === undefined) return refuse(reply, 400, NO_HOST);
-      if (!this.#acceptsHost(host)) return misdirected(reply);
-    });
     this.#auth = installAuth(this.#app, options.secret, this.#nonces, options.instance);
-    if (!options.secret) {
-      // Nothing is authenticated: what bodies may be on their way at once is bounded instead.
-      this.#bodies = new BodyBudget(options.bodyLimit);
-      this.#app.addHook("onRequest", async (request, reply) => this.#budget(request, reply));
-    }
+    // Nothing is authenticated without a secret: what bodies may be on their way at once is
+    // bounded instead.
+    if (!options.secret) this.#bodies = new BodyBudget(options.bodyLimit);
     this.#sweep = setInterval(() => this.#nonces.sweep(), MAX_SKEW_MS);
     this.#sweep.unref();
     // A message batches packets of at most bodyLimit each; anything larger is refused.
@@ -497,27 +489,51 @@ export class NodeServer {
   }
 
   /**
+   * Whether fastify may take a request: one without a Host, or whose Host does not name this
+   * node, one that fails authentication, or one whose body would exceed the budget is answered
+   * here, on a connection closed after the answer.
+   */
+  #admits(request: IncomingMessage, response: ServerResponse): boolean {
+    const host = request.headers.host;
+    if (host === undefined) {
+      refuseRaw(request, response, 400, NO_HOST_BODY);
+      return false;
+    }
+    if (!this.#acceptsHost(host)) {
+      refuseRaw(request, response, 421, MISDIRECTED_BODY);
+      return false;
+    }
+    if (this.#auth.gate(request, response)) return false;
+    return this.#bodies === undefined || this.#budget(this.#bodies, request, response);
+  }
+
+  /**
    * Reserves what a request's body may take while it arrives, by its declared length (or the
    * body limit when it has none), against the bounds per address and in all; refuses it, unread,
    * beyond them. Released when its answer is done.
    */
-  #budget(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
-    const bodies = this.#bodies as BodyBudget;
-    if (!hasBody(request.headers)) return undefined;
-    const declared = request.headers["transfer-encoding"] === undefined;
+  #budget(bodies: BodyBudget, request: IncomingMessage, response: ServerResponse): boolean {
+    const headers = request.headers;
+    if (!hasBody(headers)) return true;
+    const declared = headers["transfer-encoding"] === undefined;
     const bytes = Math.min(
-      declared ? Number(request.headers["content-length"]) : Number.POSITIVE_INFINITY,
+      declared ? Number(headers["content-length"]) : Number.POSITIVE_INFINITY,
       this.#options.bodyLimit,
     );
-    if (!Number.isFinite(bytes)) return undefined;
-    if (!bodies.reserve(request.ip, bytes)) {
-      return refuse(reply, 429, {
-        code: "OVERLOADED",
-        message: `bodies of ${bodies.perPeer} bytes from this address are on their way already; try again when they are in`,
+    if (!Number.isFinite(bytes)) return true;
+    const address = request.socket.remoteAddress ?? "";
+    if (!bodies.reserve(address, bytes)) {
+      const body = JSON.stringify({
+        error: {
+          code: "OVERLOADED",
+          message: `bodies of ${bodies.perPeer} bytes from this address are on their way already; try again when they are in`,
+        },
       });
+      refuseRaw(request, response, 429, Buffer.from(body));
+      return false;
     }
-    reply.raw.once("close", () => bodies.release(request.ip, bytes));
-    return undefined;
+    response.on("close", () => bodies.release(address, bytes));
+    return true;
   }
 
   #overloaded(reply: FastifyReply, call: WireCall): FastifyReply {
