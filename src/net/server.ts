@@ -418,8 +418,6 @@ export class NodeServer {
       const call = readCall(request.body);
       const key = callerKey(request.ip, call);
       if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
-      // Not an AbortController: creating its signal, and the listeners the call adds to it,
-      // cost more than the rest of the route.
       const canceller = new Canceller();
       const response = reply.raw;
       response.on("close", () => {
