@@ -33,6 +33,7 @@ import {
   HEADER_NONCE,
   MAX_SKEW_MS,
   NonceCache,
+  SecretKey,
   StreamMac,
   sessionKey,
   signAnswer,
@@ -208,6 +209,8 @@ export class NodeServer {
   /** Extra headers of a channel handshake's answer, by request. */
   readonly #handshakes = new WeakMap<IncomingMessage, string[]>();
   readonly #auth: RequestAuth;
+  /** The secret, to check requests and sign answers with; undefined without one. */
+  readonly #key: SecretKey | undefined;
   readonly #sweep: ReturnType<typeof setInterval>;
   #port = 0;
   readonly #acceptsHost: (host: string) => boolean;
@@ -270,7 +273,8 @@ export class NodeServer {
     this.#acceptsHost = options.secret
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
-    this.#auth = installAuth(this.#app, options.secret, this.#nonces, options.instance);
+    this.#key = options.secret ? new SecretKey(options.secret) : undefined;
+    this.#auth = installAuth(this.#app, this.#key, this.#nonces, options.instance);
     // Nothing is authenticated without a secret: what bodies may be on their way at once is
     // bounded instead.
     if (!options.secret) this.#bodies = new BodyBudget(options.bodyLimit);
@@ -559,10 +563,10 @@ export class NodeServer {
       return;
     }
     let signer: ChannelSigner | undefined;
-    const secret = this.#options.secret;
-    if (secret) {
+    const key = this.#key;
+    if (key) {
       const clientNonce = verifyHeaders(
-        secret,
+        key,
         this.#nonces,
         this.#options.instance,
         "GET",
@@ -577,9 +581,10 @@ export class NodeServer {
       const serverNonce = randomBytes(16).toString("hex");
       this.#handshakes.set(request, [
         `${HEADER_NONCE}: ${serverNonce}`,
-        `${HEADER_ANSWER}: ${signAnswer(secret, clientNonce, serverNonce)}`,
+        `${HEADER_ANSWER}: ${signAnswer(key, clientNonce, serverNonce)}`,
       ]);
-      signer = new ChannelSigner(sessionKey(secret, clientNonce, serverNonce), "server");
+      const channelKey = sessionKey(this.#options.secret, clientNonce, serverNonce);
+      signer = new ChannelSigner(channelKey, "server");
     }
     this.#sockets.handleUpgrade(request, socket, head, (ws) => {
       const peer = request.socket.remoteAddress ?? "unknown";
