@@ -148,26 +148,31 @@ export class WireProblem extends Error {
 
 /**
  * Walks a parsed JSON value, refusing prototype keys and nesting deeper than `maxDepth`.
- * Iterative, so a hostile body cannot exhaust the stack.
+ * Recursive, allocating nothing: the recursion stops at `maxDepth` levels (64), so a hostile
+ * body cannot exhaust the stack. `for…in` sees every key: `JSON.parse` makes only own,
+ * enumerable properties.
  */
 export function checkJsonValue(value: unknown, maxDepth: number): void {
-  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
-  while (stack.length > 0) {
-    const { value: current, depth } = stack.pop() as { value: unknown; depth: number };
-    if (typeof current !== "object" || current === null) continue;
-    if (depth > maxDepth) {
-      throw new WireProblem("BAD_REQUEST", `the body nests deeper than ${maxDepth} levels`);
+  if (typeof value === "object" && value !== null) checkObject(value, 1, maxDepth);
+}
+
+function checkObject(value: object, depth: number, maxDepth: number): void {
+  if (depth > maxDepth) {
+    throw new WireProblem("BAD_REQUEST", `the body nests deeper than ${maxDepth} levels`);
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === "object" && item !== null) checkObject(item, depth + 1, maxDepth);
     }
-    if (Array.isArray(current)) {
-      for (const item of current) stack.push({ value: item, depth: depth + 1 });
-      continue;
+    return;
+  }
+  for (const key in value) {
+    if (FORBIDDEN_KEYS.has(key)) {
+      throw new WireProblem("BAD_REQUEST", `the body contains the forbidden key "${key}"`);
     }
-    for (const key of Object.keys(current)) {
-      if (FORBIDDEN_KEYS.has(key)) {
-        throw new WireProblem("BAD_REQUEST", `the body contains the forbidden key "${key}"`);
-      }
-      stack.push({ value: (current as Record<string, unknown>)[key], depth: depth + 1 });
-    }
+    const item: unknown = (value as Record<string, unknown>)[key];
+    if (typeof item === "object" && item !== null) checkObject(item, depth + 1, maxDepth);
   }
 }
 

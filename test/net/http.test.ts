@@ -5,6 +5,7 @@
  */
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -256,6 +257,23 @@ describe("POST /execute", () => {
     expect(answer.status, answer.text).toBe(200);
     expect(answer.body).toEqual({ result: "slow done" });
     expect(store.aborted).toEqual([]);
+  });
+
+  it("a client that disconnects during a call aborts its signal", async () => {
+    store.aborted = [];
+    const controller = new AbortController();
+    const answer = fetch(`${url}/execute`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ plugin: "Api", method: "slow", args: [300] }),
+      signal: controller.signal,
+    });
+    await sleep(100);
+    controller.abort();
+    await expect(answer).rejects.toThrow();
+    await waitFor(() => store.aborted.length > 0, "the call's signal to abort", 2000);
+    expect(store.aborted).toEqual(["slow"]);
+    await expectServing();
   });
 
   it("every documented status, as a JSON error carrying the request_id", async () => {
