@@ -18,7 +18,7 @@
  *   --warm N         in-process cores for the warm start-up time (default 7, quick 3)
  *   --latency MS     remote: per-call latency pass per round and contender (default 400, quick 100)
  *   --items N        remote: items per stream (default 10000, quick 2000)
- *   --unpinned       remote: leave both processes on all CPUs at 1 in flight (default: CPU 0)
+ *   --unpinned       remote: skip the second 1-in-flight line with both processes pinned to CPU 0
  *   --runs N         discovery: fresh process pairs per case and contender (default 10, quick 3)
  *   --dist PATH      benchmark another build (a dist folder or its index.js), e.g. a scratch copy
  *   --json FILE      also write the results as JSON
