@@ -9,14 +9,16 @@
  *
  * Options:
  *   --quick          short run to check that everything works
- *   --rounds N       measured rounds per case (default 5, quick 3; hostile: per attack, 3, quick 1)
- *   --time MS        milliseconds per measured round (default 1000, quick 150; hostile: 3000, 1000)
- *   --warmup MS      warm-up per case (default 1000, quick 150; hostile: 1000, 300)
+ *   --rounds N       measured rounds per case (default 5, quick 3; hostile: per attack, 3, quick 1;
+ *                    http: 5, quick 2)
+ *   --time MS        milliseconds per measured round (default 1000, quick 150; hostile: 3000, 1000;
+ *                    http: 2000, 500)
+ *   --warmup MS      warm-up per case (default 1000, quick 150; hostile: 1000, 300; http: 1000, 300)
  *   --cold N         fresh processes for the cold start-up time (default 7, quick 3)
  *   --warm N         in-process cores for the warm start-up time (default 7, quick 3)
  *   --latency MS     remote: per-call latency pass per round and contender (default 400, quick 100)
  *   --items N        remote: items per stream (default 10000, quick 2000)
- *   --unpinned       remote: leave both processes on all CPUs at 1 in flight (default: CPU 0)
+ *   --unpinned       remote: skip the second 1-in-flight line with both processes pinned to CPU 0
  *   --runs N         discovery: fresh process pairs per case and contender (default 10, quick 3)
  *   --dist PATH      benchmark another build (a dist folder or its index.js), e.g. a scratch copy
  *   --json FILE      also write the results as JSON
@@ -35,6 +37,7 @@ const SECTIONS = {
   remote: () => import("./sections/remote.mjs"),
   security: () => import("./sections/security.mjs"),
   hostile: () => import("./sections/hostile.mjs"),
+  http: () => import("./sections/http.mjs"),
   workers: () => import("./sections/workers.mjs"),
   discovery: () => import("./sections/discovery.mjs"),
 };
@@ -134,6 +137,11 @@ const ctx = {
   hostile: {
     rounds: int(opts.rounds, quick ? 1 : 3),
     ms: int(opts.time, quick ? 1000 : 3000),
+    warmupMs: int(opts.warmup, quick ? 300 : 1000),
+  },
+  http: {
+    rounds: int(opts.rounds, quick ? 2 : 5),
+    ms: int(opts.time, quick ? 500 : 2000),
     warmupMs: int(opts.warmup, quick ? 300 : 1000),
   },
   print: (text) => console.log(`${text}\n`),

@@ -201,6 +201,24 @@ function onHost(site: CallSite): string {
   return site.host && site.host !== "any" ? ` on host "${site.host}"` : "";
 }
 
+/** The four ways to call an endpoint. */
+export type CallMode = "execute" | "executeStream" | "executeSync" | "executeStreamSync";
+
+/** The call mode that fits an endpoint kind, in the family (sync or async) of `mode`. */
+function fittingMethod(kind: string, mode: CallMode): CallMode {
+  const sync = mode === "executeSync" || mode === "executeStreamSync";
+  switch (kind) {
+    case "function":
+      return sync ? "executeSync" : "execute";
+    case "generator":
+      return sync ? "executeStreamSync" : "executeStream";
+    case "async generator":
+      return "executeStream";
+    default:
+      return "execute";
+  }
+}
+
 export const callErrors = {
   pluginNotFound(site: CallSite): RequestError {
     return new RequestError(
@@ -232,10 +250,19 @@ export const callErrors = {
   invalidArguments(site: CallSite, problem: string): RequestError {
     return new RequestError("INVALID_ARGUMENTS", `${target(site)}: ${problem}`, site);
   },
-  wrongKind(site: CallSite, kind: string, use: string): RequestError {
+  /**
+   * A call of the wrong family for the endpoint's kind. The message names the method of the
+   * caller's own family (sync or async) that fits; to a caller from the network, which may
+   * be no node at all, it names the route.
+   */
+  wrongKind(site: CallSite, kind: string, mode: CallMode, fromNetwork = false): RequestError {
+    const stream = kind.endsWith("generator");
+    const use = fromNetwork
+      ? `POST ${stream ? "/execute_stream" : "/execute"}`
+      : `${fittingMethod(kind, mode)}()`;
     return new RequestError(
       "WRONG_KIND",
-      `${target(site)} is ${kind}; call it with ${use}()`,
+      `${target(site)} is a${kind.startsWith("a") ? "n" : ""} ${kind}; call it with ${use}`,
       site,
     );
   },

@@ -259,8 +259,13 @@ export class ConsoleSession {
     const info = (await this.#target.plugins()).find((p) => p.name === name);
     const state = info
       ? paint(info.state, info.state === "failed" ? "red" : "green", this.#color)
-      : "unknown";
-    const hint = info?.state === "loaded" ? ` (enable ${name} to serve calls)` : "";
+      : "removed";
+    const hint =
+      info === undefined
+        ? ` (load ${name} brings it back)`
+        : info.state === "loaded"
+          ? ` (enable ${name} to serve calls)`
+          : "";
     out(`${safe(name)} is now ${state}${hint}`);
     if (info?.state === "failed" && info.error) out(safe(info.error));
   }

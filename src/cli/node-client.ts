@@ -17,6 +17,7 @@ import {
   signAnswer,
   signRequest,
 } from "../net/auth.js";
+import { tlsHint } from "../net/http-client.js";
 import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
 import { readIdentity } from "../net/wire.js";
@@ -215,7 +216,7 @@ export class NodeClient {
     const why =
       cause.code === "ECONNREFUSED"
         ? "connection refused (is a node running there? start one with `aio run`)"
-        : (cause.message ?? String(error));
+        : `${(cause.message ?? String(error)).trim()}${tlsHint(error, this.url.href, "cli")}`;
     return new CliError("NETWORK", `${this.url.origin}: ${why}`);
   }
 

@@ -3,6 +3,7 @@
  * default), or a node already running elsewhere (`--node URL`). Both answer the same questions
  * and take the same actions, so every command and the console work with either.
  */
+import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
 import type { PluginCore } from "../core/plugin-core.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
@@ -11,7 +12,7 @@ import type { AdminAction } from "../net/server.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import { NodeClient, nodeUrl } from "./node-client.js";
 import { CliError, colorsFor, describeError, EXIT, note, Progress, UsageError } from "./output.js";
-import { chooseConfig } from "./paths.js";
+import { BUNDLED_EXAMPLE_CONFIG, chooseConfig } from "./paths.js";
 
 export interface TargetCallOptions {
   host?: string | undefined;
@@ -122,6 +123,9 @@ export async function createCore(
   try {
     return new PluginCore(file, {
       ...(logLevel !== undefined ? { logLevel } : {}),
+      // The bundled example may sit in an installed package: its logs go where a user's
+      // config would put them, ./logs, never into the package.
+      ...(resolve(file) === BUNDLED_EXAMPLE_CONFIG ? { logDir: resolve("logs") } : {}),
       color: colorsFor(process.stderr),
     });
   } catch (error) {

@@ -39,7 +39,7 @@ export class Call implements CallSite, CallInfo {
   #requestId: string | undefined;
   readonly plugin: string;
   readonly method: string;
-  readonly host: string | undefined;
+  readonly host: string;
   readonly pluginUuid: string | undefined;
   readonly caller: Caller;
   /** Threads blocked upstream waiting for this call; a worker plugin among them cannot serve it. */
@@ -67,7 +67,7 @@ export class Call implements CallSite, CallInfo {
     this.plugin = plugin;
     this.method = method;
     this.caller = caller;
-    this.host = options?.host;
+    this.host = options?.host ?? "any";
     this.pluginUuid = options?.pluginUuid;
     this.chain = options?.chain;
     const timeout = options?.timeout;

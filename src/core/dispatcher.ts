@@ -3,8 +3,8 @@
  * and track it until it ends. Where plugins live is the registry's business; how they run is
  * their host's.
  */
-import { callErrors, RequestError } from "../errors.js";
-import { ArgumentProblem, type EndpointKind, isStreamKind } from "../plugins/endpoint.js";
+import { type CallMode, callErrors, RequestError } from "../errors.js";
+import { ArgumentProblem, isStreamKind } from "../plugins/endpoint.js";
 import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
 import { refusal } from "./access.js";
 import {
@@ -19,24 +19,7 @@ import {
 } from "./call.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 
-type Mode = "execute" | "executeStream" | "executeSync" | "executeStreamSync";
-
-const STREAM_MODES: ReadonlySet<Mode> = new Set(["executeStream", "executeStreamSync"]);
-
-/** The method that consumes a kind of endpoint, in the caller's style where that works. */
-function rightMethod(kind: EndpointKind, mode: Mode): Mode {
-  const sync = mode === "executeSync" || mode === "executeStreamSync";
-  switch (kind) {
-    case "function":
-      return sync ? "executeSync" : "execute";
-    case "generator":
-      return sync ? "executeStreamSync" : "executeStream";
-    case "async function":
-      return "execute";
-    case "async generator":
-      return "executeStream";
-  }
-}
+const STREAM_MODES: ReadonlySet<CallMode> = new Set(["executeStream", "executeStreamSync"]);
 
 interface Target {
   slot: PluginSlot;
@@ -222,10 +205,24 @@ export class Dispatcher {
    */
   #elsewhere(call: Call, route: Route, error: unknown): RemoteRoutes {
     const remote = this.remote;
-    if (route !== "any" || !remote || !(error instanceof RequestError)) throw error;
+    if (route !== "any" || !remote || !(error instanceof RequestError)) {
+      throw this.#whileClosing(call, error);
+    }
     if (!TRY_REMOTE.has(error.code)) throw error;
     if (remote.canServe(call)) return remote;
-    throw remote.explain(call, error);
+    throw this.#whileClosing(call, remote.explain(call, error));
+  }
+
+  /**
+   * A plugin's call to a plugin that close() has already disabled or unloaded fails with
+   * CLOSED, the cause, rather than PLUGIN_NOT_FOUND or PLUGIN_DISABLED: background work a
+   * plugin started can tell the node closing from a real failure.
+   */
+  #whileClosing(call: Call, error: unknown): unknown {
+    if (!this.#closing() || !(error instanceof RequestError)) return error;
+    if (error.code !== "PLUGIN_NOT_FOUND" && error.code !== "PLUGIN_DISABLED") return error;
+    const state = this.#registry.get(call.plugin)?.state;
+    return state === "unloaded" || state === "disabled" ? callErrors.closed(call) : error;
   }
 
   /**
@@ -358,7 +355,7 @@ export class Dispatcher {
    * The local target a synchronous call may reach from this thread, `REMOTE` when another
    * node serves it, or a `WOULD_DEADLOCK` error.
    */
-  #resolveSync(call: Call, args: unknown, mode: Mode): Target | typeof REMOTE {
+  #resolveSync(call: Call, args: unknown, mode: CallMode): Target | typeof REMOTE {
     const route = this.#begin(call);
     if (route === "remote") {
       this.#remoteRoutes(call);
@@ -393,7 +390,7 @@ export class Dispatcher {
    * Finds the local endpoint a call targets and binds its arguments. Returns a promise when
    * the plugin is still starting: the caller waits for it, then resolves again.
    */
-  #resolve(call: Call, args: unknown, mode: Mode): Target | Promise<void> {
+  #resolve(call: Call, args: unknown, mode: CallMode): Target | Promise<void> {
     const slot = this.#findSlot(call);
     if (slot.state !== "enabled") {
       if (slot.gate) return slot.gate;
@@ -411,11 +408,7 @@ export class Dispatcher {
     if (denied) throw callErrors.accessDenied(call, denied);
     const kind = endpoint.info.kind;
     if (isStreamKind(kind) !== STREAM_MODES.has(mode)) {
-      throw callErrors.wrongKind(
-        call,
-        `a${kind.startsWith("a") ? "n" : ""} ${kind}`,
-        rightMethod(kind, mode),
-      );
+      throw callErrors.wrongKind(call, kind, mode, call.caller.kind === "remote");
     }
     try {
       return { slot, endpoint, args: endpoint.bind(args) };

@@ -64,18 +64,21 @@ export class Lifecycle {
 
   #hook(slot: PluginSlot, hook: string, work: () => Promise<void>): Promise<void> {
     const ms = this.#options.hookTimeoutMs;
-    const failed = (why: string, cause?: unknown) => {
+    const failed = (why: string, cause?: unknown, thrower = hook) => {
       const { file, line } = whereThrown(cause, slot.entry.path);
       const at = line === undefined ? file : `${file}:${line}`;
       return new ConfigError(
         "PLUGIN_LOAD_FAILED",
-        `Plugin "${slot.name}": ${hook} ${why} (${at})`,
+        `Plugin "${slot.name}": ${thrower} ${why} (${at})`,
         { file, line },
         { cause },
       );
     };
-    const wrap = (error: unknown) =>
-      error instanceof ConfigError ? error : failed(`threw ${describe(error)}`, error);
+    const wrap = (error: unknown) => {
+      if (error instanceof ConfigError) return error;
+      const thrower = hook === "onLoad" ? loadStageOf(error, slot.entry.path) : hook;
+      return failed(`threw ${describe(error)}`, error, thrower);
+    };
     let started: Promise<void>;
     try {
       started = work();
@@ -280,6 +283,21 @@ function whereThrown(error: unknown, dir: string): { file: string; line: number 
     if (file.startsWith(`${dir}/`)) return { file, line: Number(match[2]) };
   }
   return { file: findEntryFile(dir) ?? dir, line: undefined };
+}
+
+/**
+ * Which part of loading a plugin threw, read off the error's stack: loading runs the class's
+ * constructor and then `onLoad`, and a user is helped by the name of the one to look at.
+ */
+function loadStageOf(error: unknown, dir: string): string {
+  const stack = error instanceof Error ? (error.stack ?? "") : "";
+  for (const frame of stack.split("\n").slice(1)) {
+    if (!frame.includes(`${dir}/`)) continue;
+    const name = /^\s*at (?:async )?(.*?) \(/.exec(frame)?.[1] ?? "";
+    if (name.startsWith("new ")) return `the constructor of ${name.slice(4)}`;
+    if (name === "onLoad" || name.endsWith(".onLoad")) return "onLoad";
+  }
+  return "onLoad";
 }
 
 function asAioError(error: unknown, slot: PluginSlot): AioError {

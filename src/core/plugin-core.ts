@@ -57,6 +57,8 @@ export interface PluginCoreOptions {
   logLevel?: LogLevelName;
   /** Colored console output on or off; default: on a terminal, unless NO_COLOR is set. */
   color?: boolean;
+  /** The log file's folder, instead of `general.log_dir` (`""`: no log file). */
+  logDir?: string;
 }
 
 export class PluginCore extends EventEmitter<PluginCoreEvents> {
@@ -89,14 +91,14 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     try {
       this.#logging = createLogging({
         level: options.logLevel ?? resolved.general.console_log_level,
-        logDir: resolved.general.log_dir,
+        logDir: options.logDir ?? resolved.general.log_dir,
         name: "core",
         ...(options.color !== undefined ? { color: options.color } : {}),
       });
     } catch (error) {
       throw new ConfigError(
         "CONFIG_INVALID",
-        `general.log_dir: cannot write logs to ${resolved.general.log_dir}: ${(error as Error).message}`,
+        `general.log_dir: cannot write logs to ${options.logDir ?? resolved.general.log_dir}: ${(error as Error).message}`,
         { file: resolved.file, key: "general.log_dir" },
         { cause: error },
       );
@@ -510,13 +512,16 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     return next;
   }
 
-  /** Unloads one plugin: calls in flight get the drain time, then fail with `UNLOADED`. */
+  /**
+   * Removes one plugin, as the seed's `pop_plugin` does: calls in flight get the drain time,
+   * then fail with `UNLOADED`, and the core forgets it (`loadPlugin(name)` brings it back).
+   */
   async popPlugin(name: string): Promise<void> {
-    await this.#lifecycle.unload(this.#slot(name, "popPlugin"));
+    await this.#remove(this.#slot(name, "popPlugin"));
   }
 
   async purgePlugins(): Promise<void> {
-    await Promise.all(this.#registry.slots().map((slot) => this.#lifecycle.unload(slot)));
+    await Promise.all(this.#registry.slots().map((slot) => this.#remove(slot)));
   }
 
   async purgePluginsExcept(names: string[]): Promise<void> {
@@ -525,8 +530,14 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       this.#registry
         .slots()
         .filter((slot) => !keep.has(slot.name))
-        .map((slot) => this.#lifecycle.unload(slot)),
+        .map((slot) => this.#remove(slot)),
     );
+  }
+
+  async #remove(slot: PluginSlot): Promise<void> {
+    await this.#lifecycle.unload(slot);
+    // A loadPlugin that ran meanwhile has made the slot live again: it stays.
+    if (slot.state === "unloaded") this.#registry.remove(slot);
   }
 
   /** Unloads every plugin (calls in flight get the drain time), then flushes the log. */
@@ -540,7 +551,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     this.#network?.leave();
     await this.#starting?.catch(() => undefined);
     await this.#watcher.close();
-    await this.purgePlugins();
+    // Unloaded but still listed: what the core ran stays visible after it closed.
+    await Promise.all(this.#registry.slots().map((slot) => this.#lifecycle.unload(slot)));
     await this.#network?.close();
     this.#logger.info("Closed");
     await this.#logging.close();

@@ -79,6 +79,13 @@ export class PluginRegistry {
     this.#byName.set(internalize(slot.name), slot);
   }
 
+  /** Forgets a plugin: it is no longer listed, and calls to it find no plugin. */
+  remove(slot: PluginSlot): void {
+    if (this.#byName.get(internalize(slot.name)) === slot)
+      this.#byName.delete(internalize(slot.name));
+    if (slot.uuid && this.#byUuid.get(slot.uuid) === slot) this.#byUuid.delete(slot.uuid);
+  }
+
   setUuid(slot: PluginSlot, uuid: string): void {
     if (slot.uuid) this.#byUuid.delete(slot.uuid);
     slot.uuid = uuid;

@@ -23,6 +23,61 @@ function causedBy(error: unknown, codes: readonly string[]): boolean {
   return false;
 }
 
+/** Codes of a certificate this side does not trust (Node's and OpenSSL's names). */
+const UNTRUSTED = [
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+];
+
+const TLS_ADVICE = {
+  node: {
+    untrusted:
+      "check networking.ca_file (the CA that signed the nodes' certificates) or pinned_fingerprints",
+    notTls: "that node does not use TLS; a cluster uses TLS on every node or on none",
+    closed: "if that node uses TLS, this one needs networking.cert_file and key_file too",
+  },
+  cli: {
+    untrusted: "trust its CA with NODE_EXTRA_CA_CERTS=ca.crt",
+    notTls: "it does not use TLS: use http://",
+    closed: "if it uses TLS, use https://",
+  },
+};
+
+/**
+ * What a failed connection to `url` says about TLS, as advice for a node's configuration or
+ * for the command line; "" when nothing: a certificate this side does not trust, an answer
+ * that is not TLS to https://, a connection closed without a word to http://.
+ */
+export function tlsHint(error: unknown, url: string, side: "node" | "cli"): string {
+  const advice = TLS_ADVICE[side];
+  const https = url.startsWith("https:") || url.startsWith("wss:");
+  if (https && causedBy(error, UNTRUSTED)) {
+    return ` (the node's certificate is not signed by a CA this side trusts: ${advice.untrusted})`;
+  }
+  const text = messagesOf(error);
+  if (https && /wrong version number|packet length too long|ERR_SSL_WRONG_VERSION/i.test(text)) {
+    return ` (the answer is not TLS: ${advice.notTls})`;
+  }
+  if (!https && /other side closed|socket hang up/i.test(text)) {
+    return ` (the node closed the connection unanswered: ${advice.closed})`;
+  }
+  return "";
+}
+
+function messagesOf(error: unknown): string {
+  const parts: string[] = [];
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    parts.push(cause.message, (cause as { code?: string }).code ?? "");
+  }
+  return parts.join(" ");
+}
+
 /** Whether `error` is a connection the other side refused: nobody listens. */
 export function connectionRefused(error: unknown): boolean {
   return causedBy(error, ["ECONNREFUSED"]);
@@ -144,7 +199,7 @@ export class HttpClient {
     } catch (error) {
       throw new NetworkRequestError(
         "NETWORK",
-        `${url}: ${(error as Error).message}`,
+        `${url}: ${(error as Error).message.trim()}${tlsHint(error, url, "node")}`,
         {},
         { cause: error },
       );

@@ -7,7 +7,7 @@
  */
 import type { Call } from "../core/call.js";
 import type { RemoteRoutes } from "../core/dispatcher.js";
-import { type CallSite, callErrors, type RequestError } from "../errors.js";
+import { type CallMode, type CallSite, callErrors, type RequestError } from "../errors.js";
 import { hostForUrl } from "./address.js";
 import { NotDelivered } from "./connection.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
@@ -56,8 +56,11 @@ export class RemoteRouter implements RemoteRoutes {
     return this.#whyNone(call, undefined, local);
   }
 
-  /** The nodes to try, or the reason there are none. */
-  #candidates(call: Call): RemoteNode[] {
+  /**
+   * The nodes to try, or the reason there are none. A call of the wrong kind for the endpoint
+   * (a stream of a function, say) fails here, as it would locally, rather than on the node.
+   */
+  #candidates(call: Call, mode: CallMode): RemoteNode[] {
     const hostname = this.#named(call);
     if (hostname !== undefined) {
       const named = this.#nodes.withHostname(hostname);
@@ -78,7 +81,13 @@ export class RemoteRouter implements RemoteRoutes {
       }
     }
     const nodes = this.#nodes.candidates(call.plugin, call.method, call.pluginUuid, hostname);
-    if (nodes.length === 0) throw this.#whyNone(call, hostname);
+    const first = nodes[0];
+    if (first === undefined) throw this.#whyNone(call, hostname);
+    const kind = first.endpoints.get(call.plugin)?.get(call.method)?.kind;
+    const stream = mode === "executeStream" || mode === "executeStreamSync";
+    if (kind !== undefined && kind.endsWith("generator") !== stream) {
+      throw callErrors.wrongKind(siteOn(call, first.hostname), kind, mode);
+    }
     return nodes;
   }
 
@@ -128,7 +137,7 @@ export class RemoteRouter implements RemoteRoutes {
   }
 
   execute(call: Call, args: unknown): Promise<unknown> {
-    const nodes = this.#candidates(call);
+    const nodes = this.#candidates(call, "execute");
     // One node: its promise as it is, without another async layer per call.
     if (nodes.length === 1) {
       return (nodes[0] as RemoteNode).connection
@@ -155,7 +164,7 @@ export class RemoteRouter implements RemoteRoutes {
 
   async *executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
     const reasons: string[] = [];
-    for (const node of this.#candidates(call)) {
+    for (const node of this.#candidates(call, "executeStream")) {
       const stream = node.connection.stream(call, args, this.#options.hostname);
       let first: IteratorResult<unknown, void>;
       try {
@@ -179,8 +188,8 @@ export class RemoteRouter implements RemoteRoutes {
   }
 
   /** The candidates a blocking call may go to, in the order to try them. */
-  #syncTargets(call: Call): RemoteNode[] {
-    const nodes = this.#candidates(call).filter(
+  #syncTargets(call: Call, mode: CallMode): RemoteNode[] {
+    const nodes = this.#candidates(call, mode).filter(
       (node) => !this.#options.inProcess.has(node.instance),
     );
     if (nodes.length === 0) {
@@ -205,7 +214,7 @@ export class RemoteRouter implements RemoteRoutes {
   executeSync(call: Call, args: unknown): unknown {
     const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
     const reasons: string[] = [];
-    for (const node of this.#syncTargets(call)) {
+    for (const node of this.#syncTargets(call, "executeSync")) {
       try {
         return this.#options.sync.execute(call, this.#baseUrl(node), body, node);
       } catch (error) {
@@ -219,7 +228,7 @@ export class RemoteRouter implements RemoteRoutes {
   *executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined> {
     const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
     const reasons: string[] = [];
-    for (const node of this.#syncTargets(call)) {
+    for (const node of this.#syncTargets(call, "executeStreamSync")) {
       const stream = this.#options.sync.stream(call, this.#baseUrl(node), body, node);
       let first: IteratorResult<unknown, void>;
       try {

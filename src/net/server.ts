@@ -33,6 +33,7 @@ import {
   HEADER_NONCE,
   MAX_SKEW_MS,
   NonceCache,
+  SecretKey,
   StreamMac,
   sessionKey,
   signAnswer,
@@ -40,6 +41,7 @@ import {
 import { FLUSH_BYTES, PacketChannel } from "./channel.js";
 import { BodyBudget, MAX_ANSWER_BYTES, PeerLimiter } from "./limits.js";
 import {
+  Canceller,
   ChannelSession,
   callerKey,
   callOptions,
@@ -48,10 +50,10 @@ import {
   wireErrorOf,
 } from "./serve.js";
 import {
-  closeAfter,
   hasBody,
   installAuth,
   type RequestAuth,
+  refuseRaw,
   UNAUTHORIZED_BODY,
   Unauthorized,
   unauthorized,
@@ -158,7 +160,7 @@ function hostCheck(
 ): (host: string) => boolean {
   const lower = (names: Iterable<string>) => new Set([...names].map((n) => n.toLowerCase()));
   const names = lower(["localhost", hostname, `${hostname}.local`, ...allowed]);
-  return (host) => {
+  const accepts = (host: string) => {
     const lowered = host.toLowerCase();
     if (names.has(lowered)) return true;
     const match = /^(\[[^\]]+\]|[^:]+)(?::(\d+))?$/.exec(lowered);
@@ -167,25 +169,34 @@ function hostCheck(
     if (match[2] !== undefined && Number(match[2]) !== port()) return false;
     return names.has(name) || (isIP(name) !== 0 && isLocalAddress(name));
   };
-}
-
-/** An error answer on a connection that closes after it, so no more of the request is read. */
-function refuse(reply: FastifyReply, status: number, error: WireError): FastifyReply {
-  return closeAfter(reply).code(status).send({ error });
+  // A client sends the same Host request after request, and checking it cost up to a
+  // microsecond of each in a busy node: the last one accepted passes again for a second.
+  let last = "";
+  let lastUntil = 0;
+  return (host) => {
+    if (host === last && Date.now() < lastUntil) return true;
+    if (!accepts(host)) return false;
+    last = host;
+    lastUntil = Date.now() + 1000;
+    return true;
+  };
 }
 
 const NO_HOST: WireError = {
   code: "BAD_REQUEST",
   message: "the request has no Host header, which HTTP/1.1 requires",
 };
+const NO_HOST_BODY = Buffer.from(JSON.stringify({ error: NO_HOST }));
 
-function misdirected(reply: FastifyReply): FastifyReply {
-  return refuse(reply, 421, {
-    code: "ACCESS_DENIED",
-    message:
-      "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
-  });
-}
+const MISDIRECTED_BODY = Buffer.from(
+  JSON.stringify({
+    error: {
+      code: "ACCESS_DENIED",
+      message:
+        "the Host header names neither this node nor an address; add the name to networking.allowed_hosts to use it",
+    },
+  }),
+);
 
 /** A whole HTTP answer carrying a protocol error, for a socket outside fastify (an upgrade). */
 function rawError(status: number, reason: string, error: WireError): string {
@@ -209,6 +220,8 @@ export class NodeServer {
   /** Extra headers of a channel handshake's answer, by request. */
   readonly #handshakes = new WeakMap<IncomingMessage, string[]>();
   readonly #auth: RequestAuth;
+  /** The secret, to check requests and sign answers with; undefined without one. */
+  readonly #key: SecretKey | undefined;
   readonly #sweep: ReturnType<typeof setInterval>;
   #port = 0;
   readonly #acceptsHost: (host: string) => boolean;
@@ -231,9 +244,10 @@ export class NodeServer {
       logger: false,
       bodyLimit: options.bodyLimit,
       serverFactory: (handler) => {
-        // A request that fails authentication is answered before fastify sees it.
+        // A request refused on its headers is answered before fastify sees it: a flood of
+        // them costs what each costs, and every request is spared fastify's hooks.
         const gated = (request: IncomingMessage, response: ServerResponse) => {
-          if (!this.#auth.gate(request, response)) handler(request, response);
+          if (this.#admits(request, response)) handler(request, response);
         };
         return options.tls
           ? createHttpsServer({ ...timing, ...options.tls }, gated)
@@ -270,17 +284,11 @@ export class NodeServer {
     this.#acceptsHost = options.secret
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
-    this.#app.addHook("onRequest", async (request, reply) => {
-      const host = request.headers.host;
-      if (host === undefined) return refuse(reply, 400, NO_HOST);
-      if (!this.#acceptsHost(host)) return misdirected(reply);
-    });
-    this.#auth = installAuth(this.#app, options.secret, this.#nonces, options.instance);
-    if (!options.secret) {
-      // Nothing is authenticated: what bodies may be on their way at once is bounded instead.
-      this.#bodies = new BodyBudget(options.bodyLimit);
-      this.#app.addHook("onRequest", async (request, reply) => this.#budget(request, reply));
-    }
+    this.#key = options.secret ? new SecretKey(options.secret) : undefined;
+    this.#auth = installAuth(this.#app, this.#key, this.#nonces, options.instance);
+    // Nothing is authenticated without a secret: what bodies may be on their way at once is
+    // bounded instead.
+    if (!options.secret) this.#bodies = new BodyBudget(options.bodyLimit);
     this.#sweep = setInterval(() => this.#nonces.sweep(), MAX_SKEW_MS);
     this.#sweep.unref();
     // A message batches packets of at most bodyLimit each; anything larger is refused.
@@ -425,11 +433,12 @@ export class NodeServer {
       const call = readCall(request.body);
       const key = callerKey(request.ip, call);
       if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
-      reply.raw.once("close", () => this.#limiter.release(key));
-      const controller = new AbortController();
-      // The response closing before it was written means the client went away.
-      reply.raw.once("close", () => {
-        if (!reply.raw.writableFinished) controller.abort();
+      const canceller = new Canceller();
+      const response = reply.raw;
+      response.on("close", () => {
+        this.#limiter.release(key);
+        // Closed before the answer was written: the client went away.
+        if (!response.writableFinished) canceller.abort();
       });
       try {
         const result = await this.#options.calls.execute(
@@ -437,7 +446,7 @@ export class NodeServer {
           call.plugin,
           call.method,
           call.args,
-          callOptions(call, controller.signal),
+          callOptions(call, canceller),
         );
         return { result: result === undefined ? null : result };
       } catch (error) {
@@ -450,13 +459,13 @@ export class NodeServer {
       const key = callerKey(request.ip, call);
       if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
       reply.raw.once("close", () => this.#limiter.release(key));
-      const controller = new AbortController();
+      const canceller = new Canceller();
       const source = this.#options.calls.executeStream(
         remoteCaller(call, request.ip),
         call.plugin,
         call.method,
         call.args,
-        callOptions(call, controller.signal),
+        callOptions(call, canceller),
       );
       // The first step decides the status: an error before any item gets a fitting one.
       let first: IteratorResult<unknown, void>;
@@ -476,7 +485,7 @@ export class NodeServer {
         try {
           let step = first;
           while (!step.done) {
-            yield line({ item: step.value });
+            yield line({ item: step.value === undefined ? null : step.value });
             step = await source.next();
           }
           yield line({ end: true });
@@ -487,9 +496,28 @@ export class NodeServer {
         }
       }
       const body = Readable.from(lines(), { objectMode: false, highWaterMark: 16 * 1024 });
-      body.once("close", () => controller.abort());
+      body.once("close", () => canceller.abort());
       return reply.code(200).type("application/x-ndjson").send(body);
     });
+  }
+
+  /**
+   * Whether fastify may take a request: one without a Host, or whose Host does not name this
+   * node, one that fails authentication, or one whose body would exceed the budget is answered
+   * here, on a connection closed after the answer.
+   */
+  #admits(request: IncomingMessage, response: ServerResponse): boolean {
+    const host = request.headers.host;
+    if (host === undefined) {
+      refuseRaw(request, response, 400, NO_HOST_BODY);
+      return false;
+    }
+    if (!this.#acceptsHost(host)) {
+      refuseRaw(request, response, 421, MISDIRECTED_BODY);
+      return false;
+    }
+    if (this.#auth.gate(request, response)) return false;
+    return this.#bodies === undefined || this.#budget(this.#bodies, request, response);
   }
 
   /**
@@ -497,23 +525,28 @@ export class NodeServer {
    * body limit when it has none), against the bounds per address and in all; refuses it, unread,
    * beyond them. Released when its answer is done.
    */
-  #budget(request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
-    const bodies = this.#bodies as BodyBudget;
-    if (!hasBody(request.headers)) return undefined;
-    const declared = request.headers["transfer-encoding"] === undefined;
+  #budget(bodies: BodyBudget, request: IncomingMessage, response: ServerResponse): boolean {
+    const headers = request.headers;
+    if (!hasBody(headers)) return true;
+    const declared = headers["transfer-encoding"] === undefined;
     const bytes = Math.min(
-      declared ? Number(request.headers["content-length"]) : Number.POSITIVE_INFINITY,
+      declared ? Number(headers["content-length"]) : Number.POSITIVE_INFINITY,
       this.#options.bodyLimit,
     );
-    if (!Number.isFinite(bytes)) return undefined;
-    if (!bodies.reserve(request.ip, bytes)) {
-      return refuse(reply, 429, {
-        code: "OVERLOADED",
-        message: `bodies of ${bodies.perPeer} bytes from this address are on their way already; try again when they are in`,
+    if (!Number.isFinite(bytes)) return true;
+    const address = request.socket.remoteAddress ?? "";
+    if (!bodies.reserve(address, bytes)) {
+      const body = JSON.stringify({
+        error: {
+          code: "OVERLOADED",
+          message: `bodies of ${bodies.perPeer} bytes from this address are on their way already; try again when they are in`,
+        },
       });
+      refuseRaw(request, response, 429, Buffer.from(body));
+      return false;
     }
-    reply.raw.once("close", () => bodies.release(request.ip, bytes));
-    return undefined;
+    response.on("close", () => bodies.release(address, bytes));
+    return true;
   }
 
   #overloaded(reply: FastifyReply, call: WireCall): FastifyReply {
@@ -541,10 +574,10 @@ export class NodeServer {
       return;
     }
     let signer: ChannelSigner | undefined;
-    const secret = this.#options.secret;
-    if (secret) {
+    const key = this.#key;
+    if (key) {
       const clientNonce = verifyHeaders(
-        secret,
+        key,
         this.#nonces,
         this.#options.instance,
         "GET",
@@ -559,9 +592,10 @@ export class NodeServer {
       const serverNonce = randomBytes(16).toString("hex");
       this.#handshakes.set(request, [
         `${HEADER_NONCE}: ${serverNonce}`,
-        `${HEADER_ANSWER}: ${signAnswer(secret, clientNonce, serverNonce)}`,
+        `${HEADER_ANSWER}: ${signAnswer(key, clientNonce, serverNonce)}`,
       ]);
-      signer = new ChannelSigner(sessionKey(secret, clientNonce, serverNonce), "server");
+      const channelKey = sessionKey(this.#options.secret, clientNonce, serverNonce);
+      signer = new ChannelSigner(channelKey, "server");
     }
     this.#sockets.handleUpgrade(request, socket, head, (ws) => {
       const peer = request.socket.remoteAddress ?? "unknown";

@@ -148,26 +148,31 @@ export class WireProblem extends Error {
 
 /**
  * Walks a parsed JSON value, refusing prototype keys and nesting deeper than `maxDepth`.
- * Iterative, so a hostile body cannot exhaust the stack.
+ * Recursive, allocating nothing: the recursion stops at `maxDepth` levels (64), so a hostile
+ * body cannot exhaust the stack. `for…in` sees every key: `JSON.parse` makes only own,
+ * enumerable properties.
  */
 export function checkJsonValue(value: unknown, maxDepth: number): void {
-  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 1 }];
-  while (stack.length > 0) {
-    const { value: current, depth } = stack.pop() as { value: unknown; depth: number };
-    if (typeof current !== "object" || current === null) continue;
-    if (depth > maxDepth) {
-      throw new WireProblem("BAD_REQUEST", `the body nests deeper than ${maxDepth} levels`);
+  if (typeof value === "object" && value !== null) checkObject(value, 1, maxDepth);
+}
+
+function checkObject(value: object, depth: number, maxDepth: number): void {
+  if (depth > maxDepth) {
+    throw new WireProblem("BAD_REQUEST", `the body nests deeper than ${maxDepth} levels`);
+  }
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === "object" && item !== null) checkObject(item, depth + 1, maxDepth);
     }
-    if (Array.isArray(current)) {
-      for (const item of current) stack.push({ value: item, depth: depth + 1 });
-      continue;
+    return;
+  }
+  for (const key in value) {
+    if (FORBIDDEN_KEYS.has(key)) {
+      throw new WireProblem("BAD_REQUEST", `the body contains the forbidden key "${key}"`);
     }
-    for (const key of Object.keys(current)) {
-      if (FORBIDDEN_KEYS.has(key)) {
-        throw new WireProblem("BAD_REQUEST", `the body contains the forbidden key "${key}"`);
-      }
-      stack.push({ value: (current as Record<string, unknown>)[key], depth: depth + 1 });
-    }
+    const item: unknown = (value as Record<string, unknown>)[key];
+    if (typeof item === "object" && item !== null) checkObject(item, depth + 1, maxDepth);
   }
 }
 
@@ -258,6 +263,8 @@ export function readInfoRequest(body: unknown): InfoRequest {
 }
 
 /** Rebuilds a `RequestError` from the `error` member of an answer. */
+const RELATIVE_HOSTS: ReadonlySet<string> = new Set(["local", "any", "remote"]);
+
 export function errorFromWire(wire: unknown, fallbackHost: string): RequestError {
   const body = isRecord(wire) ? wire : {};
   const code = typeof body.code === "string" ? (body.code as RequestErrorCode) : "NETWORK";
@@ -266,6 +273,10 @@ export function errorFromWire(wire: unknown, fallbackHost: string): RequestError
       ? body.message
       : "the remote node sent an error without a message";
   const text = (key: string) => (typeof body[key] === "string" ? (body[key] as string) : undefined);
+  // The serving node names its own host as the call's option there ("local"); to the caller,
+  // the error arose on that node.
+  const host = text("host");
+  const named = host !== undefined && !RELATIVE_HOSTS.has(host) ? host : fallbackHost;
   return new RequestError(
     code,
     message,
@@ -273,7 +284,7 @@ export function errorFromWire(wire: unknown, fallbackHost: string): RequestError
       requestId: text("request_id"),
       plugin: text("plugin"),
       method: text("method"),
-      host: text("host") ?? fallbackHost,
+      host: named,
     },
     { errorName: text("error_name") },
   );

@@ -84,7 +84,7 @@ describe.concurrent("aio console", () => {
       /node\s+\S+\nvia\s+node http:\/\/127\.0\.0\.1:\d+\naddress\s+http:\/\/127\.0\.0\.1:\d+\nplugins\s+1 \(1 enabled\)\nother nodes\s+0 known, 0 up/,
     );
     expect(r.stdout).toContain(
-      "Calc is now unloaded\nCalc is now loaded (enable Calc to serve calls)\nCalc is now enabled\n3\n",
+      "Calc is now removed (load Calc brings it back)\nCalc is now loaded (enable Calc to serve calls)\nCalc is now enabled\n3\n",
     );
     expect(r.stdout).toMatch(/version\s+1\.2\.3\nstate\s+enabled/);
     expect(r.stdout).toContain("  add(a: number, b?: number = 1)  function");

@@ -36,7 +36,8 @@ beforeAll(async () => {
       networking: NETWORK,
     },
   );
-  node = await startNode(dir, ["config.yml"], { AIO_SECRET: SECRET });
+  // At INFO, it logs the nodes it finds ("Found node …"), which a test awaits.
+  node = await startNode(dir, ["config.yml", "--log-level", "info"], { AIO_SECRET: SECRET });
   fake = createServer((request, response) => {
     if (request.url === "/ping") {
       response.writeHead(200, { "content-type": "application/json" });
@@ -82,50 +83,8 @@ describe.concurrent("aio run, and commands for a running node", () => {
     expect(out).toContain("Press Ctrl-C to stop.");
   });
 
-  it("lists the nodes it found, and exits 1 on a config error", async () => {
-    const other = project(
-      {},
-      {
-        general: "  hostname: beta\n",
-        networking: `${NETWORK}  node_ips: ["127.0.0.1:${node.port}"]\n`,
-      },
-    );
-    const beta = await startNode(other, ["config.yml"], { AIO_SECRET: SECRET });
-    expect(beta.stdout).toMatch(
-      /Nodes:\nNODE\s+ADDRESS\s+STATE\s+LAST SEEN\s+PLUGINS\nalpha\s+127\.0\.0\.1:\d+\s+up\s+\S.*\s+Calc/,
-    );
-    // alpha learns of beta when beta asks it /info, and contacts it back: soon, not at once.
-    type Listed = { hostname: string; nodes: Array<{ hostname: string; alive: boolean }> };
-    let listed: Listed = { hostname: "", nodes: [] };
-    for (let attempt = 0; attempt < 20 && listed.nodes.length === 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 250));
-      const nodes = await aio(["nodes", "--node", node.url, "--json"], withSecret);
-      expect(nodes.code, nodes.stderr).toBe(0);
-      listed = JSON.parse(nodes.stdout) as Listed;
-    }
-    expect(listed.hostname).toBe("alpha");
-    expect(listed.nodes).toEqual([expect.objectContaining({ hostname: "beta", alive: true })]);
-    // In-process: the core contacts alpha while it starts.
-    writeTree(other, {
-      "probe.yml": configYaml({
-        general: "  hostname: probe\n",
-        networking: `${NETWORK}  node_ips: ["127.0.0.1:${node.port}"]\n`,
-      }),
-    });
-    const local = await aio(["nodes", "--config", "probe.yml", "--wait", "0"], {
-      cwd: other,
-      env: { AIO_SECRET: SECRET },
-    });
-    expect(local.code, local.stderr).toBe(0);
-    expect(local.stdout).toMatch(
-      /^NODE\s+ADDRESS\s+STATE\s+LAST SEEN\s+PLUGINS\nalpha\s+127\.0\.0\.1:\d+\s+up/,
-    );
-    const table = await aio(["nodes", "--node", beta.url], withSecret);
-    expect(table.stdout).toMatch(
-      /^NODE\s+ADDRESS\s+STATE\s+LAST SEEN\s+PLUGINS\nalpha\s+127\.0\.0\.1:\d+\s+up/,
-    );
-    expect((await beta.stop()).code).toBe(0);
-
+  it("exits 1 on a config error", async () => {
+    const other = project({}, { networking: NETWORK });
     writeTree(other, { "config.yml": "plugins:\n  - name: [oops\n" });
     const broken = await aio(["run", "config.yml"], { cwd: other });
     expect(broken.code).toBe(1);
@@ -257,6 +216,61 @@ describe.concurrent("aio run, and commands for a running node", () => {
     expect(stream.stderr).toMatch(/^UNAUTHORIZED: /m);
     // Without a secret there is nothing to check.
     expect(unsigned.stdout).toBe("666\n");
+  });
+});
+
+/**
+ * Tests that start nodes of their own run one at a time, after the concurrent ones. Their
+ * deadlines (15 s for a node to start, 20 s a test) then cover their own work, a few `aio`
+ * processes of under a second of CPU each, not that of every test starting processes at the
+ * same moment: among those, on a busy machine, a node took more than 15 s to start.
+ */
+describe("aio run, with nodes of the test's own", () => {
+  it("lists the nodes it found", async () => {
+    // beta and probe serve no plugin: what is looked at here is finding alpha.
+    const other = project(
+      {},
+      {
+        plugins: [],
+        general: "  hostname: beta\n",
+        networking: `${NETWORK}  node_ips: ["127.0.0.1:${node.port}"]\n`,
+      },
+    );
+    const beta = await startNode(other, ["config.yml"], { AIO_SECRET: SECRET });
+    expect(beta.stdout).toMatch(
+      /Nodes:\nNODE\s+ADDRESS\s+STATE\s+LAST SEEN\s+PLUGINS\nalpha\s+127\.0\.0\.1:\d+\s+up\s+\S.*\s+Calc/,
+    );
+    // alpha learns of beta when beta asks it /info, and contacts it back: soon, not at once.
+    await node.waitFor('Found node "beta"', 15_000, "stderr");
+    const nodes = await aio(["nodes", "--node", node.url, "--json"], withSecret);
+    expect(nodes.code, nodes.stderr).toBe(0);
+    const listed = JSON.parse(nodes.stdout) as {
+      hostname: string;
+      nodes: Array<{ hostname: string; alive: boolean }>;
+    };
+    expect(listed.hostname).toBe("alpha");
+    expect(listed.nodes).toEqual([expect.objectContaining({ hostname: "beta", alive: true })]);
+    // In-process: the core contacts alpha while it starts.
+    writeTree(other, {
+      "probe.yml": configYaml({
+        plugins: [],
+        general: "  hostname: probe\n",
+        networking: `${NETWORK}  node_ips: ["127.0.0.1:${node.port}"]\n`,
+      }),
+    });
+    const local = await aio(["nodes", "--config", "probe.yml", "--wait", "0"], {
+      cwd: other,
+      env: { AIO_SECRET: SECRET },
+    });
+    expect(local.code, local.stderr).toBe(0);
+    expect(local.stdout).toMatch(
+      /^NODE\s+ADDRESS\s+STATE\s+LAST SEEN\s+PLUGINS\nalpha\s+127\.0\.0\.1:\d+\s+up/,
+    );
+    const table = await aio(["nodes", "--node", beta.url], withSecret);
+    expect(table.stdout).toMatch(
+      /^NODE\s+ADDRESS\s+STATE\s+LAST SEEN\s+PLUGINS\nalpha\s+127\.0\.0\.1:\d+\s+up/,
+    );
+    expect((await beta.stop()).code).toBe(0);
   });
 
   it("SIGTERM: the call in flight finishes, then the node exits 0", async () => {

@@ -415,15 +415,16 @@ general:
       const started = performance.now();
       const { core } = await startFixture({
         plugins: { Hangs: hanging(hook), Healthy: HEALTHY },
-        configYaml: config(0.3),
+        // The limit also bounds importing the plugin file, which a busy machine makes slow.
+        configYaml: config(1),
       });
       const elapsed = performance.now() - started;
-      expect(elapsed).toBeGreaterThanOrEqual(250);
+      expect(elapsed).toBeGreaterThanOrEqual(950);
       expect(elapsed).toBeLessThan(5000);
       const info = core.getPluginInfo("Hangs") as PluginInfo;
       expect(info.state).toBe("failed");
       expect(info.error).toContain(hook);
-      expect(info.error).toContain("0.3 s");
+      expect(info.error).toContain("within 1 s");
       expect(info.errorCode).toBe("PLUGIN_LOAD_FAILED");
       const error = await rejection(core.execute("Hangs", "value"));
       expect(error.code).toBe("PLUGIN_DISABLED");
@@ -443,10 +444,10 @@ general:
         },
         Healthy: HEALTHY,
       },
-      configYaml: config(0.2).replace("Hangs", "Stuck"),
+      configYaml: config(1).replace("Hangs", "Stuck"),
     });
     await core.popPlugin("Stuck");
-    expect(core.getPluginInfo("Stuck")?.state).toBe("unloaded");
+    expect(core.getPluginInfo("Stuck")).toBeUndefined();
     await expectHealthy(core);
     await core.close();
   });
@@ -509,8 +510,9 @@ describe("enable, disable, pop, load, purge", () => {
     await core.popPlugin("Work");
     await expect(call).resolves.toBe("done");
     expect(rec.events).toEqual(["onDisable"]);
-    expect(core.getPluginInfo("Work")?.state).toBe("unloaded");
-    expect(core.getPluginInfo("Work")?.uuid).toBe("");
+    // Removed, as the seed's pop_plugin does: not listed, and loadPlugin brings it back.
+    expect(core.getPluginInfo("Work")).toBeUndefined();
+    expect(core.listPlugins().map((p) => p.name)).not.toContain("Work");
     const error = await rejection(core.execute("Work", "job"));
     expect(error.code).toBe("PLUGIN_NOT_FOUND");
     // The old instance's uuid no longer reaches anything either.
@@ -566,7 +568,7 @@ general:
     expect(error.code).toBe("UNLOADED");
     expect(error.plugin).toBe("Stuck");
     expect((await rejection(pending)).code).toBe("UNLOADED");
-    expect(core.getPluginInfo("Stuck")?.state).toBe("unloaded");
+    expect(core.getPluginInfo("Stuck")).toBeUndefined();
     await expectHealthy(core);
   });
 
@@ -600,16 +602,12 @@ general:
         .listPlugins()
         .map((p) => [p.name, p.state])
         .sort(),
-    ).toEqual([
-      ["A", "unloaded"],
-      ["B", "enabled"],
-      ["C", "unloaded"],
-    ]);
+    ).toEqual([["B", "enabled"]]);
     await expect(core.execute("B", "value")).resolves.toBe("v1");
     expect((await rejection(core.execute("A", "value"))).code).toBe("PLUGIN_NOT_FOUND");
 
     await core.purgePlugins();
-    expect(core.listPlugins().every((p) => p.state === "unloaded")).toBe(true);
+    expect(core.listPlugins()).toEqual([]);
     expect((await rejection(core.execute("B", "value"))).code).toBe("PLUGIN_NOT_FOUND");
     const disabled = rec.events.filter((e) => (e as string[])[1] === "onDisable");
     expect(disabled.map((e) => (e as string[])[0]).sort()).toEqual(["A", "B", "C"]);
@@ -654,6 +652,41 @@ describe("events", () => {
       ["plugin:unloaded", "A", "unloaded"],
     ]);
   });
+
+  for (const isolation of ["none", "worker"]) {
+    it(`names the part of loading that threw: the constructor or onLoad (isolation ${isolation})`, async () => {
+      const fx = fixture({
+        plugins: {
+          InCtor: {
+            code: pluginClass(
+              "InCtor",
+              "constructor() {\n    super();\n    [1].forEach(() => { throw new Error('ctor says no'); });\n  }",
+            ),
+            manifest: {},
+          },
+          InLoad: {
+            code: pluginClass(
+              "InLoad",
+              "override onLoad() {\n    throw new Error('load says no');\n  }",
+            ),
+            manifest: {},
+          },
+          Healthy: HEALTHY,
+        },
+        configYaml: `plugins:\n  - name: InCtor\n    isolation: ${isolation}\n  - name: InLoad\n    isolation: ${isolation}\n  - name: Healthy\ngeneral:\n  plugin_package: plugins\n  console_log_level: CRITICAL\n  log_dir: ""\n`,
+      });
+      const core = newCore(fx.configFile);
+      await core.start();
+      const ctor = core.getPluginInfo("InCtor") as PluginInfo;
+      expect(ctor.state).toBe("failed");
+      expect(ctor.error).toMatch(
+        /the constructor of InCtor threw Error: ctor says no \(.*plugin\.ts:\d+\)/,
+      );
+      const load = core.getPluginInfo("InLoad") as PluginInfo;
+      expect(load.error).toMatch(/onLoad threw Error: load says no \(.*plugin\.ts:\d+\)/);
+      await expectHealthy(core);
+    });
+  }
 
   it("emits plugin:failed with the PluginInfo and a ConfigError", async () => {
     const fx = fixture({
@@ -868,6 +901,38 @@ describe("close", () => {
     expect((await rejection(core.executeStream("A", "value").next())).code).toBe("CLOSED");
     expect((await rejection(core.start())).code).toBe("CLOSED");
     await core.close();
+  });
+
+  it("a plugin's call to a plugin that close() already stopped fails with CLOSED", async () => {
+    // Caller.later() waits for the test's go-ahead, then calls B: background work that is
+    // still running while close() unloads B.
+    const key = `__aioGo${process.pid}`;
+    let go: () => void = () => undefined;
+    (globalThis as Record<string, unknown>)[key] = new Promise<void>((resolve) => {
+      go = resolve;
+    });
+    const { core } = await startFixture({
+      plugins: {
+        B: hooked("B", recorder()),
+        Caller: {
+          code: pluginClass(
+            "Caller",
+            `async later() {
+    await (globalThis as any)[${JSON.stringify(key)}];
+    try { return await this.execute("B", "value"); } catch (error: any) { return \`\${error.code}: \${error.message}\`; }
+  }`,
+          ),
+          manifest: { endpoints: [ep("later")] },
+        },
+      },
+    });
+    const call = core.execute("Caller", "later");
+    const unloaded = nextEvent(core, "plugin:unloaded", "B");
+    const closing = core.close();
+    await unloaded;
+    go();
+    await expect(call).resolves.toMatch(/^CLOSED: .*B\.value was not run/);
+    await closing;
   });
 
   it("lets a call in flight finish before unloading", async () => {

@@ -3,6 +3,9 @@
  * every documented status, and hostile or malformed input, each answered with a JSON error
  * while the node keeps serving. Also the WebSocket channel fed garbage by hand.
  */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
@@ -36,6 +39,7 @@ const API = {
   }
   fail() { throw new TypeError("bad thing"); }
   *gen(n: number) { for (let i = 0; i < n; i++) yield i; }
+  *gen_undefined() { yield undefined; yield null; yield 1; }
   *gen_fail(n: number) { for (let i = 0; i < n; i++) yield i; throw new RangeError("stream broke"); }
   *gen_fail_first() { throw new Error("nothing to give"); }
   async *endless() {
@@ -53,6 +57,7 @@ const API = {
     rep("slow", [{ name: "ms", type: "int" }]),
     rep("fail"),
     rep("gen", [{ name: "n", type: "int" }]),
+    rep("gen_undefined"),
     rep("gen_fail", [{ name: "n", type: "int" }]),
     rep("gen_fail_first"),
     rep("endless"),
@@ -254,6 +259,23 @@ describe("POST /execute", () => {
     expect(store.aborted).toEqual([]);
   });
 
+  it("a client that disconnects during a call aborts its signal", async () => {
+    store.aborted = [];
+    const controller = new AbortController();
+    const answer = fetch(`${url}/execute`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ plugin: "Api", method: "slow", args: [300] }),
+      signal: controller.signal,
+    });
+    await sleep(100);
+    controller.abort();
+    await expect(answer).rejects.toThrow();
+    await waitFor(() => store.aborted.length > 0, "the call's signal to abort", 2000);
+    expect(store.aborted).toEqual(["slow"]);
+    await expectServing();
+  });
+
   it("every documented status, as a JSON error carrying the request_id", async () => {
     const cases: Array<[unknown, number, string]> = [
       [{ plugin: "Nope", method: "x" }, 404, "PLUGIN_NOT_FOUND"],
@@ -300,6 +322,11 @@ describe("POST /execute_stream", () => {
     expect(lines[4999]).toEqual({ item: 4999 });
   });
 
+  it("an item of undefined is sent as null, as a result of undefined is", async () => {
+    const answer = await send("/execute_stream", { plugin: "Api", method: "gen_undefined" });
+    expect(answer.text).toBe('{"item":null}\n{"item":null}\n{"item":1}\n{"end":true}\n');
+  });
+
   it("an error after items is an error line, after those items", async () => {
     const answer = await send("/execute_stream", { plugin: "Api", method: "gen_fail", args: [2] });
     expect(answer.status).toBe(200);
@@ -324,6 +351,11 @@ describe("POST /execute_stream", () => {
     for (const [body, status, code] of cases) {
       expectError(await send("/execute_stream", body), status, code);
     }
+    // An HTTP client is told the route to use, not a method of a library it may not have.
+    const wrong = await send("/execute_stream", { plugin: "Api", method: "add", args: [1, 2] });
+    expect(wrong.body.error.message).toMatch(/call it with POST \/execute$/);
+    const wrongWay = await send("/execute", { plugin: "Api", method: "gen", args: [1] });
+    expect(wrongWay.body.error.message).toMatch(/call it with POST \/execute_stream$/);
     await expectServing();
   });
 
@@ -606,5 +638,117 @@ describe("the WebSocket channel fed by hand", () => {
     });
     expect(status).toBe(404);
     await expectServing();
+  });
+});
+
+describe("what protocol.md tells a client written in another language", () => {
+  it("a body that is not application/json is 415 BAD_REQUEST, whatever it holds", async () => {
+    const call = JSON.stringify({ plugin: "Api", method: "add", args: [1, 2] });
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", null]) {
+      const answer = await send("/execute", undefined, { raw: call, type, method: "POST" });
+      expectError(answer, 415, "BAD_REQUEST");
+      expect(answer.body.error.message).toBe("Unsupported Media Type");
+    }
+    const cased = await send("/execute", undefined, {
+      raw: call,
+      type: "Application/JSON; charset=utf-8",
+    });
+    expect(cased.body).toEqual({ result: 3 });
+  });
+
+  it("an unknown route, or a known path with another method, is 404 BAD_REQUEST", async () => {
+    for (const [method, path] of [
+      ["GET", "/nope"],
+      ["POST", "/nope"],
+      ["GET", "/execute"],
+    ] as const) {
+      const answer = await send(path, undefined, { method, type: null });
+      expectError(answer, 404, "BAD_REQUEST");
+      expect(answer.body.error.message).toBe(`no route ${method} ${path}`);
+    }
+  });
+
+  it("/info contacts the sender back only when it names an instance and a port", async () => {
+    const asked: string[] = [];
+    const listener = createServer((request, response) => {
+      asked.push(`${request.method} ${request.url}`);
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => listener.listen(0, "127.0.0.1", resolve));
+    const port = (listener.address() as AddressInfo).port;
+    try {
+      // A client that is not a node: no instance, so nothing comes back.
+      expect((await send("/info", { hostname: "client", port })).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(asked).toEqual([]);
+      // Naming an instance and a port makes the sender a node to contact, at its address.
+      const instance = "not-a-node-0001";
+      expect((await send("/info", { hostname: "client", port, instance })).status).toBe(200);
+      await waitFor(() => asked.length > 0, "the node's contact back", 3000);
+      expect(asked[0]).toBe("POST /info");
+      expect(node.nodes().map((n) => n.hostname)).not.toContain("client");
+    } finally {
+      listener.closeAllConnections();
+      listener.close();
+    }
+  });
+
+  it("channel: a result of undefined is a result packet without value", async () => {
+    const ws = new WebSocket(`${url.replace("http", "ws")}/aio/channel`);
+    const packets: Json[] = [];
+    ws.on("message", (data) => packets.push(...[JSON.parse(data.toString())].flat()));
+    await new Promise((resolve) => ws.once("open", resolve));
+    ws.send(JSON.stringify({ t: "call", id: 1, plugin: "Api", method: "nothing" }));
+    ws.send(
+      JSON.stringify({ t: "open", id: 2, credit: 8, plugin: "Api", method: "gen_undefined" }),
+    );
+    await waitFor(() => packets.some((p) => p.t === "end"), "the stream's end");
+    expect(packets.find((p) => p.id === 1)).toStrictEqual({ t: "result", id: 1 });
+    const items = packets.filter((p) => p.t === "items").flatMap((p) => p.items);
+    expect(items).toEqual([null, null, 1]);
+    ws.close();
+  });
+
+  it("channel: an id is in use until its call has ended on the node", async () => {
+    store.finallyAt = 0;
+    const ws = new WebSocket(`${url.replace("http", "ws")}/aio/channel`);
+    const packets: Json[] = [];
+    ws.on("message", (data) => packets.push(...[JSON.parse(data.toString())].flat()));
+    await new Promise((resolve) => ws.once("open", resolve));
+    const open = { t: "open", id: 5, credit: 4, plugin: "Api", method: "endless" };
+    ws.send(JSON.stringify(open));
+    await waitFor(() => packets.some((p) => p.t === "items"), "the first items");
+    // Cancelled, and the same id used again at once: the stream is still closing.
+    ws.send(JSON.stringify([{ t: "cancel", id: 5 }, open]));
+    await waitFor(() => packets.some((p) => p.t === "error"), "the refusal");
+    expect(packets.find((p) => p.t === "error")).toEqual({
+      t: "error",
+      id: 5,
+      error: { code: "BAD_REQUEST", message: "request id 5 is already in use on this channel" },
+    });
+    // Nothing says when a cancelled stream's id is free again: once its generator has closed.
+    await waitFor(() => store.finallyAt > 0, "the generator's finally");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    packets.length = 0;
+    ws.send(JSON.stringify(open));
+    await waitFor(() => packets.some((p) => p.t === "items"), "items of the new stream");
+    // A cancelled call is answered (ABORTED here); its id is free once that answer is sent.
+    packets.length = 0;
+    ws.send(
+      JSON.stringify([
+        { t: "cancel", id: 5 },
+        { t: "call", id: 6, plugin: "Api", method: "slow", args: [2000] },
+        { t: "cancel", id: 6 },
+      ]),
+    );
+    await waitFor(() => packets.some((p) => p.id === 6), "the cancelled call's answer");
+    expect(packets.find((p) => p.id === 6)).toMatchObject({
+      t: "error",
+      error: { code: "ABORTED" },
+    });
+    ws.send(JSON.stringify({ t: "call", id: 6, plugin: "Api", method: "add", args: [1, 2] }));
+    await waitFor(() => packets.some((p) => p.t === "result"), "the reused id's result");
+    expect(packets.find((p) => p.t === "result")).toEqual({ t: "result", id: 6, value: 3 });
+    ws.close();
   });
 });

@@ -4,7 +4,7 @@
  * caller's call quickly with NETWORK, never hang. SIGSTOP/SIGCONT shows a node that stops
  * answering going down and coming back as the same instance.
  */
-import { NetworkRequestError, type PluginCore } from "aio-assistant-core";
+import { NetworkRequestError, type PluginCore, type RequestError } from "aio-assistant-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   type ChildNode,
@@ -133,6 +133,23 @@ describe("calls between processes (one child for all)", () => {
     }
     expect(error).toMatchObject({ code: "PLUGIN_ERROR" });
     expect((error as Error).message).toContain("child says no");
+  });
+
+  it("the wrong kind of call names the method of the caller's own family, as a local call does", () => {
+    const thrown = (work: () => unknown) => {
+      try {
+        work();
+      } catch (error) {
+        return error as RequestError;
+      }
+      throw new Error("did not throw");
+    };
+    const stream = thrown(() => [...a.executeStreamSync("Remote", "add", [2, 3], { host: "K" })]);
+    expect(stream.code).toBe("WRONG_KIND");
+    expect(stream.message).toMatch(/is a function; call it with executeSync\(\)$/);
+    expect(stream.host).toBe("K");
+    const plain = thrown(() => a.executeSync("Remote", "gen", [3], { host: "K" }));
+    expect(plain.message).toMatch(/is a generator; call it with executeStreamSync\(\)$/);
   });
 
   it("a break after some items closes the remote generator", async () => {

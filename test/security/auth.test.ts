@@ -326,6 +326,28 @@ describe("signed requests", () => {
     expect(second).not.toBe(streamLineMac(SECRET, "0".repeat(32), 2, '{"item":1}'));
   });
 
+  it("a line's MAC covers its exact bytes, which a client in another language checks as received", async () => {
+    // Values JavaScript writes in its own way: another JSON library would write them otherwise.
+    const list = [5e-7, 1e21, 0.1 + 0.2, "é", null, { b: 1, a: [true] }];
+    const answer = await signedRequest(port, SECRET, {
+      method: "POST",
+      path: "/execute_stream",
+      body: JSON.stringify({ plugin: "Api", method: "each", args: [list] }),
+    });
+    expect(answer.status).toBe(200);
+    const raw = answer.text.split("\n").filter(Boolean);
+    expect(raw).toHaveLength(list.length + 1);
+    raw.forEach((line, i) => {
+      // protocol.md: remove `,"mac":"<64 hex digits>"` from the end; the rest is what is MACed.
+      const match = /,"mac":"([0-9a-f]{64})"\}$/.exec(line);
+      expect(match, line).not.toBeNull();
+      const bare = `${line.slice(0, match?.index)}}`;
+      expect(match?.[1]).toBe(streamLineMac(SECRET, answer.nonce, i + 1, bare));
+    });
+    expect(raw[0]).toMatch(/^\{"item":5e-7,"mac":/);
+    expect(raw.at(-1)).toMatch(/^\{"end":true,"mac":/);
+  });
+
   it("a stream refused before its first item gets a signed error answer", async () => {
     const answer = await signedRequest(port, SECRET, {
       method: "POST",

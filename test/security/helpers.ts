@@ -46,7 +46,8 @@ export const API: PluginDef = {
   add(a: number, b: number) { return a + b; }
   echo(v: unknown) { return v; }
   fail() { throw new TypeError("bad thing"); }
-  *count(n: number) { for (let i = 0; i < n; i++) yield i; }`,
+  *count(n: number) { for (let i = 0; i < n; i++) yield i; }
+  *each(list: unknown[]) { yield* list; }`,
   endpoints: [
     rep("add", [
       { name: "a", type: "int", required: true },
@@ -55,6 +56,7 @@ export const API: PluginDef = {
     rep("echo", ["v"]),
     rep("fail"),
     rep("count", [{ name: "n", type: "int" }]),
+    rep("each", [{ name: "list", type: "list" }]),
   ],
 };
 

@@ -227,6 +227,13 @@ describe("peer verification", () => {
     expect(seen.log).toMatch(
       /unable to (get local issuer|verify the first) certificate|self[- ]signed certificate/,
     );
+    expect(seen.log).toContain("check networking.ca_file");
+  });
+
+  it("a node without TLS is told that the other one may want it", async () => {
+    const seen = await contactT1("plain", {});
+    expect(seen.nodes).toEqual([]);
+    expect(seen.log).toContain("if that node uses TLS, this one needs networking.cert_file");
   });
 
   it("the right pinned fingerprint (as openssl prints it) works without ca_file", async () => {

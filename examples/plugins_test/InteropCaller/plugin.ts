@@ -9,15 +9,38 @@ interface Case {
   run: () => unknown;
 }
 
-/** Runs a matrix of calls against InteropTarget and logs a PASS or FAIL line per case. */
+/** The result of a run cut short because the plugin was disabled or the node is closing. */
+const STOPPED = "STOPPED";
+
+/**
+ * Runs a matrix of calls against InteropTarget and logs a PASS or FAIL line per case.
+ *
+ * The run that `run_on_enable` starts is background work: onDisable stops it (as the node
+ * closing does), and a call refused because the node is closing (`CLOSED`) ends it quietly
+ * rather than as a FAIL. Any other error is a FAIL.
+ */
 export class InteropCaller extends Plugin {
+  /** Aborted by onDisable: stops the run onEnable started. */
+  #startup: AbortController | undefined;
+
   override onEnable(): void {
     const args = this.arguments as { run_on_enable?: boolean } | undefined;
     if (!args?.run_on_enable) return;
+    const startup = new AbortController();
+    this.#startup = startup;
     // Not awaited: the node finishes starting while the matrix runs.
-    void this.run_suite()
-      .then((outcome) => this.logger.info(`interop_run: ${outcome}`))
-      .then(() => this.logger.info(`interop_run_sync: ${this.run_suite_sync()}`));
+    void (async () => {
+      const outcome = await this.#runSuite("any", startup.signal);
+      if (outcome !== STOPPED) this.logger.info(`interop_run: ${outcome}`);
+      const syncOutcome = outcome === STOPPED ? STOPPED : this.#runSuiteSync("any", startup.signal);
+      if (syncOutcome === STOPPED) this.logger.debug("interop run stopped: the plugin is stopping");
+      else this.logger.info(`interop_run_sync: ${syncOutcome}`);
+    })();
+  }
+
+  override onDisable(): void {
+    this.#startup?.abort();
+    this.#startup = undefined;
   }
 
   #report(id: string, got: unknown, expected: unknown): boolean {
@@ -38,9 +61,18 @@ export class InteropCaller extends Plugin {
     return failures === 0 ? "OK" : `FAIL (${failures} failed)`;
   }
 
+  /** Whether a case's error means "stop", not "failed": the run was stopped, or the node is closing. */
+  static #stopping(error: unknown, signal: AbortSignal | undefined): boolean {
+    return signal?.aborted === true || (error as { code?: unknown }).code === "CLOSED";
+  }
+
   /** The matrix through execute and executeStream. */
-  async run_suite(host: Host = "any"): Promise<string> {
-    const options = { host };
+  run_suite(host: Host = "any"): Promise<string> {
+    return this.#runSuite(host);
+  }
+
+  async #runSuite(host: Host, signal?: AbortSignal): Promise<string> {
+    const options = signal ? { host, signal } : { host };
     const collect = async (method: string, args: unknown) => {
       const items: unknown[] = [];
       for await (const item of this.executeStream("InteropTarget", method, args, options)) {
@@ -80,9 +112,11 @@ export class InteropCaller extends Plugin {
     ];
     let failures = 0;
     for (const { id, expected, run } of cases) {
+      if (signal?.aborted) return STOPPED;
       try {
         if (!this.#report(id, await run(), expected)) failures++;
       } catch (error) {
+        if (InteropCaller.#stopping(error, signal)) return STOPPED;
         failures++;
         this.#reportError(id, error);
       }
@@ -96,6 +130,11 @@ export class InteropCaller extends Plugin {
    * thread those cases fail with WOULD_DEADLOCK, by design.
    */
   run_suite_sync(host: Host = "any"): string {
+    return this.#runSuiteSync(host);
+  }
+
+  /** Blocking calls take no signal: `signal` is checked between cases. */
+  #runSuiteSync(host: Host, signal?: AbortSignal): string {
     const options = { host };
     const collect = (method: string, args: unknown) => [
       ...this.executeStreamSync("InteropTarget", method, args, options),
@@ -132,9 +171,11 @@ export class InteropCaller extends Plugin {
     ];
     let failures = 0;
     for (const { id, expected, run } of cases) {
+      if (signal?.aborted) return STOPPED;
       try {
         if (!this.#report(id, run(), expected)) failures++;
       } catch (error) {
+        if (InteropCaller.#stopping(error, signal)) return STOPPED;
         failures++;
         this.#reportError(id, error);
       }
