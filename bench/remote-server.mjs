@@ -24,6 +24,7 @@ import { createServer } from "node:http";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import moleculer from "moleculer";
+import { profile } from "./lib/profiler.mjs";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
 const distUrl = process.env.AIO_BENCH_DIST ?? pathToFileURL(join(root, "dist/index.js")).href;
@@ -160,22 +161,6 @@ async function stop() {
   http?.closeAllConnections();
   await Promise.all([core?.close(), mol?.broker.stop(), httpClosed]);
   process.exit(0);
-}
-
-let session;
-async function profile(action, file) {
-  const { Session } = await import("node:inspector/promises");
-  if (action === "start") {
-    session = new Session();
-    session.connect();
-    await session.post("Profiler.enable");
-    await session.post("Profiler.setSamplingInterval", { interval: 200 });
-    await session.post("Profiler.start");
-    return;
-  }
-  const { profile: result } = await session.post("Profiler.stop");
-  (await import("node:fs")).writeFileSync(file, JSON.stringify(result));
-  session.disconnect();
 }
 
 process.on("message", (message) => {

@@ -21,9 +21,9 @@
  * It also exits when the IPC channel goes (the benchmark gone).
  */
 import { createHash, createHmac, randomUUID, timingSafeEqual } from "node:crypto";
-import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { profile } from "./profiler.mjs";
 
 const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const kind = process.env.AIO_BENCH_SERVE;
@@ -115,22 +115,6 @@ let stopping;
 function stop() {
   stopping ??= server.close().finally(() => process.exit(0));
   return stopping;
-}
-
-let session;
-async function profile(action, file) {
-  const { Session } = await import("node:inspector/promises");
-  if (action === "start") {
-    session = new Session();
-    session.connect();
-    await session.post("Profiler.enable");
-    await session.post("Profiler.setSamplingInterval", { interval: 200 });
-    await session.post("Profiler.start");
-    return;
-  }
-  const { profile: result } = await session.post("Profiler.stop");
-  writeFileSync(file, JSON.stringify(result));
-  session.disconnect();
 }
 
 process.on("message", (message) => {
