@@ -390,7 +390,7 @@ export class NetworkManager {
       const reason = reasonOf(error);
       const message = `cannot reach ${key}: ${reason}`;
       if (this.nodes.unreachable.has(key)) this.#logger.debug(message);
-      else this.#logger.warn(`${message}; trying again`);
+      else this.#logger.warn(this.#retried(address, port) ? `${message}; trying again` : message);
       this.nodes.unreachable.set(key, reason);
       return false;
     }
@@ -645,6 +645,18 @@ export class NetworkManager {
       });
       if (this.#due(key, now)) void this.#contact(address, port);
     }
+  }
+
+  /**
+   * Whether {@link #probeMissing} will try `address:port` again: a node it knows, or a
+   * `node_ips` entry; not an address it only heard of (an /info call-back, mDNS).
+   */
+  #retried(address: string, port: number): boolean {
+    if (this.nodes.byAddress(address, port)) return true;
+    return this.#config.node_ips.some((entry) => {
+      const configured = parseNodeAddress(entry, this.#config.port);
+      return configured.address === address && configured.port === port;
+    });
   }
 
   /** Whether `key` is due for an attempt over HTTP; if so, the next one waits twice as long. */

@@ -801,6 +801,8 @@ describe("a node with the wrong secret", () => {
       expect(log).toMatch(
         /refused this node's credentials; check that both (nodes )?use the same secret/,
       );
+      // A node_ips entry is tried again, and the log says so.
+      expect(log).toContain("; trying again");
     } finally {
       if (!closed) await closeNode(C);
     }
