@@ -62,8 +62,8 @@ export interface PeerIdentity {
 /**
  * Headers that authenticate a request: method, the node it is for (its instance id), path
  * (with query), time, nonce, and the body's digest, which is sent along (`x-aio-digest`) so the
- * node can check the signature before it reads the body. Naming the instance rather than an address means a request
- * works however the node is reached (a port forward, NAT, a tunnel), while one captured on its
+ * node can check the signature before it reads the body. Naming the instance rather than an
+ * address means a request works however the node is reached (a port forward, NAT, a tunnel), while one captured on its
  * way to one node is refused by every other node of the cluster and by the same node after a
  * restart. The time is the node's, as far as `clockOffsetMs` knows it, so a peer whose clock is
  * off is not refused for it.

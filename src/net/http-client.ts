@@ -15,11 +15,14 @@ import {
 import { type PeerTls, tlsConnector } from "./tls.js";
 import { parseJson, readIdentity } from "./wire.js";
 
+/** `error` and what caused it, in turn. */
+function* causes(error: unknown): Generator<Error & { code?: string }> {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) yield cause;
+}
+
 /** Whether `error`, or what caused it, has one of `codes`. */
 function causedBy(error: unknown, codes: readonly string[]): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if (codes.includes((cause as { code?: string }).code ?? "")) return true;
-  }
+  for (const cause of causes(error)) if (codes.includes(cause.code ?? "")) return true;
   return false;
 }
 
@@ -71,11 +74,7 @@ export function tlsHint(error: unknown, url: string, side: "node" | "cli"): stri
 }
 
 function messagesOf(error: unknown): string {
-  const parts: string[] = [];
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    parts.push(cause.message, (cause as { code?: string }).code ?? "");
-  }
-  return parts.join(" ");
+  return [...causes(error)].map((cause) => `${cause.message} ${cause.code ?? ""}`).join(" ");
 }
 
 /** Whether `error` is a connection the other side refused: nobody listens. */

@@ -344,8 +344,7 @@ class StreamPump {
 
   /** Whether the consumer may take another item now. */
   #mayRead(): boolean {
-    const unread = this.#unreadBytes + this.#batchBytes;
-    return this.#credit > 0 && (unread === 0 || unread < STREAM_WINDOW_BYTES);
+    return this.#credit > 0 && this.#unreadBytes + this.#batchBytes < STREAM_WINDOW_BYTES;
   }
 
   #emit = (): void => {
@@ -383,22 +382,23 @@ class StreamPump {
     while (!this.#stopped && this.#channel.open) {
       if (this.#channel.buffered > HIGH_WATER_BYTES) {
         this.#emit();
-        await Promise.race([
-          this.#channel.whenDrained(LOW_WATER_BYTES),
-          new Promise<void>((resolve) => {
-            this.#wake = resolve;
-          }),
-        ]);
-        this.#wake = undefined;
+        await Promise.race([this.#channel.whenDrained(LOW_WATER_BYTES), this.#woken()]);
         continue;
       }
       if (this.#mayRead()) return;
       this.#emit();
-      await new Promise<void>((resolve) => {
-        this.#wake = resolve;
-      });
-      this.#wake = undefined;
+      await this.#woken();
     }
+  }
+
+  /** Resolves at the next grant or stop. */
+  #woken(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#wake = () => {
+        this.#wake = undefined;
+        resolve();
+      };
+    });
   }
 
   async run(call: WireCall): Promise<void> {

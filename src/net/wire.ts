@@ -262,9 +262,10 @@ export function readInfoRequest(body: unknown): InfoRequest {
   return request;
 }
 
-/** Rebuilds a `RequestError` from the `error` member of an answer. */
+/** `host` values that name a node only as seen from the node that sent them. */
 const RELATIVE_HOSTS: ReadonlySet<string> = new Set(["local", "any", "remote"]);
 
+/** Rebuilds a `RequestError` from the `error` member of an answer. */
 export function errorFromWire(wire: unknown, fallbackHost: string): RequestError {
   const body = isRecord(wire) ? wire : {};
   const code = typeof body.code === "string" ? (body.code as RequestErrorCode) : "NETWORK";
