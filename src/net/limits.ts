@@ -70,3 +70,58 @@ export class BodyBudget {
     this.#inAll -= bytes;
   }
 }
+
+/** How many refused connections a server holds at once, and for how long. */
+const TARPIT_CAPACITY = 1000;
+const TARPIT_HOLD_MS = 3000;
+
+/**
+ * Connections refused while their body was still arriving, held open and unread for a while
+ * before they are destroyed. Destroying one at once lets its sender open the next at once: a
+ * flood of forged bodies then runs as fast as the sender's CPU, and takes that CPU from every
+ * other process on the machine (callers included). Held, the sender's writes stall on a full
+ * window instead. A sender that reads its answer and closes loses nothing: the answer was sent
+ * at once. At most `capacity` are held (each is a file descriptor); beyond that one is destroyed
+ * at once, as before.
+ */
+export class Tarpit {
+  readonly #held = new Set<{ destroy(): void }>();
+
+  constructor(
+    readonly capacity = TARPIT_CAPACITY,
+    readonly holdMs = TARPIT_HOLD_MS,
+  ) {}
+
+  get size(): number {
+    return this.#held.size;
+  }
+
+  hold(socket: {
+    destroy(): void;
+    readonly destroyed: boolean;
+    once(event: "close", listener: () => void): unknown;
+  }): void {
+    if (socket.destroyed) return;
+    if (this.#held.size >= this.capacity) {
+      socket.destroy();
+      return;
+    }
+    this.#held.add(socket);
+    const timer = setTimeout(() => socket.destroy(), this.holdMs);
+    timer.unref();
+    socket.once("close", () => {
+      clearTimeout(timer);
+      this.#held.delete(socket);
+    });
+  }
+
+  /** Whether `socket` is held here (its answer is out already). */
+  holds(socket: object): boolean {
+    return this.#held.has(socket as { destroy(): void });
+  }
+
+  /** Destroys every connection held (the server is closing). */
+  release(): void {
+    for (const socket of this.#held) socket.destroy();
+  }
+}

@@ -6,7 +6,12 @@
  * that fails learns nothing but 401 UNAUTHORIZED, and its connection is closed, so the body it
  * may still be sending is never read.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
+import {
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import {
   bodyDigest,
@@ -22,6 +27,7 @@ import {
   signAnswer,
   verifyRequest,
 } from "./auth.js";
+import type { Tarpit } from "./limits.js";
 
 const UNAUTHORIZED = { error: { code: "UNAUTHORIZED", message: "unauthorized" } };
 
@@ -106,19 +112,28 @@ export function verifyHeaders(
 
 /**
  * An error answer at the raw HTTP level, before fastify sees the request, on a connection that
- * closes after it (see `closeAfter`): `body` is the JSON of `{ error }`.
+ * closes after it: `body` is the JSON of `{ error }`. When the request's body is still on its
+ * way, nothing more of it is read: the answer is written straight to the socket, which the
+ * tarpit holds paused and then destroys (see `Tarpit`).
  */
 export function refuseRaw(
   request: IncomingMessage,
   response: ServerResponse,
   status: number,
   body: Buffer,
+  tarpit: Tarpit,
 ): void {
   const socket = request.socket;
   socket.pause();
-  response.once("finish", () => {
-    if (!request.complete) socket.destroy();
-  });
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  if (hasBody(request.headers)) {
+    // Not through `response`: its end would make Node read the rest of the body to discard it.
+    // Marked dumped, the body bytes already read with the headers are dropped, not kept.
+    (request as IncomingMessage & { _dumped?: boolean })._dumped = true;
+    socket.write(Buffer.concat([Buffer.from(head, "latin1"), body]));
+    tarpit.hold(socket);
+    return;
+  }
   response.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": body.length,
@@ -139,6 +154,7 @@ export function installAuth(
   secret: SecretKey | undefined,
   nonces: NonceCache,
   instance: string,
+  tarpit: Tarpit,
 ): RequestAuth {
   const authenticated = new WeakMap<IncomingMessage, { nonce: string; digest: string }>();
   const auth: RequestAuth = {
@@ -158,12 +174,12 @@ export function installAuth(
       const url = request.url ?? "";
       if (!signed(request.headers)) {
         if (OPEN_ROUTES.has(`${method} ${url.split("?")[0]}`)) return false;
-        refuseRaw(request, response, 401, UNAUTHORIZED_BYTES);
+        refuseRaw(request, response, 401, UNAUTHORIZED_BYTES, tarpit);
         return true;
       }
       const verified = verifyHeaders(secret, nonces, instance, method, url, request.headers);
       if (!verified) {
-        refuseRaw(request, response, 401, UNAUTHORIZED_BYTES);
+        refuseRaw(request, response, 401, UNAUTHORIZED_BYTES, tarpit);
         return true;
       }
       authenticated.set(request, verified);

@@ -39,7 +39,7 @@ import {
   signAnswer,
 } from "./auth.js";
 import { FLUSH_BYTES, PacketChannel } from "./channel.js";
-import { BodyBudget, MAX_ANSWER_BYTES, PeerLimiter } from "./limits.js";
+import { BodyBudget, MAX_ANSWER_BYTES, PeerLimiter, Tarpit } from "./limits.js";
 import {
   Canceller,
   ChannelSession,
@@ -227,6 +227,7 @@ export class NodeServer {
   readonly #acceptsHost: (host: string) => boolean;
   /** Without a secret: the bytes of request bodies on their way. */
   #bodies: BodyBudget | undefined;
+  readonly #tarpit = new Tarpit();
 
   constructor(options: ServerOptions) {
     this.#options = options;
@@ -254,8 +255,9 @@ export class NodeServer {
           : createHttpServer(timing, gated);
       },
       // What the HTTP parser or the router refuse is answered in the protocol's own format.
+      // (A connection the tarpit holds has had its answer: Node's read timeout adds none.)
       clientErrorHandler: (_error, socket) => {
-        if (socket.writable) socket.end(RAW_BAD_REQUEST);
+        if (socket.writable && !this.#tarpit.holds(socket)) socket.end(RAW_BAD_REQUEST);
         else socket.destroy();
       },
       frameworkErrors: (_error, request, reply) => {
@@ -285,7 +287,7 @@ export class NodeServer {
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
     this.#key = options.secret ? new SecretKey(options.secret) : undefined;
-    this.#auth = installAuth(this.#app, this.#key, this.#nonces, options.instance);
+    this.#auth = installAuth(this.#app, this.#key, this.#nonces, options.instance, this.#tarpit);
     // Nothing is authenticated without a secret: what bodies may be on their way at once is
     // bounded instead.
     if (!options.secret) this.#bodies = new BodyBudget(options.bodyLimit);
@@ -509,11 +511,11 @@ export class NodeServer {
   #admits(request: IncomingMessage, response: ServerResponse): boolean {
     const host = request.headers.host;
     if (host === undefined) {
-      refuseRaw(request, response, 400, NO_HOST_BODY);
+      refuseRaw(request, response, 400, NO_HOST_BODY, this.#tarpit);
       return false;
     }
     if (!this.#acceptsHost(host)) {
-      refuseRaw(request, response, 421, MISDIRECTED_BODY);
+      refuseRaw(request, response, 421, MISDIRECTED_BODY, this.#tarpit);
       return false;
     }
     if (this.#auth.gate(request, response)) return false;
@@ -542,7 +544,7 @@ export class NodeServer {
           message: `bodies of ${bodies.perPeer} bytes from this address are on their way already; try again when they are in`,
         },
       });
-      refuseRaw(request, response, 429, Buffer.from(body));
+      refuseRaw(request, response, 429, Buffer.from(body), this.#tarpit);
       return false;
     }
     response.on("close", () => bodies.release(address, bytes));
@@ -631,6 +633,7 @@ export class NodeServer {
    */
   async close(): Promise<void> {
     clearInterval(this.#sweep);
+    this.#tarpit.release();
     for (const session of this.#sessions) session.shutdown(1001, "node closing");
     const closed = this.#app.close();
     await Promise.race([closed, delay(CLOSE_GRACE_MS, undefined, { ref: false })]);

@@ -158,6 +158,59 @@ describe("1: bodies of requests that are not authenticated", () => {
     }
   }, 60_000);
 
+  it("a refused sender is held, not read: its 401 comes at once, its body stalls, the node ends it seconds later", async () => {
+    const node = await startNode({
+      hostname: "tarpit",
+      dir,
+      plugins: ["Api"],
+      networking: { secret: SECRET },
+    });
+    const port = node.port as number;
+    try {
+      const body = Buffer.alloc(32 * MiB, 0x61);
+      let answer = "";
+      let drained = false;
+      const socket = net.connect(port, "127.0.0.1");
+      socket.on("error", () => undefined);
+      const closed = new Promise<number>((resolve) =>
+        socket.once("close", () => resolve(performance.now())),
+      );
+      const answered = new Promise<number>((resolve) =>
+        socket.on("data", (chunk: Buffer) => {
+          answer += chunk.toString("latin1");
+          if (answer.includes("\r\n\r\n")) resolve(performance.now());
+        }),
+      );
+      socket.once("connect", () => {
+        socket.write(
+          `POST /execute HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${headerLines(
+            {
+              [H_TIME]: String(Date.now()),
+              [H_NONCE]: randomBytes(16).toString("hex"),
+              [H_DIGEST]: sha256Hex(body),
+              [H_SIG]: randomBytes(32).toString("hex"),
+            },
+          )}\r\n`,
+        );
+        // 32 MiB is more than the socket buffers of both ends hold: it drains only if read.
+        if (socket.write(body)) drained = true;
+        else socket.once("drain", () => (drained = true));
+      });
+      const at = await answered;
+      expect(statusOfRaw(answer)).toBe(401);
+      const end = await closed;
+      expect(drained).toBe(false);
+      // Held, not closed at once (a timer of the node's cannot fire early): the sender waited.
+      expect(end - at).toBeGreaterThan(2000);
+      // Meanwhile, and after, signed calls are served.
+      expect(
+        (await post(port, SECRET, "/execute", { plugin: "Api", method: "add", args: [2, 3] })).json,
+      ).toEqual({ result: 5 });
+    } finally {
+      await closeNode(node);
+    }
+  });
+
   it("without a secret, bodies on their way are bounded per address: past 32 MiB, 429 OVERLOADED, unread", async () => {
     const node = await startNode({ hostname: "open", dir, plugins: ["Api"] });
     const port = node.port as number;
