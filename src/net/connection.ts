@@ -1,59 +1,37 @@
 /**
- * The calling side of the channel to one remote node: opens the WebSocket on first use, pairs
- * answers with calls, and tells apart a call that never left this node (safe to send to
- * another node) from one that may have run (never repeated). While open it pings the node and
- * gives up on a channel that stays silent, so a call never waits on a dead connection.
+ * The calling side of the pipe to one remote node, whatever the transport: opens the pipe on
+ * first use, pairs answers with calls, and tells apart a call that never left this node (safe
+ * to send to another node) from one that may have run (never repeated). While open it pings the
+ * node and gives up on a pipe that stays silent, so a call never waits on a dead connection.
  */
-import WebSocket from "ws";
 import { type Call, watchBounds } from "../core/call.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import { callErrors, NetworkRequestError } from "../errors.js";
-import {
-  ChannelSigner,
-  HEADER_ANSWER,
-  HEADER_NONCE,
-  type PeerIdentity,
-  sameMac,
-  sessionKey,
-  signAnswer,
-  signRequest,
-} from "./auth.js";
-import { PacketChannel } from "./channel.js";
 import { STREAM_WINDOW } from "./serve.js";
-import { connectVerified, type PeerTls } from "./tls.js";
+import type { Dial, PacketPipe } from "./transport.js";
 import { type ClientPacket, errorFromWire, wireCall } from "./wire.js";
 
 /** The call never reached the node; the router may try another one. */
 export class NotDelivered extends Error {}
 
 export interface ConnectionOptions {
-  /** `ws://host:port/aio/channel` or `wss://…`. */
-  url: string;
+  /** Opens the pipe (see transport.ts). */
+  dial: Dial;
+  /** The node's name, for messages. */
   hostname: string;
-  maxDepth: number;
   /** Largest packet this side sends; a larger call fails with PAYLOAD_TOO_LARGE. */
   maxPacketBytes: number;
-  /** Shared secret: the handshake is signed, and every message after it. */
-  secret: string;
-  /** The run of the node the handshake is signed for, and its clock. */
-  identity(): PeerIdentity;
-  /** How to verify the node's certificate, for wss:// URLs. */
-  tls: PeerTls;
-  connectTimeoutMs: number;
   /**
-   * An open channel is pinged every `intervalMs` it carries nothing, and closed once it has
-   * been silent for `silentMs` while `heard()` says the node's heartbeats are silent too (a node
-   * whose main thread is busy still answers those, and its calls end at their deadlines).
+   * An open pipe is pinged every `intervalMs` it carries nothing, and dropped once it has been
+   * silent for `silentMs` while `heard()` says the node is silent by other signs too (a node
+   * whose main thread is busy still answers its heartbeats, and its calls end at their
+   * deadlines).
    */
   keepalive: { intervalMs: number; silentMs: number; heard(): boolean };
-  /** The channel closed without this side closing it (the node went away, or was cut off). */
+  /** The pipe closed without this side closing it (the node went away, or was cut off). */
   onLost?: () => void;
-  /** The keepalive gave up on the channel: the node is silent. */
+  /** The keepalive gave up on the pipe: the node is silent. */
   onSilent?: () => void;
-  /** A connection attempt was refused: nothing listens at the node's address. */
-  onRefused?: () => void;
-  /** The node refused the handshake's credentials (a wrong secret, or a restarted node). */
-  onUnauthorized?: () => void;
   onBadMessage?: (error: Error) => void;
   /** The node said it is shutting down. */
   onLeaving?: () => void;
@@ -62,7 +40,7 @@ export interface ConnectionOptions {
 interface PendingCall {
   kind: "call";
   call: Call;
-  /** The packet's position on the channel: later than `written` means it never left. */
+  /** The packet's position on the pipe: later than `written` means it never left. */
   packet: number;
   resolve(value: unknown): void;
   reject(error: Error): void;
@@ -79,17 +57,17 @@ type Pending = PendingCall | PendingStream;
 
 export class NodeConnection {
   readonly #options: ConnectionOptions;
-  #channel: PacketChannel | undefined;
-  #connecting: Promise<PacketChannel> | undefined;
+  #pipe: PacketPipe | undefined;
+  #connecting: Promise<PacketPipe> | undefined;
   readonly #pending = new Map<number, Pending>();
-  /** Calls waiting for the channel to open: in flight already, as routing counts them. */
+  /** Calls waiting for the pipe to open: in flight already, as routing counts them. */
   #connectingCalls = 0;
   #seq = 0;
   #closed = false;
-  /** When the open channel last received anything (monotonic ms). */
+  /** When the open pipe last received anything (monotonic ms). */
   #lastReceived = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
-  readonly #ended = new WeakSet<PacketChannel>();
+  readonly #ended = new WeakSet<PacketPipe>();
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -101,134 +79,66 @@ export class NodeConnection {
   }
 
   get connected(): boolean {
-    return this.#channel?.open === true;
+    return this.#pipe?.open === true;
   }
 
-  #connect(): Promise<PacketChannel> {
-    if (this.#channel?.open) return Promise.resolve(this.#channel);
+  #connect(): Promise<PacketPipe> {
+    if (this.#pipe?.open) return Promise.resolve(this.#pipe);
     if (this.#closed) return Promise.reject(new NotDelivered("the connection is closed"));
-    this.#connecting ??= new Promise<PacketChannel>((resolve, reject) => {
-      const secret = this.#options.secret;
-      const { pathname } = new URL(this.#options.url);
-      const signed = secret
-        ? signRequest(secret, "GET", this.#options.identity(), pathname, "")
-        : undefined;
-      const socket = new WebSocket(this.#options.url, {
-        perMessageDeflate: false,
-        handshakeTimeout: this.#options.connectTimeoutMs,
-        ...(signed ? { headers: { ...signed } } : {}),
-        ...(this.#options.tls.enabled
-          ? {
-              createConnection: ((options: { host?: string; port?: number; servername?: string }) =>
-                connectVerified(
-                  this.#options.tls,
-                  { host: options.host, port: options.port, servername: options.servername },
-                  () => undefined,
-                )) as unknown as WebSocket.ClientOptions["createConnection"],
-            }
-          : {}),
-      });
-      const channel = new PacketChannel(socket, {
-        maxDepth: this.#options.maxDepth,
-        maxPacketBytes: this.#options.maxPacketBytes,
-        onPacket: (packet) => this.#receive(packet),
-        onBadMessage: (error) => {
-          this.#options.onBadMessage?.(error);
-          socket.terminate();
+    if (this.#connecting) return this.#connecting;
+    let opened: PacketPipe | undefined;
+    this.#connecting = this.#options
+      .dial({
+        packet: (packet) => this.#receive(packet),
+        heard: () => {
+          this.#lastReceived = performance.now();
         },
-      });
-      let opened = false;
-      let refused = false;
-      // The node must prove it knows the secret too; then both derive the session key.
-      socket.once("upgrade", (response) => {
-        if (!secret || !signed) return;
-        const serverNonce = response.headers[HEADER_NONCE];
-        const answer = response.headers[HEADER_ANSWER];
-        const expected =
-          typeof serverNonce === "string"
-            ? signAnswer(secret, signed[HEADER_NONCE], serverNonce)
-            : "";
-        if (
-          typeof answer !== "string" ||
-          typeof serverNonce !== "string" ||
-          !sameMac(answer, expected)
-        ) {
-          refused = true;
+        badMessage: (error) => this.#options.onBadMessage?.(error),
+        closed: () => {
+          if (!opened) return;
+          if (this.#pipe === opened) this.#pipe = undefined;
+          this.#lost(opened, true);
+        },
+      })
+      .then(
+        (pipe) => {
           this.#connecting = undefined;
-          reject(
-            new NetworkRequestError(
-              "UNAUTHORIZED",
-              `${this.#options.hostname} did not prove that it knows the secret; the channel is closed`,
-              { host: this.#options.hostname },
-            ),
-          );
-          socket.terminate();
-          return;
-        }
-        channel.sign(
-          new ChannelSigner(sessionKey(secret, signed[HEADER_NONCE], serverNonce), "client"),
-        );
-      });
-      socket.once("open", () => {
-        if (refused) return;
-        opened = true;
-        this.#channel = channel;
-        this.#connecting = undefined;
-        this.#watch(channel);
-        resolve(channel);
-      });
-      // Every error, also after opening: one left unheard would end the process.
-      socket.on("error", (error) => {
-        if (opened) return;
-        this.#connecting = undefined;
-        reject(new NotDelivered(`cannot connect to ${this.#options.hostname}: ${error.message}`));
-        if ((error as { code?: unknown }).code === "ECONNREFUSED") this.#options.onRefused?.();
-      });
-      socket.once("unexpected-response", (_request, response) => {
-        this.#connecting = undefined;
-        const status = response.statusCode ?? 0;
-        reject(
-          new NotDelivered(
-            status === 401
-              ? `${this.#options.hostname} refused this node's credentials`
-              : `${this.#options.hostname} refused the channel (HTTP ${status})`,
-          ),
-        );
-        socket.terminate();
-        if (status === 401) this.#options.onUnauthorized?.();
-      });
-      socket.on("pong", () => {
-        this.#lastReceived = performance.now();
-      });
-      socket.once("close", () => {
-        if (this.#channel === channel) this.#channel = undefined;
-        if (opened) this.#lost(channel, true);
-      });
-    });
+          // Closed while it was opening: the pipe goes too, quietly.
+          if (this.#closed) {
+            pipe.close();
+            throw new NotDelivered("the connection is closed");
+          }
+          opened = pipe;
+          this.#pipe = pipe;
+          this.#watch(pipe);
+          return pipe;
+        },
+        (error: unknown) => {
+          this.#connecting = undefined;
+          throw error;
+        },
+      );
     return this.#connecting;
   }
 
   /**
-   * While the channel is open: a ping when it has been quiet for an interval, and the end of it
+   * While the pipe is open: a ping when it has been quiet for an interval, and the end of it
    * when it has been silent past the deadline and the node's heartbeats are silent too.
    */
-  #watch(channel: PacketChannel): void {
+  #watch(pipe: PacketPipe): void {
     const { intervalMs, silentMs, heard } = this.#options.keepalive;
     this.#lastReceived = performance.now();
-    channel.socket.on("message", () => {
-      this.#lastReceived = performance.now();
-    });
     clearInterval(this.#watchdog);
     this.#watchdog = setInterval(
       () => {
-        if (this.#channel !== channel) return;
+        if (this.#pipe !== pipe) return;
         const quiet = performance.now() - this.#lastReceived;
         if (quiet >= silentMs && !heard()) {
           this.reset();
           this.#options.onSilent?.();
           return;
         }
-        if (quiet >= intervalMs) channel.socket.ping();
+        if (quiet >= intervalMs) pipe.ping();
       },
       Math.max(50, Math.min(intervalMs, silentMs / 2)),
     );
@@ -239,15 +149,15 @@ export class NodeConnection {
    * The connection dropped. A call whose packet never left may go to another node; one that
    * was sent may have run, so it fails with NETWORK and is not repeated.
    */
-  #lost(channel: PacketChannel, unexpected: boolean): void {
-    // Once per channel: this side's reset or close ends it before its socket says so.
-    if (this.#ended.has(channel)) return;
-    this.#ended.add(channel);
+  #lost(pipe: PacketPipe, unexpected: boolean): void {
+    // Once per pipe: this side's reset or close ends it before its socket says so.
+    if (this.#ended.has(pipe)) return;
+    this.#ended.add(pipe);
     clearInterval(this.#watchdog);
     this.#watchdog = undefined;
     for (const [id, pending] of this.#pending) {
       this.#pending.delete(id);
-      if (pending.packet > channel.written) {
+      if (pending.packet > pipe.written) {
         this.#settle(
           pending,
           undefined,
@@ -338,8 +248,8 @@ export class NodeConnection {
     }
   }
 
-  /** Opens the channel, counting the call as in flight meanwhile so routing sees it. */
-  async #channelFor(): Promise<PacketChannel> {
+  /** Opens the pipe, counting the call as in flight meanwhile so routing sees it. */
+  async #pipeFor(): Promise<PacketPipe> {
     this.#connectingCalls++;
     try {
       return await this.#connect();
@@ -355,17 +265,12 @@ export class NodeConnection {
 
   /** Runs a function endpoint on the node. Rejects with `NotDelivered` if it never left. */
   execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
-    const open = this.#channel;
+    const open = this.#pipe;
     if (open?.open) return this.#executeOn(open, call, args, authorHost);
-    return this.#channelFor().then((channel) => this.#executeOn(channel, call, args, authorHost));
+    return this.#pipeFor().then((pipe) => this.#executeOn(pipe, call, args, authorHost));
   }
 
-  #executeOn(
-    channel: PacketChannel,
-    call: Call,
-    args: unknown,
-    authorHost: string,
-  ): Promise<unknown> {
+  #executeOn(pipe: PacketPipe, call: Call, args: unknown, authorHost: string): Promise<unknown> {
     const id = ++this.#seq;
     const packet: ClientPacket = { t: "call", id, ...wireCall(call, args, authorHost) };
     return new Promise((resolve, reject) => {
@@ -385,12 +290,12 @@ export class NodeConnection {
       this.#pending.set(id, pending);
       const stop = watchBounds(call, (error) => {
         if (!this.#pending.delete(id)) return;
-        if (pending.packet > 0) channel.send({ t: "cancel", id });
+        if (pending.packet > 0) pipe.send({ t: "cancel", id });
         reject(error);
       });
       // Already aborted, or a deadline already passed: it ended before anything was sent.
       if (!this.#pending.has(id)) return;
-      pending.packet = channel.send(packet);
+      pending.packet = pipe.send(packet);
       if (pending.packet <= 0) {
         this.#pending.delete(id);
         stop();
@@ -412,19 +317,19 @@ export class NodeConnection {
     args: unknown,
     authorHost: string,
   ): AsyncGenerator<unknown, void, undefined> {
-    const channel = await this.#channelFor();
+    const pipe = await this.#pipeFor();
     const id = ++this.#seq;
     const state: PendingStream = {
       kind: "stream",
       call,
       packet: 0,
-      inbox: new StreamInbox(STREAM_WINDOW, (n) => channel.send({ t: "credit", id, n })),
+      inbox: new StreamInbox(STREAM_WINDOW, (n) => pipe.send({ t: "credit", id, n })),
     };
     this.#pending.set(id, state);
     let endedEarly: Error | undefined;
     const stop = watchBounds(call, (error) => {
       if (!this.#pending.delete(id)) return;
-      if (state.packet > 0) channel.send({ t: "cancel", id });
+      if (state.packet > 0) pipe.send({ t: "cancel", id });
       endedEarly = error;
       this.#settle(state, error);
     });
@@ -433,7 +338,7 @@ export class NodeConnection {
       stop();
       throw endedEarly;
     }
-    state.packet = channel.send({
+    state.packet = pipe.send({
       t: "open",
       id,
       credit: STREAM_WINDOW,
@@ -450,35 +355,35 @@ export class NodeConnection {
       yield* state.inbox.items();
     } finally {
       stop();
-      if (this.#pending.delete(id)) channel.send({ t: "cancel", id });
+      if (this.#pending.delete(id)) pipe.send({ t: "cancel", id });
     }
   }
 
-  /** Opens the channel if it is not open: proof that the node can be reached and called. */
+  /** Opens the pipe if it is not open: proof that the node can be reached and called. */
   async open(): Promise<void> {
     await this.#connect();
   }
 
   /**
-   * Drops the channel at once, without a word to the node, which may be unreachable: every
+   * Drops the pipe at once, without a word to the node, which may be unreachable: every
    * call sent on it fails with NETWORK (it may have run), every call not yet sent may go to
-   * another node. The next call opens a new channel.
+   * another node. The next call opens a new pipe.
    */
   reset(): void {
-    const channel = this.#channel;
-    if (!channel) return;
-    this.#channel = undefined;
-    channel.socket.terminate();
-    this.#lost(channel, false);
+    const pipe = this.#pipe;
+    if (!pipe) return;
+    this.#pipe = undefined;
+    pipe.terminate();
+    this.#lost(pipe, false);
   }
 
-  /** Closes the channel for good, after writing what is queued on it. */
+  /** Closes the pipe for good, after writing what is queued on it. */
   close(): void {
     this.#closed = true;
-    const channel = this.#channel;
-    this.#channel = undefined;
-    if (!channel) return;
-    channel.close();
-    this.#lost(channel, false);
+    const pipe = this.#pipe;
+    this.#pipe = undefined;
+    if (!pipe) return;
+    pipe.close();
+    this.#lost(pipe, false);
   }
 }

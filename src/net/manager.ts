@@ -33,6 +33,7 @@ import type { LocalCalls } from "./serve.js";
 import { type AdminApi, CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
 import { type PeerTls, peerTls, schemeOf, serverTls } from "./tls.js";
+import { channelDial } from "./transports/channel/dial.js";
 import type { InfoAnswer, InfoRequest, WireEndpoint, WireRefusal } from "./wire.js";
 
 export interface NetworkOptions {
@@ -466,14 +467,20 @@ export class NetworkManager {
     const url = `${this.#scheme.ws}://${hostForUrl(node.address)}:${node.port}${CHANNEL_PATH}`;
     const liveness = this.#config.liveness_timeout * 1000;
     return new NodeConnection({
-      url,
+      dial: channelDial({
+        url,
+        hostname: node.hostname,
+        maxDepth: MAX_JSON_DEPTH + 2,
+        maxPacketBytes: this.#config.max_body_bytes,
+        secret: this.#config.secret,
+        identity: () => node.identity(),
+        tls: this.#tls,
+        connectTimeoutMs: 3000,
+        onRefused: () => this.#markDown(node, "it refused the connection"),
+        onUnauthorized: () => void this.#refresh(node),
+      }),
       hostname: node.hostname,
-      maxDepth: MAX_JSON_DEPTH + 2,
       maxPacketBytes: this.#config.max_body_bytes,
-      secret: this.#config.secret,
-      identity: () => node.identity(),
-      tls: this.#tls,
-      connectTimeoutMs: 3000,
       keepalive: {
         intervalMs: this.#config.heartbeat_interval * 1000,
         silentMs: liveness,
@@ -484,10 +491,8 @@ export class NetworkManager {
       onLeaving: () => this.#left(node),
       onSilent: () =>
         this.#markDown(node, `its channel and heartbeats were silent for ${liveness / 1000} s`),
-      onRefused: () => this.#markDown(node, "it refused the connection"),
       // Gone, cut off, or restarted: its `/info` tells which.
       onLost: () => void this.#refresh(node),
-      onUnauthorized: () => void this.#refresh(node),
     });
   }
 

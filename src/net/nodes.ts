@@ -6,6 +6,8 @@
 import type { NodeInfo } from "../core/types.js";
 import type { PeerIdentity } from "./auth.js";
 import type { NodeConnection } from "./connection.js";
+import { leastInFlight } from "./strategies/least-in-flight.js";
+import type { BalancingStrategy } from "./strategies/strategy.js";
 import type { InfoAnswer, WireEndpoint } from "./wire.js";
 
 export class RemoteNode {
@@ -115,11 +117,16 @@ export class RemoteNode {
 
 export class NodeRegistry {
   readonly #byInstance = new Map<string, RemoteNode>();
+  readonly #strategy: BalancingStrategy;
   /**
    * Addresses to contact that have not answered as they should, with the reason (refused the
    * credentials, nothing listens, …): an error about a plugin no known node serves names them.
    */
   readonly unreachable = new Map<string, string>();
+
+  constructor(strategy: BalancingStrategy = leastInFlight) {
+    this.#strategy = strategy;
+  }
 
   get(instance: string): RemoteNode | undefined {
     return this.#byInstance.get(instance);
@@ -151,7 +158,7 @@ export class NodeRegistry {
 
   /**
    * Alive nodes that serve `plugin.method` (and the instance `uuid`, if given), on the host
-   * the call names, those with the fewest of this node's calls in flight first.
+   * the call names, in the order of the balancing strategy.
    */
   candidates(
     plugin: string,
@@ -165,7 +172,7 @@ export class NodeRegistry {
       if (hostname !== undefined && node.hostname !== hostname) continue;
       if (node.serves(plugin, method, uuid)) found.push(node);
     }
-    if (found.length > 1) found.sort((a, b) => a.connection.inFlight - b.connection.inFlight);
+    if (found.length > 1) this.#strategy.order(found);
     return found;
   }
 

@@ -6,8 +6,8 @@
 
 import type { Caller, CallOptions, CancelSignal } from "../core/call.js";
 import { callErrors, RequestError, type WireError } from "../errors.js";
-import type { PacketChannel } from "./channel.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
+import type { PacketPipe } from "./transport.js";
 import { readCall, type WireCall, WireProblem } from "./wire.js";
 
 /** The part of the dispatcher that serves calls; implemented by `Dispatcher`. */
@@ -113,14 +113,14 @@ const UNREAD_ANSWERS_BYTES = 16 * 1024 * 1024;
 
 /** One peer's channel, seen from the serving side. */
 export class ChannelSession {
-  readonly #channel: PacketChannel;
+  readonly #channel: PacketPipe;
   readonly #calls: LocalCalls;
   readonly #peerHost: string;
   readonly #limiter: PeerLimiter;
   readonly #active = new Map<number, Active>();
   #leaving = false;
 
-  constructor(channel: PacketChannel, calls: LocalCalls, peerHost: string, limiter: PeerLimiter) {
+  constructor(channel: PacketPipe, calls: LocalCalls, peerHost: string, limiter: PeerLimiter) {
     this.#channel = channel;
     this.#calls = calls;
     this.#peerHost = peerHost;
@@ -298,7 +298,7 @@ const LOW_WATER_BYTES = 256 * 1024;
 class StreamPump {
   readonly #id: number;
   readonly #source: AsyncGenerator<unknown, void, undefined>;
-  readonly #channel: PacketChannel;
+  readonly #channel: PacketPipe;
   #credit: number;
   /** The items waiting to leave, each as JSON. */
   #batch: string[] = [];
@@ -314,7 +314,7 @@ class StreamPump {
   constructor(
     id: number,
     source: AsyncGenerator<unknown, void, undefined>,
-    channel: PacketChannel,
+    channel: PacketPipe,
     credit: number,
   ) {
     this.#id = id;

@@ -38,7 +38,6 @@ import {
   sessionKey,
   signAnswer,
 } from "./auth.js";
-import { FLUSH_BYTES, PacketChannel } from "./channel.js";
 import { BodyBudget, MAX_ANSWER_BYTES, PeerLimiter, Tarpit } from "./limits.js";
 import {
   Canceller,
@@ -59,6 +58,7 @@ import {
   unauthorized,
   verifyHeaders,
 } from "./server-auth.js";
+import { FLUSH_BYTES, PacketChannel } from "./transports/channel/packet-channel.js";
 import {
   decodeUtf8,
   type InfoAnswer,

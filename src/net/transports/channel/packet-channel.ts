@@ -1,5 +1,5 @@
 /**
- * The framing of the node-to-node channel: JSON packets over one WebSocket, several packets
+ * The channel's pipe (see ../../transport.ts): JSON packets over one WebSocket, several packets
  * per message under load.
  *
  * Packets produced during one turn of the event loop leave together, as one WebSocket message
@@ -7,8 +7,9 @@
  * a bare JSON object. Both sides decode both forms.
  */
 import type { RawData, WebSocket } from "ws";
-import type { ChannelSigner } from "./auth.js";
-import { parseJson } from "./wire.js";
+import type { ChannelSigner } from "../../auth.js";
+import type { PacketPipe } from "../../transport.js";
+import { parseJson } from "../../wire.js";
 
 /** Above this many bytes queued, a batch goes out at once rather than at the end of the turn. */
 export const FLUSH_BYTES = 256 * 1024;
@@ -23,7 +24,7 @@ export interface ChannelOptions {
   onBadMessage(error: Error): void;
 }
 
-export class PacketChannel {
+export class PacketChannel implements PacketPipe {
   readonly #socket: WebSocket;
   readonly #options: ChannelOptions;
   #queue: string[] = [];
@@ -145,8 +146,16 @@ export class PacketChannel {
     }
   }
 
+  ping(): void {
+    this.#socket.ping();
+  }
+
   close(code = 1000, reason = ""): void {
     this.flush();
     this.#socket.close(code, reason);
+  }
+
+  terminate(): void {
+    this.#socket.terminate();
   }
 }
