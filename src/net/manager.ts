@@ -27,7 +27,8 @@ import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
 import { connectionRefused, connectionReset, HttpClient } from "./http-client.js";
 import { MAX_JSON_DEPTH } from "./limits.js";
 import { MdnsDiscovery } from "./mdns.js";
-import { NodeRegistry, RemoteNode } from "./nodes.js";
+import { Membership } from "./membership.js";
+import { NodeRegistry, type RemoteNode } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { type AdminApi, CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
@@ -58,8 +59,6 @@ export const PROCESS_NODES = new Set<string>();
 const PROBE_MS = 250;
 /** The first retry over HTTP of a node not found yet; each next one waits twice as long. */
 const FIRST_RETRY_MS = 250;
-/** A peer's clock this far from this node's is worth a warning. */
-const SKEW_WARNING_MS = 2000;
 /** How long a closing node waits for its goodbyes to be heard. */
 const GOODBYE_MS = 500;
 /** Changes of this node's plugins within this long are announced to the others once. */
@@ -106,18 +105,11 @@ export class NetworkManager {
   #announcement: ReturnType<typeof setTimeout> | undefined;
   readonly #contacts = new Map<string, Contact>();
   readonly #retries = new Map<string, Retry>();
-  /** Nodes being asked `/info` again, and down nodes whose channel is being reopened. */
+  /** Nodes being asked `/info` again. */
   readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
-  readonly #recovering = new Set<RemoteNode>();
-  /** Nodes whose clock skew was reported. */
-  readonly #skewReported = new WeakSet<RemoteNode>();
   /** Addresses found to be this node itself. */
   readonly #selfAddresses = new Set<string>();
-  /**
-   * Which version of this node's endpoint map each node (by instance) was last shown, in an
-   * `/info` answer or request: a node shown an older one is told of the change.
-   */
-  readonly #shown = new Map<string, number>();
+  readonly #members: Membership;
   #leaving = false;
   #goodbyes: Promise<unknown> | undefined;
   #closed = false;
@@ -133,6 +125,17 @@ export class NetworkManager {
     this.#tls = peerTls(options.config, configFile);
     this.#scheme = schemeOf(this.#tls);
     this.#sync = new SyncRemote(options.config.secret, this.#tls);
+    this.#members = new Membership({
+      hostname: options.hostname,
+      logger: options.logger,
+      nodes: this.nodes,
+      emit: options.emit,
+      connect: (node) => this.#connectionTo(node),
+      refresh: (node) => void this.#refresh(node),
+      stillThere: (node) => this.#stillThere(node),
+      version: () => Atomics.load(this.#version, 0),
+      forgotten: (node) => this.#retries.delete(`${node.address}:${node.port}`),
+    });
     this.#pinger = new HeartbeatPinger(options.config.secret);
     this.router = new RemoteRouter({
       nodes: this.nodes,
@@ -140,7 +143,7 @@ export class NetworkManager {
       sync: this.#sync,
       inProcess: PROCESS_NODES,
       scheme: this.#scheme.http,
-      refused: (node) => this.#markDown(node, "it refused the connection"),
+      refused: (node) => this.#members.markDown(node, "it refused the connection"),
     });
     this.#http = new HttpClient({
       connectTimeoutMs: 3000,
@@ -267,7 +270,7 @@ export class NetworkManager {
     if (!this.#config.direct_discoverable) return undefined;
     const { open, closed } = this.#options.localEndpoints(request.hostname);
     const version = Atomics.load(this.#version, 0);
-    if (request.instance) this.#shown.set(request.instance, version);
+    if (request.instance) this.#members.shown.set(request.instance, version);
     return {
       hostname: this.#options.hostname,
       auto_discoverable: this.#config.auto_discoverable,
@@ -295,11 +298,11 @@ export class NetworkManager {
     if (!request.instance || request.instance === this.instance || this.#closed) return;
     const known = this.nodes.get(request.instance);
     if (request.leaving) {
-      if (known) this.#left(known);
+      if (known) this.#members.left(known);
       return;
     }
     if (known) {
-      this.#heard(known);
+      this.#members.heard(known);
       if (request.version !== undefined && request.version !== known.version) {
         void this.#refresh(known);
       }
@@ -349,7 +352,7 @@ export class NetworkManager {
     if (status !== 200) throw new Error(`${origin}/info answered HTTP ${status}`);
     const answer = readInfoAnswer(body);
     if (answer.instance === this.instance) return "self";
-    this.#shown.set(answer.instance, request.version ?? 0);
+    this.#members.shown.set(answer.instance, request.version ?? 0);
     return { answer, clockOffsetMs: identity?.clockOffsetMs ?? 0 };
   }
 
@@ -402,7 +405,7 @@ export class NetworkManager {
       return true;
     }
     if (!fetched || this.#closed) return true;
-    this.#adopt(fetched, address, port);
+    this.#members.adopt(fetched.answer, fetched.clockOffsetMs, address, port);
     if (this.#config.discover_nodes) {
       await Promise.all(
         fetched.answer.nodes
@@ -411,56 +414,6 @@ export class NetworkManager {
       );
     }
     return true;
-  }
-
-  /**
-   * Adds a node from its `/info` answer, or refreshes the one already known. A new instance
-   * replaces every node it shows to be gone: one at the same address (the process there
-   * ended), and one with the same hostname that is down. One with the same hostname that is
-   * up elsewhere is asked who it is: a conflict only if it still answers as itself.
-   */
-  #adopt({ answer, clockOffsetMs }: Fetched, address: string, port: number): RemoteNode {
-    const known = this.nodes.get(answer.instance);
-    if (known) {
-      known.update(answer);
-      known.clockOffsetMs = clockOffsetMs;
-      this.#heard(known);
-      return known;
-    }
-    let restarted = false;
-    const twins: RemoteNode[] = [];
-    for (const other of this.nodes.all()) {
-      const sameName = other.hostname === answer.hostname;
-      if ((other.address === address && other.port === port) || (sameName && !other.alive)) {
-        this.#forget(other);
-        restarted ||= sameName;
-      } else if (sameName) {
-        twins.push(other);
-      }
-    }
-    const node = new RemoteNode(answer, address, port, (self) => this.#connectionTo(self));
-    node.clockOffsetMs = clockOffsetMs;
-    this.nodes.add(node);
-    this.nodes.unreachable.delete(`${address}:${port}`);
-    const where = `at ${address}:${node.port} (${node.endpoints.size} plugin(s))`;
-    this.#logger.info(
-      restarted
-        ? `Node "${node.hostname}" restarted ${where}`
-        : `Found node "${node.hostname}" ${where}`,
-    );
-    if (answer.hostname === this.#options.hostname) {
-      this.#logger.error(
-        `The node at ${address}:${port} claims this node's own hostname "${answer.hostname}"; calls naming that host stay on this node. Give each node a unique general.hostname`,
-      );
-    }
-    for (const twin of twins) void this.#checkTwin(twin, node);
-    this.#reportSkew(node);
-    this.#options.emit("node:up", node.info());
-    // This node changed since the new one last saw it (it was still starting, say): tell it.
-    if (this.#shown.get(node.instance) !== Atomics.load(this.#version, 0)) {
-      void this.#refresh(node);
-    }
-    return node;
   }
 
   #connectionTo(node: RemoteNode): NodeConnection {
@@ -476,7 +429,7 @@ export class NetworkManager {
         identity: () => node.identity(),
         tls: this.#tls,
         connectTimeoutMs: 3000,
-        onRefused: () => this.#markDown(node, "it refused the connection"),
+        onRefused: () => this.#members.markDown(node, "it refused the connection"),
         onUnauthorized: () => void this.#refresh(node),
       }),
       hostname: node.hostname,
@@ -488,113 +441,31 @@ export class NetworkManager {
       },
       onBadMessage: (error) =>
         this.#logger.warn(`closing the channel to ${node.hostname}: ${error.message}`),
-      onLeaving: () => this.#left(node),
+      onLeaving: () => this.#members.left(node),
       onSilent: () =>
-        this.#markDown(node, `its channel and heartbeats were silent for ${liveness / 1000} s`),
+        this.#members.markDown(
+          node,
+          `its channel and heartbeats were silent for ${liveness / 1000} s`,
+        ),
       // Gone, cut off, or restarted: its `/info` tells which.
       onLost: () => void this.#refresh(node),
     });
   }
 
   /**
-   * Two nodes claim one hostname. The older one is asked who it is: if it answers as itself,
-   * both are up and the conflict is reported; otherwise the newer one took its place.
+   * Whether `node` still answers as itself at its address. Nothing answering there proves it
+   * gone; silence may be a cut-off link.
    */
-  async #checkTwin(older: RemoteNode, newer: RemoteNode): Promise<void> {
-    let same = false;
+  async #stillThere(node: RemoteNode): Promise<boolean> {
     try {
       const identity = await this.#http.identify(
-        this.#origin(older.address, older.port),
+        this.#origin(node.address, node.port),
         Math.max(1000, this.#config.heartbeat_interval * 1000),
       );
-      same = identity.instance === older.instance;
+      return identity.instance === node.instance;
     } catch (error) {
-      // Nothing answering there proves it gone; silence may be a cut-off link.
-      same = !connectionRefused(error);
+      return !connectionRefused(error);
     }
-    if (this.nodes.get(older.instance) !== older || this.nodes.get(newer.instance) !== newer) {
-      return;
-    }
-    if (!same) {
-      this.#forget(older);
-      return;
-    }
-    this.#logger.error(
-      `Two nodes claim the hostname "${newer.hostname}": ${older.address}:${older.port} and ${newer.address}:${newer.port}. Calls naming that host fail until one is renamed; give each node a unique general.hostname`,
-    );
-  }
-
-  /** Drops a node that is gone for good (it ended, or a new instance took its place). */
-  #forget(node: RemoteNode): void {
-    this.nodes.remove(node);
-    this.#shown.delete(node.instance);
-    this.#retries.delete(`${node.address}:${node.port}`);
-    node.connection.close();
-    if (node.alive) {
-      node.alive = false;
-      this.#options.emit("node:down", node.info());
-    }
-  }
-
-  #reportSkew(node: RemoteNode): void {
-    const skew = node.clockOffsetMs;
-    if (Math.abs(skew) < SKEW_WARNING_MS || this.#skewReported.has(node)) return;
-    this.#skewReported.add(node);
-    this.#logger.warn(
-      `The clock of node "${node.hostname}" is ${(Math.abs(skew) / 1000).toFixed(1)} s ${skew > 0 ? "ahead of" : "behind"} this node's. Calls work (each node signs by the other's clock), but set both clocks right (NTP): logs and timestamps disagree`,
-    );
-  }
-
-  /** The node answered: it is alive. One that was down is up again once a channel opens. */
-  #heard(node: RemoteNode): void {
-    node.heard();
-    if (!node.alive && !node.leaving) void this.#recover(node);
-  }
-
-  /** Lists a node up again, once a working connection to it exists. */
-  async #recover(node: RemoteNode): Promise<void> {
-    if (this.#recovering.has(node) || this.#closed) return;
-    this.#recovering.add(node);
-    try {
-      await node.connection.open();
-      if (node.alive || node.leaving || this.#closed || this.nodes.get(node.instance) !== node) {
-        return;
-      }
-      node.alive = true;
-      this.#logger.info(`Node "${node.hostname}" is back`);
-      this.#options.emit("node:up", node.info());
-    } catch (error) {
-      this.#logger.debug(
-        `node "${node.hostname}" answers but cannot be called yet: ${reasonOf(error)}`,
-      );
-    } finally {
-      this.#recovering.delete(node);
-    }
-  }
-
-  /**
-   * The node cannot be reached: no more calls go to it, and those it was sent fail now with
-   * NETWORK (they may have run) rather than wait on a connection that is gone.
-   */
-  #markDown(node: RemoteNode, why: string): void {
-    if (!node.alive || this.#closed) return;
-    node.alive = false;
-    this.#logger.warn(
-      `Node "${node.hostname}" at ${node.address}:${node.port}: ${why}; marked down`,
-    );
-    node.connection.reset();
-    // Its hostname lives on elsewhere: that is the node now, and this row is history.
-    if (this.nodes.withHostname(node.hostname).length > 0) this.#forget(node);
-    this.#options.emit("node:down", node.info());
-  }
-
-  /** The node said it is shutting down: no new calls go to it, and it never comes back. */
-  #left(node: RemoteNode): void {
-    node.leaving = true;
-    if (!node.alive) return;
-    node.alive = false;
-    this.#logger.info(`Node "${node.hostname}" is shutting down; its calls go to other nodes`);
-    this.#options.emit("node:down", node.info());
   }
 
   /** One heartbeat: checks every node that is up, and marks down one silent for too long. */
@@ -605,7 +476,10 @@ export class NetworkManager {
       if (!node.alive) continue;
       void this.#check(node);
       if (node.silentFor() > liveness) {
-        this.#markDown(node, `stopped answering for ${(node.silentFor() / 1000).toFixed(1)} s`);
+        this.#members.markDown(
+          node,
+          `stopped answering for ${(node.silentFor() / 1000).toFixed(1)} s`,
+        );
       }
     }
   }
@@ -619,7 +493,7 @@ export class NetworkManager {
     const wait = this.#config.heartbeat_interval * 800;
     const pong = await this.#pinger.ping(node.address, node.port, wait, node.clockOffsetMs);
     if (pong?.instance === node.instance) {
-      this.#heard(node);
+      this.#members.heard(node);
       if (pong.version === node.version) return;
     }
     await this.#refresh(node);
@@ -636,7 +510,7 @@ export class NetworkManager {
     for (const node of this.nodes.all()) {
       if (node.alive) continue;
       void this.#pinger.ping(node.address, node.port, PROBE_MS, node.clockOffsetMs).then((pong) => {
-        if (pong?.instance === node.instance) this.#heard(node);
+        if (pong?.instance === node.instance) this.#members.heard(node);
         else if (pong) void this.#refresh(node);
       });
       if (this.#due(`${node.address}:${node.port}`, now)) void this.#refresh(node);
@@ -706,9 +580,9 @@ export class NetworkManager {
       const fetched = await this.#fetchInfo(node.address, node.port);
       if (!fetched || fetched === "self" || this.#closed) return;
       this.#retries.delete(`${node.address}:${node.port}`);
-      this.#adopt(fetched, node.address, node.port);
+      this.#members.adopt(fetched.answer, fetched.clockOffsetMs, node.address, node.port);
     } catch (error) {
-      if (connectionRefused(error)) this.#markDown(node, "it refused the connection");
+      if (connectionRefused(error)) this.#members.markDown(node, "it refused the connection");
       // A kept-alive connection the node closed when it ended: a new one tells more.
       else if (retry && connectionReset(error)) await this.#refreshOnce(node, false);
       else this.#logger.debug(`heartbeat to "${node.hostname}" failed: ${reasonOf(error)}`);
@@ -720,7 +594,8 @@ export class NetworkManager {
     if (this.#closed || this.#leaving) return;
     const version = Atomics.load(this.#version, 0);
     for (const node of this.nodes.all()) {
-      if (node.alive && this.#shown.get(node.instance) !== version) void this.#refresh(node);
+      if (node.alive && this.#members.shown.get(node.instance) !== version)
+        void this.#refresh(node);
     }
   }
 
@@ -759,6 +634,7 @@ export class NetworkManager {
   async close(): Promise<void> {
     await this.#goodbyes;
     this.#closed = true;
+    this.#members.close();
     PROCESS_NODES.delete(this.instance);
     clearInterval(this.#heartbeat);
     clearInterval(this.#probe);

@@ -49,6 +49,11 @@ export class RemoteNode {
     this.update(answer);
   }
 
+  /** Where it is reached, for people: `address:port`, or the address alone without a port. */
+  get place(): string {
+    return this.port ? `${this.address}:${this.port}` : this.address;
+  }
+
   /** What requests to it are signed for. */
   identity(): PeerIdentity {
     return { instance: this.instance, clockOffsetMs: this.clockOffsetMs };
@@ -107,7 +112,7 @@ export class RemoteNode {
   info(): NodeInfo {
     return {
       hostname: this.hostname,
-      address: `${this.address}:${this.port}`,
+      address: this.place,
       alive: this.alive,
       lastSeen: this.lastSeen,
       plugins: [...this.endpoints.keys()],
