@@ -33,9 +33,16 @@ import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { type AdminApi, CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
+import { NatsMesh } from "./transports/nats/mesh.js";
 import { type PeerTls, peerTls, schemeOf, serverTls } from "./tls.js";
 import { channelDial } from "./transports/channel/dial.js";
-import type { InfoAnswer, InfoRequest, WireEndpoint, WireRefusal } from "./wire.js";
+import {
+  type InfoAnswer,
+  type InfoRequest,
+  readInfoAnswer,
+  type WireEndpoint,
+  type WireRefusal,
+} from "./wire.js";
 
 export interface NetworkOptions {
   config: NetworkingConfig;
@@ -110,6 +117,8 @@ export class NetworkManager {
   /** Addresses found to be this node itself. */
   readonly #selfAddresses = new Set<string>();
   readonly #members: Membership;
+  /** With `transport: nats`: how nodes are found, watched and called instead of the channel. */
+  readonly #nats: NatsMesh | undefined;
   #leaving = false;
   #goodbyes: Promise<unknown> | undefined;
   #closed = false;
@@ -170,6 +179,28 @@ export class NetworkManager {
       hasPlugin: options.hasPlugin,
       admin: options.admin,
     });
+    this.#nats =
+      options.config.transport === "nats"
+        ? new NatsMesh({
+            settings: options.config.nats,
+            hostname: options.hostname,
+            instance: this.instance,
+            secret: options.config.secret,
+            logger: options.logger,
+            nodes: this.nodes,
+            emit: options.emit,
+            accept: (pipe, peer) => this.#server.accept(pipe, peer),
+            localEndpoints: options.localEndpoints,
+            version: () => Atomics.load(this.#version, 0),
+            port: () => this.port,
+            tls: this.#tls.enabled,
+            autoDiscoverable: options.config.auto_discoverable,
+            heartbeatMs: options.config.heartbeat_interval * 1000,
+            livenessMs: options.config.liveness_timeout * 1000,
+            maxDepth: MAX_JSON_DEPTH,
+            maxPacketBytes: options.config.max_body_bytes,
+          })
+        : undefined;
   }
 
   /** The port the server listens on (the configured one, or the one the OS chose for 0). */
@@ -187,6 +218,10 @@ export class NetworkManager {
    */
   bumpVersion(): void {
     Atomics.add(this.#version, 0, 1);
+    if (this.#nats) {
+      this.#nats.bumpVersion();
+      return;
+    }
     if (this.#leaving || this.#closed || this.#announcement) return;
     this.#announcement = setTimeout(() => {
       this.#announcement = undefined;
@@ -206,6 +241,11 @@ export class NetworkManager {
       );
     }
     Atomics.store(this.#version, 0, 1);
+    // Over NATS, nodes find and watch each other there: none of the channel's discovery runs.
+    if (this.#nats) {
+      await this.#nats.start();
+      return;
+    }
     this.#responder = new HeartbeatResponder(
       {
         bind: this.#bind,
@@ -296,6 +336,7 @@ export class NetworkManager {
    */
   #hearFrom(request: InfoRequest, address: string): void {
     if (!request.instance || request.instance === this.instance || this.#closed) return;
+    if (this.#nats) return;
     const known = this.nodes.get(request.instance);
     if (request.leaving) {
       if (known) this.#members.left(known);
@@ -612,6 +653,10 @@ export class NetworkManager {
     this.#leaving = true;
     clearTimeout(this.#announcement);
     this.#server.leave();
+    if (this.#nats) {
+      this.#nats.leave();
+      return;
+    }
     const goodbyes = this.nodes
       .all()
       .filter((node) => node.alive)
@@ -635,6 +680,7 @@ export class NetworkManager {
     await this.#goodbyes;
     this.#closed = true;
     this.#members.close();
+    await this.#nats?.close();
     PROCESS_NODES.delete(this.instance);
     clearInterval(this.#heartbeat);
     clearInterval(this.#probe);
@@ -656,38 +702,4 @@ function reasonOf(error: unknown): string {
     message.includes("refused this node's credentials")
     ? "it refused this node's credentials; check that both nodes use the same secret"
     : message;
-}
-
-function readInfoAnswer(body: unknown): InfoAnswer {
-  const record = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
-  const text = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : "");
-  const hostname = text("hostname");
-  const instance = text("instance");
-  if (!hostname || !instance) throw new Error("the /info answer lacks hostname or instance");
-  const list = (key: string) => (Array.isArray(record[key]) ? (record[key] as unknown[]) : []);
-  const fields = (value: unknown, ...keys: string[]) =>
-    typeof value === "object" &&
-    value !== null &&
-    keys.every((key) => typeof (value as Record<string, unknown>)[key] === "string");
-  const endpoints = list("endpoints").filter((e): e is WireEndpoint =>
-    fields(e, "plugin", "access_name", "plugin_uuid"),
-  );
-  const closed = list("closed").filter((e): e is WireRefusal =>
-    fields(e, "plugin", "access_name", "reason"),
-  );
-  const nodes = list("nodes").filter(
-    (n): n is { hostname: string; address: string; port: number } =>
-      fields(n, "address") && typeof (n as { port?: unknown }).port === "number",
-  );
-  return {
-    hostname,
-    instance,
-    auto_discoverable: record.auto_discoverable === true,
-    nodes,
-    endpoints,
-    closed,
-    version: typeof record.version === "number" ? record.version : 0,
-    port: typeof record.port === "number" ? record.port : 0,
-    tls: record.tls === true,
-  };
 }

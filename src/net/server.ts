@@ -58,6 +58,7 @@ import {
   unauthorized,
   verifyHeaders,
 } from "./server-auth.js";
+import type { PacketPipe } from "./transport.js";
 import { FLUSH_BYTES, PacketChannel } from "./transports/channel/packet-channel.js";
 import {
   decodeUtf8,
@@ -316,6 +317,22 @@ export class NodeServer {
   leave(): void {
     this.#leaving = true;
     for (const session of this.#sessions) session.leave();
+  }
+
+  /**
+   * Serves the calls a peer sends over `pipe`, whatever transport opened it; `peer` names it in
+   * quotas and logs. Its owner calls `ended` when the pipe closes.
+   */
+  accept(pipe: PacketPipe, peer: string): { session: ChannelSession; ended(): void } {
+    const session = new ChannelSession(pipe, this.#options.calls, peer, this.#limiter);
+    this.#sessions.add(session);
+    return {
+      session,
+      ended: () => {
+        session.ended();
+        this.#sessions.delete(session);
+      },
+    };
   }
 
   /** Open channel sessions and the calls they have in flight. */
@@ -617,12 +634,9 @@ export class NodeServer {
         this.#options.logger.warn(`closing the channel from ${peer}: ${error.message}`);
         ws.terminate();
       });
-      session = new ChannelSession(channel, this.#options.calls, peer, this.#limiter);
-      this.#sessions.add(session);
-      ws.once("close", () => {
-        session?.ended();
-        if (session) this.#sessions.delete(session);
-      });
+      const accepted = this.accept(channel, peer);
+      session = accepted.session;
+      ws.once("close", accepted.ended);
     });
   }
 

@@ -290,3 +290,38 @@ export function errorFromWire(wire: unknown, fallbackHost: string): RequestError
     { errorName: text("error_name") },
   );
 }
+
+/** An info answer as received: what is malformed in it is left out; no hostname or instance is an error. */
+export function readInfoAnswer(body: unknown): InfoAnswer {
+  const record = (typeof body === "object" && body !== null ? body : {}) as Record<string, unknown>;
+  const text = (key: string) => (typeof record[key] === "string" ? (record[key] as string) : "");
+  const hostname = text("hostname");
+  const instance = text("instance");
+  if (!hostname || !instance) throw new Error("the /info answer lacks hostname or instance");
+  const list = (key: string) => (Array.isArray(record[key]) ? (record[key] as unknown[]) : []);
+  const fields = (value: unknown, ...keys: string[]) =>
+    typeof value === "object" &&
+    value !== null &&
+    keys.every((key) => typeof (value as Record<string, unknown>)[key] === "string");
+  const endpoints = list("endpoints").filter((e): e is WireEndpoint =>
+    fields(e, "plugin", "access_name", "plugin_uuid"),
+  );
+  const closed = list("closed").filter((e): e is WireRefusal =>
+    fields(e, "plugin", "access_name", "reason"),
+  );
+  const nodes = list("nodes").filter(
+    (n): n is { hostname: string; address: string; port: number } =>
+      fields(n, "address") && typeof (n as { port?: unknown }).port === "number",
+  );
+  return {
+    hostname,
+    instance,
+    auto_discoverable: record.auto_discoverable === true,
+    nodes,
+    endpoints,
+    closed,
+    version: typeof record.version === "number" ? record.version : 0,
+    port: typeof record.port === "number" ? record.port : 0,
+    tls: record.tls === true,
+  };
+}
