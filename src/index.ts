@@ -7,10 +7,12 @@ export type {
   LogLevelName,
   ManifestArgument,
   ManifestEndpoint,
+  NatsConfig,
   NetworkingConfig,
   PluginEntry,
   PluginManifest,
   ResourceLimits,
+  TransportName,
 } from "./config/types.js";
 export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./core/plugin-core.js";
 export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";

@@ -209,6 +209,15 @@ networking:
   allow_insecure: false
   heartbeat_interval: 10
   liveness_timeout: 30
+  transport: channel                  # added: channel (node to node, built in) | nats
+  nats:                               # added; used when transport is nats
+    servers: ["nats://127.0.0.1:4222"]
+    user: ""                          # or token, or creds_file (NATS's own authentication)
+    pass: ""
+    token: ""
+    creds_file: ""
+    ca_file: ""                       # TLS to the NATS servers
+    subject_prefix: aio               # nodes with another prefix never see each other
 `),
     );
     expect(warnings).toEqual([]);
@@ -377,6 +386,16 @@ describe("config.yml defaults and paths", () => {
         max_body_bytes: 1048576,
         max_calls_per_peer: 256,
         read_timeout: 10,
+        transport: "channel",
+        nats: {
+          servers: ["nats://127.0.0.1:4222"],
+          user: "",
+          pass: "",
+          token: "",
+          creds_file: "",
+          ca_file: "",
+          subject_prefix: "aio",
+        },
       });
     }
   });
@@ -844,6 +863,178 @@ describe("networking", () => {
     );
     expect(off.config.networking.direct_discoverable).toBe(false);
     expect(off.warnings).toEqual([]);
+  });
+});
+
+describe("networking.transport and networking.nats", () => {
+  const EXPECTED_SERVER = `expected "nats://host:port", "tls://host:port" or "host:port"`;
+  const EXPECTED_TOKEN = `expected one NATS subject token (such as "aio" or "home-1")`;
+
+  it("defaults to the channel, and to one local NATS server under the prefix aio", () => {
+    const { config, warnings } = loadConfigFile(writeConfig(""));
+    expect(warnings).toEqual([]);
+    expect(config.networking.transport).toBe("channel");
+    expect(config.networking.nats).toEqual({
+      servers: ["nats://127.0.0.1:4222"],
+      user: "",
+      pass: "",
+      token: "",
+      creds_file: "",
+      ca_file: "",
+      subject_prefix: "aio",
+    });
+    expect(resolveConfigObject({}).config.networking.nats).toEqual(config.networking.nats);
+    for (const written of ["nats", "NATS", "Channel"]) {
+      const chosen = loadConfigFile(writeConfig(`networking:\n  transport: ${written}\n`)).config;
+      expect(chosen.networking.transport).toBe(written.toLowerCase());
+    }
+  });
+
+  it("accepts nats://, tls:// and bare host:port servers", () => {
+    const servers = [
+      "nats://127.0.0.1:4222",
+      "tls://nats.example.com",
+      "nats://[::1]:4222",
+      "NATS://n1.local:4223/",
+      "10.0.0.5:4222",
+      "nats-b",
+      "[fd00::5]:4222",
+    ];
+    const { config } = loadConfigFile(
+      writeConfig(
+        `networking:\n  nats:\n    servers:\n${servers.map((s) => `      - "${s}"\n`).join("")}`,
+      ),
+    );
+    expect(config.networking.nats.servers).toEqual(servers);
+  });
+
+  it("rejects a bad server, naming its index and what is wrong", () => {
+    const file = writeConfig(`networking:
+  nats:
+    servers:
+      - nats://127.0.0.1:4222
+      - http://10.0.0.6:4222
+      - nats://aio:secret@10.0.0.7:4222
+      - nats://10.0.0.8:99999
+      - tls://10.0.0.9:4222/path
+      - "bad host"
+      - ""
+      - 4222
+`);
+    const err = configError(() => loadConfigFile(file));
+    expect(err.problems).toEqual([
+      `${file}:5 networking.nats.servers[1]: ${EXPECTED_SERVER}, got string "http://10.0.0.6:4222"; the scheme must be nats:// or tls://`,
+      `${file}:6 networking.nats.servers[2]: ${EXPECTED_SERVER}, got string "nats://aio:secret@10.0.0.7:4222"; give credentials in user and pass, or token, not in the URL`,
+      `${file}:7 networking.nats.servers[3]: ${EXPECTED_SERVER}, got string "nats://10.0.0.8:99999"; the port must be a number from 1 to 65535`,
+      `${file}:8 networking.nats.servers[4]: ${EXPECTED_SERVER}, got string "tls://10.0.0.9:4222/path"; a server URL has no path, query or fragment`,
+      `${file}:9 networking.nats.servers[5]: ${EXPECTED_SERVER}, got string "bad host"`,
+      `${file}:10 networking.nats.servers[6]: ${EXPECTED_SERVER}, got an empty string`,
+      `${file}:11 networking.nats.servers[7]: expected a string, got number 4222`,
+    ]);
+  });
+
+  it("rejects an empty server list and an unknown transport, suggesting the nearest", () => {
+    const file = writeConfig("networking:\n  transport: nat\n  nats:\n    servers: []\n");
+    const err = configError(() => loadConfigFile(file));
+    expect(err.problems).toEqual([
+      `${file}:2 networking.transport: unknown transport "nat"; expected one of channel, nats; did you mean "nats"?`,
+      `${file}:4 networking.nats.servers: expected a list of at least 1 item(s), got an empty list`,
+    ]);
+  });
+
+  it.each([
+    ["a.b", '"." separates tokens, so it cannot be in one'],
+    ["my mesh", "it contains whitespace or a control character"],
+    ["aio*", '"*" and ">" are wildcards'],
+    [">", '"*" and ">" are wildcards'],
+    ["$SYS", 'subjects starting with "$" are reserved by NATS'],
+  ])("rejects the subject_prefix %j, saying why", (prefix, why) => {
+    const file = writeConfig(`networking:\n  nats:\n    subject_prefix: "${prefix}"\n`);
+    const err = configError(() => loadConfigFile(file));
+    expect(err.problems).toEqual([
+      `${file}:3 networking.nats.subject_prefix: ${EXPECTED_TOKEN}, got string ${JSON.stringify(prefix)}; ${why}`,
+    ]);
+  });
+
+  it("rejects an empty subject_prefix", () => {
+    const err = configError(() =>
+      resolveConfigObject({ networking: { nats: { subject_prefix: "" } } }),
+    );
+    expect(err.problems).toEqual([
+      "networking.nats.subject_prefix: expected a non-empty string, got an empty string",
+    ]);
+  });
+
+  it("needs user and pass together, and one way to log in", () => {
+    const file = writeConfig("networking:\n  nats:\n    user: aio\n");
+    expect(configError(() => loadConfigFile(file)).problems).toEqual([
+      `${file}:2 networking.nats.pass: required when user is set (NATS user authentication needs user and pass)`,
+    ]);
+    expect(
+      configError(() => resolveConfigObject({ networking: { nats: { pass: "x" } } })).problems,
+    ).toEqual([
+      "networking.nats.user: required when pass is set (NATS user authentication needs user and pass)",
+    ]);
+    const both = writeConfig("networking:\n  nats:\n    user: aio\n    pass: x\n    token: t\n");
+    expect(configError(() => loadConfigFile(both)).problems).toEqual([
+      `${both}:5 networking.nats.token: give one way to log in to NATS, not 2: user and pass, token`,
+    ]);
+    const ok = resolveConfigObject({ networking: { nats: { user: "aio", pass: "x" } } });
+    expect(ok.config.networking.nats).toMatchObject({ user: "aio", pass: "x", token: "" });
+    expect(
+      resolveConfigObject({ networking: { nats: { token: "t" } } }).config.networking.nats.token,
+    ).toBe("t");
+  });
+
+  it("resolves creds_file and ca_file against the config's folder", () => {
+    const file = writeConfig(
+      "networking:\n  nats:\n    creds_file: nats/node.creds\n    ca_file: /dev/null\n",
+    );
+    const dir = join(file, "..");
+    mkdirSync(join(dir, "nats"));
+    writeFileSync(join(dir, "nats", "node.creds"), "creds\n");
+    const { config } = loadConfigFile(file);
+    expect(config.networking.nats.creds_file).toBe(join(dir, "nats", "node.creds"));
+    expect(config.networking.nats.ca_file).toBe("/dev/null");
+    expect(
+      resolveConfigObject({ networking: { nats: { creds_file: "nats/node.creds" } } }, dir).config
+        .networking.nats.creds_file,
+    ).toBe(join(dir, "nats", "node.creds"));
+  });
+
+  it("refuses a creds_file or ca_file that is not there, or is a folder, with file and line", () => {
+    const file = writeConfig(
+      "networking:\n  nats:\n    creds_file: missing.creds\n    ca_file: .\n",
+    );
+    const dir = join(file, "..");
+    const err = configError(() => loadConfigFile(file));
+    expect(err.problems).toEqual([
+      `${file}:3 networking.nats.creds_file: file not found: ${join(dir, "missing.creds")}`,
+      `${file}:4 networking.nats.ca_file: ${dir} is a folder, not a file`,
+    ]);
+    expect(err).toMatchObject({
+      code: "CONFIG_INVALID",
+      line: 3,
+      key: "networking.nats.creds_file",
+    });
+    expect(
+      configError(() => resolveConfigObject({ networking: { nats: { ca_file: "no.pem" } } }, dir))
+        .problems,
+    ).toEqual([`networking.nats.ca_file: file not found: ${join(dir, "no.pem")}`]);
+  });
+
+  it("warns of an unknown key in nats, suggesting the nearest", () => {
+    const file = writeConfig("networking:\n  nats:\n    server: [nats-a]\n");
+    const { config, warnings } = loadConfigFile(file);
+    expect(warnings).toEqual([
+      {
+        file,
+        line: 3,
+        key: "networking.nats.server",
+        message: 'unknown key; did you mean "servers"?',
+      },
+    ]);
+    expect(config.networking.nats.servers).toEqual(["nats://127.0.0.1:4222"]);
   });
 });
 

@@ -691,6 +691,17 @@ describe("docs/configuration.md", () => {
       }
     }
 
+    // networking.nats, in its own table.
+    const nats = config.networking.nats as unknown as Record<string, unknown>;
+    const natsRows = tableAfter(CONFIGURATION, "#### `nats`");
+    expect(natsRows.map((r) => r.key).sort(), "networking.nats").toEqual(Object.keys(nats).sort());
+    for (const row of natsRows) {
+      expect(["seed", "added"], `networking.nats.${row.key} origin`).toContain(row.cells[3]);
+      const documented = documentedDefault(row.cells[2] ?? "");
+      expect(documented, `networking.nats.${row.key}: a default`).toBeDefined();
+      expect(nats[row.key], `networking.nats.${row.key}`).toEqual(documented?.value);
+    }
+
     const entry = config.plugins[0] as unknown as Record<string, unknown>;
     for (const row of tableAfter(CONFIGURATION, "### `plugins`")) {
       expect(["seed", "added"], `plugins.${row.key} origin`).toContain(row.cells[3]);

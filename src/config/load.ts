@@ -240,6 +240,19 @@ function buildConfig(
     );
   }
   const fileAt = (value: string) => (value === "" ? "" : resolve(baseDir, value));
+  const nats = {
+    ...net.nats,
+    servers: net.nats.servers.map((server) => server.trim()),
+    creds_file: fileAt(net.nats.creds_file),
+    ca_file: fileAt(net.nats.ca_file),
+  };
+  checkFilesExist(
+    [
+      [["networking", "nats", "creds_file"], nats.creds_file],
+      [["networking", "nats", "ca_file"], nats.ca_file],
+    ],
+    source,
+  );
   const secret = net.secret !== "" ? net.secret : (process.env.AIO_SECRET ?? "");
   if (net.enabled) checkSecret(secret, net.secret !== "", file, source, warn);
 
@@ -274,10 +287,35 @@ function buildConfig(
       max_body_bytes: net.max_body_bytes,
       max_calls_per_peer: net.max_calls_per_peer,
       read_timeout: net.read_timeout,
+      transport: net.transport,
+      nats,
     },
     file,
     baseDir,
   };
+}
+
+/**
+ * Refuses files the config names that are not there (or are folders), each on its own line;
+ * `files` holds each key's path and its absolute file, empty when not given.
+ */
+function checkFilesExist(files: ReadonlyArray<[KeyPath, string]>, source: Source): void {
+  const problems: Problem[] = [];
+  for (const [path, file] of files) {
+    if (file === "") continue;
+    let why: string | undefined;
+    try {
+      if (statSync(file).isDirectory()) why = `${displayPath(file)} is a folder, not a file`;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      why =
+        code === "ENOENT" || code === "ENOTDIR"
+          ? `file not found: ${displayPath(file)}`
+          : `cannot read ${displayPath(file)}: ${(err as Error).message}`;
+    }
+    if (why !== undefined) problems.push(located(source, { path, message: why }));
+  }
+  if (problems.length > 0) fail("CONFIG_INVALID", problems);
 }
 
 /**

@@ -14,7 +14,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import * as z from "zod";
 import { ARGUMENT_TYPES, matchesType } from "./argument-types.js";
-import type { Isolation, LogLevelName } from "./types.js";
+import type { Isolation, LogLevelName, TransportName } from "./types.js";
 
 /** A path into the data: keys and list indexes. */
 export type KeyPath = ReadonlyArray<string | number>;
@@ -201,6 +201,9 @@ const argumentType = () =>
     },
   });
 
+const TRANSPORTS: readonly TransportName[] = ["channel", "nats"];
+const transport = () => choice("transport", TRANSPORTS, { normalize: (s) => s.toLowerCase() });
+
 const positive = () => z.number().gt(0);
 
 const RESOURCE_LIMIT_KEYS = [
@@ -240,6 +243,49 @@ export function checkNodeAddress(value: string): string | undefined {
       return `${expected}; the port must be a number from 1 to 65535`;
     }
   }
+  return undefined;
+}
+
+/**
+ * A NATS server as `networking.nats.servers` lists it: `nats://host[:port]`, `tls://host[:port]`
+ * or `host[:port]` / `[ipv6]:port` (the client's default port is 4222). Credentials belong in
+ * `user`/`pass` or `token`: the client ignores them in a URL.
+ */
+export function checkNatsServer(value: string): string | undefined {
+  const expected = `expected "nats://host:port", "tls://host:port" or "host:port", got ${describeValue(value)}`;
+  const trimmed = value.trim();
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(trimmed);
+  let address = trimmed;
+  if (scheme) {
+    const protocol = (scheme[1] as string).toLowerCase();
+    if (protocol !== "nats" && protocol !== "tls") {
+      return `${expected}; the scheme must be nats:// or tls://`;
+    }
+    address = trimmed.slice(scheme[0].length).replace(/\/$/, "");
+    if (address.includes("@")) {
+      return `${expected}; give credentials in user and pass, or token, not in the URL`;
+    }
+    if (/[/?#]/.test(address)) return `${expected}; a server URL has no path, query or fragment`;
+  }
+  const problem = checkNodeAddress(address);
+  if (problem === undefined) return undefined;
+  return problem.includes("the port must be")
+    ? `${expected}; the port must be a number from 1 to 65535`
+    : expected;
+}
+
+/**
+ * `networking.nats.subject_prefix`: one token of a NATS subject, so no whitespace and none of
+ * `.` (the separator), `*` and `>` (the wildcards); a leading `$` is NATS's own ($SYS, $JS).
+ */
+export function checkSubjectToken(value: string): string | undefined {
+  const expected = `expected one NATS subject token (such as "aio" or "home-1"), got ${describeValue(value)}`;
+  if (/[\s\p{Cc}]/u.test(value)) {
+    return `${expected}; it contains whitespace or a control character`;
+  }
+  if (value.includes(".")) return `${expected}; "." separates tokens, so it cannot be in one`;
+  if (/[*>]/.test(value)) return `${expected}; "*" and ">" are wildcards`;
+  if (value.startsWith("$")) return `${expected}; subjects starting with "$" are reserved by NATS`;
   return undefined;
 }
 
@@ -314,8 +360,56 @@ function buildSchemas(object: ObjectFactory) {
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
   });
 
+  const natsServer = z.string().superRefine((value, ctx) => {
+    const problem = checkNatsServer(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+  const subjectToken = nonEmpty().superRefine((value, ctx) => {
+    const problem = checkSubjectToken(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  });
+
+  const nats = object({
+    servers: field(z.array(natsServer).min(1).default(["nats://127.0.0.1:4222"])),
+    user: field(str().default("")),
+    pass: field(str().default("")),
+    token: field(str().default("")),
+    creds_file: field(str().default("")),
+    ca_file: field(str().default("")),
+    subject_prefix: field(subjectToken.default("aio")),
+  }).superRefine((n, ctx) => {
+    if (n.user !== "" && n.pass === "") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["pass"],
+        message: "required when user is set (NATS user authentication needs user and pass)",
+      });
+    }
+    if (n.pass !== "" && n.user === "") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["user"],
+        message: "required when pass is set (NATS user authentication needs user and pass)",
+      });
+    }
+    const ways = [
+      ...(n.user !== "" || n.pass !== "" ? ["user and pass"] : []),
+      ...(n.token !== "" ? ["token"] : []),
+      ...(n.creds_file !== "" ? ["creds_file"] : []),
+    ];
+    if (ways.length > 1) {
+      ctx.addIssue({
+        code: "custom",
+        path: [n.token !== "" ? "token" : "creds_file"],
+        message: `give one way to log in to NATS, not ${ways.length}: ${ways.join(", ")}`,
+      });
+    }
+  });
+
   const networking = object({
     enabled: field(bool().default(false)),
+    transport: field(transport().default("channel")),
     node_ips: field(z.array(nodeAddress).default([])),
     port: field(z.number().int().min(0).max(65535).default(2510)),
     bind: field(str().default("")),
@@ -340,6 +434,7 @@ function buildSchemas(object: ObjectFactory) {
     ),
     max_calls_per_peer: field(z.number().int().min(1).default(256)),
     read_timeout: field(z.number().min(0.1).default(10)),
+    nats: field(nats.prefault({})),
   }).superRefine((net, ctx) => {
     if (net.cert_file !== "" && net.key_file === "") {
       ctx.addIssue({

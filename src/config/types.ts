@@ -46,8 +46,29 @@ export interface GeneralConfig {
   watch: boolean;
 }
 
+/** How nodes reach each other: the built-in node channel, or a NATS server (issue 14). */
+export type TransportName = "channel" | "nats";
+
+/** `networking.nats`: the NATS servers and how to log in to them, for `transport: nats`. */
+export interface NatsConfig {
+  /** `nats://host:port`, `tls://host:port` or `host:port` (port 4222 when left out). */
+  servers: string[];
+  /** User and password (both or neither), or a token, or a creds file: NATS's own login. */
+  user: string;
+  pass: string;
+  token: string;
+  /** Absolute path of a NATS credentials file (JWT and NKey seed); empty: none. */
+  creds_file: string;
+  /** Absolute path of the CA certificate the NATS servers' certificates are verified against. */
+  ca_file: string;
+  /** The first token of every subject this node uses; meshes with another prefix never meet. */
+  subject_prefix: string;
+}
+
 export interface NetworkingConfig {
   enabled: boolean;
+  /** `channel` (default) or `nats`. */
+  transport: TransportName;
   /** `host` or `host:port` of nodes to contact at start. */
   node_ips: string[];
   port: number;
@@ -73,6 +94,7 @@ export interface NetworkingConfig {
   max_calls_per_peer: number;
   /** Seconds a client may take to send a request's headers, and again its whole request. */
   read_timeout: number;
+  nats: NatsConfig;
 }
 
 /** config.yml after reading, with defaults applied and paths made absolute. */
@@ -155,6 +177,6 @@ export interface ConfigObject {
   general?: Partial<Omit<GeneralConfig, "console_log_level">> & {
     console_log_level?: LogLevelName | Lowercase<LogLevelName>;
   };
-  networking?: Partial<NetworkingConfig>;
+  networking?: Partial<Omit<NetworkingConfig, "nats">> & { nats?: Partial<NatsConfig> };
   baseDir?: string;
 }
