@@ -33,9 +33,9 @@ import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { type AdminApi, CHANNEL_PATH, type HasPluginAnswer, NodeServer } from "./server.js";
 import { SyncRemote } from "./sync-remote.js";
-import { NatsMesh } from "./transports/nats/mesh.js";
 import { type PeerTls, peerTls, schemeOf, serverTls } from "./tls.js";
 import { channelDial } from "./transports/channel/dial.js";
+import { NatsMesh } from "./transports/nats/mesh.js";
 import {
   type InfoAnswer,
   type InfoRequest,

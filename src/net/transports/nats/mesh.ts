@@ -122,6 +122,8 @@ export class NatsMesh {
   readonly #nodes: NodeRegistry;
   readonly #logger: Logger;
   readonly #prefix: string;
+  /** The NATS servers, as errors and logs name them. */
+  readonly #where: string;
   readonly #nonces = new NonceCache();
   readonly #pipes = new Set<NatsPipe>();
   readonly #contacts = new Set<string>();
@@ -140,6 +142,7 @@ export class NatsMesh {
     this.#nodes = options.nodes;
     this.#logger = options.logger;
     this.#prefix = options.settings.subject_prefix;
+    this.#where = `NATS ${options.settings.servers.join(", ")}`;
     this.#members = new Membership({
       hostname: options.hostname,
       logger: options.logger,
@@ -161,7 +164,7 @@ export class NatsMesh {
     connecting.then(
       (nats) => this.#ready(nats),
       (error: unknown) => {
-        this.#lastProblem = (error as Error).message ?? String(error);
+        this.#problem((error as Error).message ?? String(error));
         this.#logger.error(`cannot use NATS: ${this.#lastProblem}`);
       },
     );
@@ -199,6 +202,12 @@ export class NatsMesh {
     };
   }
 
+  /** NATS cannot be used now, and why: errors of calls to other nodes name it. */
+  #problem(why: string): void {
+    this.#lastProblem = why;
+    this.#nodes.unreachable.set(this.#where, why);
+  }
+
   #ready(nats: NatsConnection): void {
     if (this.#closed) {
       void nats.close();
@@ -206,6 +215,7 @@ export class NatsMesh {
     }
     this.#nats = nats;
     this.#connected = true;
+    this.#nodes.unreachable.delete(this.#where);
     this.#logger.info(`Connected to NATS at ${nats.getServer()} (subjects ${this.#prefix}.>)`);
     const me = this.#options.instance;
     nats.subscribe(`${this.#prefix}.announce`, {
@@ -233,7 +243,7 @@ export class NatsMesh {
       if (this.#closed) return;
       if (status.type === "disconnect") {
         this.#connected = false;
-        this.#lastProblem = `the connection to ${status.server} was lost`;
+        this.#problem(`the connection to ${status.server} was lost`);
         this.#logger.warn(
           `Lost NATS (${status.server}); calls to other nodes fail with NETWORK until it is back`,
         );
@@ -241,10 +251,11 @@ export class NatsMesh {
         for (const pipe of [...this.#pipes]) pipe.lost();
       } else if (status.type === "reconnect") {
         this.#connected = true;
+        this.#nodes.unreachable.delete(this.#where);
         this.#logger.info(`Back on NATS (${status.server})`);
         this.#announce();
       } else if (status.type === "error") {
-        this.#lastProblem = String(status.error?.message ?? status.error);
+        this.#problem(String(status.error?.message ?? status.error));
         this.#logger.warn(`NATS: ${this.#lastProblem}`);
       }
     }

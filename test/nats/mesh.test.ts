@@ -1,0 +1,258 @@
+/**
+ * Nodes over NATS (`networking.transport: nats`), against real nats-server processes: they
+ * find each other with no node_ips, call and stream through NATS as over the channel, keep
+ * apart by subject prefix, refuse what lacks the secret, and ride out a NATS restart.
+ */
+import { randomBytes } from "node:crypto";
+import { connect, headers } from "@nats-io/transport-node";
+import type { PluginCore } from "aio-assistant-core";
+import { afterAll, describe, expect, it } from "vitest";
+import { startNatsCluster, startNatsServer, stopNatsServers } from "../nats-support.js";
+import {
+  cleanup,
+  closeNode,
+  collect,
+  LOOPBACK,
+  nodeEvent,
+  pluginDir,
+  rejection,
+  rep,
+  SLEEP,
+  startNode,
+  waitForNode,
+} from "../net/helpers.js";
+
+const SECRET = `nats-${randomBytes(24).toString("hex")}`;
+
+const dir = pluginDir({
+  Svc: {
+    header: SLEEP,
+    body: `
+  node = "?";
+  onLoad(args: any) { this.node = args?.node ?? "?"; }
+  who() { return this.node; }
+  add(a: number, b: number) { return a + b; }
+  *items(n: number) { for (let i = 0; i < n; i++) yield this.node + i; }
+  async *failing() { yield 1; throw new Error("broke mid-stream"); }
+  async slow(ms: number) { await sleep(ms); return "done"; }`,
+    endpoints: [
+      rep("who"),
+      rep("add", [
+        { name: "a", type: "int" },
+        { name: "b", type: "int" },
+      ]),
+      rep("items", [{ name: "n", type: "int" }]),
+      rep("failing"),
+      rep("slow", [{ name: "ms", type: "int" }]),
+    ],
+  },
+});
+
+afterAll(async () => {
+  await cleanup();
+  await stopNatsServers();
+});
+
+/** Waits until `core` knows `hostname` alive with its Svc plugin (loaded after it is found). */
+const serving = (core: PluginCore, hostname: string) =>
+  waitForNode(core, hostname, (node) => node.plugins.includes("Svc"));
+
+function natsNode(hostname: string, servers: string[], extra: Record<string, unknown> = {}) {
+  return startNode({
+    hostname,
+    dir,
+    plugins: hostname === "A" ? [] : [{ name: "Svc", arguments: { node: hostname } }],
+    networking: {
+      ...LOOPBACK,
+      secret: SECRET,
+      transport: "nats",
+      nats: { servers, subject_prefix: "aio" },
+      ...extra,
+    } as never,
+  });
+}
+
+describe("two and three nodes over one nats-server", () => {
+  it("find each other with no node_ips; calls, streams, errors and deadlines work as on the channel", async () => {
+    const server = await startNatsServer();
+    const a = await natsNode("A", [server.url]);
+    const b = await natsNode("B", [server.url]);
+    const c = await natsNode("C", [server.url]);
+    try {
+      await serving(a, "B");
+      await serving(a, "C");
+      expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+      expect(await a.execute("Svc", "add", { a: 2, b: 40 }, { host: "C" })).toBe(42);
+      expect(await collect(a.executeStream("Svc", "items", [3], { host: "B" }))).toEqual([
+        "B0",
+        "B1",
+        "B2",
+      ]);
+      const many = await collect(a.executeStream("Svc", "items", [5000], { host: "C" }));
+      expect(many).toHaveLength(5000);
+      expect(many.at(-1)).toBe("C4999");
+      const midStream = await rejection(
+        collect(a.executeStream("Svc", "failing", [], { host: "B" })),
+      );
+      expect(midStream.code).toBe("PLUGIN_ERROR");
+      expect(midStream.message).toMatch(/broke mid-stream/);
+      const late = await rejection(a.execute("Svc", "slow", [5000], { host: "B", timeout: 0.2 }));
+      expect(late.code).toBe("TIMEOUT");
+      // Both nodes answer "any": the calls are spread.
+      const answers = new Set(
+        await Promise.all(Array.from({ length: 20 }, () => a.execute("Svc", "who"))),
+      );
+      expect([...answers].sort()).toEqual(["B", "C"]);
+      const bad = await rejection(a.execute("Svc", "add", { a: "x", b: 1 }, { host: "B" }));
+      expect(bad.code).toBe("INVALID_ARGUMENTS");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
+    }
+  });
+
+  it("a node that closes is gone at once for the others", async () => {
+    const server = await startNatsServer();
+    const a = await natsNode("A", [server.url]);
+    const b = await natsNode("B", [server.url]);
+    await serving(a, "B");
+    const down = nodeEvent(a, "node:down", "B");
+    await closeNode(b);
+    await down;
+    const error = await rejection(a.execute("Svc", "who", undefined, { host: "B" }));
+    expect(error.code).toBe("NO_NODE");
+    await closeNode(a);
+  });
+});
+
+describe("separation and authentication", () => {
+  it("nodes with another subject prefix never see each other", async () => {
+    const server = await startNatsServer();
+    const a = await natsNode("A", [server.url]);
+    const b = await natsNode("B", [server.url], {
+      nats: { servers: [server.url], subject_prefix: "other" },
+    });
+    const c = await natsNode("C", [server.url]);
+    try {
+      await serving(a, "C");
+      expect(a.nodes().map((n) => n.hostname)).not.toContain("B");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
+    }
+  });
+
+  it("a raw NATS client without the secret runs nothing and is listed nowhere", async () => {
+    const server = await startNatsServer();
+    const raw = await connect({ servers: server.url });
+    // B's instance id, from its own announce, as any client on the server can read it.
+    const announced = new Promise<string>((resolve) => {
+      const subscription = raw.subscribe("aio.announce", {
+        callback: (_error, message) => {
+          subscription.unsubscribe();
+          resolve(
+            (JSON.parse(new TextDecoder().decode(message.data)) as { instance: string }).instance,
+          );
+        },
+      });
+    });
+    await raw.flush();
+    const b = await natsNode("B", [server.url]);
+    try {
+      const instance = await announced;
+      const forged = () => {
+        const h = headers();
+        h.set("x-aio-time", String(Date.now()));
+        h.set("x-aio-nonce", randomBytes(16).toString("hex"));
+        h.set("x-aio-digest", "0".repeat(64));
+        h.set("x-aio-signature", "0".repeat(64));
+        return h;
+      };
+      raw.publish(
+        "aio.announce",
+        JSON.stringify({ instance: "0123456789abcdef", hostname: "evil", version: 1 }),
+        { headers: forged() },
+      );
+      // A forged info request, and a forged hello that would open a pipe: never answered,
+      // signed or not.
+      for (const subject of [`aio.node.${instance}.info`, `aio.node.${instance}.hello`]) {
+        for (const h of [forged(), undefined]) {
+          const body = JSON.stringify({ pipe: "ab".repeat(12), hostname: "evil", instance: "x" });
+          await expect(
+            raw.request(subject, body, { timeout: 300, ...(h ? { headers: h } : {}) }),
+          ).rejects.toThrow(/timeout/i);
+        }
+      }
+      expect(b.nodes().map((n) => n.hostname)).not.toContain("evil");
+    } finally {
+      await raw.close();
+      await closeNode(b);
+    }
+  });
+
+  it("wrong NATS credentials: the node starts, and a remote call's error names NATS and why", async () => {
+    const server = await startNatsServer({ user: "aio", pass: "right" });
+    const a = await natsNode("A", [server.url], {
+      nats: { servers: [server.url], subject_prefix: "aio", user: "aio", pass: "wrong" },
+    });
+    try {
+      const error = await rejection(a.execute("Svc", "who", undefined, { host: "remote" }));
+      // What a user reads names NATS and why it cannot be used.
+      expect(error.message).toMatch(/NATS .*Authorization Violation/i);
+    } finally {
+      await closeNode(a);
+    }
+  });
+});
+
+describe("NATS going away", () => {
+  it("the server killed: remote calls fail with NETWORK, local ones go on; restarted: calls work again", async () => {
+    const server = await startNatsServer();
+    const a = await startNode({
+      hostname: "A",
+      dir,
+      plugins: [{ name: "Svc", arguments: { node: "A" } }],
+      networking: {
+        ...LOOPBACK,
+        secret: SECRET,
+        transport: "nats",
+        nats: { servers: [server.url], subject_prefix: "aio" },
+      } as never,
+    });
+    const b = await natsNode("B", [server.url]);
+    try {
+      await serving(a, "B");
+      expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+      await server.kill();
+      const error = await rejection(a.execute("Svc", "who", undefined, { host: "B", timeout: 2 }));
+      expect(error.code).toBe("NETWORK");
+      expect(await a.execute("Svc", "who", undefined, { host: "local" })).toBe("A");
+      await server.restart();
+      await serving(a, "B");
+      await expect
+        .poll(() => a.execute("Svc", "who", undefined, { host: "B" }).catch(() => "not yet"), {
+          timeout: 5000,
+        })
+        .toBe("B");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b)]);
+    }
+  });
+
+  it("a 2-server cluster with one server killed: nodes on the other server go on", async () => {
+    const cluster = await startNatsCluster(2);
+    const [first, second] = cluster.servers;
+    const a = await natsNode("A", [first?.url ?? "", second?.url ?? ""]);
+    const b = await natsNode("B", [second?.url ?? "", first?.url ?? ""]);
+    try {
+      await serving(a, "B");
+      expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+      await first?.kill();
+      await expect
+        .poll(() => a.execute("Svc", "who", undefined, { host: "B" }).catch(() => "not yet"), {
+          timeout: 8000,
+        })
+        .toBe("B");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b)]);
+    }
+  });
+});
