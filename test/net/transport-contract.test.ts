@@ -9,12 +9,15 @@
  * plugins (the dispatcher above the transport is tested on its own); what is under test is
  * the transport and the two sides of the protocol on it, from the built `dist`.
  *
- * Transports: `memory` (in this process) and `channel` (a real node server on 127.0.0.1 with a
- * secret, over TCP and WebSocket). A new transport adds one entry to TRANSPORTS.
+ * Transports: `memory` (in this process), `channel` (a real node server on 127.0.0.1 with a
+ * secret, over TCP and WebSocket) and `nats` (two connections to a real nats-server, with a
+ * secret). A new transport adds one entry to TRANSPORTS.
  */
 import { randomBytes } from "node:crypto";
+import { connect } from "@nats-io/transport-node";
 import pino from "pino";
 import { afterAll, describe, expect, it } from "vitest";
+import { startNatsServer, stopNatsServers } from "../nats-support.js";
 
 const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).href;
 // biome-ignore lint/suspicious/noExplicitAny: internal modules of the built package
@@ -26,6 +29,8 @@ const { PeerLimiter }: AnyModule = await import(dist("net/limits.js"));
 const { MemoryNetwork }: AnyModule = await import(dist("net/transports/memory/memory-pipe.js"));
 const { channelDial }: AnyModule = await import(dist("net/transports/channel/dial.js"));
 const { NodeServer }: AnyModule = await import(dist("net/server.js"));
+const { dialNats, serveHello }: AnyModule = await import(dist("net/transports/nats/hello.js"));
+const { NatsSigning }: AnyModule = await import(dist("net/transports/nats/signing.js"));
 
 const MAX_DEPTH = 66;
 const MAX_PACKET = 1024 * 1024;
@@ -77,13 +82,16 @@ const FUNCTIONS: Record<string, Served> = {
   /** Runs until cancelled (or released), noting a cancellation. */
   hold: (_args, signal) =>
     new Promise((resolve, reject) => {
-      held.push(() => resolve("released"));
-      changed();
-      signal.addEventListener("abort", () => {
+      const cancelled = () => {
         seen.cancelled.push("hold");
         changed();
         reject(new Error("cancelled"));
-      });
+      };
+      // The cancel may have come in the same message as the call, before this runs.
+      if (signal.aborted) return cancelled();
+      held.push(() => resolve("released"));
+      changed();
+      signal.addEventListener("abort", cancelled);
     }),
 };
 
@@ -233,6 +241,66 @@ async function channelTransport(): Promise<Transport> {
   };
 }
 
+async function natsTransport(): Promise<Transport> {
+  const server = await startNatsServer();
+  const secret = randomBytes(24).toString("hex");
+  const instance = randomBytes(8).toString("hex");
+  const [near, far] = await Promise.all([
+    connect({ servers: server.url }),
+    connect({ servers: server.url }),
+  ]);
+  const context = (nats: unknown) => ({
+    nats,
+    prefix: "contract",
+    signing: new NatsSigning(secret),
+    maxDepth: MAX_DEPTH,
+    maxPacketBytes: MAX_PACKET,
+    open: new Set(),
+  });
+  const serving = context(far);
+  const sessions: Array<{ pipe: AnyModule }> = [];
+  far.subscribe(`contract.node.${instance}.hello`, {
+    callback: (_error, message) =>
+      serveHello(
+        serving,
+        {
+          instance,
+          leaving: () => false,
+          accept: (pipe: AnyModule, peer: string) => {
+            const session = new ChannelSession(pipe, application, peer, new PeerLimiter(256));
+            sessions.push({ pipe });
+            return { session, ended: () => session.ended() };
+          },
+          logger: pino({ level: "silent" }),
+        },
+        message,
+      ),
+  });
+  await far.flush();
+  const calling = context(near);
+  const dialTo = (target: string) => (events: unknown) =>
+    dialNats(
+      calling,
+      { hostname: "client", instance: "client-instance" },
+      { instance: target, clockOffsetMs: 0, hostname: "server" },
+      events,
+    );
+  return {
+    name: "nats",
+    async link() {
+      const connection = connectionOver(dialTo(instance));
+      await connection.open();
+      const { pipe } = sessions.at(-1) as { pipe: AnyModule };
+      return { connection, cut: () => pipe.close() };
+    },
+    nowhere: () => connectionOver(dialTo("nobody")),
+    async close() {
+      await Promise.all([near.close(), far.close()]);
+      await stopNatsServers();
+    },
+  };
+}
+
 let callSeq = 0;
 const call = (method: string, options: Record<string, unknown> = {}) =>
   new Call("contract", ++callSeq, "App", method, { kind: "application" }, options);
@@ -243,7 +311,11 @@ async function collect(stream: AsyncGenerator<unknown>): Promise<unknown[]> {
   return items;
 }
 
-const TRANSPORTS: Array<() => Transport | Promise<Transport>> = [memoryTransport, channelTransport];
+const TRANSPORTS: Array<() => Transport | Promise<Transport>> = [
+  memoryTransport,
+  channelTransport,
+  natsTransport,
+];
 
 for (const make of TRANSPORTS) {
   describe(`transport contract: ${make.name.replace("Transport", "")}`, async () => {

@@ -15,37 +15,18 @@
  * sides derive in the hello. A process that can publish on the NATS server but lacks the
  * secret runs nothing and is listed nowhere.
  */
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import {
   connect,
   credsAuthenticator,
-  headers,
   type Msg,
-  type MsgHdrs,
   type NatsConnection,
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
 import type { NodeInfo } from "../../../core/types.js";
-import { NetworkRequestError } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
-import {
-  bodyDigest,
-  ChannelSigner,
-  HEADER_ANSWER,
-  HEADER_DIGEST,
-  HEADER_NONCE,
-  HEADER_SIGNATURE,
-  HEADER_TIME,
-  NonceCache,
-  type PeerIdentity,
-  sameMac,
-  sessionKey,
-  signAnswer,
-  signRequest,
-  verifyRequest,
-} from "../../auth.js";
+import { HEADER_TIME, type PeerIdentity } from "../../auth.js";
 import { NodeConnection, NotDelivered } from "../../connection.js";
 import { Membership } from "../../membership.js";
 import type { NodeRegistry, RemoteNode } from "../../nodes.js";
@@ -59,7 +40,9 @@ import {
   type WireEndpoint,
   type WireRefusal,
 } from "../../wire.js";
+import { dialNats, type NatsPipes, serveHello } from "./hello.js";
 import { NatsPipe } from "./pipe.js";
+import { NatsSigning } from "./signing.js";
 
 /** `networking.nats` (docs/configuration.md). */
 export interface NatsSettings {
@@ -102,8 +85,6 @@ export interface NatsMeshOptions {
 
 /** How long start() waits for NATS before going on without it (it keeps trying). */
 const FIRST_CONNECT_MS = 3000;
-/** How long a request to another node (info, hello) waits for its answer. */
-const REQUEST_MS = 3000;
 /** Changes of this node's plugins within this long are announced once. */
 const ANNOUNCE_DELAY_MS = 50;
 /** Announces are signed for this pseudo-instance: every node checks them. */
@@ -124,7 +105,7 @@ export class NatsMesh {
   readonly #prefix: string;
   /** The NATS servers, as errors and logs name them. */
   readonly #where: string;
-  readonly #nonces = new NonceCache();
+  readonly #signing: NatsSigning;
   readonly #pipes = new Set<NatsPipe>();
   readonly #contacts = new Set<string>();
   readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
@@ -142,6 +123,7 @@ export class NatsMesh {
     this.#nodes = options.nodes;
     this.#logger = options.logger;
     this.#prefix = options.settings.subject_prefix;
+    this.#signing = new NatsSigning(options.secret);
     this.#where = `NATS ${options.settings.servers.join(", ")}`;
     this.#members = new Membership({
       hostname: options.hostname,
@@ -261,81 +243,27 @@ export class NatsMesh {
     }
   }
 
-  // ---------------------------------------------------------------- signing
-
-  #signed(target: PeerIdentity, subject: string, body: string): MsgHdrs | undefined {
-    if (!this.#options.secret) return undefined;
-    const signed = signRequest(this.#options.secret, "NATS", target, subject, body);
-    const h = headers();
-    for (const [key, value] of Object.entries(signed)) h.set(key, value);
-    return h;
+  /** The pipes' context on the connection now; undefined while NATS is not connected. */
+  #pipesNow(): NatsPipes | undefined {
+    const nats = this.#nats;
+    if (!nats || !this.#connected) return undefined;
+    return {
+      nats,
+      prefix: this.#prefix,
+      signing: this.#signing,
+      maxDepth: this.#options.maxDepth,
+      maxPacketBytes: this.#options.maxPacketBytes,
+      open: this.#pipes,
+    };
   }
 
-  /** The nonce of a genuine, fresh request for `instance`; "" without a secret. */
-  #verified(message: Msg, instance: string): string | undefined {
-    if (!this.#options.secret) return "";
-    const h = message.headers;
-    if (!h) return undefined;
-    const record: Record<string, string | undefined> = {};
-    for (const key of [HEADER_TIME, HEADER_NONCE, HEADER_DIGEST, HEADER_SIGNATURE]) {
-      record[key] = h.has(key) ? h.get(key) : undefined;
-    }
-    return verifyRequest(
-      this.#options.secret,
-      this.#nonces,
-      instance,
-      "NATS",
-      message.subject,
-      record,
-      bodyDigest(Buffer.from(message.data)),
-    );
-  }
-
-  #answer(message: Msg, nonce: string, body: string): void {
-    let h: MsgHdrs | undefined;
-    if (this.#options.secret) {
-      h = headers();
-      h.set(HEADER_ANSWER, signAnswer(this.#options.secret, nonce, body));
-    }
-    message.respond(body, h ? { headers: h } : undefined);
-  }
-
-  /**
-   * Asks `subject`, signed for `target`. Resolves with the answer's text once its MAC proves it
-   * comes from a holder of the secret, and the request's nonce (the hello derives its session
-   * key from it). `NotDelivered` when nothing answers or NATS is not connected.
-   */
-  async #request(
-    target: PeerIdentity,
-    subject: string,
-    body: string,
-  ): Promise<{ text: string; nonce: string }> {
+  /** A signed request to another node; `NotDelivered` while NATS is not connected. */
+  #request(target: PeerIdentity, subject: string, body: string) {
     const nats = this.#nats;
     if (!nats || !this.#connected) {
       throw new NotDelivered(`NATS is not connected (${this.#lastProblem})`);
     }
-    const h = this.#signed(target, subject, body);
-    const nonce = h?.get(HEADER_NONCE) ?? "";
-    let reply: Msg;
-    try {
-      reply = await nats.request(subject, body, {
-        timeout: REQUEST_MS,
-        ...(h ? { headers: h } : {}),
-      });
-    } catch (error) {
-      throw new NotDelivered((error as Error).message ?? String(error));
-    }
-    const text = Buffer.from(reply.data).toString("utf8");
-    if (this.#options.secret) {
-      const mac = reply.headers?.has(HEADER_ANSWER) ? reply.headers.get(HEADER_ANSWER) : "";
-      if (!sameMac(mac, signAnswer(this.#options.secret, nonce, text))) {
-        throw new NetworkRequestError(
-          "UNAUTHORIZED",
-          `the answer on ${subject} does not prove that it comes from a holder of the secret; check that every node uses the same secret`,
-        );
-      }
-    }
-    return { text, nonce };
+    return this.#signing.request(nats, target, subject, body);
   }
 
   // ---------------------------------------------------------------- discovery and liveness
@@ -351,7 +279,7 @@ export class NatsMesh {
     };
     const subject = `${this.#prefix}.announce`;
     const body = JSON.stringify(announce);
-    const h = this.#signed({ instance: EVERYONE, clockOffsetMs: 0 }, subject, body);
+    const h = this.#signing.headers({ instance: EVERYONE, clockOffsetMs: 0 }, subject, body);
     try {
       nats.publish(subject, body, h ? { headers: h } : undefined);
     } catch (error) {
@@ -360,7 +288,7 @@ export class NatsMesh {
   }
 
   #heardAnnounce(message: Msg): void {
-    if (this.#closed || this.#verified(message, EVERYONE) === undefined) return;
+    if (this.#closed || this.#signing.verify(message, EVERYONE) === undefined) return;
     let announce: Announce;
     try {
       const value = parseJson(Buffer.from(message.data).toString("utf8"), 4) as Partial<Announce>;
@@ -431,7 +359,7 @@ export class NatsMesh {
   }
 
   #serveInfo(message: Msg): void {
-    const nonce = this.#verified(message, this.#options.instance);
+    const nonce = this.#signing.verify(message, this.#options.instance);
     if (nonce === undefined || this.#closed) return;
     let request: InfoRequest;
     try {
@@ -455,7 +383,7 @@ export class NatsMesh {
       port: this.#options.port(),
       tls: this.#options.tls,
     };
-    this.#answer(message, nonce, JSON.stringify(answer));
+    this.#signing.respond(message, nonce, JSON.stringify(answer));
   }
 
   /** Asks a known node for its info again; one at a time per node, once more if asked meanwhile. */
@@ -552,91 +480,28 @@ export class NatsMesh {
       : this.#options.maxPacketBytes;
   }
 
-  /** Opens a pipe to `node`: a hello, answered with the node's nonce and its proof of the secret. */
-  async #dial(node: RemoteNode, events: PipeEvents): Promise<PacketPipe> {
-    const nats = this.#nats;
-    if (!nats || !this.#connected) {
-      throw new NotDelivered(`NATS is not connected (${this.#lastProblem})`);
+  #dial(node: RemoteNode, events: PipeEvents): Promise<PacketPipe> {
+    const pipes = this.#pipesNow();
+    if (!pipes) {
+      return Promise.reject(new NotDelivered(`NATS is not connected (${this.#lastProblem})`));
     }
-    const id = randomBytes(12).toString("hex");
-    // Subscribed before the hello: nothing the node sends on the pipe can come before it.
-    const pipe = new NatsPipe({
-      nats,
-      sendSubject: `${this.#prefix}.pipe.${id}.s`,
-      receiveSubject: `${this.#prefix}.pipe.${id}.c`,
-      maxDepth: this.#options.maxDepth,
-      maxPacketBytes: this.#maxPacket(),
-      events,
-      onEnd: () => this.#pipes.delete(pipe),
-    });
-    this.#pipes.add(pipe);
-    const subject = `${this.#prefix}.node.${node.instance}.hello`;
-    const body = JSON.stringify({
-      pipe: id,
-      hostname: this.#options.hostname,
-      instance: this.#options.instance,
-    });
-    try {
-      const { text, nonce: clientNonce } = await this.#request(node.identity(), subject, body);
-      const answer = parseJson(text, 4) as { nonce?: unknown; refused?: unknown };
-      if (typeof answer.refused === "string")
-        throw new NotDelivered(`${node.hostname} ${answer.refused}`);
-      if (this.#options.secret) {
-        const serverNonce = typeof answer.nonce === "string" ? answer.nonce : "";
-        pipe.sign(
-          new ChannelSigner(sessionKey(this.#options.secret, clientNonce, serverNonce), "client"),
-        );
-      }
-      return pipe;
-    } catch (error) {
-      pipe.terminate();
-      throw error;
-    }
+    const target = { ...node.identity(), hostname: node.hostname };
+    return dialNats(pipes, this.#options, target, events);
   }
 
   #serveHello(message: Msg): void {
-    const nats = this.#nats;
-    const clientNonce = this.#verified(message, this.#options.instance);
-    if (!nats || clientNonce === undefined || this.#closed) return;
-    let hello: { pipe?: unknown; hostname?: unknown; instance?: unknown };
-    try {
-      hello = parseJson(Buffer.from(message.data).toString("utf8"), 4) as typeof hello;
-    } catch {
-      return;
-    }
-    if (typeof hello.pipe !== "string" || !/^[0-9a-f]{24}$/.test(hello.pipe)) return;
-    if (this.#leaving) {
-      this.#answer(message, clientNonce, JSON.stringify({ refused: "is shutting down" }));
-      return;
-    }
-    const serverNonce = randomBytes(16).toString("hex");
-    const peer = `nats:${typeof hello.instance === "string" ? hello.instance : hello.pipe}`;
-    let accepted: ReturnType<NatsMeshOptions["accept"]> | undefined;
-    const pipe: NatsPipe = new NatsPipe({
-      nats,
-      sendSubject: `${this.#prefix}.pipe.${hello.pipe}.c`,
-      receiveSubject: `${this.#prefix}.pipe.${hello.pipe}.s`,
-      maxDepth: this.#options.maxDepth + 2,
-      maxPacketBytes: this.#maxPacket(),
-      ...(this.#options.secret
-        ? {
-            signer: new ChannelSigner(
-              sessionKey(this.#options.secret, clientNonce, serverNonce),
-              "server",
-            ),
-          }
-        : {}),
-      events: {
-        packet: (packet) => accepted?.session.receive(packet),
-        heard: () => undefined,
-        closed: () => accepted?.ended(),
-        badMessage: (error) => this.#logger.warn(`closing the pipe from ${peer}: ${error.message}`),
+    const pipes = this.#pipesNow();
+    if (!pipes || this.#closed) return;
+    serveHello(
+      pipes,
+      {
+        instance: this.#options.instance,
+        leaving: () => this.#leaving,
+        accept: this.#options.accept,
+        logger: this.#logger,
       },
-      onEnd: () => this.#pipes.delete(pipe),
-    });
-    this.#pipes.add(pipe);
-    accepted = this.#options.accept(pipe, peer);
-    this.#answer(message, clientNonce, JSON.stringify({ nonce: serverNonce }));
+      message,
+    );
   }
 
   // ---------------------------------------------------------------- the end

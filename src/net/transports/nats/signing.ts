@@ -1,0 +1,112 @@
+/**
+ * Signing on NATS: a request (announce, info, hello) carries the same signature headers as an
+ * HTTP request (docs/security.md), with method `NATS` and its subject as the path, for the
+ * instance it is sent to; an answer carries `x-aio-answer` bound to the request's nonce.
+ * Without a secret nothing is signed or checked.
+ */
+import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
+import { NetworkRequestError } from "../../../errors.js";
+import {
+  bodyDigest,
+  HEADER_ANSWER,
+  HEADER_DIGEST,
+  HEADER_NONCE,
+  HEADER_SIGNATURE,
+  HEADER_TIME,
+  NonceCache,
+  type PeerIdentity,
+  sameMac,
+  signAnswer,
+  signRequest,
+  verifyRequest,
+} from "../../auth.js";
+import { NotDelivered } from "../../connection.js";
+
+/** How long a request to another node (info, hello) waits for its answer. */
+const REQUEST_MS = 3000;
+
+export class NatsSigning {
+  readonly secret: string;
+  readonly #nonces = new NonceCache();
+
+  constructor(secret: string) {
+    this.secret = secret;
+  }
+
+  /** The headers of a request to `subject` for `target`; none without a secret. */
+  headers(target: PeerIdentity, subject: string, body: string): MsgHdrs | undefined {
+    if (!this.secret) return undefined;
+    const h = headers();
+    for (const [key, value] of Object.entries(
+      signRequest(this.secret, "NATS", target, subject, body),
+    )) {
+      h.set(key, value);
+    }
+    return h;
+  }
+
+  /** The nonce of a genuine, fresh request for `instance`; "" without a secret. */
+  verify(message: Msg, instance: string): string | undefined {
+    if (!this.secret) return "";
+    const h = message.headers;
+    if (!h) return undefined;
+    const record: Record<string, string | undefined> = {};
+    for (const key of [HEADER_TIME, HEADER_NONCE, HEADER_DIGEST, HEADER_SIGNATURE]) {
+      record[key] = h.has(key) ? h.get(key) : undefined;
+    }
+    return verifyRequest(
+      this.secret,
+      this.#nonces,
+      instance,
+      "NATS",
+      message.subject,
+      record,
+      bodyDigest(Buffer.from(message.data)),
+    );
+  }
+
+  /** Answers the request with `nonce`. */
+  respond(message: Msg, nonce: string, body: string): void {
+    let h: MsgHdrs | undefined;
+    if (this.secret) {
+      h = headers();
+      h.set(HEADER_ANSWER, signAnswer(this.secret, nonce, body));
+    }
+    message.respond(body, h ? { headers: h } : undefined);
+  }
+
+  /**
+   * Asks `subject`, signed for `target`. Resolves with the answer's text once its MAC proves it
+   * comes from a holder of the secret, and the request's nonce (the hello derives its session
+   * key from it). `NotDelivered` when nothing answers in time.
+   */
+  async request(
+    nats: NatsConnection,
+    target: PeerIdentity,
+    subject: string,
+    body: string,
+  ): Promise<{ text: string; nonce: string }> {
+    const h = this.headers(target, subject, body);
+    const nonce = h?.get(HEADER_NONCE) ?? "";
+    let reply: Msg;
+    try {
+      reply = await nats.request(subject, body, {
+        timeout: REQUEST_MS,
+        ...(h ? { headers: h } : {}),
+      });
+    } catch (error) {
+      throw new NotDelivered((error as Error).message ?? String(error));
+    }
+    const text = Buffer.from(reply.data).toString("utf8");
+    if (this.secret) {
+      const mac = reply.headers?.has(HEADER_ANSWER) ? reply.headers.get(HEADER_ANSWER) : "";
+      if (!sameMac(mac, signAnswer(this.secret, nonce, text))) {
+        throw new NetworkRequestError(
+          "UNAUTHORIZED",
+          `the answer on ${subject} does not prove that it comes from a holder of the secret; check that every node uses the same secret`,
+        );
+      }
+    }
+    return { text, nonce };
+  }
+}
