@@ -87,3 +87,30 @@ export function hostForUrl(address: string): string {
 export function normalizeAddress(address: string): string {
   return address.startsWith("::ffff:") ? address.slice(7) : address;
 }
+
+/**
+ * Without a secret, a node reaches NATS only on this machine (or with `allow_insecure`): nothing
+ * on NATS is signed then, so every client of a NATS server elsewhere could run its plugins, as
+ * anyone could reach a port it listened on.
+ */
+export async function checkNatsServers(config: NetworkingConfig, file?: string): Promise<void> {
+  if (config.transport !== "nats" || config.secret || config.allow_insecure) return;
+  for (const server of config.nats.servers) {
+    const { address } = parseNodeAddress(server.replace(/^[a-z]+:\/\//i, ""), 4222);
+    let addresses: Array<{ address: string }>;
+    try {
+      addresses = isIP(address) !== 0 ? [{ address }] : await lookup(address, { all: true });
+    } catch {
+      // A name that does not resolve reaches nothing; NATS itself says so once it tries.
+      continue;
+    }
+    const open = addresses.find((entry) => !isLoopbackIp(entry.address));
+    if (open) {
+      throw new ConfigError(
+        "CONFIG_INVALID",
+        `networking.nats.servers: ${server} (${open.address}) is not on this machine, and without a secret every client of that NATS server could run your plugins. Set networking.secret (\`aio secret\` makes one; or the AIO_SECRET environment variable), or set networking.allow_insecure: true if that NATS server admits only your nodes`,
+        { file, key: "networking.nats.servers" },
+      );
+    }
+  }
+}

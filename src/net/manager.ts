@@ -17,6 +17,7 @@ import type { Logger } from "../log.js";
 import {
   bindAddress,
   checkBind,
+  checkNatsServers,
   hostForUrl,
   normalizeAddress,
   parseNodeAddress,
@@ -232,6 +233,7 @@ export class NetworkManager {
 
   async start(): Promise<void> {
     this.#loopbackOnly = await checkBind(this.#config, this.#configFile);
+    await checkNatsServers(this.#config, this.#configFile);
     PROCESS_NODES.add(this.instance);
     await this.#server.listen();
     this.#logger.info(`Listening on ${this.#bind}:${this.port} as "${this.#options.hostname}"`);

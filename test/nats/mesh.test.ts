@@ -203,6 +203,39 @@ describe("separation and authentication", () => {
   });
 });
 
+describe("without a secret", () => {
+  it("nodes on a NATS server on this machine call each other; one elsewhere is refused at start", async () => {
+    const server = await startNatsServer();
+    const open = { ...LOOPBACK, transport: "nats", nats: { servers: [server.url] } } as never;
+    const a = await startNode({ hostname: "A", dir, networking: open });
+    const b = await startNode({
+      hostname: "B",
+      dir,
+      plugins: [{ name: "Svc", arguments: { node: "B" } }],
+      networking: open,
+    });
+    try {
+      await serving(a, "B");
+      expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b)]);
+    }
+    const far = startNode({
+      hostname: "far",
+      dir,
+      networking: {
+        ...LOOPBACK,
+        transport: "nats",
+        nats: { servers: ["nats://192.0.2.1:4222"] },
+      } as never,
+    });
+    await expect(far).rejects.toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringMatching(/192\.0\.2\.1.*not on this machine.*networking\.secret/),
+    });
+  });
+});
+
 describe("NATS going away", () => {
   it("the server killed: remote calls fail with NETWORK, local ones go on; restarted: calls work again", async () => {
     const server = await startNatsServer();

@@ -91,6 +91,8 @@ export class MemoryPipe implements PacketPipe {
     } catch (error) {
       this.#events?.badMessage(error as Error);
       this.terminate();
+      // Not this side's doing either: it hears that its pipe closed, as the other side does.
+      this.#events?.closed();
       return;
     }
     this.#events?.heard();

@@ -85,6 +85,8 @@ export interface NatsMeshOptions {
 
 /** How long start() waits for NATS before going on without it (it keeps trying). */
 const FIRST_CONNECT_MS = 3000;
+/** How long close() waits for NATS to take what is queued, and to close. */
+const CLOSE_FLUSH_MS = 500;
 /** Changes of this node's plugins within this long are announced once. */
 const ANNOUNCE_DELAY_MS = 50;
 /** Announces are signed for this pseudo-instance: every node checks them. */
@@ -107,6 +109,8 @@ export class NatsMesh {
   readonly #where: string;
   readonly #signing: NatsSigning;
   readonly #pipes = new Set<NatsPipe>();
+  /** Pipes lost with the connection to NATS, whose other side is told so once it is back. */
+  readonly #orphans = new Set<NatsPipe>();
   readonly #contacts = new Set<string>();
   readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
   #nats: NatsConnection | undefined;
@@ -229,12 +233,18 @@ export class NatsMesh {
         this.#logger.warn(
           `Lost NATS (${status.server}); calls to other nodes fail with NETWORK until it is back`,
         );
-        // Whatever was on its way may or may not have arrived: every pipe ends now.
-        for (const pipe of [...this.#pipes]) pipe.lost();
+        // Whatever was on its way may or may not have arrived: every pipe ends now, and the
+        // other side of each hears so once NATS is back.
+        for (const pipe of [...this.#pipes]) {
+          pipe.lost();
+          this.#orphans.add(pipe);
+        }
       } else if (status.type === "reconnect") {
         this.#connected = true;
         this.#nodes.unreachable.delete(this.#where);
         this.#logger.info(`Back on NATS (${status.server})`);
+        for (const pipe of this.#orphans) pipe.farewell();
+        this.#orphans.clear();
         this.#announce();
       } else if (status.type === "error") {
         this.#problem(String(status.error?.message ?? status.error));
@@ -457,10 +467,12 @@ export class NatsMesh {
       dial: (events) => this.#dial(node, events),
       hostname: node.hostname,
       maxPacketBytes: this.#maxPacket(),
+      // Only the pipe's own answers count: announces prove the node is there, not that the
+      // pipe still reaches it (its end may have gone with the node's connection to NATS).
       keepalive: {
         intervalMs: this.#options.heartbeatMs,
         silentMs: this.#options.livenessMs,
-        heard: () => node.silentFor() < this.#options.livenessMs,
+        heard: () => false,
       },
       onBadMessage: (error) =>
         this.#logger.warn(`closing the pipe to ${node.hostname}: ${error.message}`),
@@ -521,9 +533,18 @@ export class NatsMesh {
     for (const pipe of [...this.#pipes]) pipe.close();
     const nats = this.#nats;
     this.#nats = undefined;
-    if (nats) {
-      await nats.flush().catch(() => undefined);
-      await nats.close().catch(() => undefined);
+    if (!nats) return;
+    // What is queued (byes, the leaving announce) goes out if NATS is there; a flush waits for
+    // the server, so not while reconnecting, and not for long.
+    if (this.#connected) {
+      await Promise.race([
+        nats.flush().catch(() => undefined),
+        delay(CLOSE_FLUSH_MS, undefined, { ref: false }),
+      ]);
     }
+    await Promise.race([
+      nats.close().catch(() => undefined),
+      delay(CLOSE_FLUSH_MS, undefined, { ref: false }),
+    ]);
   }
 }

@@ -149,7 +149,7 @@ export class NatsPipe implements PacketPipe {
       decoded = parseJson(text, this.#options.maxDepth);
     } catch (error) {
       this.#options.events.badMessage(error as Error);
-      this.terminate();
+      this.#end(true);
       return;
     }
     this.#options.events.heard();
@@ -181,6 +181,22 @@ export class NatsPipe implements PacketPipe {
   /** The connection to NATS went: the pipe is gone, and its owner hears that it closed. */
   lost(): void {
     this.#end(true);
+  }
+
+  /**
+   * Tells the other side, once NATS is back, that this pipe was lost with the connection: it
+   * may not have noticed (its own connection stayed up), and would wait on the pipe otherwise.
+   */
+  farewell(): void {
+    const text = JSON.stringify({ t: "bye" });
+    try {
+      this.#options.nats.publish(
+        this.#options.sendSubject,
+        this.#signer ? this.#signer.seal(text) : text,
+      );
+    } catch {
+      // NATS went again: the other side's keepalive gives the pipe up.
+    }
   }
 
   /** Ends the pipe; `byPeer`: not this side's doing, so its owner hears that it closed. */
