@@ -189,9 +189,16 @@ export class RemoteRouter implements RemoteRoutes {
 
   /** The candidates a blocking call may go to, in the order to try them. */
   #syncTargets(call: Call, mode: CallMode): RemoteNode[] {
-    const nodes = this.#candidates(call, mode).filter(
-      (node) => !this.#options.inProcess.has(node.instance),
-    );
+    const candidates = this.#candidates(call, mode);
+    // A node reached over NATS has no address to call it at over HTTP, which blocking calls use.
+    const reachable = candidates.filter((node) => node.port > 0);
+    if (reachable.length === 0) {
+      throw callErrors.noNode(
+        call,
+        `blocking calls are not carried over NATS yet, and every node that serves it is reached over NATS; use ${mode === "executeSync" ? "execute()" : "executeStream()"}`,
+      );
+    }
+    const nodes = reachable.filter((node) => !this.#options.inProcess.has(node.instance));
     if (nodes.length === 0) {
       throw callErrors.wouldDeadlock(
         call,

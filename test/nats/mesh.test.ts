@@ -105,6 +105,10 @@ describe("two and three nodes over one nats-server", () => {
       expect([...answers].sort()).toEqual(["B", "C"]);
       const bad = await rejection(a.execute("Svc", "add", { a: "x", b: 1 }, { host: "B" }));
       expect(bad.code).toBe("INVALID_ARGUMENTS");
+      // Blocking calls are not carried over NATS yet: said so, not hung.
+      const blocking = await rejection(() => a.executeSync("Svc", "who", undefined, { host: "B" }));
+      expect(blocking.code).toBe("NO_NODE");
+      expect(blocking.message).toMatch(/not carried over NATS yet.*execute\(\)/);
     } finally {
       await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
     }

@@ -184,7 +184,10 @@ export class NatsMesh {
       ...(settings.creds_file
         ? { authenticator: credsAuthenticator(readFileSync(settings.creds_file)) }
         : {}),
-      ...(settings.ca_file ? { tls: { caFile: settings.ca_file } } : {}),
+      // The client does not read the scheme: TLS is asked for here, for tls:// or a CA file.
+      ...(settings.ca_file || settings.servers.some((url) => /^tls:\/\//i.test(url))
+        ? { tls: settings.ca_file ? { caFile: settings.ca_file } : {} }
+        : {}),
     };
   }
 
