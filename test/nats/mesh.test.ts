@@ -114,6 +114,20 @@ describe("two and three nodes over one nats-server", () => {
     }
   });
 
+  it("a node that joins later finds the others at once, not at their next heartbeat", async () => {
+    const server = await startNatsServer();
+    const rare = { heartbeat_interval: 30, liveness_timeout: 60 };
+    const a = await natsNode("A", [server.url], rare);
+    const b = await natsNode("B", [server.url], rare);
+    try {
+      await serving(a, "B");
+      // B heard A's answer to its own announce: well within the 30 s heartbeat.
+      await waitForNode(b, "A", () => true, 3000);
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b)]);
+    }
+  });
+
   it("a node that closes is gone at once for the others", async () => {
     const server = await startNatsServer();
     const a = await natsNode("A", [server.url]);

@@ -330,6 +330,8 @@ export class NatsMesh {
     }
     const time = message.headers?.has(HEADER_TIME) ? Number(message.headers.get(HEADER_TIME)) : 0;
     void this.#contact(announce.instance, time ? time - Date.now() : 0);
+    // A newcomer: it hears of this node now, not a heartbeat later.
+    this.#announceSoon();
   }
 
   /** Asks a node heard of for the first time who it is and what it serves, and adds it. */
@@ -455,6 +457,11 @@ export class NatsMesh {
 
   /** This node's plugins changed: the others hear it at once (they ask for its info again). */
   bumpVersion(): void {
+    this.#announceSoon();
+  }
+
+  /** An announce within ANNOUNCE_DELAY_MS: reasons to announce that come up meanwhile share it. */
+  #announceSoon(): void {
     if (this.#leaving || this.#closed || this.#announcement) return;
     this.#announcement = setTimeout(() => {
       this.#announcement = undefined;
