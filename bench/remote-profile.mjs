@@ -8,7 +8,10 @@
  * what: aio (client.execute of PluginB.calculate_square), signed (the same with a shared secret,
  * so every channel message carries a MAC), mol (Moleculer TCP call), http (raw
  * node:http + undici), stream (AIO executeStream of 10000 items; rates are items/s),
- * http-stream (the raw node:http NDJSON stream of the same items, read with undici).
+ * http-stream (the raw node:http NDJSON stream of the same items, read with undici); over a
+ * nats-server started here (bench/lib/nats-server.mjs): nats (AIO `transport: nats`), nats-signed
+ * (the same with a shared secret), nats-stream (AIO executeStream over NATS, with the secret),
+ * mol-nats (Moleculer's NATS transporter).
  * AIO_BENCH_DIST: the package under test (path or file: URL; default dist/), used by both
  * processes. AIO_BENCH_SERVER_PROF=<dir>: the server runs with --cpu-prof into <dir>.
  * AIO_BENCH_PIN=C,S: pins the client to CPU C and the server to CPU S (taskset -a -p), e.g.
@@ -23,6 +26,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { makeCase } from "./lib/harness.mjs";
+import { startNatsServer } from "./lib/nats-server.mjs";
 import {
   clientCpu,
   consumeNdjson,
@@ -30,8 +34,10 @@ import {
   postJson,
   profileSelf,
   startAioClient,
+  startAioNode,
   startMoleculerClient,
   startServer,
+  waitForServerNode,
 } from "./lib/remote.mjs";
 
 const root = resolve(fileURLToPath(new URL("..", import.meta.url)));
@@ -45,14 +51,34 @@ const distUrl = !dist
     : pathToFileURL(resolve(dist.endsWith(".js") ? dist : join(dist, "index.js"))).href;
 const profDir = process.env.AIO_BENCH_SERVER_PROF;
 const execArgv = profDir ? ["--cpu-prof", `--cpu-prof-dir=${profDir}`] : [];
-const serve = what === "mol" ? "mol" : what.startsWith("http") ? "http" : "aio";
-const secret = what === "signed" ? randomBytes(32).toString("hex") : undefined;
+const serve = what.startsWith("mol") ? "mol" : what.startsWith("http") ? "http" : "aio";
+const secret = ["signed", "nats-signed", "nats-stream"].includes(what)
+  ? randomBytes(32).toString("hex")
+  : undefined;
+const nats = what.startsWith("nats") || what === "mol-nats" ? await startNatsServer() : undefined;
+const natsNetworking = nats && {
+  transport: "nats",
+  nats: { servers: [nats.url], subject_prefix: "aio" },
+};
+// Over NATS the client node starts first: it hears of a node that starts later at once, of
+// one already there only at its next heartbeat.
+const natsClient =
+  nats && serve === "aio"
+    ? await startAioNode(
+        distUrl,
+        { ...natsNetworking, ...(secret ? { secret } : {}) },
+        "bench-client",
+      )
+    : undefined;
 
 const server = await startServer({
   distUrl,
   execArgv,
   serve,
-  env: secret ? { AIO_BENCH_SECRET: secret } : {},
+  env: {
+    ...(secret ? { AIO_BENCH_SECRET: secret } : {}),
+    ...(nats ? { AIO_BENCH_NATS: nats.url } : {}),
+  },
 });
 // AIO_BENCH_PIN="0,1": client on CPU 0, server on CPU 1 (taskset), for steadier A/B numbers.
 if (process.env.AIO_BENCH_PIN) {
@@ -65,11 +91,13 @@ if (process.env.AIO_BENCH_PIN) {
 let fn;
 let units = 1;
 let close;
-if (what === "aio" || what === "signed" || what === "stream") {
+if (["aio", "signed", "stream", "nats", "nats-signed", "nats-stream"].includes(what)) {
   const networking = secret ? { secret, discover_nodes: false } : {};
-  const client = await startAioClient(distUrl, server.ready, networking);
+  let client = natsClient;
+  if (client) await waitForServerNode(client, server.ready.aioHostname);
+  else client = await startAioClient(distUrl, server.ready, networking);
   close = () => client.close();
-  if (what !== "stream") fn = () => client.execute("PluginB", "calculate_square", 6);
+  if (!what.endsWith("stream")) fn = () => client.execute("PluginB", "calculate_square", 6);
   else {
     units = 10_000;
     fn = async () => {
@@ -78,7 +106,7 @@ if (what === "aio" || what === "signed" || what === "stream") {
       return n;
     };
   }
-} else if (what === "mol") {
+} else if (what === "mol" || what === "mol-nats") {
   const broker = await startMoleculerClient(server.ready);
   close = () => broker.stop();
   fn = () => broker.call("PluginB.calculate_square", { number: 6 });
@@ -129,3 +157,4 @@ console.log(
 console.log(JSON.stringify(result));
 await close();
 await server.stop();
+await nats?.stop();

@@ -4,7 +4,8 @@
  *
  *   - AIO Core: a PluginCore with networking, PluginB (examples) and StreamBench (bench/fixtures)
  *   - Moleculer 0.14: a broker with the TCP transporter (static URLs, no UDP discovery) and a
- *     service PluginB with the action calculate_square
+ *     service PluginB with the action calculate_square, and StreamBench.numbers (a stream of
+ *     `count` items { i }, an object-mode Readable)
  *   - raw node:http: POST /square {"number":6} → {"result":36};
  *     POST /stream {"count":N} → NDJSON {"item":{"i":k}} lines, then {"end":true}
  *
@@ -18,10 +19,14 @@
  * AIO_BENCH_DIST selects the package under test (a dist/index.js URL), AIO_BENCH_HOSTNAME the
  * AIO node's hostname (default bench-server); AIO_BENCH_SECRET and
  * AIO_BENCH_CERT/_KEY/_CA turn on signing and TLS for the AIO node (see securityOptions).
+ * AIO_BENCH_NATS (a nats:// URL) puts both the AIO node (`transport: nats`, subject prefix
+ * AIO_BENCH_NATS_PREFIX, default aio) and the Moleculer broker (NATS transporter) on that
+ * nats-server instead of their own TCP ports; "ready" then says molNats (the URL).
  */
 import { once } from "node:events";
 import { createServer } from "node:http";
 import { join, resolve } from "node:path";
+import { Readable } from "node:stream";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import moleculer from "moleculer";
 import { profile } from "./lib/profiler.mjs";
@@ -32,6 +37,8 @@ const only = new Set((process.env.AIO_BENCH_SERVE ?? "aio,mol,http").split(","))
 
 const SERVER_HOSTNAME = process.env.AIO_BENCH_HOSTNAME || "bench-server";
 const MOL_SERVER_ID = "bench-mol-server";
+const NATS_URL = process.env.AIO_BENCH_NATS || "";
+const NATS_PREFIX = process.env.AIO_BENCH_NATS_PREFIX || "aio";
 
 function send(message) {
   if (process.send) process.send(message);
@@ -65,7 +72,14 @@ async function startAio() {
       { name: "StreamBench", path: join(root, "bench/fixtures/StreamBench") },
     ],
     general: { hostname: SERVER_HOSTNAME, console_log_level: "ERROR", log_dir: "" },
-    networking: { enabled: true, port: 0, ...securityOptions() },
+    networking: {
+      enabled: true,
+      port: 0,
+      ...securityOptions(),
+      ...(NATS_URL
+        ? { transport: "nats", nats: { servers: [NATS_URL], subject_prefix: NATS_PREFIX } }
+        : {}),
+    },
   });
   await core.start();
   const failed = core.listPlugins().filter((p) => p.state !== "enabled");
@@ -82,8 +96,10 @@ async function startMoleculer() {
     validator: false,
     metrics: false,
     tracing: false,
-    // port: null → a random port, read back below; the client names this node in its urls.
-    transporter: { type: "TCP", options: { udpDiscovery: false, port: null, urls: [] } },
+    // TCP: port null → a random port, read back below; the client names this node in its urls.
+    transporter: NATS_URL
+      ? { type: "NATS", options: { url: NATS_URL } }
+      : { type: "TCP", options: { udpDiscovery: false, port: null, urls: [] } },
   });
   broker.createService({
     name: "PluginB",
@@ -93,7 +109,16 @@ async function startMoleculer() {
       },
     },
   });
+  broker.createService({
+    name: "StreamBench",
+    actions: {
+      numbers(ctx) {
+        return Readable.from(numbers(ctx.params.count));
+      },
+    },
+  });
   await broker.start();
+  if (NATS_URL) return { broker, port: undefined };
   const port = broker.transit.tx.opts.port;
   if (!port) throw new Error("moleculer TCP transporter reported no port");
   return { broker, port };
@@ -101,6 +126,7 @@ async function startMoleculer() {
 
 // ------------------------------------------------------------------ raw node:http
 
+/** The items of every stream served here (NDJSON and Moleculer), as StreamBench yields them. */
 async function* numbers(count) {
   for (let i = 0; i < count; i++) yield { i };
 }
@@ -184,5 +210,6 @@ send({
   aioHostname: SERVER_HOSTNAME,
   molPort: mol?.port,
   molNodeID: MOL_SERVER_ID,
+  molNats: mol && NATS_URL ? NATS_URL : undefined,
   httpPort: http?.address().port,
 });

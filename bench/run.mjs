@@ -12,12 +12,14 @@
  *   --rounds N       measured rounds per case (default 5, quick 3; hostile: per attack, 3, quick 1;
  *                    http: 5, quick 2)
  *   --time MS        milliseconds per measured round (default 1000, quick 150; hostile: 3000, 1000;
- *                    http: 2000, 500)
- *   --warmup MS      warm-up per case (default 1000, quick 150; hostile: 1000, 300; http: 1000, 300)
+ *                    http: 2000, 500; nats: 600, 150)
+ *   --warmup MS      warm-up per case (default 1000, quick 150; hostile: 1000, 300; http: 1000, 300;
+ *                    nats: 600, 150)
  *   --cold N         fresh processes for the cold start-up time (default 7, quick 3)
  *   --warm N         in-process cores for the warm start-up time (default 7, quick 3)
- *   --latency MS     remote: per-call latency pass per round and contender (default 400, quick 100)
- *   --items N        remote: items per stream (default 10000, quick 2000)
+ *   --latency MS     remote, nats: per-call latency pass per round and contender (default 400,
+ *                    nats 250, quick 100)
+ *   --items N        remote, nats: items per stream (default 10000, quick 2000)
  *   --unpinned       remote: skip the second 1-in-flight line with both processes pinned to CPU 0
  *   --runs N         discovery: fresh process pairs per case and contender (default 10, quick 3)
  *   --dist PATH      benchmark another build (a dist folder or its index.js), e.g. a scratch copy
@@ -35,6 +37,7 @@ const SECTIONS = {
   local: () => import("./sections/local.mjs"),
   ready: () => import("./sections/ready.mjs"),
   remote: () => import("./sections/remote.mjs"),
+  nats: () => import("./sections/nats.mjs"),
   security: () => import("./sections/security.mjs"),
   hostile: () => import("./sections/hostile.mjs"),
   http: () => import("./sections/http.mjs"),
@@ -127,6 +130,13 @@ const ctx = {
     latencyMs: int(opts.latency, quick ? 100 : 400),
     streamItems: int(opts.items, quick ? 2000 : 10_000),
     pin: !opts.unpinned,
+  },
+  nats: {
+    rounds: int(opts.rounds, quick ? 3 : 5),
+    ms: int(opts.time, quick ? 150 : 600),
+    warmupMs: int(opts.warmup, quick ? 150 : 600),
+    latencyMs: int(opts.latency, quick ? 100 : 250),
+    streamItems: int(opts.items, quick ? 2000 : 10_000),
   },
   workers: {
     rounds: int(opts.rounds, quick ? 3 : 5),

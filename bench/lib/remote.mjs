@@ -162,41 +162,76 @@ export function clientCpu() {
 
 /**
  * The AIO client node: networking on, no plugins, the server in node_ips. `networking` adds
- * keys (secret, cert_file, …) to match a server started with them.
+ * keys (secret, cert_file, …) to match a server started with them. Resolves once the client
+ * lists the server node alive with PluginB.
  */
 export async function startAioClient(distUrl, ready, networking = {}, hostname = "bench-client") {
+  const client = await startAioNode(
+    distUrl,
+    { node_ips: [`127.0.0.1:${ready.aioPort}`], ...networking },
+    hostname,
+  );
+  await waitForServerNode(client, ready.aioHostname);
+  return client;
+}
+
+/** A started AIO node with networking on (`port: 0` and `networking`) and no plugins. */
+export async function startAioNode(distUrl, networking, hostname) {
   const { PluginCore } = await import(distUrl);
   const client = new PluginCore({
     plugins: [],
     general: { hostname, console_log_level: "ERROR", log_dir: "" },
-    networking: {
-      enabled: true,
-      port: 0,
-      node_ips: [`127.0.0.1:${ready.aioPort}`],
-      ...networking,
-    },
+    networking: { enabled: true, port: 0, ...networking },
   });
   await client.start();
-  const nodes = client.nodes();
-  const server = nodes.find((n) => n.hostname === ready.aioHostname);
-  if (!server?.alive || !server.plugins.includes("PluginB")) {
-    await client.close();
-    throw new Error(`the AIO client does not list the server node: ${JSON.stringify(nodes)}`);
-  }
   return client;
 }
 
-export async function startMoleculerClient(ready) {
+/**
+ * Resolves once `client` lists the node `hostname` alive with PluginB, at once or on a later
+ * node:up; after `timeoutMs`, closes the client and throws.
+ */
+export async function waitForServerNode(client, hostname, timeoutMs = 10_000) {
+  const serving = () =>
+    client.nodes().some((n) => n.hostname === hostname && n.alive && n.plugins.includes("PluginB"));
+  const found =
+    serving() ||
+    (await new Promise((resolve) => {
+      const check = () => serving() && done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (ok) => {
+        clearTimeout(timer);
+        client.off("node:up", check);
+        resolve(ok);
+      };
+      client.on("node:up", check);
+    }));
+  if (!found) {
+    const nodes = client.nodes();
+    await client.close();
+    throw new Error(
+      `the AIO client does not list the server node ${hostname} with PluginB within ${timeoutMs} ms: ${JSON.stringify(nodes)}`,
+    );
+  }
+}
+
+/**
+ * The Moleculer client broker, on the transporter of the server's broker: TCP to its port
+ * (static URL, no UDP discovery), or NATS when the server says `molNats` (its URL).
+ */
+export async function startMoleculerClient(ready, nodeID = "bench-mol-client") {
   const broker = new moleculer.ServiceBroker({
-    nodeID: "bench-mol-client",
+    nodeID,
     logger: false,
     validator: false,
     metrics: false,
     tracing: false,
-    transporter: {
-      type: "TCP",
-      options: { udpDiscovery: false, urls: [`127.0.0.1:${ready.molPort}/${ready.molNodeID}`] },
-    },
+    transporter: ready.molNats
+      ? { type: "NATS", options: { url: ready.molNats } }
+      : {
+          type: "TCP",
+          options: { udpDiscovery: false, urls: [`127.0.0.1:${ready.molPort}/${ready.molNodeID}`] },
+        },
   });
   await broker.start();
   await broker.waitForServices("PluginB", 10_000);
