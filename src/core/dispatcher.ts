@@ -3,8 +3,8 @@
  * and track it until it ends. Where plugins live is the registry's business; how they run is
  * their host's.
  */
-import { type CallMode, callErrors, RequestError } from "../errors.js";
-import { ArgumentProblem, isStreamKind } from "../plugins/endpoint.js";
+import { ArgumentProblem, type CallMode, callErrors, RequestError } from "../errors.js";
+import { isStreamKind } from "../plugins/endpoint.js";
 import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
 import { refusal } from "./access.js";
 import {

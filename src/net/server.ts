@@ -23,7 +23,9 @@ import {
   REQUEST_ERROR_STATUS,
   RequestError,
   type RequestErrorCode,
+  Unauthorized,
   type WireError,
+  WireProblem,
 } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
@@ -54,7 +56,6 @@ import {
   type RequestAuth,
   refuseRaw,
   UNAUTHORIZED_BODY,
-  Unauthorized,
   unauthorized,
   verifyHeaders,
 } from "./server-auth.js";
@@ -68,7 +69,6 @@ import {
   readCall,
   readInfoRequest,
   type WireCall,
-  WireProblem,
 } from "./wire.js";
 
 export const CHANNEL_PATH = "/aio/channel";

@@ -3,9 +3,9 @@
  * a helper thread does the HTTP request while this thread waits for its answer.
  */
 import { Worker } from "node:worker_threads";
-import { BlockingClient, BlockingTimeout } from "../core/blocking.js";
+import { BlockingClient } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
-import { callErrors, type RequestError } from "../errors.js";
+import { BlockingTimeout, callErrors, type RequestError } from "../errors.js";
 import { type PeerIdentity, signRequest } from "./auth.js";
 import type { PeerTls } from "./tls.js";
 import { errorFromWire } from "./wire.js";

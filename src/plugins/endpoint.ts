@@ -7,6 +7,7 @@
  */
 import { isPlainObject, TYPE_CHECKS } from "../config/argument-types.js";
 import type { ArgumentType, ManifestArgument, ManifestEndpoint } from "../config/types.js";
+import { ArgumentProblem } from "../errors.js";
 
 /** How a function behaves when called: which execute method consumes it. */
 export type EndpointKind = "function" | "async function" | "generator" | "async generator";
@@ -42,9 +43,6 @@ export function isStreamKind(kind: EndpointKind): boolean {
 
 /** Turns a call's `args` into positional arguments, or throws an {@link ArgumentProblem}. */
 export type ArgumentBinder = (args: unknown) => unknown[];
-
-/** Why arguments were refused; the dispatcher turns it into an `INVALID_ARGUMENTS` error. */
-export class ArgumentProblem extends Error {}
 
 type TypeCheck = (value: unknown) => boolean;
 
