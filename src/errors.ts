@@ -356,6 +356,20 @@ export class WireProblem extends Error {
   }
 }
 
+/**
+ * A call that never reached the node it was sent to, over the channel or as a blocking call:
+ * it did not run there, so the router may try another node.
+ */
+export class NotDelivered extends Error {
+  constructor(
+    message: string,
+    /** Nothing listens at the node's address. */
+    readonly refused = false,
+  ) {
+    super(message);
+  }
+}
+
 /** Thrown by the body parser for a body that is not the one that was signed. */
 export class Unauthorized extends Error {
   readonly statusCode = 401;
