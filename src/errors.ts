@@ -1,6 +1,6 @@
 /**
  * Every error AIO Core raises is created here. Those a caller sees are `AioError`s with a stable
- * `code`; the last section holds the ones that never leave the runtime.
+ * `code`; the last two sections hold those that never leave the runtime, and the command line's.
  *
  * Callers branch on `err.code`, never on message text: messages are for people and may
  * improve between versions, codes do not change.
@@ -373,4 +373,25 @@ export class NotDelivered extends Error {
 /** Thrown by the body parser for a body that is not the one that was signed. */
 export class Unauthorized extends Error {
   readonly statusCode = 401;
+}
+
+// ---------------------------------------------------------------------------
+// Errors of the command line, reported to the person at the terminal.
+
+/** A command's failure: reported as `CODE: message`, and the command exits with 1. */
+export class CliError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** A wrong command line: reported like commander's own errors, exit code 2. */
+export class UsageError extends Error {}
+
+/** A mistyped command in `aio console`: reported as `USAGE: message`, and the console goes on. */
+export class ConsoleError extends Error {
+  readonly code = "USAGE";
 }

@@ -8,6 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "undici";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
+import { CliError, UsageError } from "../errors.js";
 import {
   HEADER_ANSWER,
   HEADER_NONCE,
@@ -22,7 +23,6 @@ import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
 import { readIdentity } from "../net/wire.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
-import { CliError, UsageError } from "./output.js";
 
 export interface CallOptions {
   /** Milliseconds: sent as the call's deadline, and the longest this client waits. */

@@ -7,11 +7,12 @@ import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
 import type { PluginCore } from "../core/plugin-core.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
+import { CliError, UsageError } from "../errors.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
 import type { EndpointInfo } from "../plugins/endpoint.js";
 import { NodeClient, nodeUrl } from "./node-client.js";
-import { CliError, colorsFor, describeError, EXIT, note, Progress, UsageError } from "./output.js";
+import { colorsFor, describeError, EXIT, note, Progress } from "./output.js";
 import { BUNDLED_EXAMPLE_CONFIG, chooseConfig } from "./paths.js";
 
 export interface TargetCallOptions {
