@@ -14,6 +14,7 @@ export type {
   ResourceLimits,
   TransportName,
 } from "./config/types.js";
+export type { EndpointInfo, EndpointKind } from "./core/endpoint.js";
 export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./core/plugin-core.js";
 export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
 export {
@@ -32,5 +33,4 @@ export {
 } from "./errors.js";
 export type { Logger } from "./log.js";
 export { handleErrors, logErrors } from "./plugins/decorators.js";
-export type { EndpointInfo, EndpointKind } from "./plugins/endpoint.js";
 export { Plugin } from "./plugins/plugin.js";

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "undici";
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import {
@@ -22,7 +23,6 @@ import { tlsHint } from "../net/http-client.js";
 import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
 import { readIdentity } from "../net/wire.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
 
 export interface CallOptions {
   /** Milliseconds: sent as the call's deadline, and the longest this client waits. */

@@ -5,12 +5,12 @@
  */
 import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { PluginCore } from "../core/plugin-core.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
 import { NodeClient, nodeUrl } from "./node-client.js";
 import { colorsFor, describeError, EXIT, note, Progress } from "./output.js";
 import { BUNDLED_EXAMPLE_CONFIG, chooseConfig } from "./paths.js";

@@ -4,8 +4,7 @@
  * their host's.
  */
 import { ArgumentProblem, type CallMode, callErrors, RequestError } from "../errors.js";
-import { isStreamKind } from "../plugins/endpoint.js";
-import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
+import type { PluginHost } from "../plugins/host.js";
 import { refusal } from "./access.js";
 import {
   APPLICATION,
@@ -17,6 +16,7 @@ import {
   trackStream,
   waitWithin,
 } from "./call.js";
+import { isStreamKind, type LoadedEndpoint } from "./endpoint.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 
 const STREAM_MODES: ReadonlySet<CallMode> = new Set(["executeStream", "executeStreamSync"]);

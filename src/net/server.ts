@@ -16,6 +16,7 @@ import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
 import {
   AioError,
@@ -28,7 +29,6 @@ import {
   WireProblem,
 } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
 import {
   ChannelSigner,
   HEADER_ANSWER,

@@ -4,14 +4,8 @@
  * thread or elsewhere.
  */
 import type { Isolation, PluginManifest } from "../config/types.js";
+import type { LoadedEndpoint } from "../core/endpoint.js";
 import type { CallInfo } from "../core/types.js";
-import type { ArgumentBinder, EndpointInfo } from "./endpoint.js";
-
-/** An endpoint ready to be called: its declaration, kind, and compiled argument binder. */
-export interface LoadedEndpoint {
-  readonly info: EndpointInfo;
-  readonly bind: ArgumentBinder;
-}
 
 /** What the plugin reports about itself once loaded (it may change these in `onLoad`). */
 export interface PluginIdentity {

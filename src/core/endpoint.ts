@@ -4,6 +4,9 @@
  *
  * Binding and type checks are compiled once per endpoint when the plugin loads, so a call
  * pays for a few comparisons, never for reading the manifest again.
+ *
+ * A core concept: the dispatcher binds and checks every call with it, whichever host runs the
+ * plugin, and the network describes endpoints to other nodes with it.
  */
 import { isPlainObject, TYPE_CHECKS } from "../config/argument-types.js";
 import type { ArgumentType, ManifestArgument, ManifestEndpoint } from "../config/types.js";
@@ -43,6 +46,12 @@ export function isStreamKind(kind: EndpointKind): boolean {
 
 /** Turns a call's `args` into positional arguments, or throws an {@link ArgumentProblem}. */
 export type ArgumentBinder = (args: unknown) => unknown[];
+
+/** An endpoint ready to be called: its declaration, kind, and compiled argument binder. */
+export interface LoadedEndpoint {
+  readonly info: EndpointInfo;
+  readonly bind: ArgumentBinder;
+}
 
 type TypeCheck = (value: unknown) => boolean;
 
