@@ -10,8 +10,8 @@ import { loadManifest } from "../config/load.js";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { AioError, ConfigError, callErrors } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { PluginHost } from "../plugins/host.js";
 import { findEntryFile } from "../plugins/loader.js";
+import type { PluginHost } from "./ports.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 import type { PluginInfo } from "./types.js";
 

@@ -20,7 +20,6 @@ import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
 import type { AdminAction, HasPluginAnswer } from "../net/server.js";
 import type { WireEndpoint, WireRefusal } from "../net/wire.js";
-import type { PluginHost } from "../plugins/host.js";
 import { InProcessHost } from "../plugins/in-process.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
@@ -30,6 +29,7 @@ import type { Caller, CallOptions } from "./call.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { EndpointInfo } from "./endpoint.js";
 import { Lifecycle, type LifecycleEvents } from "./lifecycle.js";
+import type { PluginHost } from "./ports.js";
 import { PluginRegistry, PluginSlot } from "./registry.js";
 import type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo } from "./types.js";
 

@@ -6,7 +6,7 @@
  * not be asked.
  */
 import type { Call } from "../core/call.js";
-import type { RemoteRoutes } from "../core/dispatcher.js";
+import type { RemoteRoutes } from "../core/ports.js";
 import {
   type CallMode,
   type CallSite,

@@ -9,9 +9,9 @@ import {
   kindOf,
   type LoadedEndpoint,
 } from "../core/endpoint.js";
+import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import type { CallInfo } from "../core/types.js";
 import { ConfigError } from "../errors.js";
-import type { PluginHost, PluginIdentity } from "./host.js";
 import { importPluginClass } from "./loader.js";
 import { constructWithContext, type Plugin, type PluginContext } from "./plugin.js";
 
