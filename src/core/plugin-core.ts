@@ -21,6 +21,7 @@ import type { NetworkManager } from "../net/manager.js";
 import type { AdminAction, HasPluginAnswer } from "../net/server.js";
 import type { WireEndpoint, WireRefusal } from "../net/wire.js";
 import { InProcessHost } from "../plugins/in-process.js";
+import { findEntryFile } from "../plugins/loader.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
@@ -118,6 +119,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       hookTimeoutMs: resolved.general.lifecycle_timeout * 1000,
       drainTimeoutMs: resolved.general.drain_timeout * 1000,
       createHost: (slot, manifest, uuid) => this.#createHost(slot, manifest, uuid),
+      entryFile: findEntryFile,
       emit: (event, ...args) => {
         this.#network?.bumpVersion();
         this.#followFiles(event, args[0].name);
