@@ -15,7 +15,6 @@ export type {
   TransportName,
 } from "./config/types.js";
 export type { EndpointInfo, EndpointKind } from "./core/endpoint.js";
-export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./core/plugin-core.js";
 export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
 export {
   AioError,
@@ -32,5 +31,6 @@ export {
   type WireError,
 } from "./errors.js";
 export type { Logger } from "./log.js";
+export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./node/plugin-core.js";
 export { handleErrors, logErrors } from "./plugins/decorators.js";
 export { Plugin } from "./plugins/plugin.js";
