@@ -30,7 +30,7 @@ import { Lifecycle, type LifecycleEvents } from "../core/lifecycle.js";
 import type { PluginHost } from "../core/ports.js";
 import { PluginRegistry, PluginSlot } from "../core/registry.js";
 import type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo } from "../core/types.js";
-import { type AioError, ConfigError, callErrors } from "../errors.js";
+import { ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
@@ -652,5 +652,3 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     ) as Generator<T, void, undefined>;
   }
 }
-
-export type { AioError };
