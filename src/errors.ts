@@ -1,5 +1,6 @@
 /**
- * Every error AIO Core raises is created here, with a stable `code`.
+ * Every error AIO Core raises is created here. Those a caller sees are `AioError`s with a stable
+ * `code`; the last two sections hold those that never leave the runtime, and the command line's.
  *
  * Callers branch on `err.code`, never on message text: messages are for people and may
  * improve between versions, codes do not change.
@@ -334,3 +335,63 @@ export const callErrors = {
     return new RequestError("WOULD_DEADLOCK", `${target(site)}: ${why}`, site);
   },
 } as const;
+
+// ---------------------------------------------------------------------------
+// Errors that stay inside the runtime. Each is caught where it is expected and becomes one of
+// the errors above or an HTTP answer, so none needs an `AioError` code of its own.
+
+/** Why arguments were refused; the dispatcher turns it into an `INVALID_ARGUMENTS` error. */
+export class ArgumentProblem extends Error {}
+
+/** A blocking call got no answer in time; whoever made it reports a `TIMEOUT`. */
+export class BlockingTimeout extends Error {}
+
+/** Why a body was refused; answered with 400 (or 413 for size). */
+export class WireProblem extends Error {
+  constructor(
+    readonly code: RequestErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A call that never reached the node it was sent to, over the channel or as a blocking call:
+ * it did not run there, so the router may try another node.
+ */
+export class NotDelivered extends Error {
+  constructor(
+    message: string,
+    /** Nothing listens at the node's address. */
+    readonly refused = false,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown by the body parser for a body that is not the one that was signed. */
+export class Unauthorized extends Error {
+  readonly statusCode = 401;
+}
+
+// ---------------------------------------------------------------------------
+// Errors of the command line, reported to the person at the terminal.
+
+/** A command's failure: reported as `CODE: message`, and the command exits with 1. */
+export class CliError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** A wrong command line: reported like commander's own errors, exit code 2. */
+export class UsageError extends Error {}
+
+/** A mistyped command in `aio console`: reported as `USAGE: message`, and the console goes on. */
+export class ConsoleError extends Error {
+  readonly code = "USAGE";
+}

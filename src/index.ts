@@ -14,7 +14,7 @@ export type {
   ResourceLimits,
   TransportName,
 } from "./config/types.js";
-export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./core/plugin-core.js";
+export type { EndpointInfo, EndpointKind } from "./core/endpoint.js";
 export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
 export {
   AioError,
@@ -31,6 +31,6 @@ export {
   type WireError,
 } from "./errors.js";
 export type { Logger } from "./log.js";
+export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./node/plugin-core.js";
 export { handleErrors, logErrors } from "./plugins/decorators.js";
-export type { EndpointInfo, EndpointKind } from "./plugins/endpoint.js";
 export { Plugin } from "./plugins/plugin.js";

@@ -44,9 +44,9 @@ describe("the package", () => {
     expect(files).toContain("dist/index.js");
     expect(files).toContain("dist/index.js.map");
     expect(files).toContain("src/index.ts");
-    const map = JSON.parse(readFileSync(join(REPO_ROOT, "dist/core/plugin-core.js.map"), "utf8"));
+    const map = JSON.parse(readFileSync(join(REPO_ROOT, "dist/node/plugin-core.js.map"), "utf8"));
     for (const source of map.sources) {
-      expect(files).toContain(join("dist/core", source).replace(/\\/g, "/"));
+      expect(files).toContain(join("dist/node", source).replace(/\\/g, "/"));
     }
     expect(files.filter((f) => f.endsWith(".log") || f.includes("/logs/"))).toEqual([]);
     expect(files.filter((f) => f.endsWith(".tsbuildinfo"))).toEqual([]);

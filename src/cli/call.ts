@@ -1,5 +1,6 @@
 /** `aio call` and `aio stream`: one call, its result (or items) as JSON on stdout. */
-import { describeError, EXIT, json, note, out, UsageError } from "./output.js";
+import { UsageError } from "../errors.js";
+import { describeError, EXIT, json, note, out } from "./output.js";
 import { type TargetOptions, withTarget } from "./target.js";
 
 export interface CallCommandOptions extends TargetOptions {

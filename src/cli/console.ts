@@ -9,6 +9,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { createInterface, type Interface } from "node:readline";
 import type { PluginInfo } from "../core/types.js";
+import { ConsoleError } from "../errors.js";
 import type { AdminAction } from "../net/server.js";
 import { parseArgs } from "./call.js";
 import { colorsFor, describeError, EXIT, json, note, out, paint, safe, table } from "./output.js";
@@ -98,10 +99,6 @@ export function splitLine(line: string, words: number): { words: string[]; rest:
     rest = rest.slice(match[0].length);
   }
   return { words: found, rest };
-}
-
-class ConsoleError extends Error {
-  readonly code = "USAGE";
 }
 
 export class ConsoleSession {

@@ -5,18 +5,10 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { LogLevelName } from "../config/types.js";
+import { UsageError } from "../errors.js";
 import type { CallCommandOptions } from "./call.js";
 import type { ListOptions, NodesOptions } from "./list.js";
-import {
-  CliError,
-  describeError,
-  EXIT,
-  exitWhenFlushed,
-  note,
-  out,
-  reserveStdout,
-  UsageError,
-} from "./output.js";
+import { describeError, EXIT, exitWhenFlushed, note, out, reserveStdout } from "./output.js";
 import { packageVersion } from "./paths.js";
 import type { TargetOptions } from "./target.js";
 
@@ -332,9 +324,6 @@ try {
   } else if (error instanceof UsageError) {
     note(`error: ${error.message}\n${HINT}`);
     code = EXIT.USAGE;
-  } else if (error instanceof CliError) {
-    note(describeError(error));
-    code = error.exitCode;
   } else {
     note(describeError(error));
   }

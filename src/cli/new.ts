@@ -5,7 +5,8 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { CliError, EXIT, out, shownPath, UsageError } from "./output.js";
+import { CliError, UsageError } from "../errors.js";
+import { EXIT, out, shownPath } from "./output.js";
 
 export interface NewOptions {
   dir?: string | undefined;

@@ -7,7 +7,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "undici";
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
+import { CliError, UsageError } from "../errors.js";
 import {
   HEADER_ANSWER,
   HEADER_NONCE,
@@ -21,8 +23,6 @@ import { tlsHint } from "../net/http-client.js";
 import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
 import { readIdentity } from "../net/wire.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
-import { CliError, UsageError } from "./output.js";
 
 export interface CallOptions {
   /** Milliseconds: sent as the call's deadline, and the longest this client waits. */

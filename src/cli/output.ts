@@ -16,21 +16,6 @@ export const EXIT = {
   FORCED: 130,
 } as const;
 
-/** A failure to report as `CODE: message` and end the command with `exitCode`. */
-export class CliError extends Error {
-  readonly code: string;
-  readonly exitCode: number;
-
-  constructor(code: string, message: string, exitCode: number = EXIT.FAILED) {
-    super(message);
-    this.code = code;
-    this.exitCode = exitCode;
-  }
-}
-
-/** A wrong command line: reported like commander's own errors, exit code 2. */
-export class UsageError extends Error {}
-
 /** `CODE: message` for anything thrown: an AioError, a CliError, or anything else. */
 export function describeError(error: unknown): string {
   if (error && typeof error === "object") {

@@ -1,6 +1,6 @@
 /** `aio run`: start a node, report what it runs, and close it gracefully on a signal. */
 import type { LogLevelName } from "../config/types.js";
-import type { PluginCore } from "../core/plugin-core.js";
+import type { PluginCore } from "../node/plugin-core.js";
 import { colorsFor, describeError, EXIT, exitWhenFlushed, note, out } from "./output.js";
 import { chooseConfig } from "./paths.js";
 import { nodeTable, pluginTable } from "./tables.js";

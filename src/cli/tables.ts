@@ -1,6 +1,7 @@
 /** The tables `aio run`, `aio plugins`, `aio nodes`, `aio endpoints` and the console print. */
+
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo, PluginState } from "../core/types.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
 import { ago, type Color, paint, safe, table } from "./output.js";
 
 const STATE_COLORS: Record<PluginState, Color> = {

@@ -5,13 +5,14 @@
  */
 import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
-import type { PluginCore } from "../core/plugin-core.js";
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
+import { CliError, UsageError } from "../errors.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
+import type { PluginCore } from "../node/plugin-core.js";
 import { NodeClient, nodeUrl } from "./node-client.js";
-import { CliError, colorsFor, describeError, EXIT, note, Progress, UsageError } from "./output.js";
+import { colorsFor, describeError, EXIT, note, Progress } from "./output.js";
 import { BUNDLED_EXAMPLE_CONFIG, chooseConfig } from "./paths.js";
 
 export interface TargetCallOptions {
@@ -119,7 +120,7 @@ export async function createCore(
   logLevel: LogLevelName | undefined,
 ): Promise<PluginCore> {
   // Loaded only when a core runs here: commands that talk to a node start faster without it.
-  const { PluginCore } = await import("../core/plugin-core.js");
+  const { PluginCore } = await import("../node/plugin-core.js");
   try {
     return new PluginCore(file, {
       ...(logLevel !== undefined ? { logLevel } : {}),

@@ -3,8 +3,9 @@
  * applies it to every call, and a node's `/info` answer uses it to tell each asking node which
  * endpoints it may call and why not the others.
  */
-import type { LoadedEndpoint } from "../plugins/host.js";
+
 import type { Caller } from "./call.js";
+import type { LoadedEndpoint } from "./endpoint.js";
 import type { PluginSlot } from "./registry.js";
 
 /**

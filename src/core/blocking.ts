@@ -6,6 +6,7 @@
  */
 import { availableParallelism } from "node:os";
 import { MessageChannel, type MessagePort, receiveMessageOnPort } from "node:worker_threads";
+import { BlockingTimeout } from "../errors.js";
 
 /** Posted to the serving side: a request and where to wake the caller. */
 export interface BlockingRequest<T> {
@@ -19,8 +20,6 @@ export interface BlockingAnswer {
   value?: unknown;
   error?: unknown;
 }
-
-export class BlockingTimeout extends Error {}
 
 /** Where requests are posted: a MessagePort, or a Worker from the parent's side. */
 export type RequestPort = Pick<MessagePort, "postMessage">;

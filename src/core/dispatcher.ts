@@ -3,9 +3,7 @@
  * and track it until it ends. Where plugins live is the registry's business; how they run is
  * their host's.
  */
-import { type CallMode, callErrors, RequestError } from "../errors.js";
-import { ArgumentProblem, isStreamKind } from "../plugins/endpoint.js";
-import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
+import { ArgumentProblem, type CallMode, callErrors, RequestError } from "../errors.js";
 import { refusal } from "./access.js";
 import {
   APPLICATION,
@@ -17,6 +15,8 @@ import {
   trackStream,
   waitWithin,
 } from "./call.js";
+import { isStreamKind, type LoadedEndpoint } from "./endpoint.js";
+import type { PluginHost, RemoteRoutes } from "./ports.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 
 const STREAM_MODES: ReadonlySet<CallMode> = new Set(["executeStream", "executeStreamSync"]);
@@ -25,23 +25,6 @@ interface Target {
   slot: PluginSlot;
   endpoint: LoadedEndpoint;
   args: unknown[];
-}
-
-/** How the dispatcher reaches other nodes; implemented by the network layer. */
-export interface RemoteRoutes {
-  /** Whether some reachable node serves this call's endpoint. */
-  canServe(call: Call): boolean;
-  execute(call: Call, args: unknown): Promise<unknown>;
-  executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
-  /** Blocks this thread until the other node answers. */
-  executeSync(call: Call, args: unknown): unknown;
-  executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined>;
-  /**
-   * The error to give when this node cannot serve the call (`local` says why) and no other
-   * node can either: `local`, or what another node knows better (it has the plugin but refuses
-   * this node), with the nodes that could not be asked.
-   */
-  explain(call: Call, local: RequestError): RequestError;
 }
 
 /** Local failures after which `host: "any"` tries the other nodes. */

@@ -10,8 +10,7 @@ import { loadManifest } from "../config/load.js";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { AioError, ConfigError, callErrors } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { PluginHost } from "../plugins/host.js";
-import { findEntryFile } from "../plugins/loader.js";
+import type { PluginHost } from "./ports.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 import type { PluginInfo } from "./types.js";
 
@@ -31,6 +30,8 @@ export interface LifecycleOptions {
   /** Milliseconds calls in flight get before their plugin is unloaded anyway. */
   drainTimeoutMs: number;
   createHost(slot: PluginSlot, manifest: PluginManifest, uuid: string): PluginHost;
+  /** The file a plugin's code starts from in its folder `dir`, if there is one. */
+  entryFile(dir: string): string | undefined;
   emit<E extends keyof LifecycleEvents>(event: E, ...args: LifecycleEvents[E]): void;
 }
 
@@ -65,7 +66,7 @@ export class Lifecycle {
   #hook(slot: PluginSlot, hook: string, work: () => Promise<void>): Promise<void> {
     const ms = this.#options.hookTimeoutMs;
     const failed = (why: string, cause?: unknown, thrower = hook) => {
-      const { file, line } = whereThrown(cause, slot.entry.path);
+      const { file, line } = whereThrown(cause, slot.entry.path, this.#options.entryFile);
       const at = line === undefined ? file : `${file}:${line}`;
       return new ConfigError(
         "PLUGIN_LOAD_FAILED",
@@ -276,13 +277,17 @@ export class Lifecycle {
  * The plugin file and line an error was thrown from, read off its stack; else the plugin's
  * entry file (or folder).
  */
-function whereThrown(error: unknown, dir: string): { file: string; line: number | undefined } {
+function whereThrown(
+  error: unknown,
+  dir: string,
+  entryFile: (dir: string) => string | undefined,
+): { file: string; line: number | undefined } {
   const stack = error instanceof Error ? (error.stack ?? "") : "";
   for (const match of stack.matchAll(/(?:file:\/\/)?(\/[^\s():?]+)(?:\?[^\s():]*)?:(\d+):\d+/g)) {
     const file = match[1] as string;
     if (file.startsWith(`${dir}/`)) return { file, line: Number(match[2]) };
   }
-  return { file: findEntryFile(dir) ?? dir, line: undefined };
+  return { file: entryFile(dir) ?? dir, line: undefined };
 }
 
 /**

@@ -1,9 +1,9 @@
 /** What plugins this node has, in which state, and where to find each by name or uuid. */
 import type { PluginEntry } from "../config/types.js";
 import type { AioError } from "../errors.js";
-import { internalize } from "../plugins/endpoint.js";
-import type { LoadedEndpoint, PluginHost } from "../plugins/host.js";
 import { InFlight } from "./call.js";
+import { internalize, type LoadedEndpoint } from "./endpoint.js";
+import type { PluginHost } from "./ports.js";
 import type { PluginInfo, PluginState } from "./types.js";
 
 const NO_ENDPOINTS: ReadonlyMap<string, LoadedEndpoint> = new Map();

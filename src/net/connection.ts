@@ -6,13 +6,10 @@
  */
 import { type Call, watchBounds } from "../core/call.js";
 import { StreamInbox } from "../core/stream-inbox.js";
-import { callErrors, NetworkRequestError } from "../errors.js";
+import { callErrors, NetworkRequestError, NotDelivered } from "../errors.js";
 import { STREAM_WINDOW } from "./serve.js";
 import type { Dial, PacketPipe } from "./transport.js";
 import { type ClientPacket, errorFromWire, wireCall } from "./wire.js";
-
-/** The call never reached the node; the router may try another one. */
-export class NotDelivered extends Error {}
 
 export interface ConnectionOptions {
   /** Opens the pipe (see transport.ts). */

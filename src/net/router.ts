@@ -6,12 +6,17 @@
  * not be asked.
  */
 import type { Call } from "../core/call.js";
-import type { RemoteRoutes } from "../core/dispatcher.js";
-import { type CallMode, type CallSite, callErrors, type RequestError } from "../errors.js";
+import type { RemoteRoutes } from "../core/ports.js";
+import {
+  type CallMode,
+  type CallSite,
+  callErrors,
+  NotDelivered,
+  type RequestError,
+} from "../errors.js";
 import { hostForUrl } from "./address.js";
-import { NotDelivered } from "./connection.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
-import { SyncNotDelivered, type SyncRemote } from "./sync-remote.js";
+import type { SyncRemote } from "./sync-remote.js";
 import { wireCall } from "./wire.js";
 
 export interface RouterOptions {
@@ -213,7 +218,7 @@ export class RemoteRouter implements RemoteRoutes {
   }
 
   /** A blocking call that did not reach `node`: the reason, and the node marked down if nothing listens. */
-  #missed(node: RemoteNode, error: SyncNotDelivered): string {
+  #missed(node: RemoteNode, error: NotDelivered): string {
     if (error.refused) this.#options.refused(node);
     return `${node.hostname}: ${error.message}`;
   }
@@ -225,7 +230,7 @@ export class RemoteRouter implements RemoteRoutes {
       try {
         return this.#options.sync.execute(call, this.#baseUrl(node), body, node);
       } catch (error) {
-        if (!(error instanceof SyncNotDelivered)) throw error;
+        if (!(error instanceof NotDelivered)) throw error;
         reasons.push(this.#missed(node, error));
       }
     }
@@ -241,7 +246,7 @@ export class RemoteRouter implements RemoteRoutes {
       try {
         first = stream.next();
       } catch (error) {
-        if (!(error instanceof SyncNotDelivered)) throw error;
+        if (!(error instanceof NotDelivered)) throw error;
         reasons.push(this.#missed(node, error));
         continue;
       }

@@ -5,10 +5,10 @@
  */
 
 import type { Caller, CallOptions, CancelSignal } from "../core/call.js";
-import { callErrors, RequestError, type WireError } from "../errors.js";
+import { callErrors, RequestError, type WireError, WireProblem } from "../errors.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
 import type { PacketPipe } from "./transport.js";
-import { readCall, type WireCall, WireProblem } from "./wire.js";
+import { readCall, type WireCall } from "./wire.js";
 
 /** The part of the dispatcher that serves calls; implemented by `Dispatcher`. */
 export interface LocalCalls {

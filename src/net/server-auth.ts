@@ -51,11 +51,6 @@ export interface RequestAuth {
   gate(request: IncomingMessage, response: ServerResponse): boolean;
 }
 
-/** Thrown by the body parser for a body that is not the one that was signed. */
-export class Unauthorized extends Error {
-  readonly statusCode = 401;
-}
-
 export const UNAUTHORIZED_BODY = UNAUTHORIZED;
 
 const signed = (headers: IncomingHttpHeaders) =>

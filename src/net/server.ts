@@ -16,6 +16,7 @@ import { Readable } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
 import {
   AioError,
@@ -23,10 +24,11 @@ import {
   REQUEST_ERROR_STATUS,
   RequestError,
   type RequestErrorCode,
+  Unauthorized,
   type WireError,
+  WireProblem,
 } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
 import {
   ChannelSigner,
   HEADER_ANSWER,
@@ -54,7 +56,6 @@ import {
   type RequestAuth,
   refuseRaw,
   UNAUTHORIZED_BODY,
-  Unauthorized,
   unauthorized,
   verifyHeaders,
 } from "./server-auth.js";
@@ -68,7 +69,6 @@ import {
   readCall,
   readInfoRequest,
   type WireCall,
-  WireProblem,
 } from "./wire.js";
 
 export const CHANNEL_PATH = "/aio/channel";

@@ -3,9 +3,9 @@
  * a helper thread does the HTTP request while this thread waits for its answer.
  */
 import { Worker } from "node:worker_threads";
-import { BlockingClient, BlockingTimeout } from "../core/blocking.js";
+import { BlockingClient } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
-import { callErrors, type RequestError } from "../errors.js";
+import { BlockingTimeout, callErrors, NotDelivered, type RequestError } from "../errors.js";
 import { type PeerIdentity, signRequest } from "./auth.js";
 import type { PeerTls } from "./tls.js";
 import { errorFromWire } from "./wire.js";
@@ -30,17 +30,6 @@ export interface BridgeSetup {
   /** Shared secret, to check that answers come from a node that knows it. */
   secret: string;
   tls: PeerTls;
-}
-
-/** The call never reached the node; the router may try another. */
-export class SyncNotDelivered extends Error {
-  constructor(
-    message: string,
-    /** Nothing listens at the node's address. */
-    readonly refused: boolean,
-  ) {
-    super(message);
-  }
 }
 
 /** The node a blocking call goes to. */
@@ -85,7 +74,7 @@ export class SyncRemote {
       if (error instanceof BlockingTimeout) throw callErrors.timeout(call, call.timeout ?? wait);
       const wire = error as { code?: string; message?: string; refused?: boolean };
       if (wire.code === "NOT_DELIVERED") {
-        throw new SyncNotDelivered(wire.message ?? "not delivered", wire.refused === true);
+        throw new NotDelivered(wire.message ?? "not delivered", wire.refused === true);
       }
       if (wire.code === "NETWORK") {
         throw callErrors.network(

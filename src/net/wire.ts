@@ -7,7 +7,7 @@
  * field before anything uses them.
  */
 import type { Call } from "../core/call.js";
-import { RequestError, type RequestErrorCode, type WireError } from "../errors.js";
+import { RequestError, type RequestErrorCode, type WireError, WireProblem } from "../errors.js";
 import type { PeerIdentity } from "./auth.js";
 
 /** What `POST /execute` and `POST /execute_stream` carry, and a channel call packet too. */
@@ -135,16 +135,6 @@ export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set([
   "constructor",
   "prototype",
 ]);
-
-/** Why a body was refused; answered with 400 (or 413 for size). */
-export class WireProblem extends Error {
-  constructor(
-    readonly code: RequestErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * Walks a parsed JSON value, refusing prototype keys and nesting deeper than `maxDepth`.

@@ -4,7 +4,7 @@
  * They replace the original Python system's eight decorators (log_errors / handle_errors and
  * their async_, gen_ and async_gen_ variants): one decorator works on all four kinds of
  * method, and wraps each in a function of the same kind, because the core picks how to call
- * an endpoint from its kind (`fn.constructor.name`, see `kindOf` in endpoint.ts).
+ * an endpoint from its kind (`fn.constructor.name`, see `kindOf` in core/endpoint.ts).
  *
  * - plain method: `function` wrapper; if it returns a thenable, a rejection is handled too;
  * - async method: `async function` wrapper;

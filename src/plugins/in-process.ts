@@ -2,10 +2,16 @@
 
 import { formatProblem } from "../config/load.js";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
+import {
+  compileBinder,
+  endpointInfo,
+  internalize,
+  kindOf,
+  type LoadedEndpoint,
+} from "../core/endpoint.js";
+import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import type { CallInfo } from "../core/types.js";
 import { ConfigError } from "../errors.js";
-import { compileBinder, endpointInfo, internalize, kindOf } from "./endpoint.js";
-import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
 import { importPluginClass } from "./loader.js";
 import { constructWithContext, type Plugin, type PluginContext } from "./plugin.js";
 

@@ -5,9 +5,10 @@
  * context (name, uuid, logger, the way to call other plugins) before the subclass constructor
  * body runs, so even a constructor may log.
  */
+
+import type { EndpointInfo } from "../core/endpoint.js";
 import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
 import type { Logger } from "../log.js";
-import type { EndpointInfo } from "./endpoint.js";
 
 /** How a plugin reaches the rest of the system; implemented by the core. */
 export interface PluginContext {

@@ -7,11 +7,11 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
 import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import type { LoadedEndpoint } from "../core/endpoint.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
 import { callErrors, RequestError, runtimeFailure } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { LoadedEndpoint } from "./host.js";
 import { InProcessHost } from "./in-process.js";
 import type { PluginContext } from "./plugin.js";
 import {

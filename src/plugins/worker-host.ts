@@ -7,13 +7,19 @@
  */
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
-import { BlockingClient, BlockingTimeout, serveBlocking } from "../core/blocking.js";
+import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { compileBinder, endpointInfo, internalize, type LoadedEndpoint } from "../core/endpoint.js";
+import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions } from "../core/types.js";
-import { ConfigError, callErrors, RequestError, runtimeFailure } from "../errors.js";
+import {
+  BlockingTimeout,
+  ConfigError,
+  callErrors,
+  RequestError,
+  runtimeFailure,
+} from "../errors.js";
 import type { Logger } from "../log.js";
-import { compileBinder, endpointInfo, internalize } from "./endpoint.js";
-import type { LoadedEndpoint, PluginHost, PluginIdentity } from "./host.js";
 import type { PluginContext } from "./plugin.js";
 import {
   type BlockingIn,

@@ -4,6 +4,7 @@
  * functions and class instances with private state.
  */
 import type { PluginEntry, PluginManifest } from "../config/types.js";
+import type { EndpointKind } from "../core/endpoint.js";
 import type { ExecuteOptions } from "../core/types.js";
 import {
   AioError,
@@ -12,7 +13,6 @@ import {
   runtimeFailure,
   runtimeFailureOf,
 } from "../errors.js";
-import type { EndpointKind } from "./endpoint.js";
 
 /** What the worker is started with. */
 export interface WorkerSetup {

@@ -23,7 +23,8 @@ const dist = (path: string) => new URL(`../../dist/${path}`, import.meta.url).hr
 // biome-ignore lint/suspicious/noExplicitAny: internal modules of the built package
 type AnyModule = any;
 const { Call }: AnyModule = await import(dist("core/call.js"));
-const { NodeConnection, NotDelivered }: AnyModule = await import(dist("net/connection.js"));
+const { NodeConnection }: AnyModule = await import(dist("net/connection.js"));
+const { NotDelivered }: AnyModule = await import(dist("errors.js"));
 const { ChannelSession }: AnyModule = await import(dist("net/serve.js"));
 const { PeerLimiter }: AnyModule = await import(dist("net/limits.js"));
 const { MemoryNetwork }: AnyModule = await import(dist("net/transports/memory/memory-pipe.js"));

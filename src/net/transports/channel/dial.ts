@@ -4,7 +4,7 @@
  * the session key every message after is sealed with (docs/security.md, "The channel").
  */
 import WebSocket from "ws";
-import { NetworkRequestError } from "../../../errors.js";
+import { NetworkRequestError, NotDelivered } from "../../../errors.js";
 import {
   ChannelSigner,
   HEADER_ANSWER,
@@ -15,7 +15,6 @@ import {
   signAnswer,
   signRequest,
 } from "../../auth.js";
-import { NotDelivered } from "../../connection.js";
 import { connectVerified, type PeerTls } from "../../tls.js";
 import type { Dial, PacketPipe } from "../../transport.js";
 import { PacketChannel } from "./packet-channel.js";

@@ -4,7 +4,7 @@
  * transport contract suite fast (test/net/transport-contract.test.ts), and shows in the least
  * code what a transport must do.
  */
-import { NotDelivered } from "../../connection.js";
+import { NotDelivered } from "../../../errors.js";
 import type { Dial, PacketPipe, PipeEvents } from "../../transport.js";
 import { parseJson } from "../../wire.js";
 

@@ -7,9 +7,9 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Msg, NatsConnection } from "@nats-io/transport-node";
+import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
 import { ChannelSigner, type PeerIdentity, sessionKey } from "../../auth.js";
-import { NotDelivered } from "../../connection.js";
 import type { PacketPipe, PipeEvents } from "../../transport.js";
 import { parseJson } from "../../wire.js";
 import { NatsPipe } from "./pipe.js";

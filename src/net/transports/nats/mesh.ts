@@ -25,9 +25,10 @@ import {
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
 import type { NodeInfo } from "../../../core/types.js";
+import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
 import { HEADER_TIME, type PeerIdentity } from "../../auth.js";
-import { NodeConnection, NotDelivered } from "../../connection.js";
+import { NodeConnection } from "../../connection.js";
 import { Membership } from "../../membership.js";
 import type { NodeRegistry, RemoteNode } from "../../nodes.js";
 import type { PacketPipe, PipeEvents } from "../../transport.js";

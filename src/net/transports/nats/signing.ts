@@ -5,7 +5,7 @@
  * Without a secret nothing is signed or checked.
  */
 import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import { NetworkRequestError } from "../../../errors.js";
+import { NetworkRequestError, NotDelivered } from "../../../errors.js";
 import {
   bodyDigest,
   HEADER_ANSWER,
@@ -20,7 +20,6 @@ import {
   signRequest,
   verifyRequest,
 } from "../../auth.js";
-import { NotDelivered } from "../../connection.js";
 
 /** How long a request to another node (info, hello) waits for its answer. */
 const REQUEST_MS = 3000;

@@ -4,9 +4,13 @@
  *
  * Binding and type checks are compiled once per endpoint when the plugin loads, so a call
  * pays for a few comparisons, never for reading the manifest again.
+ *
+ * A core concept: the dispatcher binds and checks every call with it, whichever host runs the
+ * plugin, and the network describes endpoints to other nodes with it.
  */
 import { isPlainObject, TYPE_CHECKS } from "../config/argument-types.js";
 import type { ArgumentType, ManifestArgument, ManifestEndpoint } from "../config/types.js";
+import { ArgumentProblem } from "../errors.js";
 
 /** How a function behaves when called: which execute method consumes it. */
 export type EndpointKind = "function" | "async function" | "generator" | "async generator";
@@ -43,8 +47,11 @@ export function isStreamKind(kind: EndpointKind): boolean {
 /** Turns a call's `args` into positional arguments, or throws an {@link ArgumentProblem}. */
 export type ArgumentBinder = (args: unknown) => unknown[];
 
-/** Why arguments were refused; the dispatcher turns it into an `INVALID_ARGUMENTS` error. */
-export class ArgumentProblem extends Error {}
+/** An endpoint ready to be called: its declaration, kind, and compiled argument binder. */
+export interface LoadedEndpoint {
+  readonly info: EndpointInfo;
+  readonly bind: ArgumentBinder;
+}
 
 type TypeCheck = (value: unknown) => boolean;
 

@@ -1,6 +1,14 @@
 /**
  * PluginCore: the application's handle on a node. It reads the config, owns the plugins'
  * lifecycle, and lets the application and the plugins call each other by name.
+ *
+ * src/node/ is the composition root, the one place that knows every implementation: here the
+ * core's registry, lifecycle and dispatcher get the plugin hosts (plugins/: this thread or a
+ * worker), the file watcher for hot reload, and the network stack (net/, imported only when
+ * networking is on) behind the interfaces of core/ports.ts. Wiring them here, above the three
+ * folders, is what lets core/ import neither plugins/ nor net/, and those two not each other.
+ * PluginCore stays one class rather than a subclass of a core-level engine, so what users get
+ * (its prototype and type declarations) is unchanged.
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
@@ -14,24 +22,25 @@ import type {
   PluginEntry,
   PluginManifest,
 } from "../config/types.js";
-import { type AioError, ConfigError, callErrors } from "../errors.js";
+import { refusal } from "../core/access.js";
+import type { Caller, CallOptions } from "../core/call.js";
+import { Dispatcher } from "../core/dispatcher.js";
+import type { EndpointInfo } from "../core/endpoint.js";
+import { Lifecycle, type LifecycleEvents } from "../core/lifecycle.js";
+import type { PluginHost } from "../core/ports.js";
+import { PluginRegistry, PluginSlot } from "../core/registry.js";
+import type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo } from "../core/types.js";
+import { ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
 import type { AdminAction, HasPluginAnswer } from "../net/server.js";
 import type { WireEndpoint, WireRefusal } from "../net/wire.js";
-import type { EndpointInfo } from "../plugins/endpoint.js";
-import type { PluginHost } from "../plugins/host.js";
 import { InProcessHost } from "../plugins/in-process.js";
+import { findEntryFile } from "../plugins/loader.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
-import { refusal } from "./access.js";
-import type { Caller, CallOptions } from "./call.js";
-import { Dispatcher } from "./dispatcher.js";
-import { Lifecycle, type LifecycleEvents } from "./lifecycle.js";
-import { PluginRegistry, PluginSlot } from "./registry.js";
-import type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo } from "./types.js";
 
 export interface PluginCoreEvents extends LifecycleEvents {
   "node:up": [node: NodeInfo];
@@ -118,6 +127,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       hookTimeoutMs: resolved.general.lifecycle_timeout * 1000,
       drainTimeoutMs: resolved.general.drain_timeout * 1000,
       createHost: (slot, manifest, uuid) => this.#createHost(slot, manifest, uuid),
+      entryFile: findEntryFile,
       emit: (event, ...args) => {
         this.#network?.bumpVersion();
         this.#followFiles(event, args[0].name);
@@ -642,5 +652,3 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     ) as Generator<T, void, undefined>;
   }
 }
-
-export type { AioError };

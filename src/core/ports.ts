@@ -1,17 +1,14 @@
 /**
- * Where a plugin's code runs. The core manages every plugin through this interface, so the
- * lifecycle, routing and call tracking are the same whether the instance lives in this
- * thread or elsewhere.
+ * What the core needs from the layers above it, as interfaces they implement: plugins/ runs a
+ * plugin's code behind `PluginHost`, net/ reaches other nodes behind `RemoteRoutes`. The core
+ * knows only these, so it runs the same whether a plugin lives in this thread or a worker,
+ * and with or without a network; PluginCore plugs the implementations in.
  */
 import type { Isolation, PluginManifest } from "../config/types.js";
-import type { CallInfo } from "../core/types.js";
-import type { ArgumentBinder, EndpointInfo } from "./endpoint.js";
-
-/** An endpoint ready to be called: its declaration, kind, and compiled argument binder. */
-export interface LoadedEndpoint {
-  readonly info: EndpointInfo;
-  readonly bind: ArgumentBinder;
-}
+import type { RequestError } from "../errors.js";
+import type { Call } from "./call.js";
+import type { LoadedEndpoint } from "./endpoint.js";
+import type { CallInfo } from "./types.js";
 
 /** What the plugin reports about itself once loaded (it may change these in `onLoad`). */
 export interface PluginIdentity {
@@ -21,6 +18,11 @@ export interface PluginIdentity {
   remote: boolean;
 }
 
+/**
+ * Where a plugin's code runs. The core manages every plugin through this interface, so the
+ * lifecycle, routing and call tracking are the same whether the instance lives in this
+ * thread or elsewhere.
+ */
 export interface PluginHost {
   /** Where the plugin's code runs. */
   readonly isolation: Isolation;
@@ -57,4 +59,21 @@ export interface PluginHost {
     args: unknown[],
     call: CallInfo,
   ): Iterator<unknown, unknown, undefined>;
+}
+
+/** How the dispatcher reaches other nodes; implemented by the network layer. */
+export interface RemoteRoutes {
+  /** Whether some reachable node serves this call's endpoint. */
+  canServe(call: Call): boolean;
+  execute(call: Call, args: unknown): Promise<unknown>;
+  executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
+  /** Blocks this thread until the other node answers. */
+  executeSync(call: Call, args: unknown): unknown;
+  executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined>;
+  /**
+   * The error to give when this node cannot serve the call (`local` says why) and no other
+   * node can either: `local`, or what another node knows better (it has the plugin but refuses
+   * this node), with the nodes that could not be asked.
+   */
+  explain(call: Call, local: RequestError): RequestError;
 }
