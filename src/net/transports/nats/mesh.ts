@@ -24,12 +24,14 @@ import {
   type NatsConnection,
   type NodeConnectionOptions,
 } from "@nats-io/transport-node";
-import type { NodeInfo } from "../../../core/types.js";
+import type { NetworkingConfig } from "../../../config/types.js";
 import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
 import { HEADER_TIME, type PeerIdentity } from "../../auth.js";
 import { NodeConnection } from "../../connection.js";
+import { MAX_JSON_DEPTH } from "../../limits.js";
 import { Membership } from "../../membership.js";
+import { infoAnswer, type Mesh, type MeshContext } from "../../mesh.js";
 import type { NodeRegistry, RemoteNode } from "../../nodes.js";
 import type { PacketPipe, PipeEvents } from "../../transport.js";
 import {
@@ -38,51 +40,10 @@ import {
   parseJson,
   readInfoAnswer,
   readInfoRequest,
-  type WireEndpoint,
-  type WireRefusal,
 } from "../../wire.js";
 import { dialNats, type NatsPipes, serveHello } from "./hello.js";
 import { NatsPipe } from "./pipe.js";
 import { NatsSigning } from "./signing.js";
-
-/** `networking.nats` (docs/configuration.md). */
-export interface NatsSettings {
-  servers: string[];
-  user: string;
-  pass: string;
-  token: string;
-  creds_file: string;
-  ca_file: string;
-  subject_prefix: string;
-}
-
-export interface NatsMeshOptions {
-  settings: NatsSettings;
-  hostname: string;
-  instance: string;
-  /** Shared secret; empty: nothing is signed, and NATS's own permissions are the only guard. */
-  secret: string;
-  logger: Logger;
-  nodes: NodeRegistry;
-  emit(event: "node:up" | "node:down", node: NodeInfo): void;
-  /** Serves the calls a peer sends over a pipe it opened (NodeServer.accept). */
-  accept(
-    pipe: PacketPipe,
-    peer: string,
-  ): { session: { receive(packet: unknown): void }; ended(): void };
-  /** This node's endpoints as `requester` sees them: open to it, or closed and why. */
-  localEndpoints(requester: string): { open: WireEndpoint[]; closed: WireRefusal[] };
-  /** This node's endpoint-map version now. */
-  version(): number;
-  /** The HTTP port, for info answers (HTTP clients still call the node there). */
-  port(): number;
-  tls: boolean;
-  autoDiscoverable: boolean;
-  heartbeatMs: number;
-  livenessMs: number;
-  maxDepth: number;
-  maxPacketBytes: number;
-}
 
 /** How long start() waits for NATS before going on without it (it keeps trying). */
 const FIRST_CONNECT_MS = 3000;
@@ -100,8 +61,11 @@ interface Announce {
   leaving?: boolean;
 }
 
-export class NatsMesh {
-  readonly #options: NatsMeshOptions;
+export class NatsMesh implements Mesh {
+  readonly #context: MeshContext;
+  readonly #config: NetworkingConfig;
+  readonly #heartbeatMs: number;
+  readonly #livenessMs: number;
   readonly #members: Membership;
   readonly #nodes: NodeRegistry;
   readonly #logger: Logger;
@@ -123,23 +87,30 @@ export class NatsMesh {
   #leaving = false;
   #closed = false;
 
-  constructor(options: NatsMeshOptions) {
-    this.#options = options;
-    this.#nodes = options.nodes;
-    this.#logger = options.logger;
-    this.#prefix = options.settings.subject_prefix;
-    this.#signing = new NatsSigning(options.secret);
-    this.#where = `NATS ${options.settings.servers.join(", ")}`;
+  constructor(context: MeshContext) {
+    this.#context = context;
+    this.#config = context.config;
+    this.#nodes = context.nodes;
+    this.#logger = context.logger;
+    this.#heartbeatMs = context.config.heartbeat_interval * 1000;
+    this.#livenessMs = context.config.liveness_timeout * 1000;
+    this.#prefix = context.config.nats.subject_prefix;
+    this.#signing = new NatsSigning(context.config.secret);
+    this.#where = `NATS ${context.config.nats.servers.join(", ")}`;
     this.#members = new Membership({
-      hostname: options.hostname,
-      logger: options.logger,
-      nodes: options.nodes,
-      emit: options.emit,
+      hostname: context.hostname,
+      logger: context.logger,
+      nodes: context.nodes,
+      emit: context.emit,
       connect: (node) => this.#connectionTo(node),
       refresh: (node) => void this.#refresh(node),
       stillThere: (node) => this.#stillThere(node),
-      version: options.version,
+      version: () => this.#version(),
     });
+  }
+
+  #version(): number {
+    return Atomics.load(this.#context.version, 0);
   }
 
   /**
@@ -164,15 +135,16 @@ export class NatsMesh {
     ]);
     if (!first) {
       this.#logger.warn(
-        `NATS at ${this.#options.settings.servers.join(", ")} does not answer yet; calls to other nodes fail with NETWORK until it does (trying again)`,
+        `NATS at ${this.#config.nats.servers.join(", ")} does not answer yet; calls to other nodes fail with NETWORK until it does (trying again)`,
       );
     }
-    this.#beat = setInterval(() => this.#heartbeat(), this.#options.heartbeatMs);
+    this.#beat = setInterval(() => this.#heartbeat(), this.#heartbeatMs);
     this.#beat.unref();
   }
 
   #connectOptions(): NodeConnectionOptions {
-    const { settings, hostname } = this.#options;
+    const settings = this.#config.nats;
+    const hostname = this.#context.hostname;
     return {
       servers: settings.servers,
       name: `aio ${hostname}`,
@@ -207,7 +179,7 @@ export class NatsMesh {
     this.#connected = true;
     this.#nodes.unreachable.delete(this.#where);
     this.#logger.info(`Connected to NATS at ${nats.getServer()} (subjects ${this.#prefix}.>)`);
-    const me = this.#options.instance;
+    const me = this.#context.instance;
     nats.subscribe(`${this.#prefix}.announce`, {
       callback: (error, message) => {
         if (!error) this.#heardAnnounce(message);
@@ -265,8 +237,8 @@ export class NatsMesh {
       nats,
       prefix: this.#prefix,
       signing: this.#signing,
-      maxDepth: this.#options.maxDepth,
-      maxPacketBytes: this.#options.maxPacketBytes,
+      maxDepth: MAX_JSON_DEPTH,
+      maxPacketBytes: this.#config.max_body_bytes,
       open: this.#pipes,
     };
   }
@@ -286,9 +258,9 @@ export class NatsMesh {
     const nats = this.#nats;
     if (!nats || !this.#connected || this.#closed) return;
     const announce: Announce = {
-      instance: this.#options.instance,
-      hostname: this.#options.hostname,
-      version: this.#options.version(),
+      instance: this.#context.instance,
+      hostname: this.#context.hostname,
+      version: this.#version(),
       ...(leaving ? { leaving: true } : {}),
     };
     const subject = `${this.#prefix}.announce`;
@@ -318,7 +290,7 @@ export class NatsMesh {
     } catch {
       return;
     }
-    if (announce.instance === this.#options.instance) return;
+    if (announce.instance === this.#context.instance) return;
     const known = this.#nodes.get(announce.instance);
     if (announce.leaving) {
       if (known) this.#members.left(known);
@@ -353,11 +325,11 @@ export class NatsMesh {
 
   #infoRequest(): InfoRequest {
     return {
-      hostname: this.#options.hostname,
+      hostname: this.#context.hostname,
       port: 0,
       discover_nodes_info: false,
-      instance: this.#options.instance,
-      version: this.#options.version(),
+      instance: this.#context.instance,
+      version: this.#version(),
     };
   }
 
@@ -368,37 +340,25 @@ export class NatsMesh {
       `${this.#prefix}.node.${target.instance}.info`,
       JSON.stringify(request),
     );
-    const answer = readInfoAnswer(parseJson(text, this.#options.maxDepth));
+    const answer = readInfoAnswer(parseJson(text, MAX_JSON_DEPTH));
     if (answer.instance !== target.instance) return undefined;
     this.#members.shown.set(answer.instance, request.version ?? 0);
     return answer;
   }
 
   #serveInfo(message: Msg): void {
-    const nonce = this.#signing.verify(message, this.#options.instance);
+    const nonce = this.#signing.verify(message, this.#context.instance);
     if (nonce === undefined || this.#closed) return;
     let request: InfoRequest;
     try {
       request = readInfoRequest(
-        parseJson(Buffer.from(message.data).toString("utf8"), this.#options.maxDepth),
+        parseJson(Buffer.from(message.data).toString("utf8"), MAX_JSON_DEPTH),
       );
     } catch {
       return;
     }
-    const { open, closed } = this.#options.localEndpoints(request.hostname);
-    const version = this.#options.version();
-    if (request.instance) this.#members.shown.set(request.instance, version);
-    const answer: InfoAnswer = {
-      hostname: this.#options.hostname,
-      auto_discoverable: this.#options.autoDiscoverable,
-      nodes: [],
-      endpoints: open,
-      closed,
-      version,
-      instance: this.#options.instance,
-      port: this.#options.port(),
-      tls: this.#options.tls,
-    };
+    const answer = infoAnswer(this.#context, request, []);
+    if (request.instance) this.#members.shown.set(request.instance, answer.version);
     this.#signing.respond(message, nonce, JSON.stringify(answer));
   }
 
@@ -447,13 +407,23 @@ export class NatsMesh {
     this.#announce();
     if (!this.#connected) return;
     for (const node of this.#nodes.all()) {
-      if (node.alive && node.silentFor() > this.#options.livenessMs) {
+      if (node.alive && node.silentFor() > this.#livenessMs) {
         this.#members.markDown(
           node,
           `sent nothing over NATS for ${(node.silentFor() / 1000).toFixed(1)} s`,
         );
       }
     }
+  }
+
+  /** Over HTTP, `/info` is answered for clients that are not nodes; nodes meet on NATS. */
+  answerInfo(request: InfoRequest): InfoAnswer | undefined {
+    return this.#config.direct_discoverable ? infoAnswer(this.#context, request, []) : undefined;
+  }
+
+  /** A blocking call found nothing listening at the node's HTTP address. */
+  refused(node: RemoteNode): void {
+    this.#members.markDown(node, "it refused the connection");
   }
 
   /** This node's plugins changed: the others hear it at once (they ask for its info again). */
@@ -481,8 +451,8 @@ export class NatsMesh {
       // Only the pipe's own answers count: announces prove the node is there, not that the
       // pipe still reaches it (its end may have gone with the node's connection to NATS).
       keepalive: {
-        intervalMs: this.#options.heartbeatMs,
-        silentMs: this.#options.livenessMs,
+        intervalMs: this.#heartbeatMs,
+        silentMs: this.#livenessMs,
         heard: () => false,
       },
       onBadMessage: (error) =>
@@ -491,7 +461,7 @@ export class NatsMesh {
       onSilent: () =>
         this.#members.markDown(
           node,
-          `its pipe and announces were silent for ${this.#options.livenessMs / 1000} s`,
+          `its pipe and announces were silent for ${this.#livenessMs / 1000} s`,
         ),
       onLost: () => void this.#refresh(node),
     });
@@ -499,8 +469,8 @@ export class NatsMesh {
 
   #maxPacket(): number {
     return this.#nats
-      ? NatsPipe.maxPacketBytes(this.#nats, this.#options.maxPacketBytes)
-      : this.#options.maxPacketBytes;
+      ? NatsPipe.maxPacketBytes(this.#nats, this.#config.max_body_bytes)
+      : this.#config.max_body_bytes;
   }
 
   #dial(node: RemoteNode, events: PipeEvents): Promise<PacketPipe> {
@@ -509,7 +479,7 @@ export class NatsMesh {
       return Promise.reject(new NotDelivered(`NATS is not connected (${this.#lastProblem})`));
     }
     const target = { ...node.identity(), hostname: node.hostname };
-    return dialNats(pipes, this.#options, target, events);
+    return dialNats(pipes, this.#context, target, events);
   }
 
   #serveHello(message: Msg): void {
@@ -518,9 +488,9 @@ export class NatsMesh {
     serveHello(
       pipes,
       {
-        instance: this.#options.instance,
+        instance: this.#context.instance,
         leaving: () => this.#leaving,
-        accept: this.#options.accept,
+        accept: (pipe, peer) => this.#context.server.accept(pipe, peer),
         logger: this.#logger,
       },
       message,
