@@ -15,10 +15,8 @@ import type { Logger } from "../../../log.js";
 import { hostForUrl, normalizeAddress, parseNodeAddress } from "../../address.js";
 import type { PeerIdentity } from "../../auth.js";
 import { NodeConnection } from "../../connection.js";
-import { HeartbeatPinger, HeartbeatResponder } from "../../heartbeat.js";
 import { connectionRefused, connectionReset, HttpClient } from "../../http-client.js";
 import { MAX_JSON_DEPTH } from "../../limits.js";
-import { MdnsDiscovery } from "../../mdns.js";
 import { Membership } from "../../membership.js";
 import { infoAnswer, type Mesh, type MeshContext } from "../../mesh.js";
 import type { NodeRegistry, RemoteNode } from "../../nodes.js";
@@ -26,6 +24,8 @@ import { CHANNEL_PATH } from "../../server.js";
 import { schemeOf } from "../../tls.js";
 import { type InfoAnswer, type InfoRequest, readInfoAnswer } from "../../wire.js";
 import { channelDial } from "./dial.js";
+import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
+import { MdnsDiscovery } from "./mdns.js";
 
 /** How often nodes that are down, and configured ones not found yet, are pinged (ms). */
 const PROBE_MS = 250;

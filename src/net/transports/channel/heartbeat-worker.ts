@@ -6,7 +6,7 @@
 import { createSocket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
-import { MAX_SKEW_MS, NonceCache } from "./auth.js";
+import { MAX_SKEW_MS, NonceCache } from "../../auth.js";
 import type { HeartbeatSetup } from "./heartbeat.js";
 import { MIN_PING_BYTES, pongFor } from "./heartbeat.js";
 

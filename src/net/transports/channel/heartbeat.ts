@@ -7,8 +7,8 @@ import { randomBytes } from "node:crypto";
 import { createSocket, type Socket } from "node:dgram";
 import { isIPv6 } from "node:net";
 import { Worker } from "node:worker_threads";
-import type { Logger } from "../log.js";
-import { MAX_SKEW_MS, type NonceCache, sameMac, signDatagram } from "./auth.js";
+import type { Logger } from "../../../log.js";
+import { MAX_SKEW_MS, type NonceCache, sameMac, signDatagram } from "../../auth.js";
 
 /** A ping is padded to at least this size, larger than any pong. */
 export const MIN_PING_BYTES = 256;

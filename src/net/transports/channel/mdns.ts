@@ -6,7 +6,7 @@
 
 import { isIPv4 } from "node:net";
 import { Bonjour, type Service } from "bonjour-service";
-import type { Logger } from "../log.js";
+import type { Logger } from "../../../log.js";
 
 export const SERVICE_TYPE = "aio";
 
