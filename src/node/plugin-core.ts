@@ -22,7 +22,7 @@ import type {
   PluginEntry,
   PluginManifest,
 } from "../config/types.js";
-import { refusal } from "../core/access.js";
+import { openToNodes, refusal } from "../core/access.js";
 import type { Caller, CallOptions } from "../core/call.js";
 import { Dispatcher } from "../core/dispatcher.js";
 import type { EndpointInfo } from "../core/endpoint.js";
@@ -247,18 +247,15 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
 
   #hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer {
     const slot = this.#registry.get(name);
+    const endpoint = method === undefined ? undefined : slot?.endpoints.get(method);
     const usable =
       slot !== undefined &&
       slot.state === "enabled" &&
       (uuid === undefined || slot.uuid === uuid) &&
-      (method === undefined || slot.endpoints.has(method));
-    const remote =
-      usable &&
-      slot.host?.identity().remote === true &&
-      (method === undefined || slot.endpoints.get(method)?.info.remote === true);
+      (method === undefined || endpoint !== undefined);
     return {
       available: usable,
-      remote,
+      remote: usable && openToNodes(slot, endpoint),
       hostname: this.hostname,
       plugin_uuid: usable ? slot.uuid : "",
     };
