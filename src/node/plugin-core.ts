@@ -41,6 +41,7 @@ import { findEntryFile } from "../plugins/loader.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
+import { runAdminAction } from "./admin.js";
 
 export interface PluginCoreEvents extends LifecycleEvents {
   "node:up": [node: NodeInfo];
@@ -195,20 +196,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     if (action !== "purge" && !known) {
       return Promise.reject(callErrors.pluginNotFound({ plugin: name, method: action }));
     }
-    switch (action) {
-      case "load":
-        return this.loadPlugin(name);
-      case "enable":
-        return this.enablePlugin(name);
-      case "disable":
-        return this.disablePlugin(name);
-      case "reload":
-        return this.reloadPlugin(name);
-      case "pop":
-        return this.popPlugin(name);
-      case "purge":
-        return this.purgePlugins();
-    }
+    return runAdminAction(this, action, name);
   }
 
   /** The port this node listens on while networking runs. */
