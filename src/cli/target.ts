@@ -10,6 +10,7 @@ import type { NodeInfo, PluginInfo } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
+import { runAdminAction } from "../node/admin.js";
 import type { PluginCore } from "../node/plugin-core.js";
 import { NodeClient, nodeUrl } from "./node-client.js";
 import { colorsFor, describeError, EXIT, note, Progress } from "./output.js";
@@ -167,21 +168,7 @@ class LocalTarget implements Target {
   }
 
   async act(action: AdminAction, plugin = "", path?: string): Promise<void> {
-    const core = this.#core;
-    switch (action) {
-      case "load":
-        return core.loadPlugin(plugin, path === undefined ? {} : { path });
-      case "enable":
-        return core.enablePlugin(plugin);
-      case "disable":
-        return core.disablePlugin(plugin);
-      case "reload":
-        return core.reloadPlugin(plugin);
-      case "pop":
-        return core.popPlugin(plugin);
-      case "purge":
-        return core.purgePlugins();
-    }
+    return runAdminAction(this.#core, action, plugin, path);
   }
 
   execute(plugin: string, method: string, args: unknown, options: TargetCallOptions) {

@@ -1,7 +1,8 @@
 /**
  * Who may call an endpoint (the contract's "Who may call"), in one place: the dispatcher
- * applies it to every call, and a node's `/info` answer uses it to tell each asking node which
- * endpoints it may call and why not the others.
+ * applies it to every call, a node's `/info` answer uses it to tell each asking node which
+ * endpoints it may call and why not the others, and `/has_plugin` says whether an endpoint is
+ * open to other nodes at all.
  */
 
 import type { Caller } from "./call.js";
@@ -25,7 +26,7 @@ export function refusal(
   if (caller.kind === "application") return undefined;
   if (caller.kind === "plugin") return pluginRefusal(caller.name, slot, endpoint);
   const from = `node ${caller.hostname}`;
-  if (!slot.host?.identity().remote || !endpoint.info.remote) {
+  if (!openToNodes(slot, endpoint)) {
     return `node "${hostname}" does not open it to other nodes (the plugin and the endpoint must both say remote: true); the caller is ${from}`;
   }
   const allowed = slot.entry.allowed_nodes;
@@ -35,6 +36,14 @@ export function refusal(
   if (caller.author === undefined) return undefined;
   const refused = pluginRefusal(caller.author, slot, endpoint);
   return refused === undefined ? undefined : `${refused} on ${from}`;
+}
+
+/**
+ * Whether the plugin in `slot`, and `endpoint` when given, say `remote: true`. `GET /has_plugin`
+ * answers with it before any call, and it must agree with what `refusal` then does to the call.
+ */
+export function openToNodes(slot: PluginSlot, endpoint?: LoadedEndpoint): boolean {
+  return slot.host?.identity().remote === true && (endpoint === undefined || endpoint.info.remote);
 }
 
 function pluginRefusal(

@@ -37,7 +37,7 @@ const TRY_REMOTE: ReadonlySet<string> = new Set([
 
 type Route = "local" | "any" | "remote";
 
-/** A synchronous call that goes to another node. */
+/** What `#place` answers for a call that goes to another node. */
 const REMOTE = Symbol("remote");
 
 export interface DispatcherOptions {
@@ -183,16 +183,38 @@ export class Dispatcher {
   }
 
   /**
-   * Under `host: "any"`, what a local failure leads to: the remote routes when another node
-   * serves the call, else the error to throw (another node may know a better one).
+   * Where a call that has begun runs: the local target, the gate of a plugin still starting
+   * (wait for it, then ask again), or `REMOTE` for another node. The async, stream and
+   * synchronous forms all ask here, so a local failure sends each of them on by the same rule.
    */
-  #elsewhere(call: Call, route: Route, error: unknown): RemoteRoutes {
+  #place(
+    call: Call,
+    route: Route,
+    args: unknown,
+    mode: CallMode,
+  ): Target | Promise<void> | typeof REMOTE {
+    if (route === "remote") {
+      this.#remoteRoutes(call);
+      return REMOTE;
+    }
+    try {
+      return this.#resolve(call, args, mode);
+    } catch (error) {
+      return this.#elsewhere(call, route, error);
+    }
+  }
+
+  /**
+   * Under `host: "any"`, what a local failure leads to: `REMOTE` when another node serves the
+   * call, else the error to throw (another node may know a better one).
+   */
+  #elsewhere(call: Call, route: Route, error: unknown): typeof REMOTE {
     const remote = this.remote;
     if (route !== "any" || !remote || !(error instanceof RequestError)) {
       throw this.#whileClosing(call, error);
     }
     if (!TRY_REMOTE.has(error.code)) throw error;
-    if (remote.canServe(call)) return remote;
+    if (remote.canServe(call)) return REMOTE;
     throw this.#whileClosing(call, remote.explain(call, error));
   }
 
@@ -225,14 +247,9 @@ export class Dispatcher {
 
   #execute(call: Call, args: unknown): Promise<unknown> {
     const route = this.#begin(call);
-    if (route === "remote") return this.#remoteRoutes(call).execute(call, args);
     if (this.#onlyRemote(call, route)) return (this.remote as RemoteRoutes).execute(call, args);
-    let target: Target | Promise<void>;
-    try {
-      target = this.#resolve(call, args, "execute");
-    } catch (error) {
-      return this.#elsewhere(call, route, error).execute(call, args);
-    }
+    const target = this.#place(call, route, args, "execute");
+    if (target === REMOTE) return this.#remoteRoutes(call).execute(call, args);
     if (isPromiseLike(target))
       return waitWithin(call, target).then(() => this.#execute(call, args));
     return this.#invoke(target.slot, target.endpoint, target.args, call);
@@ -255,20 +272,15 @@ export class Dispatcher {
 
   async *#stream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
     const route = this.#begin(call);
-    if (route === "remote") {
-      yield* this.#remoteRoutes(call).executeStream(call, args);
-      return;
-    }
-    let target: Target | Promise<void>;
+    let target: Target | Promise<void> | typeof REMOTE;
     for (;;) {
-      try {
-        target = this.#resolve(call, args, "executeStream");
-      } catch (error) {
-        yield* this.#elsewhere(call, route, error).executeStream(call, args);
-        return;
-      }
+      target = this.#place(call, route, args, "executeStream");
       if (!isPromiseLike(target)) break;
       await waitWithin(call, target);
+    }
+    if (target === REMOTE) {
+      yield* this.#remoteRoutes(call).executeStream(call, args);
+      return;
     }
     const { slot, endpoint } = target;
     const wrap = (error: unknown) => callErrors.pluginThrew(call, error);
@@ -339,18 +351,8 @@ export class Dispatcher {
    * node serves it, or a `WOULD_DEADLOCK` error.
    */
   #resolveSync(call: Call, args: unknown, mode: CallMode): Target | typeof REMOTE {
-    const route = this.#begin(call);
-    if (route === "remote") {
-      this.#remoteRoutes(call);
-      return REMOTE;
-    }
-    let target: Target | Promise<void>;
-    try {
-      target = this.#resolve(call, args, mode);
-    } catch (error) {
-      this.#elsewhere(call, route, error);
-      return REMOTE;
-    }
+    const target = this.#place(call, this.#begin(call), args, mode);
+    if (target === REMOTE) return REMOTE;
     if (isPromiseLike(target)) {
       target.then(undefined, () => undefined);
       throw callErrors.wouldDeadlock(

@@ -22,7 +22,7 @@ import type {
   PluginEntry,
   PluginManifest,
 } from "../config/types.js";
-import { refusal } from "../core/access.js";
+import { openToNodes, refusal } from "../core/access.js";
 import type { Caller, CallOptions } from "../core/call.js";
 import { Dispatcher } from "../core/dispatcher.js";
 import type { EndpointInfo } from "../core/endpoint.js";
@@ -41,6 +41,7 @@ import { findEntryFile } from "../plugins/loader.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
+import { runAdminAction } from "./admin.js";
 
 export interface PluginCoreEvents extends LifecycleEvents {
   "node:up": [node: NodeInfo];
@@ -195,20 +196,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     if (action !== "purge" && !known) {
       return Promise.reject(callErrors.pluginNotFound({ plugin: name, method: action }));
     }
-    switch (action) {
-      case "load":
-        return this.loadPlugin(name);
-      case "enable":
-        return this.enablePlugin(name);
-      case "disable":
-        return this.disablePlugin(name);
-      case "reload":
-        return this.reloadPlugin(name);
-      case "pop":
-        return this.popPlugin(name);
-      case "purge":
-        return this.purgePlugins();
-    }
+    return runAdminAction(this, action, name);
   }
 
   /** The port this node listens on while networking runs. */
@@ -247,18 +235,15 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
 
   #hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer {
     const slot = this.#registry.get(name);
+    const endpoint = method === undefined ? undefined : slot?.endpoints.get(method);
     const usable =
       slot !== undefined &&
       slot.state === "enabled" &&
       (uuid === undefined || slot.uuid === uuid) &&
-      (method === undefined || slot.endpoints.has(method));
-    const remote =
-      usable &&
-      slot.host?.identity().remote === true &&
-      (method === undefined || slot.endpoints.get(method)?.info.remote === true);
+      (method === undefined || endpoint !== undefined);
     return {
       available: usable,
-      remote,
+      remote: usable && openToNodes(slot, endpoint),
       hostname: this.hostname,
       plugin_uuid: usable ? slot.uuid : "",
     };
