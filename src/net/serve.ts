@@ -5,6 +5,7 @@
  */
 
 import type { Caller, CallOptions, CancelSignal } from "../core/call.js";
+import { MAX_CREDIT, STREAM_WINDOW, STREAM_WINDOW_BYTES } from "../core/credit.js";
 import { callErrors, RequestError, type WireError, WireProblem } from "../errors.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
 import type { PacketPipe } from "./transport.js";
@@ -27,12 +28,6 @@ export interface LocalCalls {
     options: CallOptions,
   ): AsyncGenerator<unknown, void, undefined>;
 }
-
-/** Most credit a consumer may hold: a peer cannot make this node buffer more than this. */
-const MAX_CREDIT = 4 * 1024;
-
-/** Items a stream may send before the consumer grants more. */
-export const STREAM_WINDOW = 1024;
 
 export function remoteCaller(call: WireCall, peerHost: string): Caller {
   const hostname = call.author_host ?? peerHost;
@@ -278,8 +273,6 @@ export class ChannelSession {
   }
 }
 
-/** Bytes of a stream's items sent but not yet read by the consumer, at most (one item may exceed it). */
-export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 /** Items of one stream leave in packets of about this many bytes. */
 const BATCH_BYTES = 64 * 1024;
 /** A stream waits while its channel holds more than this not yet written to the socket… */

@@ -7,6 +7,7 @@
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
 import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import type { LoadedEndpoint } from "../core/endpoint.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
@@ -158,8 +159,6 @@ function execute(
   });
 }
 
-const WINDOW = 256;
-
 async function* executeStream(
   plugin: string,
   method: string,
@@ -167,9 +166,17 @@ async function* executeStream(
   options: ExecuteOptions | undefined,
 ): AsyncGenerator<unknown, void, undefined> {
   const id = ++seq;
-  const stream = new StreamInbox(WINDOW, (n) => post({ t: "credit", id, n }));
+  const stream = new StreamInbox(THREAD_STREAM_WINDOW, (n) => post({ t: "credit", id, n }));
   inbound.set(id, stream);
-  post({ t: "stream", id, plugin, method, args, options: wireOptions(options), credit: WINDOW });
+  post({
+    t: "stream",
+    id,
+    plugin,
+    method,
+    args,
+    options: wireOptions(options),
+    credit: THREAD_STREAM_WINDOW,
+  });
   try {
     yield* stream.items();
   } finally {

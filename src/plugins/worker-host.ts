@@ -8,6 +8,7 @@
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import { compileBinder, endpointInfo, internalize, type LoadedEndpoint } from "../core/endpoint.js";
 import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import { StreamInbox } from "../core/stream-inbox.js";
@@ -39,7 +40,6 @@ import {
 /** A call served on behalf of the worker's plugin may carry the chain of blocked threads. */
 type ChainedInfo = CallInfo & { chain?: string[] };
 
-const WINDOW = 256;
 const STUCK_CHECK_MS = 1000;
 const DEFAULT_BLOCKING_MS = 5 * 60_000;
 const PINO_LEVELS: Record<number, "debug" | "info" | "warn" | "error" | "fatal"> = {
@@ -469,7 +469,7 @@ export class WorkerHost implements PluginHost {
   ): AsyncGenerator<unknown, void, undefined> {
     await this.#ready;
     const id = ++this.#seq;
-    const stream = new StreamInbox(WINDOW, (n) => this.#post({ t: "credit", id, n }));
+    const stream = new StreamInbox(THREAD_STREAM_WINDOW, (n) => this.#post({ t: "credit", id, n }));
     this.#inbound.set(id, stream);
     this.#post({
       t: "open",
@@ -477,7 +477,7 @@ export class WorkerHost implements PluginHost {
       endpoint: endpoint.info.access_name,
       args,
       call: this.#meta(call, false),
-      credit: WINDOW,
+      credit: THREAD_STREAM_WINDOW,
     });
     this.#watch(id, call);
     try {
