@@ -25,6 +25,7 @@ import {
   errorFrom,
   type FromWorker,
   MessageBatcher,
+  ThreadPump,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -270,7 +271,7 @@ const host = new InProcessHost(setup.entry, setup.manifest, context, setup.modul
 // ------------------------------------------------------------------ serving the core
 
 const served = new Map<number, ServedCall>();
-const pumps = new Map<number, { credit: number; wake?: () => void; stopped: boolean }>();
+const pumps = new Map<number, ThreadPump>();
 
 function endpointOf(access: string): LoadedEndpoint {
   const endpoint = host.endpoints.get(access);
@@ -290,49 +291,6 @@ function answer(id: number, work: () => unknown): void {
     (value) => post({ t: "answer", id, value }),
     (error: unknown) => post({ t: "answer", id, error: errorData(error) }),
   );
-}
-
-async function pump(
-  id: number,
-  source: Iterator<unknown> | AsyncIterator<unknown>,
-  credit: number,
-): Promise<void> {
-  const control = { credit, stopped: false, wake: undefined as (() => void) | undefined };
-  pumps.set(id, control);
-  let batch: unknown[] = [];
-  const flush = () => {
-    if (batch.length === 0) return;
-    const items = batch;
-    batch = [];
-    post({ t: "items", id, items });
-  };
-  try {
-    for (;;) {
-      while (control.credit <= 0 && !control.stopped) {
-        flush();
-        await new Promise<void>((resolve) => {
-          control.wake = resolve;
-        });
-      }
-      if (control.stopped) {
-        await source.return?.();
-        return;
-      }
-      const step = await source.next();
-      if (step.done) break;
-      control.credit--;
-      if (batch.length === 0) setImmediate(flush);
-      batch.push(step.value);
-    }
-    flush();
-    post({ t: "end", id });
-  } catch (error) {
-    flush();
-    post({ t: "end", id, error: errorData(error) });
-  } finally {
-    pumps.delete(id);
-    served.delete(id);
-  }
 }
 
 function serve(message: ToWorker): void {
@@ -367,26 +325,21 @@ function serve(message: ToWorker): void {
         post({ t: "end", id: message.id, error: errorData(error) });
         return;
       }
-      void pump(message.id, source, message.credit);
+      const pump = new ThreadPump(message.id, source, message.credit, post, { batch: true });
+      pumps.set(message.id, pump);
+      void pump.run().finally(() => {
+        pumps.delete(message.id);
+        served.delete(message.id);
+      });
       return;
     }
-    case "credit": {
-      const control = pumps.get(message.id);
-      if (control) {
-        control.credit += message.n;
-        control.wake?.();
-      }
+    case "credit":
+      pumps.get(message.id)?.grant(message.n);
       return;
-    }
-    case "cancel": {
+    case "cancel":
       served.get(message.id)?.cancel(errorFrom(message.reason));
-      const control = pumps.get(message.id);
-      if (control) {
-        control.stopped = true;
-        control.wake?.();
-      }
+      pumps.get(message.id)?.stop();
       return;
-    }
     case "ping":
       post({ t: "pong", id: message.id });
       return;

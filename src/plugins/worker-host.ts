@@ -32,6 +32,7 @@ import {
   errorFrom,
   type FromWorker,
   MessageBatcher,
+  ThreadPump,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -54,6 +55,12 @@ const PINO_LEVELS: Record<number, "debug" | "info" | "warn" | "error" | "fatal">
 interface Answer {
   resolve(value: unknown): void;
   reject(error: Error): void;
+}
+
+/** A call or stream of the worker's own that the core is serving. */
+interface Outbound {
+  controller: AbortController;
+  pump?: ThreadPump;
 }
 
 export interface WorkerHostOptions {
@@ -81,11 +88,7 @@ export class WorkerHost implements PluginHost {
   #seq = 0;
   readonly #answers = new Map<number, Answer>();
   readonly #inbound = new Map<number, StreamInbox>();
-  /** The worker's own calls and streams that the core is serving. */
-  readonly #outbound = new Map<
-    number,
-    { controller: AbortController; credit?: (n: number) => void }
-  >();
+  readonly #outbound = new Map<number, Outbound>();
   #wantEnabled = false;
   #disposed = false;
   #restarts = 0;
@@ -257,7 +260,7 @@ export class WorkerHost implements PluginHost {
         );
         return;
       case "credit":
-        this.#outbound.get(message.id)?.credit?.(message.n);
+        this.#outbound.get(message.id)?.pump?.grant(message.n);
         return;
       case "cancel":
         this.#outbound.get(message.id)?.controller.abort();
@@ -308,41 +311,21 @@ export class WorkerHost implements PluginHost {
     initialCredit: number,
   ): Promise<void> {
     const controller = new AbortController();
-    let credit = initialCredit;
-    let wake: (() => void) | undefined;
-    this.#outbound.set(id, {
-      controller,
-      credit: (n) => {
-        credit += n;
-        wake?.();
-      },
-    });
-    controller.signal.addEventListener("abort", () => wake?.());
+    const outbound: Outbound = { controller };
+    this.#outbound.set(id, outbound);
     const source = this.#options.context.executeStream(
       plugin,
       method,
       args,
       this.#callOptions(options, controller),
     );
+    const pump = new ThreadPump(id, source, initialCredit, (message) => this.#post(message), {
+      batch: false,
+    });
+    outbound.pump = pump;
+    controller.signal.addEventListener("abort", () => pump.stop());
     try {
-      for (;;) {
-        while (credit <= 0 && !controller.signal.aborted) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-        if (controller.signal.aborted) {
-          await source.return();
-          return;
-        }
-        const step = await source.next();
-        if (step.done) break;
-        credit--;
-        this.#post({ t: "items", id, items: [step.value] });
-      }
-      this.#post({ t: "end", id });
-    } catch (error) {
-      this.#post({ t: "end", id, error: errorData(error) });
+      await pump.run();
     } finally {
       this.#outbound.delete(id);
     }

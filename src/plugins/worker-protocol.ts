@@ -4,6 +4,7 @@
  * functions and class instances with private state.
  */
 import type { PluginEntry, PluginManifest } from "../config/types.js";
+import { CreditPump } from "../core/credit.js";
 import type { EndpointKind } from "../core/endpoint.js";
 import type { ExecuteOptions } from "../core/types.js";
 import {
@@ -83,6 +84,11 @@ export type FromWorker =
     }
   | { t: "credit"; id: number; n: number }
   | { t: "cancel"; id: number };
+
+/** What a stream sends to the thread that reads it. */
+export type StreamMessage =
+  | { t: "items"; id: number; items: unknown[] }
+  | { t: "end"; id: number; error?: ErrorData };
 
 /** ExecuteOptions as they cross: no AbortSignal (the worker sends `cancel` instead). */
 export type WireOptions = Omit<ExecuteOptions, "signal"> & { chain?: string[] };
@@ -182,4 +188,54 @@ export class MessageBatcher<M> {
 export function eachMessage<M>(data: M | M[], handle: (message: M) => void): void {
   if (Array.isArray(data)) for (const message of data) handle(message);
   else handle(data);
+}
+
+/**
+ * Sends a stream's items to the thread that reads it, as that thread grants credit. With
+ * `batch`, the items produced in one turn of the event loop leave as one message; without, each
+ * leaves at once.
+ */
+export class ThreadPump extends CreditPump {
+  readonly #id: number;
+  readonly #post: (message: StreamMessage) => void;
+  readonly #batched: boolean;
+  #batch: unknown[] = [];
+
+  constructor(
+    id: number,
+    source: Iterator<unknown> | AsyncIterator<unknown>,
+    credit: number,
+    post: (message: StreamMessage) => void,
+    { batch }: { batch: boolean },
+  ) {
+    super(source, credit);
+    this.#id = id;
+    this.#post = post;
+    this.#batched = batch;
+  }
+
+  protected override send(item: unknown): void {
+    if (!this.#batched) {
+      this.#post({ t: "items", id: this.#id, items: [item] });
+      return;
+    }
+    if (this.#batch.length === 0) setImmediate(() => this.flush());
+    this.#batch.push(item);
+  }
+
+  protected override flush(): void {
+    if (this.#batch.length === 0) return;
+    const items = this.#batch;
+    this.#batch = [];
+    this.#post({ t: "items", id: this.#id, items });
+  }
+
+  protected override end(): void {
+    this.#post({ t: "end", id: this.#id });
+  }
+
+  protected override fail(error: unknown): void {
+    this.flush();
+    this.#post({ t: "end", id: this.#id, error: errorData(error) });
+  }
 }
