@@ -6,7 +6,7 @@
  */
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
-import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { BlockingClient, BlockingStreams, readBlocking, serveBlocking } from "../core/blocking.js";
 import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import type { LoadedEndpoint } from "../core/endpoint.js";
 import { StreamInbox } from "../core/stream-inbox.js";
@@ -228,24 +228,11 @@ function* executeStreamSync(
   options: ExecuteOptions | undefined,
 ): Generator<unknown, void, undefined> {
   refuseBlockingOnMain(plugin, method);
-  const open: BlockingOut = { kind: "open", plugin, method, args, options: wireOptions(options) };
-  const stream = block(open, plugin, method) as number;
-  let finished = false;
-  try {
-    for (;;) {
-      const step = block({ kind: "next", stream }, plugin, method) as {
-        done: boolean;
-        value?: unknown;
-      };
-      if (step.done) {
-        finished = true;
-        return;
-      }
-      yield step.value;
-    }
-  } finally {
-    if (!finished) block({ kind: "close", stream }, plugin, method);
-  }
+  yield* readBlocking(
+    (request: BlockingOut) => block(request, plugin, method),
+    { kind: "open", plugin, method, args, options: wireOptions(options) },
+    { closeAfterError: true },
+  );
 }
 
 const context: PluginContext = {
@@ -361,8 +348,7 @@ function serve(message: ToWorker): void {
 }
 
 // Blocking calls into this plugin: the core's thread waits while this one runs them.
-const blockingStreams = new Map<number, Iterator<unknown> | AsyncIterator<unknown>>();
-let blockingSeq = 0;
+const blockingStreams = new BlockingStreams();
 const intoPlugin = serveBlocking<BlockingIn>(setup.blockingIn, (request) =>
   serveBlockingIn(request).catch((error: unknown) => {
     // Sent as data: an error object would lose its class and code on the way.
@@ -388,27 +374,13 @@ async function serveBlockingIn(request: BlockingIn): Promise<unknown> {
       }
       return result;
     }
-    case "open": {
-      const id = ++blockingSeq;
-      blockingStreams.set(
-        id,
+    case "open":
+      return blockingStreams.open(
         host.openStream(endpointOf(request.endpoint), request.args, new ServedCall(request.call)),
       );
-      return id;
-    }
-    case "next": {
-      const source = blockingStreams.get(request.stream);
-      if (!source) throw new Error("the stream is closed");
-      const step = await source.next();
-      if (step.done) blockingStreams.delete(request.stream);
-      return { done: step.done === true, value: step.done ? undefined : step.value };
-    }
-    case "close": {
-      const source = blockingStreams.get(request.stream);
-      blockingStreams.delete(request.stream);
-      await source?.return?.();
-      return undefined;
-    }
+    case "next":
+    case "close":
+      return blockingStreams.serve(request);
   }
 }
 

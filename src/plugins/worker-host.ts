@@ -7,7 +7,7 @@
  */
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
-import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { BlockingClient, BlockingStreams, readBlocking, serveBlocking } from "../core/blocking.js";
 import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import { compileBinder, endpointInfo, internalize, type LoadedEndpoint } from "../core/endpoint.js";
 import type { PluginHost, PluginIdentity } from "../core/ports.js";
@@ -332,8 +332,7 @@ export class WorkerHost implements PluginHost {
   }
 
   /** Blocking requests from the worker: its thread waits while this one serves them. */
-  readonly #blockingStreams = new Map<number, AsyncGenerator<unknown, void, undefined>>();
-  #blockingSeq = 0;
+  readonly #blockingStreams = new BlockingStreams();
 
   async #serveBlocking(request: BlockingOut): Promise<unknown> {
     try {
@@ -345,30 +344,18 @@ export class WorkerHost implements PluginHost {
             request.args,
             request.options as ExecuteOptions,
           );
-        case "open": {
-          const id = ++this.#blockingSeq;
-          const stream = this.#options.context.executeStream(
-            request.plugin,
-            request.method,
-            request.args,
-            request.options as ExecuteOptions,
+        case "open":
+          return this.#blockingStreams.open(
+            this.#options.context.executeStream(
+              request.plugin,
+              request.method,
+              request.args,
+              request.options as ExecuteOptions,
+            ),
           );
-          this.#blockingStreams.set(id, stream);
-          return id;
-        }
-        case "next": {
-          const stream = this.#blockingStreams.get(request.stream);
-          if (!stream) throw new Error("the stream is closed");
-          const step = await stream.next();
-          if (step.done) this.#blockingStreams.delete(request.stream);
-          return { done: step.done === true, value: step.done ? undefined : step.value };
-        }
-        case "close": {
-          const stream = this.#blockingStreams.get(request.stream);
-          this.#blockingStreams.delete(request.stream);
-          await stream?.return();
-          return undefined;
-        }
+        case "next":
+        case "close":
+          return await this.#blockingStreams.serve(request);
       }
     } catch (error) {
       // Sent as data: an error object would lose its code on the way.
@@ -508,26 +495,11 @@ export class WorkerHost implements PluginHost {
     call: CallInfo,
   ): Generator<unknown, void, undefined> {
     this.#refuseCycle(call);
-    const stream = this.#blocking(
+    yield* readBlocking(
+      (request: BlockingIn) => this.#blocking(request, call),
       { kind: "open", endpoint: endpoint.info.access_name, args, call: this.#meta(call, true) },
-      call,
-    ) as number;
-    let finished = false;
-    try {
-      for (;;) {
-        const step = this.#blocking({ kind: "next", stream }, call) as {
-          done: boolean;
-          value?: unknown;
-        };
-        if (step.done) {
-          finished = true;
-          return;
-        }
-        yield step.value;
-      }
-    } finally {
-      if (!finished) this.#blocking({ kind: "close", stream }, call);
-    }
+      { closeAfterError: true },
+    );
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -589,8 +561,7 @@ export class WorkerHost implements PluginHost {
     this.#inbound.clear();
     for (const outbound of this.#outbound.values()) outbound.controller.abort();
     this.#outbound.clear();
-    for (const stream of this.#blockingStreams.values()) void stream.return();
-    this.#blockingStreams.clear();
+    this.#blockingStreams.closeAll();
   }
 
   #lost(worker: Worker, why: string): void {

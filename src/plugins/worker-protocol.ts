@@ -4,6 +4,7 @@
  * functions and class instances with private state.
  */
 import type { PluginEntry, PluginManifest } from "../config/types.js";
+import type { StreamRequest } from "../core/blocking.js";
 import { CreditPump } from "../core/credit.js";
 import type { EndpointKind } from "../core/endpoint.js";
 import type { ExecuteOptions } from "../core/types.js";
@@ -97,13 +98,13 @@ export type WireOptions = Omit<ExecuteOptions, "signal"> & { chain?: string[] };
 export type BlockingOut =
   | { kind: "execute"; plugin: string; method: string; args: unknown; options: WireOptions }
   | { kind: "open"; plugin: string; method: string; args: unknown; options: WireOptions }
-  | { kind: "next" | "close"; stream: number };
+  | StreamRequest;
 
 /** A blocking request from the main thread into the worker (executeSync on its plugin). */
 export type BlockingIn =
   | { kind: "invoke"; endpoint: string; args: unknown[]; call: CallMeta }
   | { kind: "open"; endpoint: string; args: unknown[]; call: CallMeta }
-  | { kind: "next" | "close"; stream: number };
+  | StreamRequest;
 
 export function errorData(error: unknown): ErrorData {
   if (error instanceof Error) {
