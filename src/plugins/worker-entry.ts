@@ -25,6 +25,7 @@ import {
   errorFrom,
   type FromWorker,
   MessageBatcher,
+  PendingAnswers,
   ThreadPump,
   type ToWorker,
   type WireOptions,
@@ -59,17 +60,16 @@ function unclonable(message: FromWorker, error: Error): void {
     case "items":
       post({ t: "end", id: message.id, error: errorData(reason) });
       return;
-    case "call": {
-      const pending = answers.get(message.id);
-      answers.delete(message.id);
-      pending?.reject(
-        callErrors.invalidArguments(
-          { plugin: message.plugin, method: message.method },
-          `arguments cannot cross to another thread: ${error.message}`,
-        ),
-      );
+    case "call":
+      answers
+        .take(message.id)
+        ?.reject(
+          callErrors.invalidArguments(
+            { plugin: message.plugin, method: message.method },
+            `arguments cannot cross to another thread: ${error.message}`,
+          ),
+        );
       return;
-    }
     case "stream":
       inbound.get(message.id)?.end(reason);
       return;
@@ -113,7 +113,7 @@ class ServedCall implements CallInfo {
 // ------------------------------------------------------------------ the plugin's own calls
 
 let seq = 0;
-const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+const answers = new PendingAnswers();
 const inbound = new Map<number, StreamInbox>();
 const blocking = new BlockingClient<BlockingOut>(setup.blockingOut);
 
@@ -145,19 +145,19 @@ function execute(
   options: ExecuteOptions | undefined,
 ): Promise<unknown> {
   const id = ++seq;
-  return new Promise((resolve, reject) => {
-    answers.set(id, { resolve, reject });
-    post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
-    options?.signal?.addEventListener(
-      "abort",
-      () => {
-        if (!answers.delete(id)) return;
-        post({ t: "cancel", id });
-        reject(callErrors.aborted({ plugin, method }, options.signal?.reason));
-      },
-      { once: true },
-    );
-  });
+  const answer = answers.wait(id);
+  post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
+  options?.signal?.addEventListener(
+    "abort",
+    () => {
+      const waiting = answers.take(id);
+      if (!waiting) return;
+      post({ t: "cancel", id });
+      waiting.reject(callErrors.aborted({ plugin, method }, options.signal?.reason));
+    },
+    { once: true },
+  );
+  return answer;
 }
 
 async function* executeStream(
@@ -330,14 +330,9 @@ function serve(message: ToWorker): void {
     case "ping":
       post({ t: "pong", id: message.id });
       return;
-    case "answer": {
-      const pending = answers.get(message.id);
-      if (!pending) return;
-      answers.delete(message.id);
-      if (message.error) pending.reject(errorFrom(message.error));
-      else pending.resolve(message.value);
+    case "answer":
+      answers.settle(message);
       return;
-    }
     case "items":
       inbound.get(message.id)?.push(message.items);
       return;

@@ -32,6 +32,8 @@ import {
   errorFrom,
   type FromWorker,
   MessageBatcher,
+  PendingAnswers,
+  type Settle,
   ThreadPump,
   type ToWorker,
   type WireOptions,
@@ -51,11 +53,6 @@ const PINO_LEVELS: Record<number, "debug" | "info" | "warn" | "error" | "fatal">
   50: "error",
   60: "fatal",
 };
-
-interface Answer {
-  resolve(value: unknown): void;
-  reject(error: Error): void;
-}
 
 /** A call or stream of the worker's own that the core is serving. */
 interface Outbound {
@@ -82,11 +79,11 @@ export class WorkerHost implements PluginHost {
   #out: MessageBatcher<ToWorker> | undefined;
   #toWorker: BlockingClient<BlockingIn> | undefined;
   #ready: Promise<void> = Promise.resolve();
-  #loaded: Answer | undefined;
+  #loaded: Settle | undefined;
   #endpoints = new Map<string, LoadedEndpoint>();
   #identity: PluginIdentity;
   #seq = 0;
-  readonly #answers = new Map<number, Answer>();
+  readonly #answers = new PendingAnswers();
   readonly #inbound = new Map<number, StreamInbox>();
   readonly #outbound = new Map<number, Outbound>();
   #wantEnabled = false;
@@ -169,12 +166,9 @@ export class WorkerHost implements PluginHost {
       case "invoke":
       case "enable":
       case "disable":
-      case "ping": {
-        const pending = this.#answers.get(message.id);
-        this.#answers.delete(message.id);
-        pending?.reject(reason);
+      case "ping":
+        this.#answers.take(message.id)?.reject(reason);
         return;
-      }
       case "open":
         this.#inbound.get(message.id)?.end(reason);
         return;
@@ -192,10 +186,9 @@ export class WorkerHost implements PluginHost {
 
   #request(make: (id: number) => ToWorker): Promise<unknown> {
     const id = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      this.#answers.set(id, { resolve, reject });
-      this.#post(make(id));
-    });
+    const answer = this.#answers.wait(id);
+    this.#post(make(id));
+    return answer;
   }
 
   #receive(message: FromWorker): void {
@@ -225,14 +218,9 @@ export class WorkerHost implements PluginHost {
         this.#disposed = true;
         void this.#worker?.terminate();
         return;
-      case "answer": {
-        const pending = this.#answers.get(message.id);
-        if (!pending) return;
-        this.#answers.delete(message.id);
-        if (message.error) pending.reject(errorFrom(message.error));
-        else pending.resolve(message.value);
+      case "answer":
+        this.#answers.settle(message);
         return;
-      }
       case "items":
         this.#inbound.get(message.id)?.push(message.items);
         return;
@@ -240,8 +228,7 @@ export class WorkerHost implements PluginHost {
         this.#inbound.get(message.id)?.end(message.error && errorFrom(message.error));
         return;
       case "pong":
-        this.#answers.get(message.id)?.resolve(undefined);
-        this.#answers.delete(message.id);
+        this.#answers.take(message.id)?.resolve(undefined);
         return;
       case "log":
         this.#relog(message.record);
@@ -408,15 +395,13 @@ export class WorkerHost implements PluginHost {
     this.#refuseCycle(call);
     return this.#ready.then(() => {
       const id = ++this.#seq;
-      const result = new Promise((resolve, reject) => {
-        this.#answers.set(id, { resolve, reject });
-        this.#post({
-          t: "invoke",
-          id,
-          endpoint: endpoint.info.access_name,
-          args,
-          call: this.#meta(call, false),
-        });
+      const result = this.#answers.wait(id);
+      this.#post({
+        t: "invoke",
+        id,
+        endpoint: endpoint.info.access_name,
+        args,
+        call: this.#meta(call, false),
       });
       this.#watch(id, call);
       return result;
@@ -555,8 +540,7 @@ export class WorkerHost implements PluginHost {
 
   /** Fails everything in flight on the current worker. */
   #fail(error: Error): void {
-    for (const pending of this.#answers.values()) pending.reject(error);
-    this.#answers.clear();
+    this.#answers.rejectAll(error);
     for (const stream of this.#inbound.values()) stream.end(error);
     this.#inbound.clear();
     for (const outbound of this.#outbound.values()) outbound.controller.abort();

@@ -141,6 +141,44 @@ export function errorFrom(data: ErrorData): Error {
   return error;
 }
 
+/** What settles a call to the other thread. */
+export interface Settle {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** The calls sent to the other thread and not yet answered, by id. */
+export class PendingAnswers {
+  readonly #waiting = new Map<number, Settle>();
+
+  /** The answer to call `id`, once it comes. */
+  wait(id: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+    });
+  }
+
+  /** Stops waiting for call `id`; what settles it, if it was still waiting. */
+  take(id: number): Settle | undefined {
+    const waiting = this.#waiting.get(id);
+    if (waiting) this.#waiting.delete(id);
+    return waiting;
+  }
+
+  /** Settles the call an `answer` message answers, if it is still waiting. */
+  settle(answer: { id: number; value?: unknown; error?: ErrorData }): void {
+    const waiting = this.take(answer.id);
+    if (!waiting) return;
+    if (answer.error) waiting.reject(errorFrom(answer.error));
+    else waiting.resolve(answer.value);
+  }
+
+  rejectAll(error: Error): void {
+    for (const waiting of this.#waiting.values()) waiting.reject(error);
+    this.#waiting.clear();
+  }
+}
+
 /**
  * Sends messages in batches: those posted during one microtask checkpoint leave as one array,
  * so many calls in flight cost one cross-thread wake-up instead of one each. A message that
