@@ -76,7 +76,7 @@ export abstract class CreditPump<T = unknown> {
   }
 
   /** Whether the way to the consumer is gone: the pump stops as if stopped. */
-  protected closed(): boolean {
+  protected gone(): boolean {
     return false;
   }
 
@@ -91,17 +91,18 @@ export abstract class CreditPump<T = unknown> {
   }
 
   /** The source was closed because the consumer stopped or went away. */
-  protected closedEarly(): void {}
+  protected sourceClosed(): void {}
 
+  /** Runs until the source ends or throws (see `fail`), or the consumer stops. */
   async run(): Promise<void> {
     const source = this.#source;
     try {
       for (;;) {
         // Checked before awaiting: with room to go on, an item costs no extra turn.
         if (this.#mustWait()) await this.#room();
-        if (this.#stopped || this.closed()) {
+        if (this.#stopped || this.gone()) {
           await source.return?.();
-          this.closedEarly();
+          this.sourceClosed();
           return;
         }
         const step = await source.next();
@@ -117,9 +118,7 @@ export abstract class CreditPump<T = unknown> {
   }
 
   #mustWait(): boolean {
-    return (
-      !this.#stopped && !this.closed() && (this.congested() || this.#credit <= 0 || this.full())
-    );
+    return !this.#stopped && !this.gone() && (this.congested() || this.#credit <= 0 || this.full());
   }
 
   /** Waits for credit, for the consumer to read, and for the way to it to drain. */

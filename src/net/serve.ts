@@ -330,7 +330,7 @@ class StreamPump extends CreditPump {
     return this.#unreadBytes + this.#batchBytes >= STREAM_WINDOW_BYTES;
   }
 
-  protected override closed(): boolean {
+  protected override gone(): boolean {
     return !this.#channel.open;
   }
 
@@ -382,7 +382,7 @@ class StreamPump extends CreditPump {
     this.#channel.send({ t: "end", id: this.#id });
   }
 
-  protected override closedEarly(): void {
+  protected override sourceClosed(): void {
     if (!this.#oversized) return;
     const call = this.#call;
     const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
