@@ -90,16 +90,16 @@ export class BlockingClient<T> {
   }
 }
 
-/**
- * The serving side: receives requests on `port` and answers each, waking the caller. `serve`
- * may be async; the caller stays blocked until it settles.
- */
 /** Control of a serving side. */
 export interface BlockingServer {
   /** Answers every request still being served with `error`: the serving thread is dying. */
   failPending(error: unknown): void;
 }
 
+/**
+ * The serving side: receives requests on `port` and answers each, waking the caller. `serve`
+ * may be async; the caller stays blocked until it settles.
+ */
 export function serveBlocking<T>(
   port: MessagePort,
   serve: (request: T) => unknown,
@@ -138,4 +138,98 @@ export function serveBlocking<T>(
       for (const id of [...pending]) reply({ id, error });
     },
   };
+}
+
+/** A blocking reader's step through a stream the serving side holds open. */
+export interface StreamRequest {
+  kind: "next" | "close";
+  stream: number;
+}
+
+/** The answer to `next`. */
+export interface StreamStep {
+  done: boolean;
+  value?: unknown;
+}
+
+/**
+ * Reads, one blocking request per item, a stream that `ask(open)` opens on the serving side
+ * (which answers the stream's id; see `BlockingStreams`). A reader that stops early closes the
+ * stream there. `closeAfterError` must match the server's `forgetFailed`: a server that keeps a
+ * failed stream open lets go of it only when the reader closes it.
+ */
+export function* readBlocking<R>(
+  ask: (request: R | StreamRequest) => unknown,
+  open: R,
+  { closeAfterError }: { closeAfterError: boolean },
+): Generator<unknown, void, undefined> {
+  const stream = ask(open) as number;
+  let finished = false;
+  try {
+    for (;;) {
+      const step = ask({ kind: "next", stream }) as StreamStep;
+      if (step.done) {
+        finished = true;
+        return;
+      }
+      yield step.value;
+    }
+  } catch (error) {
+    finished = !closeAfterError;
+    throw error;
+  } finally {
+    if (!finished) ask({ kind: "close", stream });
+  }
+}
+
+/** The serving side of `readBlocking`: the streams open for blocking readers, by id. */
+export class BlockingStreams {
+  readonly #open = new Map<number, Iterator<unknown> | AsyncIterator<unknown>>();
+  readonly #gone: () => unknown;
+  readonly #forgetFailed: boolean;
+  #seq = 0;
+
+  /**
+   * `gone()` is what a `next` on a stream that is not open throws. With `forgetFailed`, a
+   * stream whose `next` threw is let go at once; without, when the reader closes it.
+   */
+  constructor({
+    gone = () => new Error("the stream is closed"),
+    forgetFailed = false,
+  }: { gone?: () => unknown; forgetFailed?: boolean } = {}) {
+    this.#gone = gone;
+    this.#forgetFailed = forgetFailed;
+  }
+
+  /** Holds `source` open for a reader; the id the reader asks with. */
+  open(source: Iterator<unknown> | AsyncIterator<unknown>): number {
+    const id = ++this.#seq;
+    this.#open.set(id, source);
+    return id;
+  }
+
+  async serve(request: StreamRequest): Promise<StreamStep | undefined> {
+    const source = this.#open.get(request.stream);
+    if (request.kind === "close") {
+      this.#open.delete(request.stream);
+      await source?.return?.();
+      return undefined;
+    }
+    if (!source) throw this.#gone();
+    let step: IteratorResult<unknown>;
+    try {
+      step = await source.next();
+    } catch (error) {
+      if (this.#forgetFailed) this.#open.delete(request.stream);
+      throw error;
+    }
+    if (step.done) this.#open.delete(request.stream);
+    return { done: step.done === true, value: step.done ? undefined : step.value };
+  }
+
+  /** Closes every stream: their readers are gone. */
+  closeAll(): void {
+    for (const source of this.#open.values()) void source.return?.();
+    this.#open.clear();
+  }
 }

@@ -5,9 +5,9 @@
  * node and gives up on a pipe that stays silent, so a call never waits on a dead connection.
  */
 import { type Call, watchBounds } from "../core/call.js";
+import { STREAM_WINDOW } from "../core/credit.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import { callErrors, NetworkRequestError, NotDelivered } from "../errors.js";
-import { STREAM_WINDOW } from "./serve.js";
 import type { Dial, PacketPipe } from "./transport.js";
 import { type ClientPacket, errorFromWire, wireCall } from "./wire.js";
 

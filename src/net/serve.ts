@@ -5,6 +5,7 @@
  */
 
 import type { Caller, CallOptions, CancelSignal } from "../core/call.js";
+import { CreditPump, MAX_CREDIT, STREAM_WINDOW, STREAM_WINDOW_BYTES } from "../core/credit.js";
 import { callErrors, RequestError, type WireError, WireProblem } from "../errors.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
 import type { PacketPipe } from "./transport.js";
@@ -27,12 +28,6 @@ export interface LocalCalls {
     options: CallOptions,
   ): AsyncGenerator<unknown, void, undefined>;
 }
-
-/** Most credit a consumer may hold: a peer cannot make this node buffer more than this. */
-const MAX_CREDIT = 4 * 1024;
-
-/** Items a stream may send before the consumer grants more. */
-export const STREAM_WINDOW = 1024;
 
 export function remoteCaller(call: WireCall, peerHost: string): Caller {
   const hostname = call.author_host ?? peerHost;
@@ -251,8 +246,9 @@ export class ChannelSession {
       source,
       this.#channel,
       typeof credit === "number" && credit > 0 ? Math.min(credit, MAX_CREDIT) : STREAM_WINDOW,
+      call,
     );
-    active.stream.run(call).finally(() => this.#finish(id));
+    active.stream.run().finally(() => this.#finish(id));
   }
 
   /**
@@ -278,8 +274,6 @@ export class ChannelSession {
   }
 }
 
-/** Bytes of a stream's items sent but not yet read by the consumer, at most (one item may exceed it). */
-export const STREAM_WINDOW_BYTES = 8 * 1024 * 1024;
 /** Items of one stream leave in packets of about this many bytes. */
 const BATCH_BYTES = 64 * 1024;
 /** A stream waits while its channel holds more than this not yet written to the socket… */
@@ -295,11 +289,10 @@ const LOW_WATER_BYTES = 256 * 1024;
  * not write: a consumer that grants credit without reading its socket stalls the generator
  * instead of filling this node's memory, and neither side buffers more than a window.
  */
-class StreamPump {
+class StreamPump extends CreditPump {
   readonly #id: number;
-  readonly #source: AsyncGenerator<unknown, void, undefined>;
   readonly #channel: PacketPipe;
-  #credit: number;
+  readonly #call: WireCall;
   /** The items waiting to leave, each as JSON. */
   #batch: string[] = [];
   #batchBytes = 0;
@@ -307,8 +300,6 @@ class StreamPump {
   #unread: number[] = [];
   #unreadFrom = 0;
   #unreadBytes = 0;
-  #wake: (() => void) | undefined;
-  #stopped = false;
   #oversized = false;
 
   constructor(
@@ -316,16 +307,16 @@ class StreamPump {
     source: AsyncGenerator<unknown, void, undefined>,
     channel: PacketPipe,
     credit: number,
+    call: WireCall,
   ) {
+    super(source, credit, MAX_CREDIT);
     this.#id = id;
-    this.#source = source;
     this.#channel = channel;
-    this.#credit = credit;
+    this.#call = call;
   }
 
-  /** The consumer read `n` more items: that many more may be sent, and their bytes are free. */
-  grant(n: number): void {
-    this.#credit = Math.min(this.#credit + n, MAX_CREDIT);
+  /** The items read no longer count against {@link STREAM_WINDOW_BYTES}. */
+  protected override read(n: number): void {
     for (let i = 0; i < n && this.#unreadFrom < this.#unread.length; i++) {
       this.#unreadBytes -= this.#unread[this.#unreadFrom++] as number;
     }
@@ -333,18 +324,34 @@ class StreamPump {
       this.#unread = this.#unread.slice(this.#unreadFrom);
       this.#unreadFrom = 0;
     }
-    this.#wake?.();
   }
 
-  /** The consumer is gone or cancelled: close the source, send nothing more. */
-  stop(): void {
-    this.#stopped = true;
-    this.#wake?.();
+  protected override full(): boolean {
+    return this.#unreadBytes + this.#batchBytes >= STREAM_WINDOW_BYTES;
   }
 
-  /** Whether the consumer may take another item now. */
-  #mayRead(): boolean {
-    return this.#credit > 0 && this.#unreadBytes + this.#batchBytes < STREAM_WINDOW_BYTES;
+  protected override gone(): boolean {
+    return !this.#channel.open;
+  }
+
+  protected override congested(): boolean {
+    return this.#channel.buffered > HIGH_WATER_BYTES;
+  }
+
+  protected override drained(): Promise<void> {
+    return this.#channel.whenDrained(LOW_WATER_BYTES);
+  }
+
+  protected override send(item: unknown): void {
+    const text = JSON.stringify(item) ?? "null";
+    if (this.#batch.length === 0) setImmediate(this.#emit);
+    this.#batch.push(text);
+    this.#batchBytes += text.length;
+    if (this.#batchBytes >= BATCH_BYTES) this.#emit();
+  }
+
+  protected override flush(): void {
+    this.#emit();
   }
 
   #emit = (): void => {
@@ -371,60 +378,21 @@ class StreamPump {
     }
   };
 
-  #sendTooLarge(call: WireCall): void {
+  protected override end(): void {
+    this.#channel.send({ t: "end", id: this.#id });
+  }
+
+  protected override sourceClosed(): void {
+    if (!this.#oversized) return;
+    const call = this.#call;
     const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
     const error = callErrors.tooLarge(site, MAX_ANSWER_BYTES).toJSON();
     this.#channel.send({ t: "error", id: this.#id, error });
   }
 
-  /** Waits for credit, for the consumer to read, and for the socket to take what is queued. */
-  async #room(): Promise<void> {
-    while (!this.#stopped && this.#channel.open) {
-      if (this.#channel.buffered > HIGH_WATER_BYTES) {
-        this.#emit();
-        await Promise.race([this.#channel.whenDrained(LOW_WATER_BYTES), this.#woken()]);
-        continue;
-      }
-      if (this.#mayRead()) return;
-      this.#emit();
-      await this.#woken();
-    }
-  }
-
-  /** Resolves at the next grant or stop. */
-  #woken(): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.#wake = () => {
-        this.#wake = undefined;
-        resolve();
-      };
-    });
-  }
-
-  async run(call: WireCall): Promise<void> {
-    try {
-      for (;;) {
-        await this.#room();
-        if (this.#stopped || !this.#channel.open) {
-          await this.#source.return();
-          if (this.#oversized) this.#sendTooLarge(call);
-          return;
-        }
-        const step = await this.#source.next();
-        if (step.done) break;
-        this.#credit--;
-        const text = JSON.stringify(step.value) ?? "null";
-        if (this.#batch.length === 0) setImmediate(this.#emit);
-        this.#batch.push(text);
-        this.#batchBytes += text.length;
-        if (this.#batchBytes >= BATCH_BYTES) this.#emit();
-      }
-      this.#emit();
-      this.#channel.send({ t: "end", id: this.#id });
-    } catch (error) {
-      if (this.#stopped) return;
-      this.#emit();
-      this.#channel.send({ t: "error", id: this.#id, error: wireErrorOf(error, call) });
-    }
+  protected override fail(error: unknown): void {
+    if (this.stopped) return;
+    this.#emit();
+    this.#channel.send({ t: "error", id: this.#id, error: wireErrorOf(error, this.#call) });
   }
 }

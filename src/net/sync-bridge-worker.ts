@@ -4,10 +4,10 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { Agent, request } from "undici";
-import { serveBlocking } from "../core/blocking.js";
+import { BlockingStreams, serveBlocking } from "../core/blocking.js";
 import { HEADER_ANSWER, HEADER_NONCE, StreamMac, sameMac, signAnswer } from "./auth.js";
 import { ndjsonLines } from "./ndjson.js";
-import type { BridgeRequest, BridgeSetup, BridgeStep } from "./sync-remote.js";
+import type { BridgeRequest, BridgeSetup } from "./sync-remote.js";
 import { tlsConnector } from "./tls.js";
 
 const { secret, tls } = workerData as BridgeSetup;
@@ -17,12 +17,10 @@ const agent = new Agent({
   ...(tls.enabled ? { connect: tlsConnector(tls) } : {}),
 });
 
-interface OpenStream {
-  lines: AsyncIterator<string>;
-  /** With a secret: the MAC the stream's last line must carry. */
-  mac: StreamMac | undefined;
-}
-const streams = new Map<number, OpenStream>();
+const streams = new BlockingStreams({
+  gone: () => ({ code: "NETWORK", message: "the stream is closed" }),
+  forgetFailed: true,
+});
 
 const FORGED = {
   code: "UNAUTHORIZED",
@@ -40,7 +38,6 @@ function checkAnswer(
   const nonce = sent[HEADER_NONCE] ?? "";
   if (typeof mac !== "string" || !sameMac(mac, signAnswer(secret, nonce, body))) throw FORGED;
 }
-let nextStream = 0;
 
 /** An answer that never reached the node (refused or reset before sending) is retryable. */
 function notDelivered(error: unknown): boolean {
@@ -107,26 +104,34 @@ async function serve(message: BridgeRequest): Promise<unknown> {
         const answer = JSON.parse(text) as { error?: unknown };
         throw answer.error ?? { code: "NETWORK", message: `HTTP ${response.statusCode}` };
       }
-      const id = ++nextStream;
       const nonce = message.headers[HEADER_NONCE];
-      streams.set(id, {
-        lines: ndjsonLines(response.body)[Symbol.asyncIterator](),
-        mac: secret && nonce ? new StreamMac(secret, nonce) : undefined,
-      });
-      return id;
+      return streams.open(
+        itemsOf(
+          ndjsonLines(response.body)[Symbol.asyncIterator](),
+          secret && nonce ? new StreamMac(secret, nonce) : undefined,
+        ),
+      );
     }
-    case "next": {
-      const stream = streams.get(message.stream);
-      if (!stream) throw { code: "NETWORK", message: "the stream is closed" };
+    case "next":
+    case "close":
+      return streams.serve(message);
+  }
+}
+
+/**
+ * The items of a streamed answer, read from its NDJSON lines. With a secret, `mac` is the MAC
+ * the next line must carry.
+ */
+function itemsOf(lines: AsyncIterator<string>, mac: StreamMac | undefined): AsyncIterator<unknown> {
+  return {
+    async next() {
       let step: IteratorResult<string>;
       try {
-        step = await stream.lines.next();
+        step = await lines.next();
       } catch (error) {
-        streams.delete(message.stream);
         return networkFailure(error);
       }
       if (step.done) {
-        streams.delete(message.stream);
         throw {
           code: "NETWORK",
           message: "the stream ended without an end marker; the node may have gone",
@@ -138,32 +143,21 @@ async function serve(message: BridgeRequest): Promise<unknown> {
         error?: unknown;
         mac?: unknown;
       };
-      if (stream.mac) {
+      if (mac) {
         // Each line is checked before its item is used.
-        const { mac, ...content } = line;
-        const expected = stream.mac.next(JSON.stringify(content));
-        if (typeof mac !== "string" || !sameMac(mac, expected)) {
-          streams.delete(message.stream);
-          throw FORGED;
-        }
+        const { mac: sent, ...content } = line;
+        const expected = mac.next(JSON.stringify(content));
+        if (typeof sent !== "string" || !sameMac(sent, expected)) throw FORGED;
       }
-      if (line.error !== undefined) {
-        streams.delete(message.stream);
-        throw line.error;
-      }
-      if (line.end) {
-        streams.delete(message.stream);
-        return { done: true } satisfies BridgeStep;
-      }
-      return { done: false, value: line.item } satisfies BridgeStep;
-    }
-    case "close": {
-      const stream = streams.get(message.stream);
-      streams.delete(message.stream);
-      await stream?.lines.return?.();
-      return undefined;
-    }
-  }
+      if (line.error !== undefined) throw line.error;
+      if (line.end) return { done: true, value: undefined };
+      return { done: false, value: line.item };
+    },
+    async return() {
+      await lines.return?.();
+      return { done: true, value: undefined };
+    },
+  };
 }
 
 if (parentPort) serveBlocking(parentPort, serve);

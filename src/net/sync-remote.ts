@@ -3,7 +3,7 @@
  * a helper thread does the HTTP request while this thread waits for its answer.
  */
 import { Worker } from "node:worker_threads";
-import { BlockingClient } from "../core/blocking.js";
+import { BlockingClient, readBlocking, type StreamRequest } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
 import { BlockingTimeout, callErrors, NotDelivered, type RequestError } from "../errors.js";
 import { type PeerIdentity, signRequest } from "./auth.js";
@@ -18,12 +18,7 @@ export type BridgeRequest =
       timeoutMs: number;
       headers: Record<string, string>;
     }
-  | { kind: "next" | "close"; stream: number };
-
-export interface BridgeStep {
-  done: boolean;
-  value?: unknown;
-}
+  | StreamRequest;
 
 /** What the bridge thread is started with. */
 export interface BridgeSetup {
@@ -109,30 +104,14 @@ export class SyncRemote {
     body: string,
     target: SyncTarget,
   ): Generator<unknown, void, undefined> {
-    const host = target.hostname;
     const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
     const headers = this.#sign(target, "/execute_stream", body);
-    const stream = this.#ask(
-      call,
+    // The bridge lets go of a failed stream itself; a close after a timeout would wait again.
+    yield* readBlocking(
+      (request: BridgeRequest) => this.#ask(call, request, target.hostname),
       { kind: "open", url: `${baseUrl}/execute_stream`, body, timeoutMs, headers },
-      host,
-    ) as number;
-    let finished = false;
-    try {
-      for (;;) {
-        const step = this.#ask(call, { kind: "next", stream }, host) as BridgeStep;
-        if (step.done) {
-          finished = true;
-          return;
-        }
-        yield step.value;
-      }
-    } catch (error) {
-      finished = true;
-      throw error;
-    } finally {
-      if (!finished) this.#ask(call, { kind: "close", stream }, host);
-    }
+      { closeAfterError: false },
+    );
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,8 @@
  */
 import { type MessagePort, parentPort, workerData } from "node:worker_threads";
 import pino from "pino";
-import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { BlockingClient, BlockingStreams, readBlocking, serveBlocking } from "../core/blocking.js";
+import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import type { LoadedEndpoint } from "../core/endpoint.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
@@ -24,6 +25,8 @@ import {
   errorFrom,
   type FromWorker,
   MessageBatcher,
+  PendingAnswers,
+  ThreadPump,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -57,17 +60,16 @@ function unclonable(message: FromWorker, error: Error): void {
     case "items":
       post({ t: "end", id: message.id, error: errorData(reason) });
       return;
-    case "call": {
-      const pending = answers.get(message.id);
-      answers.delete(message.id);
-      pending?.reject(
-        callErrors.invalidArguments(
-          { plugin: message.plugin, method: message.method },
-          `arguments cannot cross to another thread: ${error.message}`,
-        ),
-      );
+    case "call":
+      answers
+        .take(message.id)
+        ?.reject(
+          callErrors.invalidArguments(
+            { plugin: message.plugin, method: message.method },
+            `arguments cannot cross to another thread: ${error.message}`,
+          ),
+        );
       return;
-    }
     case "stream":
       inbound.get(message.id)?.end(reason);
       return;
@@ -111,7 +113,7 @@ class ServedCall implements CallInfo {
 // ------------------------------------------------------------------ the plugin's own calls
 
 let seq = 0;
-const answers = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+const answers = new PendingAnswers();
 const inbound = new Map<number, StreamInbox>();
 const blocking = new BlockingClient<BlockingOut>(setup.blockingOut);
 
@@ -143,22 +145,20 @@ function execute(
   options: ExecuteOptions | undefined,
 ): Promise<unknown> {
   const id = ++seq;
-  return new Promise((resolve, reject) => {
-    answers.set(id, { resolve, reject });
-    post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
-    options?.signal?.addEventListener(
-      "abort",
-      () => {
-        if (!answers.delete(id)) return;
-        post({ t: "cancel", id });
-        reject(callErrors.aborted({ plugin, method }, options.signal?.reason));
-      },
-      { once: true },
-    );
-  });
+  const answer = answers.wait(id);
+  post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
+  options?.signal?.addEventListener(
+    "abort",
+    () => {
+      const waiting = answers.take(id);
+      if (!waiting) return;
+      post({ t: "cancel", id });
+      waiting.reject(callErrors.aborted({ plugin, method }, options.signal?.reason));
+    },
+    { once: true },
+  );
+  return answer;
 }
-
-const WINDOW = 256;
 
 async function* executeStream(
   plugin: string,
@@ -167,9 +167,17 @@ async function* executeStream(
   options: ExecuteOptions | undefined,
 ): AsyncGenerator<unknown, void, undefined> {
   const id = ++seq;
-  const stream = new StreamInbox(WINDOW, (n) => post({ t: "credit", id, n }));
+  const stream = new StreamInbox(THREAD_STREAM_WINDOW, (n) => post({ t: "credit", id, n }));
   inbound.set(id, stream);
-  post({ t: "stream", id, plugin, method, args, options: wireOptions(options), credit: WINDOW });
+  post({
+    t: "stream",
+    id,
+    plugin,
+    method,
+    args,
+    options: wireOptions(options),
+    credit: THREAD_STREAM_WINDOW,
+  });
   try {
     yield* stream.items();
   } finally {
@@ -220,24 +228,11 @@ function* executeStreamSync(
   options: ExecuteOptions | undefined,
 ): Generator<unknown, void, undefined> {
   refuseBlockingOnMain(plugin, method);
-  const open: BlockingOut = { kind: "open", plugin, method, args, options: wireOptions(options) };
-  const stream = block(open, plugin, method) as number;
-  let finished = false;
-  try {
-    for (;;) {
-      const step = block({ kind: "next", stream }, plugin, method) as {
-        done: boolean;
-        value?: unknown;
-      };
-      if (step.done) {
-        finished = true;
-        return;
-      }
-      yield step.value;
-    }
-  } finally {
-    if (!finished) block({ kind: "close", stream }, plugin, method);
-  }
+  yield* readBlocking(
+    (request: BlockingOut) => block(request, plugin, method),
+    { kind: "open", plugin, method, args, options: wireOptions(options) },
+    { closeAfterError: true },
+  );
 }
 
 const context: PluginContext = {
@@ -263,7 +258,7 @@ const host = new InProcessHost(setup.entry, setup.manifest, context, setup.modul
 // ------------------------------------------------------------------ serving the core
 
 const served = new Map<number, ServedCall>();
-const pumps = new Map<number, { credit: number; wake?: () => void; stopped: boolean }>();
+const pumps = new Map<number, ThreadPump>();
 
 function endpointOf(access: string): LoadedEndpoint {
   const endpoint = host.endpoints.get(access);
@@ -283,49 +278,6 @@ function answer(id: number, work: () => unknown): void {
     (value) => post({ t: "answer", id, value }),
     (error: unknown) => post({ t: "answer", id, error: errorData(error) }),
   );
-}
-
-async function pump(
-  id: number,
-  source: Iterator<unknown> | AsyncIterator<unknown>,
-  credit: number,
-): Promise<void> {
-  const control = { credit, stopped: false, wake: undefined as (() => void) | undefined };
-  pumps.set(id, control);
-  let batch: unknown[] = [];
-  const flush = () => {
-    if (batch.length === 0) return;
-    const items = batch;
-    batch = [];
-    post({ t: "items", id, items });
-  };
-  try {
-    for (;;) {
-      while (control.credit <= 0 && !control.stopped) {
-        flush();
-        await new Promise<void>((resolve) => {
-          control.wake = resolve;
-        });
-      }
-      if (control.stopped) {
-        await source.return?.();
-        return;
-      }
-      const step = await source.next();
-      if (step.done) break;
-      control.credit--;
-      if (batch.length === 0) setImmediate(flush);
-      batch.push(step.value);
-    }
-    flush();
-    post({ t: "end", id });
-  } catch (error) {
-    flush();
-    post({ t: "end", id, error: errorData(error) });
-  } finally {
-    pumps.delete(id);
-    served.delete(id);
-  }
 }
 
 function serve(message: ToWorker): void {
@@ -360,37 +312,27 @@ function serve(message: ToWorker): void {
         post({ t: "end", id: message.id, error: errorData(error) });
         return;
       }
-      void pump(message.id, source, message.credit);
+      const pump = new ThreadPump(message.id, source, message.credit, post, { batch: true });
+      pumps.set(message.id, pump);
+      void pump.run().finally(() => {
+        pumps.delete(message.id);
+        served.delete(message.id);
+      });
       return;
     }
-    case "credit": {
-      const control = pumps.get(message.id);
-      if (control) {
-        control.credit += message.n;
-        control.wake?.();
-      }
+    case "credit":
+      pumps.get(message.id)?.grant(message.n);
       return;
-    }
-    case "cancel": {
+    case "cancel":
       served.get(message.id)?.cancel(errorFrom(message.reason));
-      const control = pumps.get(message.id);
-      if (control) {
-        control.stopped = true;
-        control.wake?.();
-      }
+      pumps.get(message.id)?.stop();
       return;
-    }
     case "ping":
       post({ t: "pong", id: message.id });
       return;
-    case "answer": {
-      const pending = answers.get(message.id);
-      if (!pending) return;
-      answers.delete(message.id);
-      if (message.error) pending.reject(errorFrom(message.error));
-      else pending.resolve(message.value);
+    case "answer":
+      answers.settle(message);
       return;
-    }
     case "items":
       inbound.get(message.id)?.push(message.items);
       return;
@@ -401,8 +343,7 @@ function serve(message: ToWorker): void {
 }
 
 // Blocking calls into this plugin: the core's thread waits while this one runs them.
-const blockingStreams = new Map<number, Iterator<unknown> | AsyncIterator<unknown>>();
-let blockingSeq = 0;
+const blockingStreams = new BlockingStreams();
 const intoPlugin = serveBlocking<BlockingIn>(setup.blockingIn, (request) =>
   serveBlockingIn(request).catch((error: unknown) => {
     // Sent as data: an error object would lose its class and code on the way.
@@ -428,27 +369,13 @@ async function serveBlockingIn(request: BlockingIn): Promise<unknown> {
       }
       return result;
     }
-    case "open": {
-      const id = ++blockingSeq;
-      blockingStreams.set(
-        id,
+    case "open":
+      return blockingStreams.open(
         host.openStream(endpointOf(request.endpoint), request.args, new ServedCall(request.call)),
       );
-      return id;
-    }
-    case "next": {
-      const source = blockingStreams.get(request.stream);
-      if (!source) throw new Error("the stream is closed");
-      const step = await source.next();
-      if (step.done) blockingStreams.delete(request.stream);
-      return { done: step.done === true, value: step.done ? undefined : step.value };
-    }
-    case "close": {
-      const source = blockingStreams.get(request.stream);
-      blockingStreams.delete(request.stream);
-      await source?.return?.();
-      return undefined;
-    }
+    case "next":
+    case "close":
+      return blockingStreams.serve(request);
   }
 }
 

@@ -7,7 +7,8 @@
  */
 import { MessageChannel, Worker } from "node:worker_threads";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
-import { BlockingClient, serveBlocking } from "../core/blocking.js";
+import { BlockingClient, BlockingStreams, readBlocking, serveBlocking } from "../core/blocking.js";
+import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import { compileBinder, endpointInfo, internalize, type LoadedEndpoint } from "../core/endpoint.js";
 import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import { StreamInbox } from "../core/stream-inbox.js";
@@ -31,6 +32,9 @@ import {
   errorFrom,
   type FromWorker,
   MessageBatcher,
+  PendingAnswers,
+  type Settle,
+  ThreadPump,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -39,7 +43,6 @@ import {
 /** A call served on behalf of the worker's plugin may carry the chain of blocked threads. */
 type ChainedInfo = CallInfo & { chain?: string[] };
 
-const WINDOW = 256;
 const STUCK_CHECK_MS = 1000;
 const DEFAULT_BLOCKING_MS = 5 * 60_000;
 const PINO_LEVELS: Record<number, "debug" | "info" | "warn" | "error" | "fatal"> = {
@@ -51,9 +54,10 @@ const PINO_LEVELS: Record<number, "debug" | "info" | "warn" | "error" | "fatal">
   60: "fatal",
 };
 
-interface Answer {
-  resolve(value: unknown): void;
-  reject(error: Error): void;
+/** A call or stream of the worker's own that the core is serving. */
+interface Outbound {
+  controller: AbortController;
+  pump?: ThreadPump;
 }
 
 export interface WorkerHostOptions {
@@ -75,17 +79,13 @@ export class WorkerHost implements PluginHost {
   #out: MessageBatcher<ToWorker> | undefined;
   #toWorker: BlockingClient<BlockingIn> | undefined;
   #ready: Promise<void> = Promise.resolve();
-  #loaded: Answer | undefined;
+  #loaded: Settle | undefined;
   #endpoints = new Map<string, LoadedEndpoint>();
   #identity: PluginIdentity;
   #seq = 0;
-  readonly #answers = new Map<number, Answer>();
+  readonly #answers = new PendingAnswers();
   readonly #inbound = new Map<number, StreamInbox>();
-  /** The worker's own calls and streams that the core is serving. */
-  readonly #outbound = new Map<
-    number,
-    { controller: AbortController; credit?: (n: number) => void }
-  >();
+  readonly #outbound = new Map<number, Outbound>();
   #wantEnabled = false;
   #disposed = false;
   #restarts = 0;
@@ -166,12 +166,9 @@ export class WorkerHost implements PluginHost {
       case "invoke":
       case "enable":
       case "disable":
-      case "ping": {
-        const pending = this.#answers.get(message.id);
-        this.#answers.delete(message.id);
-        pending?.reject(reason);
+      case "ping":
+        this.#answers.take(message.id)?.reject(reason);
         return;
-      }
       case "open":
         this.#inbound.get(message.id)?.end(reason);
         return;
@@ -189,10 +186,9 @@ export class WorkerHost implements PluginHost {
 
   #request(make: (id: number) => ToWorker): Promise<unknown> {
     const id = ++this.#seq;
-    return new Promise((resolve, reject) => {
-      this.#answers.set(id, { resolve, reject });
-      this.#post(make(id));
-    });
+    const answer = this.#answers.wait(id);
+    this.#post(make(id));
+    return answer;
   }
 
   #receive(message: FromWorker): void {
@@ -222,14 +218,9 @@ export class WorkerHost implements PluginHost {
         this.#disposed = true;
         void this.#worker?.terminate();
         return;
-      case "answer": {
-        const pending = this.#answers.get(message.id);
-        if (!pending) return;
-        this.#answers.delete(message.id);
-        if (message.error) pending.reject(errorFrom(message.error));
-        else pending.resolve(message.value);
+      case "answer":
+        this.#answers.settle(message);
         return;
-      }
       case "items":
         this.#inbound.get(message.id)?.push(message.items);
         return;
@@ -237,8 +228,7 @@ export class WorkerHost implements PluginHost {
         this.#inbound.get(message.id)?.end(message.error && errorFrom(message.error));
         return;
       case "pong":
-        this.#answers.get(message.id)?.resolve(undefined);
-        this.#answers.delete(message.id);
+        this.#answers.take(message.id)?.resolve(undefined);
         return;
       case "log":
         this.#relog(message.record);
@@ -257,7 +247,7 @@ export class WorkerHost implements PluginHost {
         );
         return;
       case "credit":
-        this.#outbound.get(message.id)?.credit?.(message.n);
+        this.#outbound.get(message.id)?.pump?.grant(message.n);
         return;
       case "cancel":
         this.#outbound.get(message.id)?.controller.abort();
@@ -308,49 +298,28 @@ export class WorkerHost implements PluginHost {
     initialCredit: number,
   ): Promise<void> {
     const controller = new AbortController();
-    let credit = initialCredit;
-    let wake: (() => void) | undefined;
-    this.#outbound.set(id, {
-      controller,
-      credit: (n) => {
-        credit += n;
-        wake?.();
-      },
-    });
-    controller.signal.addEventListener("abort", () => wake?.());
+    const outbound: Outbound = { controller };
+    this.#outbound.set(id, outbound);
     const source = this.#options.context.executeStream(
       plugin,
       method,
       args,
       this.#callOptions(options, controller),
     );
+    const pump = new ThreadPump(id, source, initialCredit, (message) => this.#post(message), {
+      batch: false,
+    });
+    outbound.pump = pump;
+    controller.signal.addEventListener("abort", () => pump.stop());
     try {
-      for (;;) {
-        while (credit <= 0 && !controller.signal.aborted) {
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-        }
-        if (controller.signal.aborted) {
-          await source.return();
-          return;
-        }
-        const step = await source.next();
-        if (step.done) break;
-        credit--;
-        this.#post({ t: "items", id, items: [step.value] });
-      }
-      this.#post({ t: "end", id });
-    } catch (error) {
-      this.#post({ t: "end", id, error: errorData(error) });
+      await pump.run();
     } finally {
       this.#outbound.delete(id);
     }
   }
 
   /** Blocking requests from the worker: its thread waits while this one serves them. */
-  readonly #blockingStreams = new Map<number, AsyncGenerator<unknown, void, undefined>>();
-  #blockingSeq = 0;
+  readonly #blockingStreams = new BlockingStreams();
 
   async #serveBlocking(request: BlockingOut): Promise<unknown> {
     try {
@@ -362,30 +331,18 @@ export class WorkerHost implements PluginHost {
             request.args,
             request.options as ExecuteOptions,
           );
-        case "open": {
-          const id = ++this.#blockingSeq;
-          const stream = this.#options.context.executeStream(
-            request.plugin,
-            request.method,
-            request.args,
-            request.options as ExecuteOptions,
+        case "open":
+          return this.#blockingStreams.open(
+            this.#options.context.executeStream(
+              request.plugin,
+              request.method,
+              request.args,
+              request.options as ExecuteOptions,
+            ),
           );
-          this.#blockingStreams.set(id, stream);
-          return id;
-        }
-        case "next": {
-          const stream = this.#blockingStreams.get(request.stream);
-          if (!stream) throw new Error("the stream is closed");
-          const step = await stream.next();
-          if (step.done) this.#blockingStreams.delete(request.stream);
-          return { done: step.done === true, value: step.done ? undefined : step.value };
-        }
-        case "close": {
-          const stream = this.#blockingStreams.get(request.stream);
-          this.#blockingStreams.delete(request.stream);
-          await stream?.return();
-          return undefined;
-        }
+        case "next":
+        case "close":
+          return await this.#blockingStreams.serve(request);
       }
     } catch (error) {
       // Sent as data: an error object would lose its code on the way.
@@ -438,15 +395,13 @@ export class WorkerHost implements PluginHost {
     this.#refuseCycle(call);
     return this.#ready.then(() => {
       const id = ++this.#seq;
-      const result = new Promise((resolve, reject) => {
-        this.#answers.set(id, { resolve, reject });
-        this.#post({
-          t: "invoke",
-          id,
-          endpoint: endpoint.info.access_name,
-          args,
-          call: this.#meta(call, false),
-        });
+      const result = this.#answers.wait(id);
+      this.#post({
+        t: "invoke",
+        id,
+        endpoint: endpoint.info.access_name,
+        args,
+        call: this.#meta(call, false),
       });
       this.#watch(id, call);
       return result;
@@ -469,7 +424,7 @@ export class WorkerHost implements PluginHost {
   ): AsyncGenerator<unknown, void, undefined> {
     await this.#ready;
     const id = ++this.#seq;
-    const stream = new StreamInbox(WINDOW, (n) => this.#post({ t: "credit", id, n }));
+    const stream = new StreamInbox(THREAD_STREAM_WINDOW, (n) => this.#post({ t: "credit", id, n }));
     this.#inbound.set(id, stream);
     this.#post({
       t: "open",
@@ -477,7 +432,7 @@ export class WorkerHost implements PluginHost {
       endpoint: endpoint.info.access_name,
       args,
       call: this.#meta(call, false),
-      credit: WINDOW,
+      credit: THREAD_STREAM_WINDOW,
     });
     this.#watch(id, call);
     try {
@@ -525,26 +480,11 @@ export class WorkerHost implements PluginHost {
     call: CallInfo,
   ): Generator<unknown, void, undefined> {
     this.#refuseCycle(call);
-    const stream = this.#blocking(
+    yield* readBlocking(
+      (request: BlockingIn) => this.#blocking(request, call),
       { kind: "open", endpoint: endpoint.info.access_name, args, call: this.#meta(call, true) },
-      call,
-    ) as number;
-    let finished = false;
-    try {
-      for (;;) {
-        const step = this.#blocking({ kind: "next", stream }, call) as {
-          done: boolean;
-          value?: unknown;
-        };
-        if (step.done) {
-          finished = true;
-          return;
-        }
-        yield step.value;
-      }
-    } finally {
-      if (!finished) this.#blocking({ kind: "close", stream }, call);
-    }
+      { closeAfterError: true },
+    );
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -600,14 +540,12 @@ export class WorkerHost implements PluginHost {
 
   /** Fails everything in flight on the current worker. */
   #fail(error: Error): void {
-    for (const pending of this.#answers.values()) pending.reject(error);
-    this.#answers.clear();
+    this.#answers.rejectAll(error);
     for (const stream of this.#inbound.values()) stream.end(error);
     this.#inbound.clear();
     for (const outbound of this.#outbound.values()) outbound.controller.abort();
     this.#outbound.clear();
-    for (const stream of this.#blockingStreams.values()) void stream.return();
-    this.#blockingStreams.clear();
+    this.#blockingStreams.closeAll();
   }
 
   #lost(worker: Worker, why: string): void {

@@ -4,6 +4,8 @@
  * functions and class instances with private state.
  */
 import type { PluginEntry, PluginManifest } from "../config/types.js";
+import type { StreamRequest } from "../core/blocking.js";
+import { CreditPump } from "../core/credit.js";
 import type { EndpointKind } from "../core/endpoint.js";
 import type { ExecuteOptions } from "../core/types.js";
 import {
@@ -84,6 +86,11 @@ export type FromWorker =
   | { t: "credit"; id: number; n: number }
   | { t: "cancel"; id: number };
 
+/** What a stream sends to the thread that reads it. */
+export type StreamMessage =
+  | { t: "items"; id: number; items: unknown[] }
+  | { t: "end"; id: number; error?: ErrorData };
+
 /** ExecuteOptions as they cross: no AbortSignal (the worker sends `cancel` instead). */
 export type WireOptions = Omit<ExecuteOptions, "signal"> & { chain?: string[] };
 
@@ -91,13 +98,13 @@ export type WireOptions = Omit<ExecuteOptions, "signal"> & { chain?: string[] };
 export type BlockingOut =
   | { kind: "execute"; plugin: string; method: string; args: unknown; options: WireOptions }
   | { kind: "open"; plugin: string; method: string; args: unknown; options: WireOptions }
-  | { kind: "next" | "close"; stream: number };
+  | StreamRequest;
 
 /** A blocking request from the main thread into the worker (executeSync on its plugin). */
 export type BlockingIn =
   | { kind: "invoke"; endpoint: string; args: unknown[]; call: CallMeta }
   | { kind: "open"; endpoint: string; args: unknown[]; call: CallMeta }
-  | { kind: "next" | "close"; stream: number };
+  | StreamRequest;
 
 export function errorData(error: unknown): ErrorData {
   if (error instanceof Error) {
@@ -132,6 +139,44 @@ export function errorFrom(data: ErrorData): Error {
   error.name = data.name;
   if (data.stack) error.stack = data.stack;
   return error;
+}
+
+/** What settles a call to the other thread. */
+export interface Settle {
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+}
+
+/** The calls sent to the other thread and not yet answered, by id. */
+export class PendingAnswers {
+  readonly #waiting = new Map<number, Settle>();
+
+  /** The answer to call `id`, once it comes. */
+  wait(id: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject });
+    });
+  }
+
+  /** Stops waiting for call `id`; what settles it, if it was still waiting. */
+  take(id: number): Settle | undefined {
+    const waiting = this.#waiting.get(id);
+    if (waiting) this.#waiting.delete(id);
+    return waiting;
+  }
+
+  /** Settles the call an `answer` message answers, if it is still waiting. */
+  settle(answer: { id: number; value?: unknown; error?: ErrorData }): void {
+    const waiting = this.take(answer.id);
+    if (!waiting) return;
+    if (answer.error) waiting.reject(errorFrom(answer.error));
+    else waiting.resolve(answer.value);
+  }
+
+  rejectAll(error: Error): void {
+    for (const waiting of this.#waiting.values()) waiting.reject(error);
+    this.#waiting.clear();
+  }
 }
 
 /**
@@ -182,4 +227,54 @@ export class MessageBatcher<M> {
 export function eachMessage<M>(data: M | M[], handle: (message: M) => void): void {
   if (Array.isArray(data)) for (const message of data) handle(message);
   else handle(data);
+}
+
+/**
+ * Sends a stream's items to the thread that reads it, as that thread grants credit. With
+ * `batch`, the items produced in one turn of the event loop leave as one message; without, each
+ * leaves at once.
+ */
+export class ThreadPump extends CreditPump {
+  readonly #id: number;
+  readonly #post: (message: StreamMessage) => void;
+  readonly #batched: boolean;
+  #batch: unknown[] = [];
+
+  constructor(
+    id: number,
+    source: Iterator<unknown> | AsyncIterator<unknown>,
+    credit: number,
+    post: (message: StreamMessage) => void,
+    { batch }: { batch: boolean },
+  ) {
+    super(source, credit);
+    this.#id = id;
+    this.#post = post;
+    this.#batched = batch;
+  }
+
+  protected override send(item: unknown): void {
+    if (!this.#batched) {
+      this.#post({ t: "items", id: this.#id, items: [item] });
+      return;
+    }
+    if (this.#batch.length === 0) setImmediate(() => this.flush());
+    this.#batch.push(item);
+  }
+
+  protected override flush(): void {
+    if (this.#batch.length === 0) return;
+    const items = this.#batch;
+    this.#batch = [];
+    this.#post({ t: "items", id: this.#id, items });
+  }
+
+  protected override end(): void {
+    this.#post({ t: "end", id: this.#id });
+  }
+
+  protected override fail(error: unknown): void {
+    this.flush();
+    this.#post({ t: "end", id: this.#id, error: errorData(error) });
+  }
 }

@@ -32,10 +32,10 @@ const { channelDial }: AnyModule = await import(dist("net/transports/channel/dia
 const { NodeServer }: AnyModule = await import(dist("net/server.js"));
 const { dialNats, serveHello }: AnyModule = await import(dist("net/transports/nats/hello.js"));
 const { NatsSigning }: AnyModule = await import(dist("net/transports/nats/signing.js"));
+const { STREAM_WINDOW }: AnyModule = await import(dist("core/credit.js"));
 
 const MAX_DEPTH = 66;
 const MAX_PACKET = 1024 * 1024;
-const STREAM_WINDOW = 1024;
 
 type Args = Record<string, unknown> | unknown[] | undefined;
 interface Signal {
