@@ -15,8 +15,7 @@ import { NodeRegistry } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { type AdminApi, type HasPluginAnswer, NodeServer } from "./server.js";
-import { SyncRemote } from "./sync-remote.js";
-import { peerTls, schemeOf, serverTls } from "./tls.js";
+import { peerTls, serverTls } from "./tls.js";
 import { ChannelMesh } from "./transports/channel/mesh.js";
 import { NatsMesh } from "./transports/nats/mesh.js";
 import type { WireEndpoint, WireRefusal } from "./wire.js";
@@ -54,7 +53,6 @@ export class NetworkManager {
   readonly #config: NetworkingConfig;
   readonly #logger: Logger;
   readonly #server: NodeServer;
-  readonly #sync: SyncRemote;
   readonly #mesh: Mesh;
   readonly #bind: string;
   readonly #configFile: string | undefined;
@@ -68,7 +66,6 @@ export class NetworkManager {
     this.#bind = bindAddress(options.config, configFile);
     this.#configFile = configFile;
     const tls = peerTls(options.config, configFile);
-    this.#sync = new SyncRemote(options.config.secret, tls);
     const certificate = serverTls(options.config, configFile);
     this.#server = new NodeServer({
       hostname: options.hostname,
@@ -105,9 +102,8 @@ export class NetworkManager {
     this.router = new RemoteRouter({
       nodes: this.nodes,
       hostname: options.hostname,
-      sync: this.#sync,
+      blocking: this.#mesh.blocking,
       inProcess: PROCESS_NODES,
-      scheme: schemeOf(tls).http,
       refused: (node) => this.#mesh.refused(node),
     });
   }
@@ -164,6 +160,5 @@ export class NetworkManager {
     await this.#mesh.close();
     PROCESS_NODES.delete(this.instance);
     await this.#server.close();
-    await this.#sync.close();
   }
 }

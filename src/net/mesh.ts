@@ -10,6 +10,7 @@ import type { NodeInfo } from "../core/types.js";
 import type { Logger } from "../log.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
 import type { NodeServer } from "./server.js";
+import type { BlockingRoute } from "./sync-remote.js";
 import type { PeerTls } from "./tls.js";
 import type { InfoAnswer, InfoRequest, WireEndpoint, WireNode, WireRefusal } from "./wire.js";
 
@@ -34,6 +35,8 @@ export interface MeshContext {
 }
 
 export interface Mesh {
+  /** How blocking calls reach the nodes of this transport. */
+  readonly blocking: BlockingRoute;
   /** Starts finding and watching nodes; `loopbackOnly`: the server listens on loopback alone. */
   start(loopbackOnly: boolean): Promise<void>;
   /** The answer to an `/info` request that came over HTTP from `from`, or undefined (418). */

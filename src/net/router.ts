@@ -14,20 +14,18 @@ import {
   NotDelivered,
   type RequestError,
 } from "../errors.js";
-import { hostForUrl } from "./address.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
-import type { SyncRemote } from "./sync-remote.js";
+import type { BlockingRoute } from "./sync-remote.js";
 import { wireCall } from "./wire.js";
 
 export interface RouterOptions {
   nodes: NodeRegistry;
   /** This node's hostname, sent with each call as its author's host. */
   hostname: string;
-  sync: SyncRemote;
+  /** How blocking calls reach the nodes (the mesh's). */
+  blocking: BlockingRoute;
   /** Instance ids of nodes running in this process (blocking calls to them would deadlock). */
   inProcess: ReadonlySet<string>;
-  /** "http" or "https", as the cluster runs. */
-  scheme: string;
   /** A blocking call found nothing listening at the node's address. */
   refused(node: RemoteNode): void;
 }
@@ -194,16 +192,9 @@ export class RemoteRouter implements RemoteRoutes {
 
   /** The candidates a blocking call may go to, in the order to try them. */
   #syncTargets(call: Call, mode: CallMode): RemoteNode[] {
-    const candidates = this.#candidates(call, mode);
-    // A node reached over NATS has no address to call it at over HTTP, which blocking calls use.
-    const reachable = candidates.filter((node) => node.port > 0);
-    if (reachable.length === 0) {
-      throw callErrors.noNode(
-        call,
-        `blocking calls are not carried over NATS yet, and every node that serves it is reached over NATS; use ${mode === "executeSync" ? "execute()" : "executeStream()"}`,
-      );
-    }
-    const nodes = reachable.filter((node) => !this.#options.inProcess.has(node.instance));
+    const nodes = this.#candidates(call, mode).filter(
+      (node) => !this.#options.inProcess.has(node.instance),
+    );
     if (nodes.length === 0) {
       throw callErrors.wouldDeadlock(
         call,
@@ -211,10 +202,6 @@ export class RemoteRouter implements RemoteRoutes {
       );
     }
     return nodes;
-  }
-
-  #baseUrl(node: RemoteNode): string {
-    return `${this.#options.scheme}://${hostForUrl(node.address)}:${node.port}`;
   }
 
   /** A blocking call that did not reach `node`: the reason, and the node marked down if nothing listens. */
@@ -228,7 +215,7 @@ export class RemoteRouter implements RemoteRoutes {
     const reasons: string[] = [];
     for (const node of this.#syncTargets(call, "executeSync")) {
       try {
-        return this.#options.sync.execute(call, this.#baseUrl(node), body, node);
+        return this.#options.blocking.execute(call, body, node);
       } catch (error) {
         if (!(error instanceof NotDelivered)) throw error;
         reasons.push(this.#missed(node, error));
@@ -241,7 +228,7 @@ export class RemoteRouter implements RemoteRoutes {
     const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
     const reasons: string[] = [];
     for (const node of this.#syncTargets(call, "executeStreamSync")) {
-      const stream = this.#options.sync.stream(call, this.#baseUrl(node), body, node);
+      const stream = this.#options.blocking.stream(call, body, node);
       let first: IteratorResult<unknown, void>;
       try {
         first = stream.next();

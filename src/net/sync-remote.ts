@@ -1,70 +1,67 @@
 /**
  * Blocking calls to other nodes, for `executeSync` and `executeStreamSync` on the main thread:
- * a helper thread does the HTTP request while this thread waits for its answer.
+ * a helper thread makes the call while this thread waits for its answer. Each mesh gives the
+ * router its `BlockingRoute`: over the channel, HTTP requests from `sync-bridge-worker.ts`
+ * (`HttpBlocking`, here); over NATS, pipes from a thread of its own
+ * (`transports/nats/blocking.ts`).
  */
 import { Worker } from "node:worker_threads";
 import { BlockingClient, readBlocking, type StreamRequest } from "../core/blocking.js";
 import type { Call } from "../core/call.js";
 import { BlockingTimeout, callErrors, NotDelivered, type RequestError } from "../errors.js";
+import { hostForUrl } from "./address.js";
 import { type PeerIdentity, signRequest } from "./auth.js";
-import type { PeerTls } from "./tls.js";
+import { type PeerTls, schemeOf } from "./tls.js";
 import { errorFromWire } from "./wire.js";
 
-export type BridgeRequest =
-  | {
-      kind: "execute" | "open";
-      url: string;
-      body: string;
-      timeoutMs: number;
-      headers: Record<string, string>;
-    }
-  | StreamRequest;
-
-/** What the bridge thread is started with. */
-export interface BridgeSetup {
-  /** Shared secret, to check that answers come from a node that knows it. */
-  secret: string;
-  tls: PeerTls;
-}
-
 /** The node a blocking call goes to. */
-export interface SyncTarget {
+export interface BlockingTarget {
   hostname: string;
+  address: string;
+  port: number;
   /** What requests to it are signed for. */
   identity(): PeerIdentity;
+}
+
+/** How blocking calls reach the nodes of one transport; `body` is the call's wire JSON. */
+export interface BlockingRoute {
+  /** The result; `NotDelivered` if the call never reached the node. */
+  execute(call: Call, body: string, node: BlockingTarget): unknown;
+  /** The items; `NotDelivered` from the first step if the stream never reached the node. */
+  stream(call: Call, body: string, node: BlockingTarget): Generator<unknown, void, undefined>;
+  close(): Promise<void>;
 }
 
 /** How long a blocking call waits when the caller set no timeout. */
 const DEFAULT_WAIT_MS = 5 * 60_000;
 
-export class SyncRemote {
+/**
+ * A helper thread (`worker`, started on first use with `setup`) that serves blocking requests,
+ * and what its errors mean for the call: `{code: "NOT_DELIVERED"}` never reached the node (the
+ * router may try another), `{code: "NETWORK"}` may have run there, anything else is the node's
+ * own error.
+ */
+export class BlockingBridge<R> {
+  readonly #url: URL;
+  readonly #setup: unknown;
   #worker: Worker | undefined;
-  #client: BlockingClient<BridgeRequest> | undefined;
-  readonly #secret: string;
-  readonly #tls: PeerTls;
+  #client: BlockingClient<R | StreamRequest> | undefined;
 
-  constructor(secret: string, tls: PeerTls) {
-    this.#secret = secret;
-    this.#tls = tls;
+  constructor(worker: URL, setup: unknown) {
+    this.#url = worker;
+    this.#setup = setup;
   }
 
-  #bridge(): BlockingClient<BridgeRequest> {
+  ask(call: Call, request: R | StreamRequest, host: string): unknown {
     if (!this.#client) {
-      const setup: BridgeSetup = { secret: this.#secret, tls: this.#tls };
-      this.#worker = new Worker(new URL("./sync-bridge-worker.js", import.meta.url), {
-        workerData: setup,
-      });
+      this.#worker = new Worker(this.#url, { workerData: this.#setup });
       this.#worker.unref();
-      this.#client = new BlockingClient<BridgeRequest>(this.#worker);
+      this.#client = new BlockingClient<R | StreamRequest>(this.#worker);
     }
-    return this.#client;
-  }
-
-  #ask(call: Call, request: BridgeRequest, host: string): unknown {
     const wait = call.remaining() ?? DEFAULT_WAIT_MS;
     try {
       // A little longer than the node's own deadline, so its TIMEOUT answer arrives first.
-      return this.#bridge().call(request, wait + 1000);
+      return this.#client.call(request, wait + 1000);
     } catch (error) {
       if (error instanceof BlockingTimeout) throw callErrors.timeout(call, call.timeout ?? wait);
       const wire = error as { code?: string; message?: string; refused?: boolean };
@@ -81,41 +78,78 @@ export class SyncRemote {
     }
   }
 
-  /** Signature headers for a request to `path` of `target`, with a secret. */
-  #sign(target: SyncTarget, path: string, body: string): Record<string, string> {
-    return this.#secret
-      ? { ...signRequest(this.#secret, "POST", target.identity(), path, body) }
-      : {};
-  }
-
-  execute(call: Call, baseUrl: string, body: string, target: SyncTarget): unknown {
-    const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
-    const headers = this.#sign(target, "/execute", body);
-    return this.#ask(
-      call,
-      { kind: "execute", url: `${baseUrl}/execute`, body, timeoutMs, headers },
-      target.hostname,
-    );
-  }
-
-  *stream(
-    call: Call,
-    baseUrl: string,
-    body: string,
-    target: SyncTarget,
-  ): Generator<unknown, void, undefined> {
-    const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
-    const headers = this.#sign(target, "/execute_stream", body);
-    // The bridge lets go of a failed stream itself; a close after a timeout would wait again.
-    yield* readBlocking(
-      (request: BridgeRequest) => this.#ask(call, request, target.hostname),
-      { kind: "open", url: `${baseUrl}/execute_stream`, body, timeoutMs, headers },
-      { closeAfterError: false },
-    );
+  /** Reads a stream the thread opens for `open`; it lets go of a failed stream itself. */
+  stream(call: Call, open: R, host: string): Generator<unknown, void, undefined> {
+    return readBlocking((request: R | StreamRequest) => this.ask(call, request, host), open, {
+      closeAfterError: false,
+    });
   }
 
   async close(): Promise<void> {
     this.#client?.close();
     await this.#worker?.terminate();
+  }
+}
+
+export type BridgeRequest =
+  | {
+      kind: "execute" | "open";
+      url: string;
+      body: string;
+      timeoutMs: number;
+      headers: Record<string, string>;
+    }
+  | StreamRequest;
+
+/** What the HTTP bridge thread is started with. */
+export interface BridgeSetup {
+  /** Shared secret, to check that answers come from a node that knows it. */
+  secret: string;
+  tls: PeerTls;
+}
+
+/** Blocking calls over HTTP (`POST /execute`, `/execute_stream`), for nodes on the channel. */
+export class HttpBlocking implements BlockingRoute {
+  readonly #bridge: BlockingBridge<BridgeRequest>;
+  readonly #secret: string;
+  readonly #scheme: string;
+
+  constructor(secret: string, tls: PeerTls) {
+    this.#secret = secret;
+    this.#scheme = schemeOf(tls).http;
+    this.#bridge = new BlockingBridge(new URL("./sync-bridge-worker.js", import.meta.url), {
+      secret,
+      tls,
+    } satisfies BridgeSetup);
+  }
+
+  /** The request to `path` of `node`, signed with a secret. */
+  #request(call: Call, node: BlockingTarget, path: string, body: string, kind: "execute" | "open") {
+    const headers = this.#secret
+      ? { ...signRequest(this.#secret, "POST", node.identity(), path, body) }
+      : {};
+    const url = `${this.#scheme}://${hostForUrl(node.address)}:${node.port}${path}`;
+    const timeoutMs = call.remaining() ?? DEFAULT_WAIT_MS;
+    return { kind, url, body, timeoutMs, headers } satisfies BridgeRequest;
+  }
+
+  execute(call: Call, body: string, node: BlockingTarget): unknown {
+    return this.#bridge.ask(
+      call,
+      this.#request(call, node, "/execute", body, "execute"),
+      node.hostname,
+    );
+  }
+
+  stream(call: Call, body: string, node: BlockingTarget): Generator<unknown, void, undefined> {
+    return this.#bridge.stream(
+      call,
+      this.#request(call, node, "/execute_stream", body, "open"),
+      node.hostname,
+    );
+  }
+
+  close(): Promise<void> {
+    return this.#bridge.close();
   }
 }

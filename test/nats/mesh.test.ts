@@ -12,12 +12,15 @@ import {
   cleanup,
   closeNode,
   collect,
+  killChild,
   LOOPBACK,
+  nodeConfig,
   nodeEvent,
   pluginDir,
   rejection,
   rep,
   SLEEP,
+  spawnNode,
   startNode,
   waitForNode,
 } from "../net/helpers.js";
@@ -105,12 +108,47 @@ describe("two and three nodes over one nats-server", () => {
       expect([...answers].sort()).toEqual(["B", "C"]);
       const bad = await rejection(a.execute("Svc", "add", { a: "x", b: 1 }, { host: "B" }));
       expect(bad.code).toBe("INVALID_ARGUMENTS");
-      // Blocking calls are not carried over NATS yet: said so, not hung.
-      const blocking = await rejection(() => a.executeSync("Svc", "who", undefined, { host: "B" }));
-      expect(blocking.code).toBe("NO_NODE");
-      expect(blocking.message).toMatch(/not carried over NATS yet.*execute\(\)/);
     } finally {
       await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
+    }
+  });
+
+  it("blocking calls reach a node in another process over NATS, from a thread of their own", async () => {
+    const server = await startNatsServer();
+    const networking = {
+      ...LOOPBACK,
+      secret: SECRET,
+      transport: "nats",
+      nats: { servers: [server.url], subject_prefix: "aio" },
+    } as never;
+    const b = await spawnNode(
+      nodeConfig({
+        hostname: "B",
+        dir,
+        plugins: [{ name: "Svc", arguments: { node: "B" } }],
+        networking,
+      }),
+    );
+    const a = await startNode({ hostname: "A", dir, networking });
+    try {
+      await serving(a, "B");
+      expect(a.executeSync("Svc", "add", { a: 1, b: 2 }, { host: "B" })).toBe(3);
+      expect([...a.executeStreamSync("Svc", "items", [3], { host: "B" })]).toEqual([
+        "B0",
+        "B1",
+        "B2",
+      ]);
+      const midStream = await rejection(() => [
+        ...a.executeStreamSync("Svc", "failing", [], { host: "B" }),
+      ]);
+      expect(midStream.code).toBe("PLUGIN_ERROR");
+      const late = await rejection(() =>
+        a.executeSync("Svc", "slow", [5000], { host: "B", timeout: 0.2 }),
+      );
+      expect(late.code).toBe("TIMEOUT");
+    } finally {
+      await closeNode(a);
+      await killChild(b, "SIGTERM");
     }
   });
 

@@ -21,6 +21,7 @@ import { Membership } from "../../membership.js";
 import { infoAnswer, type Mesh, type MeshContext } from "../../mesh.js";
 import type { NodeRegistry, RemoteNode } from "../../nodes.js";
 import { CHANNEL_PATH } from "../../server.js";
+import { HttpBlocking } from "../../sync-remote.js";
 import { schemeOf } from "../../tls.js";
 import { type InfoAnswer, type InfoRequest, readInfoAnswer } from "../../wire.js";
 import { channelDial } from "./dial.js";
@@ -53,6 +54,7 @@ interface Retry {
 }
 
 export class ChannelMesh implements Mesh {
+  readonly blocking: HttpBlocking;
   readonly #context: MeshContext;
   readonly #config: NetworkingConfig;
   readonly #logger: Logger;
@@ -84,6 +86,7 @@ export class ChannelMesh implements Mesh {
     this.#nodes = context.nodes;
     this.#scheme = schemeOf(context.tls);
     this.#pinger = new HeartbeatPinger(context.config.secret);
+    this.blocking = new HttpBlocking(context.config.secret, context.tls);
     this.#http = new HttpClient({
       connectTimeoutMs: 3000,
       maxDepth: MAX_JSON_DEPTH,
@@ -543,7 +546,7 @@ export class ChannelMesh implements Mesh {
     await this.#mdns?.close();
     await this.#responder?.close();
     for (const node of this.#nodes.all()) node.connection.close();
-    await this.#http.close();
+    await Promise.all([this.#http.close(), this.blocking.close()]);
   }
 }
 

@@ -15,15 +15,8 @@
  * sides derive in the hello. A process that can publish on the NATS server but lacks the
  * secret runs nothing and is listed nowhere.
  */
-import { readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
-import {
-  connect,
-  credsAuthenticator,
-  type Msg,
-  type NatsConnection,
-  type NodeConnectionOptions,
-} from "@nats-io/transport-node";
+import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import type { NetworkingConfig } from "../../../config/types.js";
 import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
@@ -41,6 +34,8 @@ import {
   readInfoAnswer,
   readInfoRequest,
 } from "../../wire.js";
+import { NatsBlocking } from "./blocking.js";
+import { natsConnectOptions } from "./connect.js";
 import { dialNats, type NatsPipes, serveHello } from "./hello.js";
 import { NatsPipe } from "./pipe.js";
 import { NatsSigning } from "./signing.js";
@@ -62,6 +57,7 @@ interface Announce {
 }
 
 export class NatsMesh implements Mesh {
+  readonly blocking: NatsBlocking;
   readonly #context: MeshContext;
   readonly #config: NetworkingConfig;
   readonly #heartbeatMs: number;
@@ -96,6 +92,15 @@ export class NatsMesh implements Mesh {
     this.#livenessMs = context.config.liveness_timeout * 1000;
     this.#prefix = context.config.nats.subject_prefix;
     this.#signing = new NatsSigning(context.config.secret);
+    this.blocking = new NatsBlocking({
+      nats: context.config.nats,
+      secret: context.config.secret,
+      hostname: context.hostname,
+      instance: context.instance,
+      maxPacketBytes: context.config.max_body_bytes,
+      heartbeatMs: this.#heartbeatMs,
+      livenessMs: this.#livenessMs,
+    });
     this.#where = `NATS ${context.config.nats.servers.join(", ")}`;
     this.#members = new Membership({
       hostname: context.hostname,
@@ -118,7 +123,9 @@ export class NatsMesh implements Mesh {
    * depend on NATS, so a node starts without it, says so, and keeps trying.
    */
   async start(): Promise<void> {
-    const connecting = connect(this.#connectOptions());
+    const connecting = connect(
+      natsConnectOptions(this.#config.nats, `aio ${this.#context.hostname}`),
+    );
     connecting.then(
       (nats) => this.#ready(nats),
       (error: unknown) => {
@@ -140,28 +147,6 @@ export class NatsMesh implements Mesh {
     }
     this.#beat = setInterval(() => this.#heartbeat(), this.#heartbeatMs);
     this.#beat.unref();
-  }
-
-  #connectOptions(): NodeConnectionOptions {
-    const settings = this.#config.nats;
-    const hostname = this.#context.hostname;
-    return {
-      servers: settings.servers,
-      name: `aio ${hostname}`,
-      reconnect: true,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      waitOnFirstConnect: true,
-      ...(settings.user ? { user: settings.user, pass: settings.pass } : {}),
-      ...(settings.token ? { token: settings.token } : {}),
-      ...(settings.creds_file
-        ? { authenticator: credsAuthenticator(readFileSync(settings.creds_file)) }
-        : {}),
-      // The client does not read the scheme: TLS is asked for here, for tls:// or a CA file.
-      ...(settings.ca_file || settings.servers.some((url) => /^tls:\/\//i.test(url))
-        ? { tls: settings.ca_file ? { caFile: settings.ca_file } : {} }
-        : {}),
-    };
   }
 
   /** NATS cannot be used now, and why: errors of calls to other nodes name it. */
@@ -512,6 +497,7 @@ export class NatsMesh implements Mesh {
     clearInterval(this.#beat);
     clearTimeout(this.#announcement);
     for (const pipe of [...this.#pipes]) pipe.close();
+    await this.blocking.close();
     const nats = this.#nats;
     this.#nats = undefined;
     if (!nats) return;
