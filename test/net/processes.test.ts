@@ -301,7 +301,7 @@ describe("blocking calls to a node that dies", () => {
     } catch (e) {
       error = e;
     }
-    expect(error).toMatchObject({ code: "NETWORK" });
+    expect(error, String((error as Error)?.stack ?? error)).toMatchObject({ code: "NETWORK" });
     expect(got.slice(0, 2)).toEqual([1, 2]);
     await child.exited;
   });
