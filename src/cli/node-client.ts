@@ -11,12 +11,10 @@ import type { EndpointInfo } from "../core/endpoint.js";
 import type { NodeInfo, PluginInfo } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import {
-  HEADER_ANSWER,
+  answerSigned,
   HEADER_NONCE,
   type PeerIdentity,
   StreamMac,
-  sameMac,
-  signAnswer,
   signRequest,
 } from "../net/auth.js";
 import { tlsHint } from "../net/http-client.js";
@@ -199,8 +197,7 @@ export class NodeClient {
       throw this.#failure(error, options.signal);
     }
     if (signature && nonce) {
-      const mac = response.headers[HEADER_ANSWER];
-      if (typeof mac !== "string" || !sameMac(mac, signAnswer(this.#secret, nonce, answer))) {
+      if (!answerSigned(this.#secret, response.headers, nonce, answer)) {
         throw new CliError("UNAUTHORIZED", `${this.url.origin}: ${FORGED}`);
       }
     }
@@ -326,14 +323,8 @@ interface StreamLine {
  * the node wrote it without its `mac` member, which the node writes last.
  */
 function checkLine(text: string, mac: StreamMac | undefined): StreamLine {
-  let bare = text;
-  if (mac) {
-    const match = /,"mac":"([0-9a-f]{64})"\}$/.exec(text);
-    bare = match ? `${text.slice(0, match.index)}}` : "";
-    if (!match || !sameMac(match[1] as string, mac.next(bare))) {
-      throw new CliError("UNAUTHORIZED", FORGED);
-    }
-  }
+  const bare = mac ? mac.open(text) : text;
+  if (bare === undefined) throw new CliError("UNAUTHORIZED", FORGED);
   try {
     const parsed = JSON.parse(bare) as unknown;
     if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed as StreamLine;

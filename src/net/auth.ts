@@ -315,4 +315,30 @@ export class StreamMac {
   next(bare: string): string {
     return this.#key.macOf(`${this.#prefix}${++this.#lines}\n${bare}`);
   }
+
+  /**
+   * The next line as received, without its MAC, if the MAC is genuine; undefined if not. The
+   * MAC covers the line's text exactly as the node wrote it, up to its `mac` member, which
+   * comes last: checking it never depends on serialising JSON the same way.
+   */
+  open(line: string): string | undefined {
+    const match = /,"mac":"([0-9a-f]{64})"\}$/.exec(line);
+    if (!match) return undefined;
+    const bare = `${line.slice(0, match.index)}}`;
+    return sameMac(match[1] as string, this.next(bare)) ? bare : undefined;
+  }
+}
+
+/**
+ * Whether an answer carries `x-aio-answer` for the request with `nonce`, over `body`: proof
+ * that it comes from a holder of the secret.
+ */
+export function answerSigned(
+  secret: string,
+  headers: Record<string, unknown>,
+  nonce: string,
+  body: string,
+): boolean {
+  const mac = headers[HEADER_ANSWER];
+  return typeof mac === "string" && sameMac(mac, signAnswer(secret, nonce, body));
 }

@@ -4,14 +4,7 @@
  */
 import { Agent, request } from "undici";
 import { callErrors, NetworkRequestError } from "../errors.js";
-import {
-  HEADER_ANSWER,
-  HEADER_NONCE,
-  type PeerIdentity,
-  sameMac,
-  signAnswer,
-  signRequest,
-} from "./auth.js";
+import { answerSigned, HEADER_NONCE, type PeerIdentity, signRequest } from "./auth.js";
 import { type PeerTls, tlsConnector } from "./tls.js";
 import { parseJson, readIdentity } from "./wire.js";
 
@@ -160,9 +153,7 @@ export class HttpClient {
     if (response.statusCode === 421) throw misdirected(url);
     if (signed) {
       if (response.statusCode === 401) throw callErrors.unauthorizedBy(host);
-      const mac = response.headers[HEADER_ANSWER];
-      const expected = signAnswer(this.#secret, signed[HEADER_NONCE], answer);
-      if (typeof mac !== "string" || !sameMac(mac, expected)) {
+      if (!answerSigned(this.#secret, response.headers, signed[HEADER_NONCE], answer)) {
         throw new NetworkRequestError(
           "UNAUTHORIZED",
           `${url} answered without proof that it knows the secret; the answer is ignored`,

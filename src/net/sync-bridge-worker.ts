@@ -5,7 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { Agent, request } from "undici";
 import { BlockingStreams, serveBlocking } from "../core/blocking.js";
-import { HEADER_ANSWER, HEADER_NONCE, StreamMac, sameMac, signAnswer } from "./auth.js";
+import { answerSigned, HEADER_NONCE, StreamMac } from "./auth.js";
 import { ndjsonLines } from "./ndjson.js";
 import type { BridgeRequest, BridgeSetup } from "./sync-remote.js";
 import { tlsConnector } from "./tls.js";
@@ -33,10 +33,7 @@ function checkAnswer(
   sent: Record<string, string>,
   body: string,
 ): void {
-  if (!secret) return;
-  const mac = headers[HEADER_ANSWER];
-  const nonce = sent[HEADER_NONCE] ?? "";
-  if (typeof mac !== "string" || !sameMac(mac, signAnswer(secret, nonce, body))) throw FORGED;
+  if (secret && !answerSigned(secret, headers, sent[HEADER_NONCE] ?? "", body)) throw FORGED;
 }
 
 /** An answer that never reached the node (refused or reset before sending) is retryable. */
@@ -137,18 +134,10 @@ function itemsOf(lines: AsyncIterator<string>, mac: StreamMac | undefined): Asyn
           message: "the stream ended without an end marker; the node may have gone",
         };
       }
-      const line = JSON.parse(step.value) as {
-        item?: unknown;
-        end?: boolean;
-        error?: unknown;
-        mac?: unknown;
-      };
-      if (mac) {
-        // Each line is checked before its item is used.
-        const { mac: sent, ...content } = line;
-        const expected = mac.next(JSON.stringify(content));
-        if (typeof sent !== "string" || !sameMac(sent, expected)) throw FORGED;
-      }
+      // Each line is checked, as the node wrote it, before it is parsed.
+      const text = mac ? mac.open(step.value) : step.value;
+      if (text === undefined) throw FORGED;
+      const line = JSON.parse(text) as { item?: unknown; end?: boolean; error?: unknown };
       if (line.error !== undefined) throw line.error;
       if (line.end) return { done: true, value: undefined };
       return { done: false, value: line.item };

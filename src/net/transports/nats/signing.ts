@@ -7,6 +7,7 @@
 import { headers, type Msg, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { NetworkRequestError, NotDelivered } from "../../../errors.js";
 import {
+  answerSigned,
   bodyDigest,
   HEADER_ANSWER,
   HEADER_DIGEST,
@@ -15,7 +16,6 @@ import {
   HEADER_TIME,
   NonceCache,
   type PeerIdentity,
-  sameMac,
   signAnswer,
   signRequest,
   verifyRequest,
@@ -98,8 +98,8 @@ export class NatsSigning {
     }
     const text = Buffer.from(reply.data).toString("utf8");
     if (this.secret) {
-      const mac = reply.headers?.has(HEADER_ANSWER) ? reply.headers.get(HEADER_ANSWER) : "";
-      if (!sameMac(mac, signAnswer(this.secret, nonce, text))) {
+      const mac = reply.headers?.has(HEADER_ANSWER) ? reply.headers.get(HEADER_ANSWER) : undefined;
+      if (!answerSigned(this.secret, { [HEADER_ANSWER]: mac }, nonce, text)) {
         throw new NetworkRequestError(
           "UNAUTHORIZED",
           `the answer on ${subject} does not prove that it comes from a holder of the secret; check that every node uses the same secret`,
