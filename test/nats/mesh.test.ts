@@ -28,6 +28,15 @@ import {
 const SECRET = `nats-${randomBytes(24).toString("hex")}`;
 
 const dir = pluginDir({
+  Private: {
+    remote: false,
+    body: `who() { return "private"; }`,
+    endpoints: [rep("who")],
+  },
+  Picky: {
+    body: `who() { return "picky"; }`,
+    endpoints: [rep("who")],
+  },
   Svc: {
     header: SLEEP,
     body: `
@@ -180,6 +189,54 @@ describe("two and three nodes over one nats-server", () => {
   });
 });
 
+describe("access rules over NATS", () => {
+  it("remote: false, allowed_nodes, pluginUuid and plugin changes behave as on the channel", async () => {
+    const server = await startNatsServer();
+    const networking = {
+      ...LOOPBACK,
+      secret: SECRET,
+      transport: "nats",
+      nats: { servers: [server.url], subject_prefix: "aio" },
+    } as never;
+    const a = await startNode({ hostname: "A", dir, networking });
+    const b = await startNode({
+      hostname: "B",
+      dir,
+      plugins: [
+        { name: "Svc", arguments: { node: "B" } },
+        "Private",
+        { name: "Picky", allowed_nodes: ["C"] },
+      ],
+      networking,
+    });
+    const c = await startNode({ hostname: "C", dir, networking });
+    try {
+      await serving(a, "B");
+      await serving(c, "B");
+      const closed = await rejection(a.execute("Private", "who", undefined, { host: "B" }));
+      expect(closed.code).toBe("ACCESS_DENIED");
+      const picky = await rejection(a.execute("Picky", "who", undefined, { host: "B" }));
+      expect(picky.code).toBe("ACCESS_DENIED");
+      expect(picky.message).toMatch(/node "B" lets only C call Picky \(allowed_nodes\)/);
+      expect(await c.execute("Picky", "who", undefined, { host: "B" })).toBe("picky");
+      const uuid = b.getPluginInfo("Svc")?.uuid as string;
+      expect(await a.execute("Svc", "who", undefined, { pluginUuid: uuid })).toBe("B");
+      const other = await rejection(
+        a.execute("Svc", "who", undefined, { pluginUuid: "00000000-0000-4000-8000-000000000000" }),
+      );
+      expect(other.code).toBe("PLUGIN_NOT_FOUND");
+      // A plugin disabled on B leaves A's map at once (an announce), and comes back with enable.
+      await b.disablePlugin("Svc");
+      await waitForNode(a, "B", (node) => !node.plugins.includes("Svc"));
+      await b.enablePlugin("Svc");
+      await serving(a, "B");
+      expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
+    }
+  });
+});
+
 describe("separation and authentication", () => {
   it("nodes with another subject prefix never see each other", async () => {
     const server = await startNatsServer();
@@ -241,6 +298,27 @@ describe("separation and authentication", () => {
     } finally {
       await raw.close();
       await closeNode(b);
+    }
+  });
+
+  it("NATS's own logins: user and password, or a token", async () => {
+    for (const [login, settings] of [
+      [
+        { user: "aio", pass: "right" },
+        { user: "aio", pass: "right" },
+      ],
+      [{ token: "t0ken-for-tests" }, { token: "t0ken-for-tests" }],
+    ] as const) {
+      const server = await startNatsServer(login);
+      const nats = { servers: [server.url], subject_prefix: "aio", ...settings };
+      const a = await natsNode("A", [server.url], { nats });
+      const b = await natsNode("B", [server.url], { nats });
+      try {
+        await serving(a, "B");
+        expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+      } finally {
+        await Promise.all([closeNode(a), closeNode(b)]);
+      }
     }
   });
 
