@@ -123,6 +123,7 @@ export class NatsMesh implements Mesh {
    * depend on NATS, so a node starts without it, says so, and keeps trying.
    */
   async start(): Promise<void> {
+    this.#problem("not connected yet");
     const connecting = connect(
       natsConnectOptions(this.#config.nats, `aio ${this.#context.hostname}`),
     );
