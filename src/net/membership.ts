@@ -23,8 +23,8 @@ export interface MembershipOptions {
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
   /** The connection that carries calls to `node`. */
   connect(node: RemoteNode): NodeConnection;
-  /** Asks `node` for its info again. */
-  refresh(node: RemoteNode): void;
+  /** Asks `node` once for its info, the transport's way, and adopts the answer. */
+  askInfo(node: RemoteNode): Promise<void>;
   /** Whether `node` still answers as itself (false: another process took its place, or none). */
   stillThere(node: RemoteNode): Promise<boolean>;
   /** This node's endpoint-map version now. */
@@ -43,6 +43,8 @@ export class Membership {
    */
   readonly shown = new Map<string, number>();
   readonly #recovering = new Set<RemoteNode>();
+  /** Nodes being asked for their info again, and whether to ask once more afterwards. */
+  readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
   /** Nodes whose clock skew was reported. */
   readonly #skewReported = new WeakSet<RemoteNode>();
   #closed = false;
@@ -102,8 +104,31 @@ export class Membership {
     this.#reportSkew(node);
     this.#options.emit("node:up", node.info());
     // This node changed since the new one last saw it (it was still starting, say): tell it.
-    if (this.shown.get(node.instance) !== this.#options.version()) this.#options.refresh(node);
+    if (this.shown.get(node.instance) !== this.#options.version()) void this.refresh(node);
     return node;
+  }
+
+  /**
+   * Asks a known node for its info again; a new instance there replaces it. One at a time per
+   * node; a reason to ask that comes up meanwhile (its connection closed, say) asks once more
+   * afterwards, since the answer on its way may predate it.
+   */
+  async refresh(node: RemoteNode): Promise<void> {
+    const running = this.#refreshing.get(node);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.#refreshing.set(node, state);
+    try {
+      do {
+        state.again = false;
+        await this.#options.askInfo(node);
+      } while (state.again && !this.#closed && this.#nodes.get(node.instance) === node);
+    } finally {
+      this.#refreshing.delete(node);
+    }
   }
 
   /**

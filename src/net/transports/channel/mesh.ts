@@ -71,8 +71,6 @@ export class ChannelMesh implements Mesh {
   #announcement: ReturnType<typeof setTimeout> | undefined;
   readonly #contacts = new Map<string, Contact>();
   readonly #retries = new Map<string, Retry>();
-  /** Nodes being asked `/info` again. */
-  readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
   /** Addresses found to be this node itself. */
   readonly #selfAddresses = new Set<string>();
   #leaving = false;
@@ -99,7 +97,7 @@ export class ChannelMesh implements Mesh {
       nodes: context.nodes,
       emit: context.emit,
       connect: (node) => this.#connectionTo(node),
-      refresh: (node) => void this.#refresh(node),
+      askInfo: (node) => this.#refreshOnce(node),
       stillThere: (node) => this.#stillThere(node),
       version: () => Atomics.load(context.version, 0),
       forgotten: (node) => this.#retries.delete(`${node.address}:${node.port}`),
@@ -214,7 +212,7 @@ export class ChannelMesh implements Mesh {
     if (known) {
       this.#members.heard(known);
       if (request.version !== undefined && request.version !== known.version) {
-        void this.#refresh(known);
+        void this.#members.refresh(known);
       }
     } else if (
       this.#config.discover_nodes &&
@@ -340,7 +338,7 @@ export class ChannelMesh implements Mesh {
         tls: this.#context.tls,
         connectTimeoutMs: 3000,
         onRefused: () => this.#members.markDown(node, "it refused the connection"),
-        onUnauthorized: () => void this.#refresh(node),
+        onUnauthorized: () => void this.#members.refresh(node),
       }),
       hostname: node.hostname,
       maxPacketBytes: this.#config.max_body_bytes,
@@ -358,7 +356,7 @@ export class ChannelMesh implements Mesh {
           `its channel and heartbeats were silent for ${liveness / 1000} s`,
         ),
       // Gone, cut off, or restarted: its `/info` tells which.
-      onLost: () => void this.#refresh(node),
+      onLost: () => void this.#members.refresh(node),
     });
   }
 
@@ -406,7 +404,7 @@ export class ChannelMesh implements Mesh {
       this.#members.heard(node);
       if (pong.version === node.version) return;
     }
-    await this.#refresh(node);
+    await this.#members.refresh(node);
   }
 
   /**
@@ -421,9 +419,9 @@ export class ChannelMesh implements Mesh {
       if (node.alive) continue;
       void this.#pinger.ping(node.address, node.port, PROBE_MS, node.clockOffsetMs).then((pong) => {
         if (pong?.instance === node.instance) this.#members.heard(node);
-        else if (pong) void this.#refresh(node);
+        else if (pong) void this.#members.refresh(node);
       });
-      if (this.#due(`${node.address}:${node.port}`, now)) void this.#refresh(node);
+      if (this.#due(`${node.address}:${node.port}`, now)) void this.#members.refresh(node);
     }
     for (const entry of this.#config.node_ips) {
       const { address, port } = parseNodeAddress(entry, this.#config.port);
@@ -461,29 +459,6 @@ export class ChannelMesh implements Mesh {
     return true;
   }
 
-  /**
-   * Asks a known node its `/info` again; a new instance there replaces it, a refused connection
-   * marks it down. One at a time per node; a reason to ask that comes up meanwhile (its channel
-   * closed, say) asks once more afterwards, since the answer on its way may predate it.
-   */
-  async #refresh(node: RemoteNode): Promise<void> {
-    const running = this.#refreshing.get(node);
-    if (running) {
-      running.again = true;
-      return;
-    }
-    const state = { again: false };
-    this.#refreshing.set(node, state);
-    try {
-      do {
-        state.again = false;
-        await this.#refreshOnce(node);
-      } while (state.again && !this.#closed && this.#nodes.get(node.instance) === node);
-    } finally {
-      this.#refreshing.delete(node);
-    }
-  }
-
   async #refreshOnce(node: RemoteNode, retry = true): Promise<void> {
     if (this.#closed) return;
     try {
@@ -505,7 +480,7 @@ export class ChannelMesh implements Mesh {
     const version = Atomics.load(this.#context.version, 0);
     for (const node of this.#nodes.all()) {
       if (node.alive && this.#members.shown.get(node.instance) !== version)
-        void this.#refresh(node);
+        void this.#members.refresh(node);
     }
   }
 

@@ -73,7 +73,6 @@ export class NatsMesh implements Mesh {
   /** Pipes lost with the connection to NATS, whose other side is told so once it is back. */
   readonly #orphans = new Set<NatsPipe>();
   readonly #contacts = new Set<string>();
-  readonly #refreshing = new Map<RemoteNode, { again: boolean }>();
   #nats: NatsConnection | undefined;
   #connected = false;
   /** Why NATS is not connected, for the errors of calls meanwhile. */
@@ -108,7 +107,7 @@ export class NatsMesh implements Mesh {
       nodes: context.nodes,
       emit: context.emit,
       connect: (node) => this.#connectionTo(node),
-      refresh: (node) => void this.#refresh(node),
+      askInfo: (node) => this.#askInfo(node),
       stillThere: (node) => this.#stillThere(node),
       version: () => this.#version(),
     });
@@ -284,7 +283,7 @@ export class NatsMesh implements Mesh {
     }
     if (known) {
       this.#members.heard(known);
-      if (announce.version !== known.version) void this.#refresh(known);
+      if (announce.version !== known.version) void this.#members.refresh(known);
       return;
     }
     const time = message.headers?.has(HEADER_TIME) ? Number(message.headers.get(HEADER_TIME)) : 0;
@@ -348,30 +347,13 @@ export class NatsMesh implements Mesh {
     this.#signing.respond(message, nonce, JSON.stringify(answer));
   }
 
-  /** Asks a known node for its info again; one at a time per node, once more if asked meanwhile. */
-  async #refresh(node: RemoteNode): Promise<void> {
-    const running = this.#refreshing.get(node);
-    if (running) {
-      running.again = true;
-      return;
-    }
-    const state = { again: false };
-    this.#refreshing.set(node, state);
+  /** Asks a known node once for its info, and adopts the answer. */
+  async #askInfo(node: RemoteNode): Promise<void> {
     try {
-      do {
-        state.again = false;
-        try {
-          const answer = await this.#fetchInfo(node.identity());
-          if (answer && !this.#closed)
-            this.#members.adopt(answer, node.clockOffsetMs, node.address, 0);
-        } catch (error) {
-          this.#logger.debug(
-            `asking "${node.hostname}" over NATS failed: ${(error as Error).message}`,
-          );
-        }
-      } while (state.again && !this.#closed && this.#nodes.get(node.instance) === node);
-    } finally {
-      this.#refreshing.delete(node);
+      const answer = await this.#fetchInfo(node.identity());
+      if (answer && !this.#closed) this.#members.adopt(answer, node.clockOffsetMs, node.address, 0);
+    } catch (error) {
+      this.#logger.debug(`asking "${node.hostname}" over NATS failed: ${(error as Error).message}`);
     }
   }
 
@@ -449,7 +431,7 @@ export class NatsMesh implements Mesh {
           node,
           `its pipe and announces were silent for ${this.#livenessMs / 1000} s`,
         ),
-      onLost: () => void this.#refresh(node),
+      onLost: () => void this.#members.refresh(node),
     });
   }
 
