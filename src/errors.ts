@@ -307,6 +307,13 @@ export const callErrors = {
       site,
     );
   },
+  closedWhileRunning(site: CallSite): RequestError {
+    return new RequestError(
+      "NETWORK",
+      `${target(site)} was still running when this node closed, past its drain time; it may have run, so it is not repeated`,
+      site,
+    );
+  },
   unreadAnswers(site: CallSite, bytes: number): RequestError {
     return new RequestError(
       "OVERLOADED",

@@ -37,6 +37,8 @@ export interface ConnectionOptions {
 interface PendingCall {
   kind: "call";
   call: Call;
+  /** The pipe it was sent on. */
+  pipe: PacketPipe;
   /** The packet's position on the pipe: later than `written` means it never left. */
   packet: number;
   resolve(value: unknown): void;
@@ -46,6 +48,7 @@ interface PendingCall {
 interface PendingStream {
   kind: "stream";
   call: Call;
+  pipe: PacketPipe;
   packet: number;
   inbox: StreamInbox;
 }
@@ -65,6 +68,8 @@ export class NodeConnection {
   #lastReceived = 0;
   #watchdog: ReturnType<typeof setInterval> | undefined;
   readonly #ended = new WeakSet<PacketPipe>();
+  /** Pipes whose node said `closed`: nothing more sent on them runs. */
+  readonly #emptied = new WeakSet<PacketPipe>();
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
@@ -150,9 +155,18 @@ export class NodeConnection {
     // Once per pipe: this side's reset or close ends it before its socket says so.
     if (this.#ended.has(pipe)) return;
     this.#ended.add(pipe);
-    clearInterval(this.#watchdog);
-    this.#watchdog = undefined;
+    // A pipe the node emptied may close after the next one opened, which has its own watchdog.
+    if (this.#pipe === undefined) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+    if (this.#emptied.has(pipe)) {
+      this.#refuseAll(pipe);
+      if (unexpected) this.#options.onLost?.();
+      return;
+    }
     for (const [id, pending] of this.#pending) {
+      if (pending.pipe !== pipe) continue;
       this.#pending.delete(id);
       if (pending.packet > pipe.written) {
         this.#settle(
@@ -208,6 +222,10 @@ export class NodeConnection {
       this.#options.onLeaving?.();
       return;
     }
+    if (record.t === "closed") {
+      this.#drained();
+      return;
+    }
     if (typeof record.id !== "number") return;
     const pending = this.#pending.get(record.id);
     if (!pending) return;
@@ -245,6 +263,31 @@ export class NodeConnection {
     }
   }
 
+  /**
+   * The node answered every call it ran on the open pipe and closes it next: whatever is still
+   * unanswered, or sent before the pipe is gone, never ran there and may go to another node.
+   */
+  #drained(): void {
+    const pipe = this.#pipe;
+    if (!pipe) return;
+    this.#emptied.add(pipe);
+    this.#pipe = undefined;
+    this.#refuseAll(pipe);
+  }
+
+  #refuseAll(pipe: PacketPipe): void {
+    for (const [id, pending] of this.#pending) {
+      if (pending.pipe !== pipe) continue;
+      this.#pending.delete(id);
+      this.#settle(
+        pending,
+        undefined,
+        undefined,
+        new NotDelivered(`${this.#options.hostname} is shutting down; the call was not run there`),
+      );
+    }
+  }
+
   /** Opens the pipe, counting the call as in flight meanwhile so routing sees it. */
   async #pipeFor(): Promise<PacketPipe> {
     this.#connectingCalls++;
@@ -274,6 +317,7 @@ export class NodeConnection {
       const pending: PendingCall = {
         kind: "call",
         call,
+        pipe,
         packet: 0,
         resolve: (value) => {
           stop();
@@ -319,6 +363,7 @@ export class NodeConnection {
     const state: PendingStream = {
       kind: "stream",
       call,
+      pipe,
       packet: 0,
       inbox: new StreamInbox(STREAM_WINDOW, (n) => pipe.send({ t: "credit", id, n })),
     };

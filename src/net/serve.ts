@@ -6,7 +6,7 @@
 
 import type { Caller, CallOptions, CancelSignal } from "../core/call.js";
 import { CreditPump, MAX_CREDIT, STREAM_WINDOW, STREAM_WINDOW_BYTES } from "../core/credit.js";
-import { callErrors, RequestError, type WireError, WireProblem } from "../errors.js";
+import { type CallSite, callErrors, RequestError, type WireError, WireProblem } from "../errors.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
 import type { PacketPipe } from "./transport.js";
 import { readCall, type WireCall } from "./wire.js";
@@ -92,6 +92,7 @@ interface Active {
   stream?: StreamPump;
   /** Whose quota of calls in progress it counts against (see {@link callerKey}). */
   key: string;
+  site: CallSite;
 }
 
 /**
@@ -190,7 +191,7 @@ export class ChannelSession {
       });
       return undefined;
     }
-    const active: Active = { controller: new Canceller(), key };
+    const active: Active = { controller: new Canceller(), key, site };
     this.#active.set(id, active);
     return { call, active };
   }
@@ -260,8 +261,25 @@ export class ChannelSession {
     this.#channel.send({ t: "leaving" });
   }
 
-  /** Closes the channel after writing what is queued on it (this node is closing). */
+  /**
+   * Closes the channel after writing what is queued on it (this node is closing). A call still
+   * running now outlived the drain: it is stopped and fails with NETWORK, as it may have run.
+   * The last packet, `closed`, tells the peer that every other call it sent is unanswered
+   * because it never ran: calls that crossed the close on the wire, which could not be answered
+   * `refused` any more, go to another node instead of failing.
+   */
   shutdown(code: number, reason: string): void {
+    this.#leaving = true;
+    for (const [id, active] of this.#active) {
+      active.controller.abort();
+      active.stream?.stop();
+      this.#channel.send({
+        t: "error",
+        id,
+        error: callErrors.closedWhileRunning(active.site).toJSON(),
+      });
+    }
+    this.#channel.send({ t: "closed" });
     this.#channel.close(code, reason);
   }
 

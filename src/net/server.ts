@@ -325,6 +325,8 @@ export class NodeServer {
    */
   accept(pipe: PacketPipe, peer: string): { session: ChannelSession; ended(): void } {
     const session = new ChannelSession(pipe, this.#options.calls, peer, this.#limiter);
+    // A pipe opened while this node is shutting down runs nothing either.
+    if (this.#leaving) session.leave();
     this.#sessions.add(session);
     return {
       session,

@@ -143,6 +143,8 @@ interface Link {
   connection: AnyModule;
   /** Cuts the pipe under it, as a network failure would. */
   cut(): void;
+  /** The serving side closes as a node that shuts down does: `leaving`, then `closed`. */
+  closeServing(): void;
 }
 
 interface Transport {
@@ -164,8 +166,10 @@ const connectionOver = (dial: unknown) =>
 function memoryTransport(): Transport {
   const network = new MemoryNetwork({ maxDepth: MAX_DEPTH, maxPacketBytes: MAX_PACKET });
   const pipes: AnyModule[] = [];
+  const sessions: AnyModule[] = [];
   network.listen("server", (pipe: AnyModule) => {
     const session = new ChannelSession(pipe, application, "client", new PeerLimiter(256));
+    sessions.push(session);
     pipe.attach({
       packet: (packet: unknown) => session.receive(packet),
       heard: () => undefined,
@@ -180,7 +184,7 @@ function memoryTransport(): Transport {
       const connection = connectionOver(network.dial("server"));
       await connection.open();
       const pipe = pipes.at(-1);
-      return { connection, cut: () => pipe.terminate() };
+      return { connection, cut: () => pipe.terminate(), closeServing: closing(sessions.at(-1)) };
     },
     nowhere: () => connectionOver(network.dial("nobody")),
     close: async () => undefined,
@@ -234,6 +238,7 @@ async function channelTransport(): Promise<Transport> {
         cut: () => {
           for (const session of server.sessions) session.shutdown(1011, "cut");
         },
+        closeServing: closing([...server.sessions].at(-1)),
       };
     },
     // A port that was just free: nothing listens there.
@@ -259,7 +264,7 @@ async function natsTransport(): Promise<Transport> {
     open: new Set(),
   });
   const serving = context(far);
-  const sessions: Array<{ pipe: AnyModule }> = [];
+  const sessions: Array<{ pipe: AnyModule; session: AnyModule }> = [];
   far.subscribe(`contract.node.${instance}.hello`, {
     callback: (_error, message) =>
       serveHello(
@@ -269,7 +274,7 @@ async function natsTransport(): Promise<Transport> {
           leaving: () => false,
           accept: (pipe: AnyModule, peer: string) => {
             const session = new ChannelSession(pipe, application, peer, new PeerLimiter(256));
-            sessions.push({ pipe });
+            sessions.push({ pipe, session });
             return { session, ended: () => session.ended() };
           },
           logger: pino({ level: "silent" }),
@@ -291,8 +296,8 @@ async function natsTransport(): Promise<Transport> {
     async link() {
       const connection = connectionOver(dialTo(instance));
       await connection.open();
-      const { pipe } = sessions.at(-1) as { pipe: AnyModule };
-      return { connection, cut: () => pipe.close() };
+      const { pipe, session } = sessions.at(-1) as { pipe: AnyModule; session: AnyModule };
+      return { connection, cut: () => pipe.close(), closeServing: closing(session) };
     },
     nowhere: () => connectionOver(dialTo("nobody")),
     async close() {
@@ -301,6 +306,11 @@ async function natsTransport(): Promise<Transport> {
     },
   };
 }
+
+const closing = (session: AnyModule) => () => {
+  session.leave();
+  session.shutdown(1001, "node closing");
+};
 
 let callSeq = 0;
 const call = (method: string, options: Record<string, unknown> = {}) =>
@@ -399,10 +409,20 @@ for (const make of TRANSPORTS) {
       nowhere.close();
     });
 
+    it("the serving side shuts down: a call that crossed its close on the way was not delivered", async () => {
+      const own = await transport.link();
+      expect(await own.connection.execute(call("add"), [1, 2], "client")).toBe(3);
+      const crossing = own.connection.execute(call("add"), [2, 2], "client");
+      own.closeServing();
+      await expect(crossing).rejects.toBeInstanceOf(NotDelivered);
+      own.connection.close();
+    });
+
     it("a pipe cut while a call runs: NETWORK, it may have run; the next call opens a new pipe", async () => {
       const own = await transport.link();
+      const before = held.length;
       const running = own.connection.execute(call("hold"), [], "client");
-      await until(() => held.length > 0, "the call to start");
+      await until(() => held.length > before, "the call to start");
       own.cut();
       await expect(running).rejects.toMatchObject({
         code: "NETWORK",

@@ -32,6 +32,8 @@ import { MdnsDiscovery } from "./mdns.js";
 const PROBE_MS = 250;
 /** The first retry over HTTP of a node not found yet; each next one waits twice as long. */
 const FIRST_RETRY_MS = 250;
+/** How often a refresh that breaks on a kept-alive connection is asked again. */
+const RESET_RETRIES = 3;
 /** How long a closing node waits for its goodbyes to be heard. */
 const GOODBYE_MS = 500;
 /** Changes of this node's plugins within this long are announced to the others once. */
@@ -459,7 +461,7 @@ export class ChannelMesh implements Mesh {
     return true;
   }
 
-  async #refreshOnce(node: RemoteNode, retry = true): Promise<void> {
+  async #refreshOnce(node: RemoteNode, retries = RESET_RETRIES): Promise<void> {
     if (this.#closed) return;
     try {
       const fetched = await this.#fetchInfo(node.address, node.port);
@@ -468,8 +470,9 @@ export class ChannelMesh implements Mesh {
       this.#members.adopt(fetched.answer, fetched.clockOffsetMs, node.address, node.port);
     } catch (error) {
       if (connectionRefused(error)) this.#members.markDown(node, "it refused the connection");
-      // A kept-alive connection the node closed when it ended: a new one tells more.
-      else if (retry && connectionReset(error)) await this.#refreshOnce(node, false);
+      // A kept-alive connection the node closed when it ended: a new one tells more. The pool
+      // may hold several such connections, each failing the same way once.
+      else if (retries > 0 && connectionReset(error)) await this.#refreshOnce(node, retries - 1);
       else this.#logger.debug(`heartbeat to "${node.hostname}" failed: ${reasonOf(error)}`);
     }
   }
