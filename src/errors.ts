@@ -26,6 +26,7 @@ export const REQUEST_ERROR_STATUS = {
   OVERLOADED: 429,
   PAYLOAD_TOO_LARGE: 413,
   BAD_REQUEST: 400,
+  NO_HANDLER: 404,
 } as const;
 
 export type RequestErrorCode = keyof typeof REQUEST_ERROR_STATUS;
@@ -195,8 +196,12 @@ export function isAioError(value: unknown): value is AioError {
 // Request errors. Each names the call, so a log line alone tells what failed.
 
 function target(site: CallSite): string {
-  return `${site.plugin}.${site.method}`;
+  // A topic request names its topic as the method, with no plugin until a handler is chosen.
+  return site.plugin === TOPIC_PLUGIN ? `topic "${site.method}"` : `${site.plugin}.${site.method}`;
 }
+
+/** The plugin name a call to a topic carries until it reaches a handler. */
+export const TOPIC_PLUGIN = "";
 
 function onHost(site: CallSite): string {
   return site.host && site.host !== "any" ? ` on host "${site.host}"` : "";
@@ -304,6 +309,16 @@ export const callErrors = {
     return new RequestError(
       "OVERLOADED",
       `${target(site)}: this node already runs ${limit} calls for the calling node; try again when some finish`,
+      site,
+    );
+  },
+  badTopic(site: CallSite, problem: string): RequestError {
+    return new RequestError("INVALID_ARGUMENTS", problem, site);
+  },
+  noHandler(site: CallSite, detail: string): RequestError {
+    return new RequestError(
+      "NO_HANDLER",
+      `No handler of topic "${site.method}" that this caller may use${onHost(site)}${detail}`,
       site,
     );
   },

@@ -15,7 +15,18 @@ export type {
   TransportName,
 } from "./config/types.js";
 export type { EndpointInfo, EndpointKind } from "./core/endpoint.js";
-export type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo, PluginState } from "./core/types.js";
+export type {
+  CallInfo,
+  ExecuteOptions,
+  NodeInfo,
+  PluginInfo,
+  PluginState,
+  Subscription,
+  TaggedEndpoint,
+  TopicHandler,
+  TopicInfo,
+  TopicOptions,
+} from "./core/types.js";
 export {
   AioError,
   type CallSite,

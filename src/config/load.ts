@@ -406,6 +406,7 @@ function buildManifest(data: ManifestData, file: string, source: Source): Plugin
       internal_name: e.internal_name,
       access_name: e.access_name ?? e.internal_name,
       tags: e.tags,
+      topic: e.topic,
       remote: e.remote,
       accessible_by_other_plugins: e.accessible_by_other_plugins,
       description: e.description,

@@ -13,6 +13,7 @@
 
 import { isIPv4, isIPv6 } from "node:net";
 import * as z from "zod";
+import { patternProblem } from "../topic-names.js";
 import { ARGUMENT_TYPES, matchesType } from "./argument-types.js";
 import type { Isolation, LogLevelName, TransportName } from "./types.js";
 
@@ -483,6 +484,15 @@ function buildSchemas(object: ObjectFactory) {
     internal_name: field(nonEmpty()),
     access_name: field(nonEmpty().optional()),
     tags: field(z.array(str()).default([])),
+    // The original's key: the endpoint receives what is published to topics matching it.
+    topic: field(
+      str()
+        .superRefine((pattern, ctx) => {
+          const wrong = patternProblem(pattern);
+          if (wrong) ctx.addIssue({ code: "custom", message: wrong });
+        })
+        .optional(),
+    ),
     remote: field(bool().default(false)),
     accessible_by_other_plugins: field(bool().default(false)),
     description: field(str().default("")),

@@ -138,6 +138,8 @@ export interface ManifestEndpoint {
   internal_name: string;
   access_name: string;
   tags: string[];
+  /** A subscription pattern: the endpoint receives what is published to matching topics. */
+  topic?: string | undefined;
   remote: boolean;
   accessible_by_other_plugins: boolean;
   description: string;

@@ -21,6 +21,8 @@ export interface EndpointInfo {
   internal_name: string;
   description: string;
   tags: string[];
+  /** The subscription pattern from the manifest's `topic:`, if any. */
+  topic?: string;
   remote: boolean;
   accessible_by_other_plugins: boolean;
   arguments: ManifestArgument[];
@@ -209,7 +211,7 @@ function withoutTrailingHoles(positional: unknown[]): unknown[] {
 }
 
 export function endpointInfo(endpoint: ManifestEndpoint, kind: EndpointKind): EndpointInfo {
-  return {
+  const info: EndpointInfo = {
     access_name: endpoint.access_name,
     internal_name: endpoint.internal_name,
     description: endpoint.description,
@@ -219,4 +221,6 @@ export function endpointInfo(endpoint: ManifestEndpoint, kind: EndpointKind): En
     arguments: endpoint.arguments.map((arg) => ({ ...arg })),
     kind,
   };
+  if (endpoint.topic !== undefined) info.topic = endpoint.topic;
+  return info;
 }

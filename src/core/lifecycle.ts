@@ -24,6 +24,8 @@ export interface LifecycleEvents {
 
 export interface LifecycleOptions {
   registry: PluginRegistry;
+  /** The instance with this uuid is gone for good: what it registered ends with it. */
+  retired?: (uuid: string) => void;
   logger: Logger;
   /** Milliseconds each of onLoad, onEnable and onDisable may take. */
   hookTimeoutMs: number;
@@ -228,6 +230,7 @@ export class Lifecycle {
         `disposing ${slot.name} failed: ${describe(error)}`,
       );
     });
+    this.#options.retired?.(slot.uuid);
   }
 
   /**

@@ -6,9 +6,9 @@
  */
 import type { Isolation, PluginManifest } from "../config/types.js";
 import type { RequestError } from "../errors.js";
-import type { Call } from "./call.js";
+import type { Call, Caller } from "./call.js";
 import type { LoadedEndpoint } from "./endpoint.js";
-import type { CallInfo } from "./types.js";
+import type { CallInfo, TaggedEndpoint, TopicOptions } from "./types.js";
 
 /** What the plugin reports about itself once loaded (it may change these in `onLoad`). */
 export interface PluginIdentity {
@@ -76,4 +76,19 @@ export interface RemoteRoutes {
    * this node), with the nodes that could not be asked.
    */
   explain(call: Call, local: RequestError): RequestError;
+}
+
+/**
+ * How topics reach other nodes; implemented by the network layer. A topic request is a `Call`
+ * whose `method` is the topic and whose `plugin` is empty until a node chooses its handler.
+ */
+export interface RemoteTopics {
+  /** Hands a publish to the other nodes `options.host` allows; resolves to how many subscribers took it. */
+  notify(caller: Caller, topic: string, args: unknown, options: TopicOptions): Promise<number>;
+  /** Whether some reachable node (or the node named `host`) has a subscriber of the topic. */
+  canAnswer(topic: string, host: string | undefined): boolean;
+  requestTopic(call: Call, args: unknown): Promise<unknown>;
+  requestTopicStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
+  /** Endpoints of other nodes carrying `tag` that `caller` may call, from their known maps. */
+  endpointsByTag(caller: Caller, tag: string): TaggedEndpoint[];
 }

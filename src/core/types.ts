@@ -1,5 +1,6 @@
 /** Public types of calls and of what the core reports about plugins and nodes. */
 import type { Isolation } from "../config/types.js";
+import type { EndpointInfo } from "./endpoint.js";
 
 export interface ExecuteOptions {
   /** Where the call may run: "any" (default: this node first), "local", "remote", or a hostname. */
@@ -65,4 +66,40 @@ export interface CallInfo {
   readonly signal: AbortSignal;
   /** When the caller stops waiting, as a `Date.now()` time, if it has a deadline. */
   readonly deadline: number | undefined;
+}
+
+/** What a topic subscriber is told besides the arguments. */
+export interface TopicInfo {
+  /** The topic published to (never a pattern). */
+  topic: string;
+  /** The hostname of the node the publish came from. */
+  publisherHost: string;
+  /** The publishing plugin's name, or "application". */
+  publisher: string;
+}
+
+export type TopicHandler = (args: unknown, info: TopicInfo) => unknown;
+
+/** A code subscription, from `subscribe`. */
+export interface Subscription {
+  readonly id: string;
+  readonly pattern: string;
+  /** Ends the subscription; calling it again does nothing. */
+  unsubscribe(): void;
+}
+
+export interface TopicOptions {
+  /** Which subscribers: "any" (default: this node's and every other's), "local", "remote", or a hostname. */
+  host?: "any" | "local" | "remote" | (string & {});
+  /** Milliseconds to wait for other nodes to take the publish. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** An endpoint found by `findEndpointsByTag`. */
+export interface TaggedEndpoint {
+  hostname: string;
+  plugin: string;
+  pluginUuid: string;
+  endpoint: EndpointInfo;
 }

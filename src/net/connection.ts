@@ -306,13 +306,29 @@ export class NodeConnection {
   /** Runs a function endpoint on the node. Rejects with `NotDelivered` if it never left. */
   execute(call: Call, args: unknown, authorHost: string): Promise<unknown> {
     const open = this.#pipe;
-    if (open?.open) return this.#executeOn(open, call, args, authorHost);
-    return this.#pipeFor().then((pipe) => this.#executeOn(pipe, call, args, authorHost));
+    if (open?.open) return this.#executeOn(open, call, args, authorHost, "call");
+    return this.#pipeFor().then((pipe) => this.#executeOn(pipe, call, args, authorHost, "call"));
   }
 
-  #executeOn(pipe: PacketPipe, call: Call, args: unknown, authorHost: string): Promise<unknown> {
+  /**
+   * Hands a publish to the node (`call` names the topic as its method); resolves to how many
+   * of its subscribers took it. Rejects with `NotDelivered` if it never left.
+   */
+  notify(call: Call, args: unknown, authorHost: string): Promise<number> {
+    return this.#pipeFor().then(
+      (pipe) => this.#executeOn(pipe, call, args, authorHost, "notify") as Promise<number>,
+    );
+  }
+
+  #executeOn(
+    pipe: PacketPipe,
+    call: Call,
+    args: unknown,
+    authorHost: string,
+    kind: "call" | "notify",
+  ): Promise<unknown> {
     const id = ++this.#seq;
-    const packet: ClientPacket = { t: "call", id, ...wireCall(call, args, authorHost) };
+    const packet: ClientPacket = { t: kind, id, ...wireCall(call, args, authorHost) };
     return new Promise((resolve, reject) => {
       const pending: PendingCall = {
         kind: "call",

@@ -16,6 +16,7 @@ import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
 import { type AdminApi, type HasPluginAnswer, NodeServer } from "./server.js";
 import { peerTls, serverTls } from "./tls.js";
+import { RemoteTopicRoutes } from "./topic-routes.js";
 import { ChannelMesh } from "./transports/channel/mesh.js";
 import { NatsMesh } from "./transports/nats/mesh.js";
 import type { WireEndpoint, WireRefusal } from "./wire.js";
@@ -32,7 +33,11 @@ export interface NetworkOptions {
   logger: Logger;
   calls: LocalCalls;
   /** This node's endpoints as the node `requester` sees them: open to it, or closed and why. */
-  localEndpoints(requester: string): { open: WireEndpoint[]; closed: WireRefusal[] };
+  localEndpoints(requester: string): {
+    open: WireEndpoint[];
+    closed: WireRefusal[];
+    topics: string[];
+  };
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
   admin: AdminApi;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
@@ -49,6 +54,7 @@ export class NetworkManager {
   readonly instance = randomUUID();
   readonly nodes = new NodeRegistry();
   readonly router: RemoteRouter;
+  readonly topics: RemoteTopicRoutes;
   readonly #options: NetworkOptions;
   readonly #config: NetworkingConfig;
   readonly #logger: Logger;
@@ -105,6 +111,11 @@ export class NetworkManager {
       blocking: this.#mesh.blocking,
       inProcess: PROCESS_NODES,
       refused: (node) => this.#mesh.refused(node),
+    });
+    this.topics = new RemoteTopicRoutes({
+      nodes: this.nodes,
+      hostname: options.hostname,
+      logger: options.logger,
     });
   }
 

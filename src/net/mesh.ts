@@ -31,7 +31,11 @@ export interface MeshContext {
   /** The endpoint-map version, in shared memory (a heartbeat thread reads it too). */
   version: Int32Array;
   /** This node's endpoints as the node `requester` sees them: open to it, or closed and why. */
-  localEndpoints(requester: string): { open: WireEndpoint[]; closed: WireRefusal[] };
+  localEndpoints(requester: string): {
+    open: WireEndpoint[];
+    closed: WireRefusal[];
+    topics: string[];
+  };
 }
 
 export interface Mesh {
@@ -58,13 +62,14 @@ export function infoAnswer(
   request: InfoRequest,
   nodes: WireNode[],
 ): InfoAnswer {
-  const { open, closed } = context.localEndpoints(request.hostname);
+  const { open, closed, topics } = context.localEndpoints(request.hostname);
   return {
     hostname: context.hostname,
     auto_discoverable: context.config.auto_discoverable,
     nodes,
     endpoints: open,
     closed,
+    topics,
     version: Atomics.load(context.version, 0),
     instance: context.instance,
     port: context.server.port,

@@ -3,7 +3,9 @@
  * it serves. Nodes are told apart by their instance id, so one node reached at two addresses
  * is one node, and two nodes claiming one hostname are two nodes, reported as a conflict.
  */
+
 import type { NodeInfo } from "../core/types.js";
+import { type TopicMatcher, topicMatcher } from "../topic-names.js";
 import type { PeerIdentity } from "./auth.js";
 import type { NodeConnection } from "./connection.js";
 import { leastInFlight } from "./strategies/least-in-flight.js";
@@ -32,6 +34,8 @@ export class RemoteNode {
   /** plugin name → access name → why this node may not call it, for endpoints closed to it. */
   closed = new Map<string, Map<string, string>>();
   uuids = new Map<string, string>();
+  /** Matchers of the topic patterns this node may publish to there. */
+  topics: TopicMatcher[] = [];
   readonly connection: NodeConnection;
 
   constructor(
@@ -97,6 +101,13 @@ export class RemoteNode {
     }
     this.endpoints = endpoints;
     this.uuids = uuids;
+    this.topics = answer.topics.map(topicMatcher);
+  }
+
+  /** Whether it has a subscriber of `topic` this node may publish to. */
+  subscribes(topic: string): boolean {
+    for (const matches of this.topics) if (matches(topic)) return true;
+    return false;
   }
 
   serves(plugin: string, method: string, uuid: string | undefined): boolean {
@@ -176,6 +187,18 @@ export class NodeRegistry {
       if (!node.alive) continue;
       if (hostname !== undefined && node.hostname !== hostname) continue;
       if (node.serves(plugin, method, uuid)) found.push(node);
+    }
+    if (found.length > 1) this.#strategy.order(found);
+    return found;
+  }
+
+  /** Alive nodes with a subscriber of `topic`, fewest calls in flight first. */
+  subscribers(topic: string, hostname?: string): RemoteNode[] {
+    const found: RemoteNode[] = [];
+    for (const node of this.#byInstance.values()) {
+      if (!node.alive) continue;
+      if (hostname !== undefined && node.hostname !== hostname) continue;
+      if (node.subscribes(topic)) found.push(node);
     }
     if (found.length > 1) this.#strategy.order(found);
     return found;

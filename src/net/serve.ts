@@ -27,6 +27,20 @@ export interface LocalCalls {
     args: unknown,
     options: CallOptions,
   ): AsyncGenerator<unknown, void, undefined>;
+  /** Hands a publish to this node's subscribers; returns how many took it. */
+  notify(caller: Caller, topic: string, args: unknown): number;
+  requestTopic(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: CallOptions,
+  ): Promise<unknown>;
+  requestTopicStream(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: CallOptions,
+  ): AsyncGenerator<unknown, void, undefined>;
 }
 
 export function remoteCaller(call: WireCall, peerHost: string): Caller {
@@ -139,6 +153,9 @@ export class ChannelSession {
       case "open":
         this.#open(id, packet);
         return;
+      case "notify":
+        this.#notify(id, packet);
+        return;
       case "credit":
         if (typeof record.n === "number" && record.n > 0)
           this.#active.get(id)?.stream?.grant(record.n);
@@ -200,14 +217,13 @@ export class ChannelSession {
     const begun = this.#begin(id, packet);
     if (!begun) return;
     const { call, active } = begun;
-    this.#calls
-      .execute(
-        remoteCaller(call, this.#peerHost),
-        call.plugin,
-        call.method,
-        call.args,
-        callOptions(call, active.controller),
-      )
+    const caller = remoteCaller(call, this.#peerHost);
+    const options = callOptions(call, active.controller);
+    const running =
+      call.topic === undefined
+        ? this.#calls.execute(caller, call.plugin, call.method, call.args, options)
+        : this.#calls.requestTopic(caller, call.topic, call.args, options);
+    running
       .then(
         (value) => {
           if (this.#channel.send({ t: "result", id, value }) < 0) {
@@ -235,13 +251,12 @@ export class ChannelSession {
     if (!begun) return;
     const { call, active } = begun;
     const credit = (packet as { credit?: unknown }).credit;
-    const source = this.#calls.executeStream(
-      remoteCaller(call, this.#peerHost),
-      call.plugin,
-      call.method,
-      call.args,
-      callOptions(call, active.controller),
-    );
+    const caller = remoteCaller(call, this.#peerHost);
+    const options = callOptions(call, active.controller);
+    const source =
+      call.topic === undefined
+        ? this.#calls.executeStream(caller, call.plugin, call.method, call.args, options)
+        : this.#calls.requestTopicStream(caller, call.topic, call.args, options);
     active.stream = new StreamPump(
       id,
       source,
@@ -250,6 +265,24 @@ export class ChannelSession {
       call,
     );
     active.stream.run().finally(() => this.#finish(id));
+  }
+
+  /** A publish from the peer: answered with how many of this node's subscribers took it. */
+  #notify(id: number, packet: unknown): void {
+    const begun = this.#begin(id, packet);
+    if (!begun) return;
+    const { call } = begun;
+    try {
+      if (call.topic === undefined) {
+        throw new WireProblem("BAD_REQUEST", `a "notify" packet needs a "topic"`);
+      }
+      const count = this.#calls.notify(remoteCaller(call, this.#peerHost), call.topic, call.args);
+      this.#channel.send({ t: "result", id, value: count });
+    } catch (error) {
+      this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) });
+    } finally {
+      this.#finish(id);
+    }
   }
 
   /**

@@ -6,14 +6,25 @@
  * refused when they carry a prototype-polluting key or nest too deep, then checked field by
  * field before anything uses them.
  */
+
+import type { ManifestArgument } from "../config/types.js";
 import type { Call } from "../core/call.js";
-import { RequestError, type RequestErrorCode, type WireError, WireProblem } from "../errors.js";
+import {
+  RequestError,
+  type RequestErrorCode,
+  TOPIC_PLUGIN,
+  type WireError,
+  WireProblem,
+} from "../errors.js";
+import { patternProblem, topicProblem } from "../topic-names.js";
 import type { PeerIdentity } from "./auth.js";
 
 /** What `POST /execute` and `POST /execute_stream` carry, and a channel call packet too. */
 export interface WireCall {
   plugin: string;
   method: string;
+  /** A topic request: the node chooses the handler; `plugin` and `method` are then empty. */
+  topic?: string;
   args?: unknown;
   plugin_uuid?: string;
   author?: string;
@@ -25,12 +36,16 @@ export interface WireCall {
 
 /** What a call sends to the node that runs it. */
 export function wireCall(call: Call, args: unknown, authorHost: string): WireCall {
-  const wire: WireCall = {
-    plugin: call.plugin,
-    method: call.method,
-    request_id: call.requestId,
-    author_host: authorHost,
-  };
+  // A topic request names only its topic; readCall gives it empty `plugin` and `method` again.
+  const wire: WireCall =
+    call.plugin === TOPIC_PLUGIN
+      ? ({ topic: call.method, request_id: call.requestId, author_host: authorHost } as WireCall)
+      : {
+          plugin: call.plugin,
+          method: call.method,
+          request_id: call.requestId,
+          author_host: authorHost,
+        };
   if (args !== undefined) wire.args = args;
   if (call.pluginUuid !== undefined) wire.plugin_uuid = call.pluginUuid;
   if (call.caller.kind === "plugin") wire.author = call.caller.name;
@@ -47,6 +62,10 @@ export interface WireEndpoint {
   kind: string;
   description: string;
   tags: string[];
+  accessible_by_other_plugins?: boolean;
+  arguments?: ManifestArgument[];
+  /** The endpoint's subscription pattern (`topic:` in its manifest). */
+  topic?: string;
 }
 
 /** An endpoint the asking node may not call, and why (as the serving node words it). */
@@ -81,6 +100,8 @@ export interface InfoAnswer {
   endpoints: WireEndpoint[];
   /** Endpoints of enabled plugins that the asking node may not call, with the reason. */
   closed: WireRefusal[];
+  /** Topic patterns the asking node may publish to there (endpoints' and code subscriptions'). */
+  topics: string[];
   /** Changes whenever the node's plugins or endpoints change. */
   version: number;
   /** Random per running node: tells two nodes claiming one hostname apart. */
@@ -115,7 +136,7 @@ export function readIdentity(
 
 /** Channel packets. `id` pairs answers with calls; ids are chosen by the calling side. */
 export type ClientPacket =
-  | ({ t: "call"; id: number } & WireCall)
+  | ({ t: "call" | "notify"; id: number } & WireCall)
   | ({ t: "open"; id: number; credit: number } & WireCall)
   | { t: "credit"; id: number; n: number }
   | { t: "cancel"; id: number };
@@ -212,10 +233,15 @@ function requiredString(body: Record<string, unknown>, key: string): string {
 /** Checks the fields of a call received over HTTP or the channel. */
 export function readCall(body: unknown): WireCall {
   if (!isRecord(body)) throw new WireProblem("BAD_REQUEST", "the body must be a JSON object");
-  const call: WireCall = {
-    plugin: requiredString(body, "plugin"),
-    method: requiredString(body, "method"),
-  };
+  const topic = optionalString(body, "topic");
+  if (topic !== undefined) {
+    const wrong = topicProblem(topic);
+    if (wrong) throw new WireProblem("BAD_REQUEST", wrong);
+  }
+  const call: WireCall =
+    topic !== undefined
+      ? { plugin: "", method: topic, topic }
+      : { plugin: requiredString(body, "plugin"), method: requiredString(body, "method") };
   if (body.args !== undefined) call.args = body.args;
   const uuid = optionalString(body, "plugin_uuid");
   if (uuid !== undefined) call.plugin_uuid = uuid;
@@ -310,6 +336,9 @@ export function readInfoAnswer(body: unknown): InfoAnswer {
     nodes,
     endpoints,
     closed,
+    topics: list("topics").filter(
+      (pattern): pattern is string => patternProblem(pattern) === undefined,
+    ),
     version: typeof record.version === "number" ? record.version : 0,
     port: typeof record.port === "number" ? record.port : 0,
     tls: record.tls === true,

@@ -29,7 +29,17 @@ import type { EndpointInfo } from "../core/endpoint.js";
 import { Lifecycle, type LifecycleEvents } from "../core/lifecycle.js";
 import type { PluginHost } from "../core/ports.js";
 import { PluginRegistry, PluginSlot } from "../core/registry.js";
-import type { CallInfo, ExecuteOptions, NodeInfo, PluginInfo } from "../core/types.js";
+import { Topics } from "../core/topics.js";
+import type {
+  CallInfo,
+  ExecuteOptions,
+  NodeInfo,
+  PluginInfo,
+  Subscription,
+  TaggedEndpoint,
+  TopicHandler,
+  TopicOptions,
+} from "../core/types.js";
 import { ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
@@ -81,6 +91,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   /** Config entries refused for a duplicate name, so each is reported once. */
   readonly #refusedEntries = new WeakSet<PluginEntry>();
   readonly #dispatcher: Dispatcher;
+  readonly #topics: Topics;
   readonly #lifecycle: Lifecycle;
   readonly #watcher = new PluginWatcher();
   readonly #reloads = new Map<string, Promise<void>>();
@@ -116,11 +127,20 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     this.#logger = this.#logging.logger;
     for (const warning of warnings) this.#logger.warn(formatWarning(warning));
 
+    const idPrefix = `${randomBytes(3).toString("hex")}-`;
     this.#dispatcher = new Dispatcher({
       registry: this.#registry,
       hostname: this.hostname,
-      idPrefix: `${randomBytes(3).toString("hex")}-`,
+      idPrefix,
       closing: () => this.#closing !== undefined,
+    });
+    this.#topics = new Topics({
+      registry: this.#registry,
+      dispatcher: this.#dispatcher,
+      hostname: this.hostname,
+      logger: this.#logger,
+      idPrefix: `${idPrefix}t`,
+      changed: () => this.#network?.bumpVersion(),
     });
     this.#lifecycle = new Lifecycle({
       registry: this.#registry,
@@ -128,6 +148,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       hookTimeoutMs: resolved.general.lifecycle_timeout * 1000,
       drainTimeoutMs: resolved.general.drain_timeout * 1000,
       createHost: (slot, manifest, uuid) => this.#createHost(slot, manifest, uuid),
+      retired: (uuid) => this.#topics.endSubscriptionsOf(uuid),
       entryFile: findEntryFile,
       emit: (event, ...args) => {
         this.#network?.bumpVersion();
@@ -142,12 +163,20 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   async #startNetwork(): Promise<void> {
     const { NetworkManager } = await import("../net/manager.js");
     const config = this.#config;
+    const dispatcher = this.#dispatcher;
+    const topics = this.#topics;
     this.#network = new NetworkManager(
       {
         config: config.networking,
         hostname: this.hostname,
         logger: this.#logger,
-        calls: this.#dispatcher,
+        calls: {
+          execute: dispatcher.execute.bind(dispatcher),
+          executeStream: dispatcher.executeStream.bind(dispatcher),
+          notify: (caller, topic, args) => topics.deliver(caller, topic, args),
+          requestTopic: topics.requestTopic.bind(topics),
+          requestTopicStream: topics.requestTopicStream.bind(topics),
+        },
         localEndpoints: (requester) => this.#remoteEndpoints(requester),
         hasPlugin: (name, method, uuid) => this.#hasPlugin(name, method, uuid),
         admin: {
@@ -161,6 +190,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       config.file,
     );
     this.#dispatcher.remote = this.#network.router;
+    this.#topics.remote = this.#network.topics;
     await this.#network.start();
   }
 
@@ -208,7 +238,11 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
    * Endpoints of enabled plugins as the node `requester` sees them: those it may call, and the
    * others with the reason it may not (see access.ts).
    */
-  #remoteEndpoints(requester: string): { open: WireEndpoint[]; closed: WireRefusal[] } {
+  #remoteEndpoints(requester: string): {
+    open: WireEndpoint[];
+    closed: WireRefusal[];
+    topics: string[];
+  } {
     const open: WireEndpoint[] = [];
     const closed: WireRefusal[] = [];
     const caller: Caller = { kind: "remote", hostname: requester };
@@ -220,17 +254,22 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           closed.push({ plugin: slot.name, access_name: endpoint.info.access_name, reason: why });
           continue;
         }
-        open.push({
+        const info = endpoint.info;
+        const wire: WireEndpoint = {
           plugin: slot.name,
           plugin_uuid: slot.uuid,
-          access_name: endpoint.info.access_name,
-          kind: endpoint.info.kind,
-          description: endpoint.info.description,
-          tags: endpoint.info.tags,
-        });
+          access_name: info.access_name,
+          kind: info.kind,
+          description: info.description,
+          tags: info.tags,
+          accessible_by_other_plugins: info.accessible_by_other_plugins,
+          arguments: info.arguments,
+        };
+        if (info.topic !== undefined) wire.topic = info.topic;
+        open.push(wire);
       }
     }
-    return { open, closed };
+    return { open, closed, topics: this.#topics.patternsOpenTo(requester) };
   }
 
   #hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer {
@@ -299,6 +338,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   ): PluginContext {
     const caller: Caller = { kind: "plugin", name: slot.name };
     const dispatcher = this.#dispatcher;
+    const topics = this.#topics;
     // A call made while serving one that blocked other threads carries their chain along,
     // so a cycle of blocking calls is refused instead of hanging.
     const inherit = (options: ExecuteOptions | undefined): CallOptions | undefined => {
@@ -327,6 +367,19 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         dispatcher.executeStream(caller, plugin, method, args, inherit(options)),
       executeStreamSync: (plugin, method, args, options) =>
         dispatcher.executeStreamSync(caller, plugin, method, args, inherit(options)),
+      notify: (topic, args, options) => topics.notify(caller, topic, args, options),
+      notifySync: (topic, args, options) => topics.notifySync(caller, topic, args, options),
+      requestTopic: (topic, args, options) =>
+        topics.requestTopic(caller, topic, args, inherit(options)),
+      requestTopicStream: (topic, args, options) =>
+        topics.requestTopicStream(caller, topic, args, inherit(options)),
+      requestTopicSync: (topic, args, options) =>
+        topics.requestTopicSync(caller, topic, args, inherit(options)),
+      requestTopicStreamSync: (topic, args, options) =>
+        topics.requestTopicStreamSync(caller, topic, args, inherit(options)),
+      subscribe: (pattern, handler) =>
+        topics.subscribe(pattern, handler, { name: slot.name, uuid }),
+      findEndpointsByTag: async (tag) => topics.findEndpointsByTag(caller, tag),
     };
   }
 
@@ -635,5 +688,84 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       args,
       options,
     ) as Generator<T, void, undefined>;
+  }
+
+  // ---------------------------------------------------------------- topics and tags
+
+  /**
+   * Publishes to every subscriber of `topic` that the application may reach, on this node and
+   * (as `options.host` allows) the others. Resolves to how many subscribers took it; what a
+   * subscriber does with it, errors included, stays there.
+   */
+  notify(topic: string, args?: unknown, options?: TopicOptions): Promise<number> {
+    try {
+      return this.#topics.notify(this.#dispatcher.callerFor(undefined), topic, args, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** `notify` without waiting: counts this node's subscribers; other nodes are told in the background. */
+  notifySync(topic: string, args?: unknown, options?: TopicOptions): number {
+    return this.#topics.notifySync(this.#dispatcher.callerFor(undefined), topic, args, options);
+  }
+
+  /** One subscriber of `topic` answers, chosen as `execute` chooses a node (this one first under "any"). */
+  requestTopic<T = unknown>(topic: string, args?: unknown, options?: ExecuteOptions): Promise<T> {
+    return this.#topics.requestTopic(
+      this.#dispatcher.callerFor(options),
+      topic,
+      args,
+      options,
+    ) as Promise<T>;
+  }
+
+  requestTopicStream<T = unknown>(
+    topic: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): AsyncGenerator<T, void, undefined> {
+    return this.#topics.requestTopicStream(
+      this.#dispatcher.callerFor(options),
+      topic,
+      args,
+      options,
+    ) as AsyncGenerator<T, void, undefined>;
+  }
+
+  /** `requestTopic` that blocks this thread; this node's handlers only (see docs/api.md). */
+  requestTopicSync<T = unknown>(topic: string, args?: unknown, options?: ExecuteOptions): T {
+    return this.#topics.requestTopicSync(
+      this.#dispatcher.callerFor(options),
+      topic,
+      args,
+      options,
+    ) as T;
+  }
+
+  requestTopicStreamSync<T = unknown>(
+    topic: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Generator<T, void, undefined> {
+    return this.#topics.requestTopicStreamSync(
+      this.#dispatcher.callerFor(options),
+      topic,
+      args,
+      options,
+    ) as Generator<T, void, undefined>;
+  }
+
+  /**
+   * Calls `handler` with what is published to topics matching `pattern`, from this node and
+   * every other, until `unsubscribe()` or `close()`.
+   */
+  subscribe(pattern: string, handler: TopicHandler): Subscription {
+    return this.#topics.subscribe(pattern, handler);
+  }
+
+  /** Endpoints carrying `tag` that the application may call, on this node and every alive node. */
+  async findEndpointsByTag(tag: string): Promise<TaggedEndpoint[]> {
+    return this.#topics.findEndpointsByTag(this.#dispatcher.callerFor(undefined), tag);
   }
 }

@@ -7,7 +7,15 @@
  */
 
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
+import type {
+  CallInfo,
+  ExecuteOptions,
+  PluginState,
+  Subscription,
+  TaggedEndpoint,
+  TopicHandler,
+  TopicOptions,
+} from "../core/types.js";
 import type { Logger } from "../log.js";
 
 /** How a plugin reaches the rest of the system; implemented by the core. */
@@ -46,6 +54,22 @@ export interface PluginContext {
     args: unknown,
     options: ExecuteOptions | undefined,
   ): Generator<unknown, void, undefined>;
+  notify(topic: string, args: unknown, options: TopicOptions | undefined): Promise<number>;
+  notifySync(topic: string, args: unknown, options: TopicOptions | undefined): number;
+  requestTopic(topic: string, args: unknown, options: ExecuteOptions | undefined): Promise<unknown>;
+  requestTopicStream(
+    topic: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): AsyncGenerator<unknown, void, undefined>;
+  requestTopicSync(topic: string, args: unknown, options: ExecuteOptions | undefined): unknown;
+  requestTopicStreamSync(
+    topic: string,
+    args: unknown,
+    options: ExecuteOptions | undefined,
+  ): Generator<unknown, void, undefined>;
+  subscribe(pattern: string, handler: TopicHandler): Subscription;
+  findEndpointsByTag(tag: string): Promise<TaggedEndpoint[]>;
 }
 
 let pendingContext: PluginContext | undefined;
@@ -178,6 +202,61 @@ export abstract class Plugin {
       void,
       undefined
     >;
+  }
+
+  /** Publishes to `topic` as this plugin (see `PluginCore.notify`). */
+  notify(topic: string, args?: unknown, options?: TopicOptions): Promise<number> {
+    const context = this.#context ?? detached();
+    return context.notify(topic, args, options);
+  }
+
+  notifySync(topic: string, args?: unknown, options?: TopicOptions): number {
+    const context = this.#context ?? detached();
+    return context.notifySync(topic, args, options);
+  }
+
+  requestTopic<T = unknown>(topic: string, args?: unknown, options?: ExecuteOptions): Promise<T> {
+    const context = this.#context ?? detached();
+    return context.requestTopic(topic, args, options) as Promise<T>;
+  }
+
+  requestTopicStream<T = unknown>(
+    topic: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): AsyncGenerator<T, void, undefined> {
+    const context = this.#context ?? detached();
+    return context.requestTopicStream(topic, args, options) as AsyncGenerator<T, void, undefined>;
+  }
+
+  requestTopicSync<T = unknown>(topic: string, args?: unknown, options?: ExecuteOptions): T {
+    const context = this.#context ?? detached();
+    return context.requestTopicSync(topic, args, options) as T;
+  }
+
+  requestTopicStreamSync<T = unknown>(
+    topic: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Generator<T, void, undefined> {
+    const context = this.#context ?? detached();
+    return context.requestTopicStreamSync(topic, args, options) as Generator<T, void, undefined>;
+  }
+
+  /**
+   * Subscribes this plugin instance: `handler` receives what is published to topics matching
+   * `pattern` while the plugin is enabled (other nodes' publishes only if it is `remote`),
+   * until `unsubscribe()` or until the instance is unloaded or reloaded.
+   */
+  subscribe(pattern: string, handler: TopicHandler): Subscription {
+    const context = this.#context ?? detached();
+    return context.subscribe(pattern, handler);
+  }
+
+  /** Endpoints carrying `tag` that this plugin may call, on this node and every alive one. */
+  findEndpointsByTag(tag: string): Promise<TaggedEndpoint[]> {
+    const context = this.#context ?? detached();
+    return context.findEndpointsByTag(tag);
   }
 }
 

@@ -10,7 +10,15 @@ import { BlockingClient, BlockingStreams, readBlocking, serveBlocking } from "..
 import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import type { LoadedEndpoint } from "../core/endpoint.js";
 import { StreamInbox } from "../core/stream-inbox.js";
-import type { CallInfo, ExecuteOptions, PluginState } from "../core/types.js";
+import type {
+  CallInfo,
+  ExecuteOptions,
+  PluginState,
+  Subscription,
+  TopicHandler,
+  TopicInfo,
+  TopicOptions,
+} from "../core/types.js";
 import { callErrors, RequestError, runtimeFailure } from "../errors.js";
 import type { Logger } from "../log.js";
 import { InProcessHost } from "./in-process.js";
@@ -27,6 +35,7 @@ import {
   MessageBatcher,
   PendingAnswers,
   ThreadPump,
+  type TopicOp,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -143,10 +152,20 @@ function execute(
   method: string,
   args: unknown,
   options: ExecuteOptions | undefined,
+  topic?: TopicOp,
 ): Promise<unknown> {
   const id = ++seq;
   const answer = answers.wait(id);
-  post({ t: "call", id, plugin, method, args, options: wireOptions(options) });
+  const message: FromWorker = {
+    t: "call",
+    id,
+    plugin,
+    method,
+    args,
+    options: wireOptions(options),
+  };
+  if (topic) message.topic = topic;
+  post(message);
   options?.signal?.addEventListener(
     "abort",
     () => {
@@ -165,11 +184,12 @@ async function* executeStream(
   method: string,
   args: unknown,
   options: ExecuteOptions | undefined,
+  topic?: TopicOp,
 ): AsyncGenerator<unknown, void, undefined> {
   const id = ++seq;
   const stream = new StreamInbox(THREAD_STREAM_WINDOW, (n) => post({ t: "credit", id, n }));
   inbound.set(id, stream);
-  post({
+  const message: FromWorker = {
     t: "stream",
     id,
     plugin,
@@ -177,7 +197,9 @@ async function* executeStream(
     args,
     options: wireOptions(options),
     credit: THREAD_STREAM_WINDOW,
-  });
+  };
+  if (topic) message.topic = topic;
+  post(message);
   try {
     yield* stream.items();
   } finally {
@@ -209,6 +231,7 @@ function executeSync(
   method: string,
   args: unknown,
   options: ExecuteOptions | undefined,
+  topic?: TopicOp,
 ): unknown {
   refuseBlockingOnMain(plugin, method);
   const request: BlockingOut = {
@@ -218,6 +241,7 @@ function executeSync(
     args,
     options: wireOptions(options),
   };
+  if (topic) request.topic = topic;
   return block(request, plugin, method);
 }
 
@@ -226,13 +250,60 @@ function* executeStreamSync(
   method: string,
   args: unknown,
   options: ExecuteOptions | undefined,
+  topic?: TopicOp,
 ): Generator<unknown, void, undefined> {
   refuseBlockingOnMain(plugin, method);
-  yield* readBlocking(
-    (request: BlockingOut) => block(request, plugin, method),
-    { kind: "open", plugin, method, args, options: wireOptions(options) },
-    { closeAfterError: true },
-  );
+  const request: BlockingOut = {
+    kind: "open",
+    plugin,
+    method,
+    args,
+    options: wireOptions(options),
+  };
+  if (topic) request.topic = topic;
+  yield* readBlocking((next: BlockingOut) => block(next, plugin, method), request, {
+    closeAfterError: true,
+  });
+}
+
+// ------------------------------------------------------------------ topics
+
+/** This plugin's code subscriptions; the core holds the real ones and posts each publish here. */
+const handlers = new Map<number, TopicHandler>();
+let subscriptionSeq = 0;
+
+function subscribe(pattern: string, handler: TopicHandler): Subscription {
+  if (typeof handler !== "function") {
+    throw callErrors.badTopic(
+      { plugin: "", method: String(pattern) },
+      "subscribe() needs a handler function",
+    );
+  }
+  const sub = ++subscriptionSeq;
+  handlers.set(sub, handler);
+  post({ t: "subscribe", sub, pattern });
+  return {
+    id: `${setup.uuid}-s${sub}`,
+    pattern,
+    unsubscribe() {
+      if (handlers.delete(sub)) post({ t: "unsubscribe", sub });
+    },
+  };
+}
+
+function deliver(sub: number, args: unknown, info: TopicInfo): void {
+  const handler = handlers.get(sub);
+  if (!handler) return;
+  const failed = (error: unknown) =>
+    logger.error(
+      `subscription to "${info.topic}" failed: ${(error as Error)?.message ?? String(error)}`,
+    );
+  try {
+    const result = handler(args, info);
+    if (result instanceof Promise) result.catch(failed);
+  } catch (error) {
+    failed(error);
+  }
 }
 
 const context: PluginContext = {
@@ -251,6 +322,20 @@ const context: PluginContext = {
   executeStream,
   executeStreamSync: (plugin, method, args, options) =>
     executeStreamSync(plugin, method, args, options),
+  notify: (topic, args, options?: TopicOptions) =>
+    execute("", topic, args, options as ExecuteOptions, "notify") as Promise<number>,
+  notifySync: (topic, args, options?: TopicOptions) =>
+    executeSync("", topic, args, options as ExecuteOptions, "notify") as number,
+  requestTopic: (topic, args, options) => execute("", topic, args, options, "request"),
+  requestTopicStream: (topic, args, options) => executeStream("", topic, args, options, "request"),
+  requestTopicSync: (topic, args, options) => executeSync("", topic, args, options, "request"),
+  requestTopicStreamSync: (topic, args, options) =>
+    executeStreamSync("", topic, args, options, "request"),
+  subscribe,
+  findEndpointsByTag: (tag) =>
+    execute("", tag, undefined, undefined, "tags") as ReturnType<
+      PluginContext["findEndpointsByTag"]
+    >,
 };
 
 const host = new InProcessHost(setup.entry, setup.manifest, context, setup.moduleVersion);
@@ -329,6 +414,9 @@ function serve(message: ToWorker): void {
       return;
     case "ping":
       post({ t: "pong", id: message.id });
+      return;
+    case "publish":
+      deliver(message.sub, message.args, message.info);
       return;
     case "answer":
       answers.settle(message);

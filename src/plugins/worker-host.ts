@@ -12,7 +12,7 @@ import { THREAD_STREAM_WINDOW } from "../core/credit.js";
 import { compileBinder, endpointInfo, internalize, type LoadedEndpoint } from "../core/endpoint.js";
 import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import { StreamInbox } from "../core/stream-inbox.js";
-import type { CallInfo, ExecuteOptions } from "../core/types.js";
+import type { CallInfo, ExecuteOptions, Subscription, TopicOptions } from "../core/types.js";
 import {
   BlockingTimeout,
   ConfigError,
@@ -35,6 +35,7 @@ import {
   PendingAnswers,
   type Settle,
   ThreadPump,
+  type TopicOp,
   type ToWorker,
   type WireOptions,
   type WorkerSetup,
@@ -120,6 +121,9 @@ export class WorkerHost implements PluginHost {
   }
 
   #spawn(): Promise<void> {
+    // A new thread runs onLoad again and subscribes anew; the old thread's subscriptions end.
+    for (const subscription of this.#subscriptions.values()) subscription.unsubscribe();
+    this.#subscriptions.clear();
     const toCore = new MessageChannel();
     const toWorker = new MessageChannel();
     const setup: WorkerSetup = {
@@ -234,7 +238,14 @@ export class WorkerHost implements PluginHost {
         this.#relog(message.record);
         return;
       case "call":
-        this.#serveCall(message.id, message.plugin, message.method, message.args, message.options);
+        this.#serveCall(
+          message.id,
+          message.plugin,
+          message.method,
+          message.args,
+          message.options,
+          message.topic,
+        );
         return;
       case "stream":
         void this.#serveStream(
@@ -244,7 +255,15 @@ export class WorkerHost implements PluginHost {
           message.args,
           message.options,
           message.credit,
+          message.topic,
         );
+        return;
+      case "subscribe":
+        this.#subscribe(message.sub, message.pattern);
+        return;
+      case "unsubscribe":
+        this.#subscriptions.get(message.sub)?.unsubscribe();
+        this.#subscriptions.delete(message.sub);
         return;
       case "credit":
         this.#outbound.get(message.id)?.pump?.grant(message.n);
@@ -271,17 +290,70 @@ export class WorkerHost implements PluginHost {
     return { ...options, signal: controller.signal } as ExecuteOptions;
   }
 
+  /** The worker plugin's code subscriptions, by the worker's number for each. */
+  readonly #subscriptions = new Map<number, Subscription>();
+
+  /**
+   * Subscribes for the worker plugin: each publish is posted to the worker, which runs the
+   * handler there. What the handler returns stays in the worker.
+   */
+  #subscribe(sub: number, pattern: string): void {
+    try {
+      const subscription = this.#options.context.subscribe(pattern, (args, info) => {
+        if (this.#subscriptions.has(sub)) this.#post({ t: "publish", sub, args, info });
+      });
+      this.#subscriptions.set(sub, subscription);
+    } catch (error) {
+      this.#logger.error(
+        `${this.#options.entry.name}: subscribe("${pattern}") failed: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  /** A call the worker plugin makes: to an endpoint, or a topic operation. */
+  #callFor(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions,
+    topic: TopicOp | undefined,
+  ): Promise<unknown> {
+    const context = this.#options.context;
+    switch (topic) {
+      case undefined:
+        return context.execute(plugin, method, args, options);
+      case "notify":
+        return context.notify(method, args, options as TopicOptions);
+      case "request":
+        return context.requestTopic(method, args, options);
+      case "tags":
+        return context.findEndpointsByTag(method);
+    }
+  }
+
+  #streamFor(
+    plugin: string,
+    method: string,
+    args: unknown,
+    options: ExecuteOptions,
+    topic: TopicOp | undefined,
+  ): AsyncGenerator<unknown, void, undefined> {
+    return topic === "request"
+      ? this.#options.context.requestTopicStream(method, args, options)
+      : this.#options.context.executeStream(plugin, method, args, options);
+  }
+
   #serveCall(
     id: number,
     plugin: string,
     method: string,
     args: unknown,
     options: WireOptions,
+    topic: TopicOp | undefined,
   ): void {
     const controller = new AbortController();
     this.#outbound.set(id, { controller });
-    this.#options.context
-      .execute(plugin, method, args, this.#callOptions(options, controller))
+    this.#callFor(plugin, method, args, this.#callOptions(options, controller), topic)
       .then(
         (value) => this.#post({ t: "answer", id, value }),
         (error: unknown) => this.#post({ t: "answer", id, error: errorData(error) }),
@@ -296,15 +368,17 @@ export class WorkerHost implements PluginHost {
     args: unknown,
     options: WireOptions,
     initialCredit: number,
+    topic: TopicOp | undefined,
   ): Promise<void> {
     const controller = new AbortController();
     const outbound: Outbound = { controller };
     this.#outbound.set(id, outbound);
-    const source = this.#options.context.executeStream(
+    const source = this.#streamFor(
       plugin,
       method,
       args,
       this.#callOptions(options, controller),
+      topic,
     );
     const pump = new ThreadPump(id, source, initialCredit, (message) => this.#post(message), {
       batch: false,
@@ -325,19 +399,21 @@ export class WorkerHost implements PluginHost {
     try {
       switch (request.kind) {
         case "execute":
-          return await this.#options.context.execute(
+          return await this.#callFor(
             request.plugin,
             request.method,
             request.args,
             request.options as ExecuteOptions,
+            request.topic,
           );
         case "open":
           return this.#blockingStreams.open(
-            this.#options.context.executeStream(
+            this.#streamFor(
               request.plugin,
               request.method,
               request.args,
               request.options as ExecuteOptions,
+              request.topic,
             ),
           );
         case "next":

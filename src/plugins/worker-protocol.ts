@@ -7,7 +7,7 @@ import type { PluginEntry, PluginManifest } from "../config/types.js";
 import type { StreamRequest } from "../core/blocking.js";
 import { CreditPump } from "../core/credit.js";
 import type { EndpointKind } from "../core/endpoint.js";
-import type { ExecuteOptions } from "../core/types.js";
+import type { ExecuteOptions, TopicInfo } from "../core/types.js";
 import {
   AioError,
   RequestError,
@@ -55,6 +55,8 @@ export type ToWorker =
   | { t: "credit"; id: number; n: number }
   | { t: "cancel"; id: number; reason: ErrorData }
   | { t: "ping"; id: number }
+  // A publish to one of the worker plugin's code subscriptions:
+  | { t: "publish"; sub: number; args: unknown; info: TopicInfo }
   // Answers to the worker's own calls:
   | { t: "answer"; id: number; value?: unknown; error?: ErrorData }
   | { t: "items"; id: number; items: unknown[] }
@@ -73,7 +75,15 @@ export type FromWorker =
   | { t: "pong"; id: number }
   | { t: "log"; record: string }
   // The worker's own calls to other plugins:
-  | { t: "call"; id: number; plugin: string; method: string; args: unknown; options: WireOptions }
+  | {
+      t: "call";
+      id: number;
+      plugin: string;
+      method: string;
+      args: unknown;
+      options: WireOptions;
+      topic?: TopicOp;
+    }
   | {
       t: "stream";
       id: number;
@@ -82,9 +92,18 @@ export type FromWorker =
       args: unknown;
       options: WireOptions;
       credit: number;
+      topic?: TopicOp;
     }
+  | { t: "subscribe"; sub: number; pattern: string }
+  | { t: "unsubscribe"; sub: number }
   | { t: "credit"; id: number; n: number }
   | { t: "cancel"; id: number };
+
+/**
+ * What a worker's call or stream asks for besides an endpoint: a publish (its `method` is the
+ * topic), a topic request, or the endpoints with a tag (its `method` is the tag).
+ */
+export type TopicOp = "notify" | "request" | "tags";
 
 /** What a stream sends to the thread that reads it. */
 export type StreamMessage =
@@ -96,8 +115,22 @@ export type WireOptions = Omit<ExecuteOptions, "signal"> & { chain?: string[] };
 
 /** A blocking request from the worker, served by the main thread while the worker waits. */
 export type BlockingOut =
-  | { kind: "execute"; plugin: string; method: string; args: unknown; options: WireOptions }
-  | { kind: "open"; plugin: string; method: string; args: unknown; options: WireOptions }
+  | {
+      kind: "execute";
+      plugin: string;
+      method: string;
+      args: unknown;
+      options: WireOptions;
+      topic?: TopicOp;
+    }
+  | {
+      kind: "open";
+      plugin: string;
+      method: string;
+      args: unknown;
+      options: WireOptions;
+      topic?: TopicOp;
+    }
   | StreamRequest;
 
 /** A blocking request from the main thread into the worker (executeSync on its plugin). */

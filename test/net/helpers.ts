@@ -39,6 +39,8 @@ export interface EndpointSpec {
   accessible_by_other_plugins?: boolean;
   remote?: boolean;
   arguments?: Array<{ name: string; type?: string; required?: boolean; default?: unknown }>;
+  topic?: string;
+  tags?: string[];
 }
 
 /** A remote-callable endpoint (`remote: true`) with arguments of type any unless given. */

@@ -1,0 +1,573 @@
+/**
+ * Topics on this node: who subscribes to what (endpoints by their manifest's `topic:`, code by
+ * `subscribe`), handing a publish to each, and choosing the one handler that answers a
+ * request. Other nodes are reached through the `RemoteTopics` port.
+ *
+ * Endpoint subscribers are read from the registry at each publish, so a plugin's endpoint
+ * subscriptions end and come back with its state without bookkeeping; only code subscriptions
+ * are held here, and they end with the plugin instance that made them.
+ */
+import { callErrors, type RequestError, TOPIC_PLUGIN } from "../errors.js";
+import type { Logger } from "../log.js";
+import { patternProblem, type TopicMatcher, topicMatcher, topicProblem } from "../topic-names.js";
+import { refusal } from "./access.js";
+import { Call, type Caller, type CallOptions, InFlight, trackPromise } from "./call.js";
+import type { Dispatcher } from "./dispatcher.js";
+import { isStreamKind, type LoadedEndpoint } from "./endpoint.js";
+import type { RemoteTopics } from "./ports.js";
+import type { PluginRegistry, PluginSlot } from "./registry.js";
+import type {
+  Subscription,
+  TaggedEndpoint,
+  TopicHandler,
+  TopicInfo,
+  TopicOptions,
+} from "./types.js";
+
+/**
+ * Deliveries to one subscriber still running, beyond which it is handed nothing more: a
+ * subscriber that hangs must not fill this node's memory. Delivery is at most once anyway.
+ */
+const MAX_PENDING_PER_SUBSCRIBER = 1024;
+
+interface CodeSubscription {
+  readonly id: string;
+  readonly pattern: string;
+  readonly matches: TopicMatcher;
+  /** The subscribing plugin's name and instance; undefined for the application. */
+  readonly plugin: { name: string; uuid: string } | undefined;
+  readonly handler: TopicHandler;
+}
+
+type Handler =
+  | { kind: "endpoint"; slot: PluginSlot; endpoint: LoadedEndpoint }
+  | { kind: "code"; subscription: CodeSubscription };
+
+export interface TopicsOptions {
+  registry: PluginRegistry;
+  dispatcher: Dispatcher;
+  hostname: string;
+  logger: Logger;
+  /** Prefix of the request ids of topic requests, unique per core. */
+  idPrefix: string;
+  /** What other nodes may reach here changed: they should ask again. */
+  changed(): void;
+}
+
+export class Topics {
+  readonly #options: TopicsOptions;
+  readonly #registry: PluginRegistry;
+  readonly #subscriptions = new Map<string, CodeSubscription>();
+  readonly #matchers = new Map<string, TopicMatcher>();
+  readonly #pending = new WeakMap<object, number>();
+  /** Topic requests answered by the application's own handlers. */
+  readonly #inFlight = new InFlight();
+  #seq = 0;
+  /** Set while networking runs. */
+  remote: RemoteTopics | undefined;
+
+  constructor(options: TopicsOptions) {
+    this.#options = options;
+    this.#registry = options.registry;
+  }
+
+  // ------------------------------------------------------------ subscriptions
+
+  /** Subscribes `handler` to `pattern` for the application, or for the plugin instance given. */
+  subscribe(
+    pattern: string,
+    handler: TopicHandler,
+    plugin?: { name: string; uuid: string },
+  ): Subscription {
+    const wrong = patternProblem(pattern);
+    if (wrong) throw callErrors.badTopic({ plugin: TOPIC_PLUGIN, method: String(pattern) }, wrong);
+    if (typeof handler !== "function") {
+      throw callErrors.badTopic(
+        { plugin: TOPIC_PLUGIN, method: pattern },
+        "subscribe() needs a handler function",
+      );
+    }
+    const id = `${this.#options.idPrefix}s${(++this.#seq).toString(36)}`;
+    const subscription: CodeSubscription = {
+      id,
+      pattern,
+      matches: this.#matcher(pattern),
+      plugin,
+      handler,
+    };
+    this.#subscriptions.set(id, subscription);
+    this.#options.changed();
+    const subscriptions = this.#subscriptions;
+    const changed = this.#options.changed;
+    return {
+      id,
+      pattern,
+      unsubscribe() {
+        if (subscriptions.delete(id)) changed();
+      },
+    };
+  }
+
+  /** Ends every code subscription of a plugin instance (it was unloaded or replaced). */
+  endSubscriptionsOf(uuid: string): void {
+    let ended = false;
+    for (const [id, subscription] of this.#subscriptions) {
+      if (subscription.plugin?.uuid !== uuid) continue;
+      this.#subscriptions.delete(id);
+      ended = true;
+    }
+    if (ended) this.#options.changed();
+  }
+
+  #matcher(pattern: string): TopicMatcher {
+    let matcher = this.#matchers.get(pattern);
+    if (!matcher) {
+      matcher = topicMatcher(pattern);
+      this.#matchers.set(pattern, matcher);
+    }
+    return matcher;
+  }
+
+  /** Whether the code subscription may receive what `caller` publishes now. */
+  #open(subscription: CodeSubscription, caller: Caller): boolean {
+    const owner = subscription.plugin;
+    if (!owner) return true;
+    const slot = this.#registry.get(owner.name);
+    if (slot?.state !== "enabled" || slot.uuid !== owner.uuid) return false;
+    return caller.kind !== "remote" || slot.host?.identity().remote === true;
+  }
+
+  /** Every handler on this node that `caller` may reach for `topic`, in a stable order. */
+  #handlers(caller: Caller, topic: string): Handler[] {
+    const found: Handler[] = [];
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled") continue;
+      for (const endpoint of slot.endpoints.values()) {
+        const pattern = endpoint.info.topic;
+        if (pattern === undefined || !this.#matcher(pattern)(topic)) continue;
+        if (refusal(caller, slot, endpoint, this.#options.hostname) !== undefined) continue;
+        found.push({ kind: "endpoint", slot, endpoint });
+      }
+    }
+    for (const subscription of this.#subscriptions.values()) {
+      if (subscription.matches(topic) && this.#open(subscription, caller)) {
+        found.push({ kind: "code", subscription });
+      }
+    }
+    return found;
+  }
+
+  /** The patterns a node named `requester` may publish to here, for its view of this node. */
+  patternsOpenTo(requester: string): string[] {
+    const caller: Caller = { kind: "remote", hostname: requester };
+    const patterns = new Set<string>();
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled") continue;
+      for (const endpoint of slot.endpoints.values()) {
+        const pattern = endpoint.info.topic;
+        if (pattern === undefined) continue;
+        if (refusal(caller, slot, endpoint, this.#options.hostname) === undefined) {
+          patterns.add(pattern);
+        }
+      }
+    }
+    for (const subscription of this.#subscriptions.values()) {
+      if (this.#open(subscription, caller)) patterns.add(subscription.pattern);
+    }
+    return [...patterns];
+  }
+
+  // ------------------------------------------------------------ publishing
+
+  #info(caller: Caller, topic: string): TopicInfo {
+    return {
+      topic,
+      publisherHost: caller.kind === "remote" ? caller.hostname : this.#options.hostname,
+      publisher:
+        caller.kind === "plugin"
+          ? caller.name
+          : caller.kind === "remote"
+            ? (caller.author ?? "application")
+            : "application",
+    };
+  }
+
+  /** Whether `host` lets a publish or request reach this node, and other nodes. */
+  #reach(host: string | undefined): { local: boolean; remote: string | false | undefined } {
+    if (host === undefined || host === "any") return { local: true, remote: undefined };
+    if (host === "local" || host === this.#options.hostname) return { local: true, remote: false };
+    if (host === "remote") return { local: false, remote: undefined };
+    return { local: false, remote: host };
+  }
+
+  /**
+   * Hands a publish to every subscriber on this node that `caller` may reach, and returns how
+   * many took it. Each delivery starts on the next microtask, in publish order, so the
+   * publisher never waits on a subscriber and one subscriber's failure touches no other.
+   */
+  deliver(caller: Caller, topic: string, args: unknown): number {
+    const info = this.#info(caller, topic);
+    const runs: Array<() => void> = [];
+    for (const handler of this.#handlers(caller, topic)) {
+      const key = handler.kind === "endpoint" ? handler.endpoint : handler.subscription;
+      const pending = this.#pending.get(key) ?? 0;
+      if (pending >= MAX_PENDING_PER_SUBSCRIBER) {
+        this.#options.logger.warn(
+          `${describe(handler)} has ${pending} deliveries of "${topic}" still running; this one is dropped`,
+        );
+        continue;
+      }
+      if (handler.kind === "endpoint") {
+        if (isStreamKind(handler.endpoint.info.kind)) continue;
+        try {
+          handler.endpoint.bind(args);
+        } catch (error) {
+          this.#options.logger.warn(
+            `${describe(handler)} refuses what was published to "${topic}": ${(error as Error).message}`,
+          );
+          continue;
+        }
+      }
+      runs.push(() => this.#run(handler, key, caller, args, info));
+    }
+    if (runs.length > 0) {
+      queueMicrotask(() => {
+        for (const run of runs) run();
+      });
+    }
+    return runs.length;
+  }
+
+  #run(handler: Handler, key: object, caller: Caller, args: unknown, info: TopicInfo): void {
+    const failed = (error: unknown) => {
+      this.#options.logger.error(
+        `${describe(handler)} failed on topic "${info.topic}": ${(error as Error)?.message ?? String(error)}`,
+      );
+    };
+    let result: unknown;
+    if (handler.kind === "endpoint") {
+      result = this.#options.dispatcher.execute(
+        caller,
+        handler.slot.name,
+        handler.endpoint.info.access_name,
+        args,
+        { host: "local" },
+      );
+    } else {
+      try {
+        result = handler.subscription.handler(args, info);
+      } catch (error) {
+        failed(error);
+        return;
+      }
+    }
+    if (!(result instanceof Promise)) return;
+    this.#pending.set(key, (this.#pending.get(key) ?? 0) + 1);
+    result.then(undefined, failed).finally(() => {
+      this.#pending.set(key, (this.#pending.get(key) ?? 1) - 1);
+    });
+  }
+
+  /** `notify`: this node's subscribers and, as `host` allows, every other node's. */
+  async notify(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: TopicOptions | undefined,
+  ): Promise<number> {
+    this.#checkTopic(topic);
+    const reach = this.#reach(options?.host);
+    let count = reach.local ? this.deliver(caller, topic, args) : 0;
+    if (reach.remote !== false && this.remote) {
+      count += await this.remote.notify(caller, topic, args, {
+        ...options,
+        host: reach.remote ?? options?.host,
+      });
+    }
+    return count;
+  }
+
+  /**
+   * `notifySync`: the same, without waiting. Other nodes are handed the publish in the
+   * background; the count is this node's subscribers only.
+   */
+  notifySync(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: TopicOptions | undefined,
+  ): number {
+    this.#checkTopic(topic);
+    const reach = this.#reach(options?.host);
+    const count = reach.local ? this.deliver(caller, topic, args) : 0;
+    if (reach.remote !== false && this.remote) {
+      this.remote
+        .notify(caller, topic, args, { ...options, host: reach.remote ?? options?.host })
+        .catch((error: unknown) =>
+          this.#options.logger.warn(
+            `publishing "${topic}" to other nodes failed: ${(error as Error).message}`,
+          ),
+        );
+    }
+    return count;
+  }
+
+  #checkTopic(topic: string): void {
+    const wrong = topicProblem(topic);
+    if (wrong) throw callErrors.badTopic({ plugin: TOPIC_PLUGIN, method: String(topic) }, wrong);
+  }
+
+  // ------------------------------------------------------------ requests
+
+  #call(caller: Caller, topic: string, options: CallOptions | undefined): Call {
+    const call = new Call(
+      this.#options.idPrefix,
+      ++this.#seq,
+      TOPIC_PLUGIN,
+      topic,
+      caller,
+      options,
+    );
+    this.#checkTopic(topic);
+    return call;
+  }
+
+  /** The first local handler of the kind asked for, if `host` allows this node. */
+  #localHandler(call: Call, stream: boolean): Handler | undefined {
+    if (!this.#reach(call.host).local) return undefined;
+    return this.#handlers(call.caller, call.method).find(
+      (handler) => handler.kind === "code" || isStreamKind(handler.endpoint.info.kind) === stream,
+    );
+  }
+
+  #noHandler(call: Call): RequestError {
+    const reach = this.#reach(call.host);
+    const where =
+      reach.remote === false
+        ? " on this node"
+        : !this.remote
+          ? reach.local
+            ? " (networking is off, so only this node was searched)"
+            : " (networking is off)"
+          : reach.local
+            ? " on this node or any other"
+            : " on other nodes";
+    return callErrors.noHandler(call, where);
+  }
+
+  #options_(call: Call, options: CallOptions | undefined): CallOptions {
+    return { ...options, host: "local", requestId: call.requestId };
+  }
+
+  /** `requestTopic`: one handler answers: this node's first, then another node's. */
+  requestTopic(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: CallOptions | undefined,
+  ): Promise<unknown> {
+    let call: Call;
+    try {
+      call = this.#call(caller, topic, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const handler = this.#localHandler(call, false);
+    if (handler?.kind === "endpoint") {
+      return this.#options.dispatcher.execute(
+        caller,
+        handler.slot.name,
+        handler.endpoint.info.access_name,
+        args,
+        this.#options_(call, options),
+      );
+    }
+    if (handler?.kind === "code") {
+      const info = this.#info(caller, topic);
+      let work: Promise<unknown>;
+      try {
+        work = Promise.resolve(handler.subscription.handler(args, info));
+      } catch (error) {
+        return Promise.reject(callErrors.pluginThrew(this.#site(call, handler), error));
+      }
+      return trackPromise(this.#inFlightOf(handler), call, work, (error) =>
+        callErrors.pluginThrew(this.#site(call, handler), error),
+      );
+    }
+    const remote = this.remote;
+    const reach = this.#reach(call.host);
+    if (reach.remote !== false && remote?.canAnswer(topic, reach.remote)) {
+      return remote.requestTopic(call, args);
+    }
+    return Promise.reject(this.#noHandler(call));
+  }
+
+  /** `requestTopicStream`: one handler's stream, chosen as for `requestTopic`. */
+  async *requestTopicStream(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: CallOptions | undefined,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const call = this.#call(caller, topic, options);
+    const handler = this.#localHandler(call, true);
+    if (handler?.kind === "endpoint") {
+      yield* this.#options.dispatcher.executeStream(
+        caller,
+        handler.slot.name,
+        handler.endpoint.info.access_name,
+        args,
+        this.#options_(call, options),
+      );
+      return;
+    }
+    if (handler?.kind === "code") {
+      // A code handler answers a stream request with what it returns: its items if that is
+      // iterable (a generator, an array), else the one value.
+      let result: unknown;
+      try {
+        result = await handler.subscription.handler(args, this.#info(caller, topic));
+      } catch (error) {
+        throw callErrors.pluginThrew(this.#site(call, handler), error);
+      }
+      if (isIterable(result)) yield* result;
+      else yield result;
+      return;
+    }
+    const remote = this.remote;
+    const reach = this.#reach(call.host);
+    if (reach.remote !== false && remote?.canAnswer(topic, reach.remote)) {
+      yield* remote.requestTopicStream(call, args);
+      return;
+    }
+    throw this.#noHandler(call);
+  }
+
+  /** `requestTopicSync`: a local handler that answers without waiting; see `executeSync`. */
+  requestTopicSync(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: CallOptions | undefined,
+  ): unknown {
+    const call = this.#call(caller, topic, options);
+    const handler = this.#localHandler(call, false);
+    if (handler?.kind === "endpoint") {
+      return this.#options.dispatcher.executeSync(
+        caller,
+        handler.slot.name,
+        handler.endpoint.info.access_name,
+        args,
+        this.#options_(call, options),
+      );
+    }
+    if (handler?.kind === "code") {
+      let result: unknown;
+      try {
+        result = handler.subscription.handler(args, this.#info(caller, topic));
+      } catch (error) {
+        throw callErrors.pluginThrew(this.#site(call, handler), error);
+      }
+      if (result instanceof Promise) {
+        result.catch(() => undefined);
+        throw callErrors.wouldDeadlock(
+          call,
+          "its handler returned a Promise, which requestTopicSync() cannot wait for. Use `await requestTopic()` instead.",
+        );
+      }
+      return result;
+    }
+    this.#refuseRemoteSync(call);
+  }
+
+  /** `requestTopicStreamSync`: a local generator endpoint, pulled step by step. */
+  requestTopicStreamSync(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: CallOptions | undefined,
+  ): Generator<unknown, void, undefined> {
+    const call = this.#call(caller, topic, options);
+    const handler = this.#localHandler(call, true);
+    if (handler?.kind === "endpoint") {
+      return this.#options.dispatcher.executeStreamSync(
+        caller,
+        handler.slot.name,
+        handler.endpoint.info.access_name,
+        args,
+        this.#options_(call, options),
+      );
+    }
+    if (handler?.kind === "code") {
+      const result = handler.subscription.handler(args, this.#info(caller, topic));
+      return (function* () {
+        if (isIterable(result) && Symbol.iterator in result) yield* result as Iterable<unknown>;
+        else yield result;
+      })();
+    }
+    this.#refuseRemoteSync(call);
+  }
+
+  /** A blocking topic request reaches only this node's handlers (docs/api.md says why). */
+  #refuseRemoteSync(call: Call): never {
+    const reach = this.#reach(call.host);
+    if (reach.remote !== false && this.remote?.canAnswer(call.method, reach.remote)) {
+      throw callErrors.wouldDeadlock(
+        call,
+        "only another node handles it, and the blocking topic requests reach this node's handlers only. Use `await requestTopic()` instead.",
+      );
+    }
+    throw this.#noHandler(call);
+  }
+
+  #site(call: Call, handler: Handler) {
+    const plugin =
+      handler.kind === "code"
+        ? (handler.subscription.plugin?.name ?? "application")
+        : handler.slot.name;
+    return { requestId: call.requestId, plugin, method: `topic "${call.method}"` };
+  }
+
+  #inFlightOf(handler: Handler): InFlight {
+    const owner = handler.kind === "code" ? handler.subscription.plugin : undefined;
+    return (owner && this.#registry.get(owner.name)?.inFlight) || this.#inFlight;
+  }
+
+  // ------------------------------------------------------------ tags
+
+  /** Endpoints carrying `tag` that `caller` may call, on this node and every alive one. */
+  findEndpointsByTag(caller: Caller, tag: string): TaggedEndpoint[] {
+    const found: TaggedEndpoint[] = [];
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled") continue;
+      for (const endpoint of slot.endpoints.values()) {
+        if (!endpoint.info.tags.includes(tag)) continue;
+        if (refusal(caller, slot, endpoint, this.#options.hostname) !== undefined) continue;
+        found.push({
+          hostname: this.#options.hostname,
+          plugin: slot.name,
+          pluginUuid: slot.uuid,
+          endpoint: structuredClone(endpoint.info),
+        });
+      }
+    }
+    if (this.remote) found.push(...this.remote.endpointsByTag(caller, tag));
+    return found;
+  }
+}
+
+function describe(handler: Handler): string {
+  if (handler.kind === "endpoint") {
+    return `${handler.slot.name}.${handler.endpoint.info.access_name}`;
+  }
+  const owner = handler.subscription.plugin?.name ?? "the application";
+  return `${owner}'s subscription ${handler.subscription.id} to "${handler.subscription.pattern}"`;
+}
+
+function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<unknown> {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (Symbol.iterator in value || Symbol.asyncIterator in value)
+  );
+}

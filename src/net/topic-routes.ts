@@ -1,0 +1,170 @@
+/**
+ * Topics across nodes: a publish goes once to each node that has a matching subscriber (as its
+ * `/info` answer lists them), and a topic request to one such node, the next one if it never
+ * got there. Tags are read from the endpoint maps the nodes already sent: no round trip.
+ */
+import { randomBytes } from "node:crypto";
+import { Call, type Caller } from "../core/call.js";
+import type { EndpointInfo, EndpointKind } from "../core/endpoint.js";
+import type { RemoteTopics } from "../core/ports.js";
+import type { TaggedEndpoint, TopicOptions } from "../core/types.js";
+import { callErrors, NotDelivered, RequestError, TOPIC_PLUGIN } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { NodeRegistry, RemoteNode } from "./nodes.js";
+import type { WireEndpoint } from "./wire.js";
+
+/** How long a publish waits for a node to say how many subscribers took it, by default. */
+const NOTIFY_TIMEOUT_MS = 10_000;
+
+export interface TopicRoutesOptions {
+  nodes: NodeRegistry;
+  /** This node's hostname, sent as the publisher's host. */
+  hostname: string;
+  logger: Logger;
+}
+
+export class RemoteTopicRoutes implements RemoteTopics {
+  readonly #nodes: NodeRegistry;
+  readonly #options: TopicRoutesOptions;
+  readonly #idPrefix = `${randomBytes(3).toString("hex")}-p`;
+  #seq = 0;
+
+  constructor(options: TopicRoutesOptions) {
+    this.#nodes = options.nodes;
+    this.#options = options;
+  }
+
+  #named(host: string | undefined): string | undefined {
+    return host === undefined || host === "any" || host === "remote" ? undefined : host;
+  }
+
+  async notify(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: TopicOptions,
+  ): Promise<number> {
+    const nodes = this.#nodes.subscribers(topic, this.#named(options.host));
+    if (nodes.length === 0) return 0;
+    const call = new Call(this.#idPrefix, ++this.#seq, TOPIC_PLUGIN, topic, caller, {
+      timeout: options.timeout ?? NOTIFY_TIMEOUT_MS,
+      signal: options.signal,
+    });
+    const counts = await Promise.all(
+      nodes.map((node) =>
+        node.connection.notify(call, args, this.#options.hostname).then(
+          (count) => (typeof count === "number" && count > 0 ? count : 0),
+          (error: unknown) => {
+            this.#options.logger.warn(
+              `publishing "${topic}" to node ${node.hostname} failed: ${(error as Error).message}`,
+            );
+            return 0;
+          },
+        ),
+      ),
+    );
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  canAnswer(topic: string, host: string | undefined): boolean {
+    return this.#nodes.subscribers(topic, this.#named(host)).length > 0;
+  }
+
+  async requestTopic(call: Call, args: unknown): Promise<unknown> {
+    const reasons: string[] = [];
+    for (const node of this.#nodes.subscribers(call.method, this.#named(call.host))) {
+      try {
+        return await node.connection.execute(call, args, this.#options.hostname);
+      } catch (error) {
+        if (!this.#tryNext(error)) throw error;
+        reasons.push(`${node.hostname}: ${(error as Error).message}`);
+      }
+    }
+    throw this.#none(call, reasons);
+  }
+
+  async *requestTopicStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
+    const reasons: string[] = [];
+    for (const node of this.#nodes.subscribers(call.method, this.#named(call.host))) {
+      const stream = node.connection.stream(call, args, this.#options.hostname);
+      let first: IteratorResult<unknown, void>;
+      try {
+        first = await stream.next();
+      } catch (error) {
+        if (!this.#tryNext(error)) throw error;
+        reasons.push(`${node.hostname}: ${(error as Error).message}`);
+        continue;
+      }
+      if (first.done) return;
+      try {
+        yield first.value;
+        yield* stream;
+      } finally {
+        await stream.return();
+      }
+      return;
+    }
+    throw this.#none(call, reasons);
+  }
+
+  /**
+   * Another node may take the request: this one never got it, or has no handler of the kind
+   * asked for (its subscriber of the topic is a stream where a value was asked, say).
+   */
+  #tryNext(error: unknown): boolean {
+    return (
+      error instanceof NotDelivered ||
+      (error instanceof RequestError && error.code === "NO_HANDLER")
+    );
+  }
+
+  #none(call: Call, reasons: string[]): RequestError {
+    return reasons.length === 0
+      ? callErrors.noHandler(call, " on other nodes")
+      : callErrors.noHandler(call, ` on other nodes (${reasons.join("; ")})`);
+  }
+
+  endpointsByTag(caller: Caller, tag: string): TaggedEndpoint[] {
+    const found: TaggedEndpoint[] = [];
+    for (const node of this.#nodes.all()) {
+      if (!node.alive) continue;
+      for (const [plugin, methods] of node.endpoints) {
+        for (const endpoint of methods.values()) {
+          if (!endpoint.tags?.includes(tag)) continue;
+          // The serving node lists what this node may call; a plugin also needs the endpoint
+          // open to other plugins, as that node would check on the call.
+          if (
+            caller.kind === "plugin" &&
+            caller.name !== plugin &&
+            endpoint.accessible_by_other_plugins !== true
+          ) {
+            continue;
+          }
+          found.push(tagged(node, endpoint.plugin_uuid, plugin, endpoint));
+        }
+      }
+    }
+    return found;
+  }
+}
+
+function tagged(
+  node: RemoteNode,
+  pluginUuid: string,
+  plugin: string,
+  endpoint: WireEndpoint,
+): TaggedEndpoint {
+  // Internal method names stay on their node: the access name stands in for it.
+  const info: EndpointInfo = {
+    access_name: endpoint.access_name,
+    internal_name: endpoint.access_name,
+    description: endpoint.description,
+    tags: [...endpoint.tags],
+    remote: true,
+    accessible_by_other_plugins: endpoint.accessible_by_other_plugins === true,
+    arguments: (endpoint.arguments ?? []).map((argument) => ({ ...argument })),
+    kind: endpoint.kind as EndpointKind,
+  };
+  if (endpoint.topic !== undefined) info.topic = endpoint.topic;
+  return { hostname: node.hostname, plugin, pluginUuid, endpoint: info };
+}

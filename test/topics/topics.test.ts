@@ -1,0 +1,412 @@
+/**
+ * Topics and tags (the contract's "Topics" and "Tags"): publishing with `notify`, the one
+ * handler that answers `requestTopic`, code and manifest subscriptions, wildcards, access
+ * rules, subscribers that throw or hang, ordering, plugins disabled and reloaded, and
+ * `findEndpointsByTag`; on one node, across two and three nodes over the channel, and over NATS.
+ */
+import { randomBytes } from "node:crypto";
+import { ConfigError, type PluginCore, type TopicInfo } from "aio-assistant-core";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { startNatsServer, stopNatsServers } from "../nats-support.js";
+import {
+  addr,
+  cleanup,
+  closeAll,
+  collect,
+  LOOPBACK,
+  pluginDir,
+  rejection,
+  rep,
+  shared,
+  sharedRef,
+  startNode,
+  waitFor,
+  waitForNode,
+  writeTree,
+} from "../net/helpers.js";
+
+const STORE = `__aioTopics${process.pid}`;
+interface Seen {
+  by: string;
+  value: unknown;
+  info?: TopicInfo;
+}
+const store = shared(STORE, { seen: [] as Seen[] });
+const S = sharedRef(STORE);
+
+const open = { accessible_by_other_plugins: true };
+const dir = pluginDir({
+  Sensor: {
+    body: `
+  publish(topic: string, value: unknown) { return this.notify(topic, value); }
+  ask(topic: string, value: unknown) { return this.requestTopic(topic, value); }
+  tagged(tag: string) { return this.findEndpointsByTag(tag); }`,
+    endpoints: [
+      rep("publish", ["topic", "value"], open),
+      rep("ask", ["topic", "value"], open),
+      rep("tagged", ["tag"], open),
+    ],
+  },
+  Collector: {
+    body: `
+  node = "?";
+  onLoad(args: any) { this.node = args?.node ?? "?"; }
+  onEnable() {
+    this.subscribe("alerts/>", (value, info) => { ${S}.seen.push({ by: "Collector.code@" + this.node, value, info }); });
+  }
+  seen(value: number) { ${S}.seen.push({ by: "Collector@" + this.node, value }); }`,
+    endpoints: [
+      rep("seen", [{ name: "value", type: "int" }], {
+        ...open,
+        topic: "sensor/*/temperature",
+        tags: ["log", "mcp"],
+      }),
+    ],
+  },
+  Private: {
+    body: `seen(value: unknown) { ${S}.seen.push({ by: "Private", value }); }`,
+    endpoints: [rep("seen", ["value"], { topic: "sensor/>", tags: ["log"] })],
+  },
+  Thrower: {
+    body: `boom(value: unknown) { throw new Error("subscriber failed on purpose"); }`,
+    endpoints: [rep("boom", ["value"], { ...open, topic: "sensor/>" })],
+  },
+  Hanger: {
+    body: `async hang(value: unknown) { await new Promise(() => {}); }`,
+    endpoints: [rep("hang", ["value"], { ...open, topic: "sensor/>" })],
+  },
+  Answerer: {
+    body: `
+  node = "?";
+  onLoad(args: any) { this.node = args?.node ?? "?"; }
+  square(x: number) { return { node: this.node, value: x * x }; }
+  *count(n: number) { for (let i = 0; i < n; i++) yield i; }`,
+    endpoints: [
+      rep("square", [{ name: "x", type: "int" }], { ...open, topic: "math/square" }),
+      rep("count", [{ name: "n", type: "int" }], { ...open, topic: "math/count" }),
+    ],
+  },
+  Local: {
+    remote: false,
+    body: `
+  onEnable() { this.subscribe("alerts/>", (value) => { ${S}.seen.push({ by: "Local.code", value }); }); }`,
+    endpoints: [],
+  },
+});
+
+const ALL = ["Sensor", "Collector", "Private", "Thrower", "Hanger", "Answerer", "Local"];
+const seenBy = (by: string) => store.seen.filter((s) => s.by === by).map((s) => s.value);
+
+beforeEach(() => {
+  store.seen = [];
+});
+afterEach(closeAll);
+afterAll(async () => {
+  await cleanup();
+  await stopNatsServers();
+});
+
+const local = (plugins: Array<string | { name: string; arguments?: unknown }> = ALL) =>
+  startNode({
+    hostname: "solo",
+    dir,
+    plugins,
+    networking: { enabled: false },
+    general: { drain_timeout: 0.1 },
+  });
+
+describe("topics on one node", () => {
+  it("notify hands the publish to every matching subscriber and resolves to how many took it", async () => {
+    const core = await local();
+    const count = await core.notify("sensor/kitchen/temperature", 21);
+    // Collector (one segment wildcard), Private (open to the application), Thrower, Hanger.
+    expect(count).toBe(4);
+    await waitFor(() => seenBy("Collector@?").length === 1, "Collector to get it");
+    expect(seenBy("Private")).toEqual([21]);
+    // The hanging and the throwing subscriber hold up nobody: the next publish goes through.
+    expect(await core.notify("sensor/kitchen/humidity", 50)).toBe(3);
+    await waitFor(() => seenBy("Private").length === 2, "the second publish");
+    expect(seenBy("Collector@?")).toEqual([21]);
+  });
+
+  it("wildcards: * is one segment, > one or more at the end", async () => {
+    const core = await local();
+    expect(await core.notify("sensor/a/b/temperature", 1)).toBe(3); // not Collector's */temperature
+    expect(await core.notify("sensor", 1)).toBe(0); // ">" needs at least one more segment
+    expect(await core.notify("other/kitchen/temperature", 1)).toBe(0);
+    const got: string[] = [];
+    core.subscribe("a/*/c", (_args, info) => got.push(info.topic));
+    core.subscribe("a/>", (_args, info) => got.push(`>${info.topic}`));
+    expect(await core.notify("a/b/c", null)).toBe(2);
+    expect(await core.notify("a/b/c/d", null)).toBe(1);
+    await waitFor(() => got.length === 3, "three deliveries");
+    expect(got).toEqual(["a/b/c", ">a/b/c", ">a/b/c/d"]);
+  });
+
+  it("a plugin publishing reaches only what is open to it (accessible_by_other_plugins)", async () => {
+    const core = await local();
+    // Private keeps its endpoint to itself; Thrower and Hanger are open; Collector is open.
+    expect(await core.execute("Sensor", "publish", ["sensor/x/temperature", 5])).toBe(3);
+    await waitFor(() => seenBy("Collector@?").length === 1, "Collector");
+    expect(seenBy("Private")).toEqual([]);
+  });
+
+  it("a subscriber that refuses the arguments is not counted; its type checks are execute's", async () => {
+    const core = await local();
+    // Collector.seen declares an int; Private, Thrower and Hanger take anything.
+    expect(await core.notify("sensor/x/temperature", "warm")).toBe(3);
+  });
+
+  it("a code subscription gets the arguments and who published; unsubscribe ends it", async () => {
+    const core = await local();
+    const got: Array<{ args: unknown; info: TopicInfo }> = [];
+    const subscription = core.subscribe("alerts/*", (args, info) => {
+      got.push({ args, info });
+    });
+    expect(subscription.pattern).toBe("alerts/*");
+    // The application's subscription, Collector's code subscription and Local's.
+    expect(await core.execute("Sensor", "publish", ["alerts/door", { open: true }])).toBe(3);
+    await waitFor(() => got.length === 1, "the delivery");
+    expect(got[0]).toEqual({
+      args: { open: true },
+      info: { topic: "alerts/door", publisherHost: "solo", publisher: "Sensor" },
+    });
+    subscription.unsubscribe();
+    subscription.unsubscribe();
+    expect(await core.notify("alerts/door", 1)).toBe(2);
+  });
+
+  it("deliveries from one publisher to one subscriber keep their order", async () => {
+    const core = await local(["Collector"]);
+    const got: number[] = [];
+    core.subscribe("order/>", async (args) => {
+      // An async subscriber that takes longer for early items still receives them in order.
+      got.push(args as number);
+    });
+    const counts = await Promise.all(
+      Array.from({ length: 500 }, (_, i) => core.notify("order/x", i)),
+    );
+    expect(counts.every((n) => n === 1)).toBe(true);
+    await waitFor(() => got.length === 500, "every delivery");
+    expect(got).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+
+  it("a subscriber that throws is logged, never thrown to the publisher, and others still get it", async () => {
+    const core = await local(["Thrower", "Collector"]);
+    const count = await core.notify("sensor/kitchen/temperature", 3);
+    expect(count).toBe(2);
+    await waitFor(() => seenBy("Collector@?").length === 1, "Collector");
+  });
+
+  it("requestTopic: one handler answers; a stream handler answers requestTopicStream; none is NO_HANDLER", async () => {
+    const core = await local();
+    expect(await core.requestTopic("math/square", 7)).toEqual({ node: "?", value: 49 });
+    expect(await core.requestTopic("math/square", { x: 3 })).toEqual({ node: "?", value: 9 });
+    expect(await collect(core.requestTopicStream("math/count", 3))).toEqual([0, 1, 2]);
+    expect(core.requestTopicSync("math/square", 4)).toEqual({ node: "?", value: 16 });
+    expect([...core.requestTopicStreamSync("math/count", 2)]).toEqual([0, 1]);
+    const none = await rejection(core.requestTopic("math/cube", 2));
+    expect(none.code).toBe("NO_HANDLER");
+    expect(none.message).toContain('"math/cube"');
+    const wrongArgs = await rejection(core.requestTopic("math/square", "seven"));
+    expect(wrongArgs.code).toBe("INVALID_ARGUMENTS");
+    // A code subscription answers too, with what its handler returns.
+    core.subscribe("echo/*", (args, info) => ({ echoed: args, topic: info.topic }));
+    expect(await core.requestTopic("echo/x", 1)).toEqual({ echoed: 1, topic: "echo/x" });
+  });
+
+  it("a malformed topic or pattern is INVALID_ARGUMENTS naming what is wrong", async () => {
+    const core = await local(["Collector"]);
+    expect((await rejection(core.notify("sensor/*/x", 1))).message).toMatch(/wildcard/);
+    expect((await rejection(core.notify("a//b", 1))).message).toMatch(/empty segment/);
+    expect(() => core.subscribe("a/>/b", () => undefined)).toThrow(/last segment/);
+    expect(() => core.subscribe("a/b*", () => undefined)).toThrow(/whole segment/);
+  });
+
+  it("a malformed topic: in plugin_config.yml is a ConfigError with file and line", async () => {
+    const bad = pluginDir({
+      Bad: { body: `x() {}`, endpoints: [rep("x", [], { topic: "a/>/b" })] },
+    });
+    writeTree(bad, {
+      "plugins/Bad/plugin_config.yml": `version: 1.0.0\nendpoints:\n  - internal_name: x\n    topic: "a/>/b"\n`,
+    });
+    const core = await startNode({
+      hostname: "bad",
+      dir: bad,
+      plugins: ["Bad"],
+      networking: { enabled: false },
+    });
+    const info = core.getPluginInfo("Bad");
+    expect(info?.state).toBe("failed");
+    expect(info?.errorCode).toBe("CONFIG_INVALID");
+    expect(info?.error).toMatch(/plugin_config\.yml:4/);
+    expect(info?.error).toMatch(/">" may only be the last segment/);
+    expect(ConfigError).toBeDefined();
+  });
+
+  it("subscriptions end with the plugin and come back when it is enabled or reloaded", async () => {
+    const core = await local(["Collector", "Sensor"]);
+    expect(await core.notify("alerts/a", 1)).toBe(1);
+    await core.disablePlugin("Collector");
+    expect(await core.notify("alerts/a", 1)).toBe(0);
+    expect(await core.notify("sensor/k/temperature", 1)).toBe(0);
+    await core.enablePlugin("Collector");
+    // onEnable subscribed again: the old subscription of the same instance is still there too.
+    expect(await core.notify("sensor/k/temperature", 1)).toBe(1);
+    await core.reloadPlugin("Collector");
+    // The reloaded instance subscribed once; the old instance's subscriptions ended.
+    expect(await core.notify("alerts/a", 1)).toBe(1);
+    await core.popPlugin("Collector");
+    expect(await core.notify("alerts/a", 1)).toBe(0);
+  });
+
+  it("findEndpointsByTag lists the endpoints with the tag that the caller may call", async () => {
+    const core = await local();
+    const forApp = await core.findEndpointsByTag("log");
+    expect(forApp.map((e) => `${e.plugin}.${e.endpoint.access_name}`).sort()).toEqual([
+      "Collector.seen",
+      "Private.seen",
+    ]);
+    expect(forApp[0]).toMatchObject({ hostname: "solo", endpoint: { tags: expect.any(Array) } });
+    const forSensor = (await core.execute("Sensor", "tagged", ["log"])) as Array<{
+      plugin: string;
+    }>;
+    expect(forSensor.map((e) => e.plugin)).toEqual(["Collector"]);
+    expect(await core.findEndpointsByTag("nothing")).toEqual([]);
+  });
+});
+
+describe("topics across nodes over the channel", () => {
+  const pair = async () => {
+    const b = await startNode({
+      hostname: "B",
+      dir,
+      plugins: [
+        { name: "Collector", arguments: { node: "B" } },
+        { name: "Answerer", arguments: { node: "B" } },
+        "Local",
+      ],
+      networking: LOOPBACK,
+    });
+    const a = await startNode({
+      hostname: "A",
+      dir,
+      plugins: ["Sensor"],
+      networking: { ...LOOPBACK, node_ips: [addr(b)] },
+    });
+    await waitForNode(a, "B", (n) => n.plugins.includes("Answerer"));
+    return { a, b };
+  };
+
+  it("a publish reaches the other node's subscribers once, and the count includes them", async () => {
+    const { a } = await pair();
+    expect(await a.notify("sensor/hall/temperature", 19)).toBe(1);
+    expect(await a.execute("Sensor", "publish", ["alerts/smoke", "!"])).toBe(1);
+    await waitFor(() => store.seen.length === 2, "both deliveries on B");
+    expect(seenBy("Collector@B")).toEqual([19]);
+    // Local is not remote: its code subscription hears only its own node.
+    expect(seenBy("Local.code")).toEqual([]);
+    const code = store.seen.find((s) => s.by === "Collector.code@B");
+    expect(code?.info).toEqual({ topic: "alerts/smoke", publisherHost: "A", publisher: "Sensor" });
+  });
+
+  it("the application's code subscription on one node hears every node's publishes", async () => {
+    const { a, b } = await pair();
+    const got: TopicInfo[] = [];
+    b.subscribe("news/>", (_args, info) => {
+      got.push(info);
+    });
+    // A learns of the new subscription from B's next /info.
+    await waitFor(async () => (await a.notify("news/today", 1)) === 1, "A to see B's subscription");
+    expect(got.at(-1)).toEqual({
+      topic: "news/today",
+      publisherHost: "A",
+      publisher: "application",
+    });
+  });
+
+  it("requestTopic and requestTopicStream go to the node with a handler; none anywhere is NO_HANDLER", async () => {
+    const { a } = await pair();
+    expect(await a.requestTopic("math/square", 6)).toEqual({ node: "B", value: 36 });
+    expect(await a.execute("Sensor", "ask", ["math/square", 5])).toEqual({ node: "B", value: 25 });
+    expect(await collect(a.requestTopicStream("math/count", 4))).toEqual([0, 1, 2, 3]);
+    expect((await rejection(a.requestTopic("math/cube", 1))).code).toBe("NO_HANDLER");
+    expect((await rejection(a.requestTopic("math/square", 1, { host: "local" }))).code).toBe(
+      "NO_HANDLER",
+    );
+    expect((await rejection(a.requestTopic("math/square", "x"))).code).toBe("INVALID_ARGUMENTS");
+  });
+
+  it("three nodes: each gets one message per publish; host narrows who is told", async () => {
+    const { a, b } = await pair();
+    const c = await startNode({
+      hostname: "C",
+      dir,
+      plugins: [{ name: "Collector", arguments: { node: "C" } }],
+      networking: { ...LOOPBACK, node_ips: [addr(b)] },
+    });
+    await waitForNode(a, "C", (n) => n.plugins.includes("Collector"));
+    expect(await a.notify("sensor/x/temperature", 1)).toBe(2);
+    expect(await a.notify("sensor/x/temperature", 2, { host: "C" })).toBe(1);
+    expect(await a.notify("sensor/x/temperature", 3, { host: "local" })).toBe(0);
+    await waitFor(() => store.seen.length === 3, "three deliveries");
+    expect(seenBy("Collector@B")).toEqual([1]);
+    expect(seenBy("Collector@C")).toEqual([1, 2]);
+    expect(c.hostname).toBe("C");
+    expect(b.hostname).toBe("B");
+  });
+
+  it("a disabled plugin's subscriptions stop being offered to other nodes", async () => {
+    const { a, b } = await pair();
+    expect(await a.notify("sensor/x/temperature", 1)).toBe(1);
+    await b.disablePlugin("Collector");
+    await waitFor(
+      async () => (await a.notify("sensor/x/temperature", 1)) === 0,
+      "A to see Collector gone",
+    );
+  });
+
+  it("findEndpointsByTag lists other nodes' endpoints from what they sent, no round trip", async () => {
+    const { a } = await pair();
+    const found = await a.findEndpointsByTag("mcp");
+    expect(found).toEqual([
+      expect.objectContaining({
+        hostname: "B",
+        plugin: "Collector",
+        endpoint: expect.objectContaining({ access_name: "seen", topic: "sensor/*/temperature" }),
+      }),
+    ]);
+    expect(found[0]?.endpoint.arguments).toEqual([
+      expect.objectContaining({ name: "value", type: "int" }),
+    ]);
+  });
+});
+
+describe("topics over NATS", () => {
+  it("two nodes: a publish and a topic request cross as on the channel", async () => {
+    const server = await startNatsServer();
+    const secret = `topics-${randomBytes(16).toString("hex")}`;
+    const networking = {
+      ...LOOPBACK,
+      secret,
+      transport: "nats",
+      nats: { servers: [server.url], subject_prefix: `t${randomBytes(4).toString("hex")}` },
+    } as never;
+    const b: PluginCore = await startNode({
+      hostname: "B",
+      dir,
+      plugins: [
+        { name: "Collector", arguments: { node: "B" } },
+        { name: "Answerer", arguments: { node: "B" } },
+      ],
+      networking,
+    });
+    const a = await startNode({ hostname: "A", dir, plugins: ["Sensor"], networking });
+    await waitForNode(a, "B", (n) => n.plugins.includes("Answerer"));
+    expect(await a.notify("sensor/x/temperature", 7)).toBe(1);
+    await waitFor(() => seenBy("Collector@B").length === 1, "B's delivery");
+    expect(await a.requestTopic("math/square", 9)).toEqual({ node: "B", value: 81 });
+    expect(await collect(a.requestTopicStream("math/count", 2))).toEqual([0, 1]);
+    expect(b.hostname).toBe("B");
+  });
+});
