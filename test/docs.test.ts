@@ -319,27 +319,10 @@ afterAll(async () => {
 
 /**
  * Phrases that say a feature does not work yet. Docs written before a feature was built keep
- * saying so after it is; this catches them. A line may use one only when it names a feature
- * that really is not built (NOT_BUILT).
+ * saying so after it is; this catches them.
  */
 const NOT_YET =
   /not implemented|not yet (?:implemented|supported|available|raised|built)|not (?:supported|available|raised|built) yet|\bfor now\b|\bplanned\b|\bin a later (?:issue|version|release)\b|\bcoming soon\b|\bTODO\b|\bFIXME\b/i;
-
-/** The features not built yet (topics and tags, planned in a later issue), as the docs name them. */
-const NOT_BUILT =
-  /\btopics?\b|\bnotify\b|\bsubscribe\b|request_?topic|find_?endpoints_?by_?tag|\bby tag\b/i;
-
-/** The API members of those features: once one exists, the docs must stop calling it unbuilt. */
-const NOT_BUILT_API = [
-  "notify",
-  "notifySync",
-  "requestTopic",
-  "requestTopicSync",
-  "requestTopicStream",
-  "requestTopicStreamSync",
-  "subscribe",
-  "findEndpointsByTag",
-];
 
 describe("no page says that something which works is not built yet", () => {
   const pages = [
@@ -349,25 +332,18 @@ describe("no page says that something which works is not built yet", () => {
       .map((name) => `docs/${name}`),
   ];
 
-  it("a 'not yet' phrase appears only on a line about topics or tags", () => {
+  it("no 'not yet' phrase appears", () => {
     const stale: string[] = [];
     for (const page of pages) {
       readFileSync(join(REPO_ROOT, page), "utf8")
         .split("\n")
         .forEach((line, i) => {
-          if (NOT_YET.test(line) && !NOT_BUILT.test(line)) {
+          if (NOT_YET.test(line)) {
             stale.push(`${page}:${i + 1}: ${line.trim()}`);
           }
         });
     }
     expect(stale, "check each against src/ and say what it does now").toEqual([]);
-  });
-
-  it("topics and tags are still not built (else remove them from NOT_BUILT and the docs)", () => {
-    const built = NOT_BUILT_API.filter(
-      (name) => name in PluginCore.prototype || name in aio.Plugin.prototype,
-    );
-    expect(built).toEqual([]);
   });
 });
 

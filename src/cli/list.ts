@@ -1,6 +1,10 @@
-/** `aio plugins`, `aio nodes`, `aio endpoints`: what a node runs, as tables or JSON. */
+/**
+ * `aio plugins`, `aio nodes`, `aio endpoints`: what a node runs, as tables or JSON; and
+ * `aio publish`, which needs the nodes found as `aio nodes` does.
+ */
+import { parseArgs } from "./call.js";
 import { colorsFor, json, out, Progress } from "./output.js";
-import { endpointTable, nodeTable, pluginTable } from "./tables.js";
+import { endpointTable, nodeTable, pluginTable, taggedTable } from "./tables.js";
 import { type Target, type TargetOptions, withTarget } from "./target.js";
 
 export interface ListOptions extends TargetOptions {
@@ -37,11 +41,15 @@ async function discover(target: Target, ms: number): Promise<void> {
   }
 }
 
+/** In-process, discovery has only just begun: gives it a moment (`--wait`). */
+async function afterDiscovery(target: Target, wait: number | undefined): Promise<void> {
+  const ms = wait ?? (target.address() ? 1500 : 0);
+  if (target.kind === "local" && ms > 0) await discover(target, ms);
+}
+
 export function nodesCommand(options: NodesOptions): Promise<number> {
   return withTarget(options, async (target) => {
-    // In-process, discovery has only just begun: give it a moment.
-    const wait = options.wait ?? (target.address() ? 1500 : 0);
-    if (target.kind === "local" && wait > 0) await discover(target, wait);
+    await afterDiscovery(target, options.wait);
     const nodes = await target.nodes();
     const hostname = await target.hostname();
     if (options.json) out(json({ hostname, nodes }));
@@ -49,10 +57,43 @@ export function nodesCommand(options: NodesOptions): Promise<number> {
   });
 }
 
-export function endpointsCommand(plugin: string, options: ListOptions): Promise<number> {
+export interface EndpointsOptions extends NodesOptions {
+  tag?: string | undefined;
+}
+
+export function endpointsCommand(
+  plugin: string | undefined,
+  options: EndpointsOptions,
+): Promise<number> {
   return withTarget(options, async (target) => {
-    const endpoints = await target.endpoints(plugin);
+    if (plugin === undefined) {
+      await afterDiscovery(target, options.wait);
+      const endpoints = await target.tagged(options.tag);
+      if (options.json) out(json({ tag: options.tag ?? null, endpoints }));
+      else out(taggedTable(endpoints, options.tag));
+      return;
+    }
+    const all = await target.endpoints(plugin);
+    const endpoints =
+      options.tag === undefined ? all : all.filter((e) => e.tags.includes(options.tag as string));
     if (options.json) out(json({ plugin, endpoints }));
     else out(endpointTable(endpoints));
+  });
+}
+
+export interface PublishOptions extends NodesOptions {
+  host?: string | undefined;
+}
+
+/** Prints how many subscribers took the publish: a number alone, for scripts. */
+export function publishCommand(
+  topic: string,
+  argsText: string | undefined,
+  options: PublishOptions,
+): Promise<number> {
+  const args = parseArgs(argsText);
+  return withTarget(options, async (target) => {
+    await afterDiscovery(target, options.wait);
+    out(String(await target.notify(topic, args, { host: options.host })));
   });
 }

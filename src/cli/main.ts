@@ -7,7 +7,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import type { LogLevelName } from "../config/types.js";
 import { UsageError } from "../errors.js";
 import type { CallCommandOptions } from "./call.js";
-import type { ListOptions, NodesOptions } from "./list.js";
+import type { EndpointsOptions, ListOptions, NodesOptions, PublishOptions } from "./list.js";
 import { describeError, EXIT, exitWhenFlushed, note, out, reserveStdout } from "./output.js";
 import { packageVersion } from "./paths.js";
 import type { TargetOptions } from "./target.js";
@@ -212,20 +212,54 @@ targetOptions(
 targetOptions(
   program
     .command("endpoints")
-    .summary("list a plugin's endpoints")
+    .summary("list the endpoints of every node, or of one plugin")
     .description(
-      "List a plugin's endpoints: access name, kind, arguments (? optional, = default), who may call it, description.",
+      "Without a plugin: the endpoints of this node and every node it knows that it may call (node, plugin, endpoint, kind, tags, topic), filtered by --tag. With a plugin: its endpoints: access name, kind, arguments (? optional, = default), who may call it, description.",
     )
-    .argument("<plugin>", "the plugin's name")
-    .addOption(jsonOption()),
+    .argument("[plugin]", "one plugin's name")
+    .option("--tag <tag>", "only endpoints carrying this tag")
+    .addOption(jsonOption())
+    .addOption(
+      new Option(
+        "-w, --wait <ms>",
+        "in-process: wait this long for nodes to be found (default: 1500 with networking)",
+      ).argParser(milliseconds(0)),
+    ),
 )
   .addHelpText(
     "after",
-    "\nExamples:\n  aio endpoints PluginB\n  aio endpoints PluginB --node http://127.0.0.1:2510 --json",
+    "\nExamples:\n  aio endpoints --tag ai\n  aio endpoints PluginB\n  aio endpoints PluginB --node http://127.0.0.1:2510 --json",
   )
   .action(
-    action(async (plugin: string, options: ListOptions) =>
+    action(async (plugin: string | undefined, options: EndpointsOptions) =>
       (await import("./list.js")).endpointsCommand(plugin, options),
+    ),
+  );
+
+targetOptions(
+  program
+    .command("publish")
+    .summary("publish to a topic and print how many subscribers got it")
+    .description(
+      "Publish args (JSON) to a topic: every subscriber, on this node and the nodes it knows, gets it. Prints how many subscribers took it. With --node, only that node's subscribers (a client cannot make a node tell others).",
+    )
+    .argument("<topic>", "the topic, /-separated, without wildcards")
+    .argument("[args-json]", "what to publish, as JSON; nothing if left out")
+    .option("--host <host>", "which subscribers: any, local, remote, or a node's hostname")
+    .addOption(
+      new Option(
+        "-w, --wait <ms>",
+        "in-process: wait this long for nodes to be found (default: 1500 with networking)",
+      ).argParser(milliseconds(0)),
+    ),
+)
+  .addHelpText(
+    "after",
+    `\nExamples:\n  aio publish sensor/kitchen/temperature 21.5\n  aio publish alerts/door '{"open": true}' --node http://127.0.0.1:2510`,
+  )
+  .action(
+    action(async (topic: string, args: string | undefined, options: PublishOptions) =>
+      (await import("./list.js")).publishCommand(topic, args, options),
     ),
   );
 

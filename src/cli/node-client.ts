@@ -8,7 +8,7 @@
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "undici";
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo } from "../core/types.js";
+import type { NodeInfo, PluginInfo, TaggedEndpoint } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import {
   answerSigned,
@@ -283,6 +283,20 @@ export class NodeClient {
       hostname: string;
       nodes: NodeInfo[];
     };
+  }
+
+  /** `POST /notify`: the node's own subscribers only (a client cannot make it tell others). */
+  async notify(topic: string, args: unknown, options: CallOptions = {}): Promise<number> {
+    const body = args === undefined ? { topic } : { topic, args };
+    const answer = await this.#send("POST", "/notify", body, options);
+    return (answer.body as { count?: number }).count ?? 0;
+  }
+
+  /** Endpoints with `tag` (every one without) of the node and the nodes it knows. */
+  async tagged(tag: string | undefined): Promise<TaggedEndpoint[]> {
+    const path = tag === undefined ? "/endpoints" : `/endpoints?tag=${encodeURIComponent(tag)}`;
+    return ((await this.#send("GET", path, undefined)).body as { endpoints: TaggedEndpoint[] })
+      .endpoints;
   }
 
   async endpoints(plugin: string): Promise<EndpointInfo[]> {

@@ -1,7 +1,7 @@
 /** The tables `aio run`, `aio plugins`, `aio nodes`, `aio endpoints` and the console print. */
 
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo, PluginState } from "../core/types.js";
+import type { NodeInfo, PluginInfo, PluginState, TaggedEndpoint } from "../core/types.js";
 import { ago, type Color, paint, safe, table } from "./output.js";
 
 const STATE_COLORS: Record<PluginState, Color> = {
@@ -71,6 +71,25 @@ export function argumentList(endpoint: EndpointInfo): string {
       })
       .join(", ") || "-"
   );
+}
+
+/** Endpoints of several nodes, as `aio endpoints [--tag]` lists them. */
+export function taggedTable(endpoints: TaggedEndpoint[], tag: string | undefined): string {
+  if (endpoints.length === 0) {
+    return tag === undefined ? "No endpoints." : `No endpoints with the tag "${safe(tag)}".`;
+  }
+  const rows = [["NODE", "PLUGIN", "ENDPOINT", "KIND", "TAGS", "TOPIC"]];
+  for (const { hostname, plugin, endpoint } of endpoints) {
+    rows.push([
+      safe(hostname),
+      safe(plugin),
+      safe(endpoint.access_name),
+      endpoint.kind,
+      safe(endpoint.tags.join(", ")),
+      safe(endpoint.topic ?? ""),
+    ]);
+  }
+  return table(rows);
 }
 
 export function endpointTable(endpoints: EndpointInfo[]): string {

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo } from "../core/types.js";
+import type { NodeInfo, PluginInfo, TaggedEndpoint } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
@@ -31,6 +31,10 @@ export interface Target {
   nodes(): Promise<NodeInfo[]>;
   /** Throws PLUGIN_NOT_FOUND for a plugin the node does not know. */
   endpoints(plugin: string): Promise<EndpointInfo[]>;
+  /** Endpoints with `tag` (every one without) of the node and the nodes it knows. */
+  tagged(tag: string | undefined): Promise<TaggedEndpoint[]>;
+  /** Publishes; resolves to how many subscribers took it. */
+  notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number>;
   /** `path` (load only) is a plugin folder; in-process only. */
   act(action: AdminAction, plugin?: string, path?: string): Promise<void>;
   execute(
@@ -171,6 +175,14 @@ class LocalTarget implements Target {
     return runAdminAction(this.#core, action, plugin, path);
   }
 
+  tagged(tag: string | undefined): Promise<TaggedEndpoint[]> {
+    return this.#core.findEndpointsByTag(tag);
+  }
+
+  notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {
+    return this.#core.notify(topic, args, executeOptions(options));
+  }
+
   execute(plugin: string, method: string, args: unknown, options: TargetCallOptions) {
     return this.#core.execute(plugin, method, args, executeOptions(options));
   }
@@ -235,6 +247,15 @@ class RemoteTarget implements Target {
 
   endpoints(plugin: string): Promise<EndpointInfo[]> {
     return this.#client.endpoints(plugin);
+  }
+
+  tagged(tag: string | undefined): Promise<TaggedEndpoint[]> {
+    return this.#client.tagged(tag);
+  }
+
+  async notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {
+    await this.#checkHost(options.host);
+    return this.#client.notify(topic, args, options);
   }
 
   async act(action: AdminAction, plugin?: string, path?: string): Promise<void> {

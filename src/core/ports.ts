@@ -90,5 +90,5 @@ export interface RemoteTopics {
   requestTopic(call: Call, args: unknown): Promise<unknown>;
   requestTopicStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
   /** Endpoints of other nodes carrying `tag` that `caller` may call, from their known maps. */
-  endpointsByTag(caller: Caller, tag: string): TaggedEndpoint[];
+  endpointsByTag(caller: Caller, tag: string | undefined): TaggedEndpoint[];
 }

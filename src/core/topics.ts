@@ -535,13 +535,16 @@ export class Topics {
 
   // ------------------------------------------------------------ tags
 
-  /** Endpoints carrying `tag` that `caller` may call, on this node and every alive one. */
-  findEndpointsByTag(caller: Caller, tag: string): TaggedEndpoint[] {
+  /**
+   * Endpoints carrying `tag` that `caller` may call, on this node and every alive one; every
+   * endpoint it may call without a tag.
+   */
+  findEndpointsByTag(caller: Caller, tag: string | undefined): TaggedEndpoint[] {
     const found: TaggedEndpoint[] = [];
     for (const slot of this.#registry.slots()) {
       if (slot.state !== "enabled") continue;
       for (const endpoint of slot.endpoints.values()) {
-        if (!endpoint.info.tags.includes(tag)) continue;
+        if (tag !== undefined && !endpoint.info.tags.includes(tag)) continue;
         if (refusal(caller, slot, endpoint, this.#options.hostname) !== undefined) continue;
         found.push({
           hostname: this.#options.hostname,

@@ -17,7 +17,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo } from "../core/types.js";
+import type { NodeInfo, PluginInfo, TaggedEndpoint } from "../core/types.js";
 import {
   AioError,
   callErrors,
@@ -122,6 +122,8 @@ export interface AdminApi {
   plugins(): PluginInfo[];
   nodes(): NodeInfo[];
   endpoints(plugin: string): EndpointInfo[] | undefined;
+  /** Endpoints with `tag` (every one without) of this node and the nodes it knows, as the operator may call them. */
+  tagged(tag: string | undefined): TaggedEndpoint[];
   act(action: AdminAction, plugin: string | undefined): Promise<void>;
 }
 
@@ -405,9 +407,14 @@ export class NodeServer {
     }));
     app.get("/nodes", async () => ({ hostname: this.#options.hostname, nodes: admin.nodes() }));
     app.get("/endpoints", async (request) => {
-      const name = (request.query as Record<string, unknown>).plugin;
-      if (typeof name !== "string" || name === "") {
-        throw new WireProblem("BAD_REQUEST", `the query parameter "plugin" is required`);
+      const query = request.query as Record<string, unknown>;
+      const name = query.plugin;
+      if (name === undefined || name === "") {
+        const tag = typeof query.tag === "string" && query.tag !== "" ? query.tag : undefined;
+        return { hostname: this.#options.hostname, endpoints: admin.tagged(tag) };
+      }
+      if (typeof name !== "string") {
+        throw new WireProblem("BAD_REQUEST", `the query parameter "plugin" must be given once`);
       }
       const endpoints = admin.endpoints(name);
       if (!endpoints) throw callErrors.pluginNotFound({ plugin: name, method: "endpoints" });
@@ -462,14 +469,27 @@ export class NodeServer {
         if (!response.writableFinished) canceller.abort();
       });
       try {
-        const result = await this.#options.calls.execute(
-          remoteCaller(call, request.ip),
-          call.plugin,
-          call.method,
-          call.args,
-          callOptions(call, canceller),
-        );
+        const caller = remoteCaller(call, request.ip);
+        const options = callOptions(call, canceller);
+        const calls = this.#options.calls;
+        const result = await (call.topic === undefined
+          ? calls.execute(caller, call.plugin, call.method, call.args, options)
+          : calls.requestTopic(caller, call.topic, call.args, options));
         return { result: result === undefined ? null : result };
+      } catch (error) {
+        return sendError(reply, wireErrorOf(error, call));
+      }
+    });
+
+    app.post("/notify", async (request, reply) => {
+      const call = readCall(request.body);
+      if (call.topic === undefined) {
+        return sendError(reply, { code: "BAD_REQUEST", message: `"topic" is required` });
+      }
+      try {
+        return {
+          count: this.#options.calls.notify(remoteCaller(call, request.ip), call.topic, call.args),
+        };
       } catch (error) {
         return sendError(reply, wireErrorOf(error, call));
       }
@@ -481,13 +501,13 @@ export class NodeServer {
       if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
       reply.raw.once("close", () => this.#limiter.release(key));
       const canceller = new Canceller();
-      const source = this.#options.calls.executeStream(
-        remoteCaller(call, request.ip),
-        call.plugin,
-        call.method,
-        call.args,
-        callOptions(call, canceller),
-      );
+      const caller = remoteCaller(call, request.ip);
+      const options = callOptions(call, canceller);
+      const calls = this.#options.calls;
+      const source =
+        call.topic === undefined
+          ? calls.executeStream(caller, call.plugin, call.method, call.args, options)
+          : calls.requestTopicStream(caller, call.topic, call.args, options);
       // The first step decides the status: an error before any item gets a fitting one.
       let first: IteratorResult<unknown, void>;
       try {

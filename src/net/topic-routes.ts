@@ -124,13 +124,13 @@ export class RemoteTopicRoutes implements RemoteTopics {
       : callErrors.noHandler(call, ` on other nodes (${reasons.join("; ")})`);
   }
 
-  endpointsByTag(caller: Caller, tag: string): TaggedEndpoint[] {
+  endpointsByTag(caller: Caller, tag: string | undefined): TaggedEndpoint[] {
     const found: TaggedEndpoint[] = [];
     for (const node of this.#nodes.all()) {
       if (!node.alive) continue;
       for (const [plugin, methods] of node.endpoints) {
         for (const endpoint of methods.values()) {
-          if (!endpoint.tags?.includes(tag)) continue;
+          if (tag !== undefined && !endpoint.tags?.includes(tag)) continue;
           // The serving node lists what this node may call; a plugin also needs the endpoint
           // open to other plugins, as that node would check on the call.
           if (

@@ -23,7 +23,7 @@ import type {
   PluginManifest,
 } from "../config/types.js";
 import { openToNodes, refusal } from "../core/access.js";
-import type { Caller, CallOptions } from "../core/call.js";
+import { APPLICATION, type Caller, type CallOptions } from "../core/call.js";
 import { Dispatcher } from "../core/dispatcher.js";
 import type { EndpointInfo } from "../core/endpoint.js";
 import { Lifecycle, type LifecycleEvents } from "../core/lifecycle.js";
@@ -183,6 +183,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           plugins: () => this.listPlugins(),
           nodes: () => this.nodes(),
           endpoints: (name) => this.getPluginEndpoints(name),
+          tagged: (tag) => this.#topics.findEndpointsByTag(APPLICATION, tag),
           act: (action, plugin) => this.#act(action, plugin),
         },
         emit: (event, node) => this.emit(event, node),
@@ -764,8 +765,11 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     return this.#topics.subscribe(pattern, handler);
   }
 
-  /** Endpoints carrying `tag` that the application may call, on this node and every alive node. */
-  async findEndpointsByTag(tag: string): Promise<TaggedEndpoint[]> {
+  /**
+   * Endpoints carrying `tag` that the application may call, on this node and every alive node;
+   * without a tag, every endpoint it may call.
+   */
+  async findEndpointsByTag(tag?: string): Promise<TaggedEndpoint[]> {
     return this.#topics.findEndpointsByTag(this.#dispatcher.callerFor(undefined), tag);
   }
 }

@@ -158,7 +158,7 @@ general:
     expect(r.code, r.stdout).toBe(0);
     expect(r.stderr).toContain("bundled example");
     expect(r.stdout).toMatch(
-      /^OK .*examples\/config\.yml: 5 plugin\(s\), \d+ endpoint\(s\), no problems\.$/m,
+      /^OK .*examples\/config\.yml: 7 plugin\(s\), \d+ endpoint\(s\), no problems\.$/m,
     );
   });
 

@@ -70,14 +70,17 @@ describe("the bundled example on the command line", () => {
     );
   });
 
-  it("aio run (npm start): the interop matrix passes, one PASS line per case", {
+  it("aio run (npm start): the interop matrix and the topic cases pass, one PASS line per case", {
     timeout: BUDGET,
   }, async () => {
     const node = await startNode(tempDir(), [BUNDLED]);
     await node.waitFor(/interop_run_sync: \w+/, 15_000, "stderr");
+    await node.waitFor(/topics_run: \w+/, 15_000, "stderr");
     expect(node.stderr).toContain("interop_run: OK");
     expect(node.stderr).toContain("interop_run_sync: OK");
-    expect(node.stderr.match(/\] PASS - /g)).toHaveLength(10);
+    expect(node.stderr).toContain("topics_run: OK");
+    expect(node.stderr.match(/\[InteropCaller\] \[\w+\] PASS - /g)).toHaveLength(10);
+    expect(node.stderr.match(/\[NotifierPublisher\] \[\w+\] PASS - /g)).toHaveLength(8);
     expect(node.stderr).not.toMatch(/FAIL|ERROR/);
     expect((await node.stop("SIGTERM")).code).toBe(0);
   });
