@@ -22,6 +22,7 @@ export type {
   PluginInfo,
   PluginState,
   Subscription,
+  SubscriptionInfo,
   TaggedEndpoint,
   TopicHandler,
   TopicInfo,

@@ -13,7 +13,13 @@ import { ConsoleError } from "../errors.js";
 import type { AdminAction } from "../net/server.js";
 import { parseArgs } from "./call.js";
 import { colorsFor, describeError, EXIT, json, note, out, paint, safe, table } from "./output.js";
-import { argumentList, endpointTable, nodeTable, pluginTable } from "./tables.js";
+import {
+  argumentList,
+  endpointTable,
+  nodeTable,
+  pluginTable,
+  subscriptionTable,
+} from "./tables.js";
 import { type Target, type TargetOptions, withTarget } from "./target.js";
 
 interface Command {
@@ -69,6 +75,15 @@ export const COMMANDS: Record<string, Command> = {
     help: "call a generator endpoint; prints one JSON line per item",
     completes: "plugin",
   },
+  publish: {
+    usage: "publish <topic> [args-json]",
+    help: "publish to a topic; prints how many subscribers got it",
+  },
+  subscribe: {
+    usage: "subscribe <pattern> [count]",
+    help: "print what is published to matching topics, until Ctrl-C (or count messages)",
+  },
+  topics: { usage: "topics", help: "who subscribes to what, on which node" },
   help: { usage: "help [command]", help: "this list, or one command's", completes: "command" },
   exit: { usage: "exit", help: "leave the console (also: quit, Ctrl-D)" },
 };
@@ -222,6 +237,31 @@ export class ConsoleSession {
         await target.act(command as AdminAction, name, path);
         return this.#reportState(name);
       }
+      case "publish": {
+        const { words, rest: argsText } = splitLine(rest, 1);
+        if (!words[0]) throw new ConsoleError(`usage: ${spec.usage}`);
+        const args = parseArgs(argsText === "" ? undefined : argsText);
+        const count = await target.notify(words[0], args, { signal });
+        return out(`${count} subscriber${count === 1 ? "" : "s"} got it`);
+      }
+      case "subscribe": {
+        const pattern = args[0];
+        const limit = args[1] === undefined ? Number.POSITIVE_INFINITY : Number(args[1]);
+        if (!pattern || !(limit > 0)) throw new ConsoleError(`usage: ${spec.usage}`);
+        let seen = 0;
+        note(
+          `Subscribed to ${pattern}${Number.isFinite(limit) ? ` for ${limit} message(s)` : ""}; Ctrl-C stops.`,
+        );
+        for await (const message of target.watch(pattern, signal)) {
+          out(
+            `${safe(message.topic)} ${json(message.args, 0)}  (${safe(message.publisher)} on ${safe(message.publisherHost)})`,
+          );
+          if (++seen >= limit) break;
+        }
+        return;
+      }
+      case "topics":
+        return out(subscriptionTable(await target.subscriptions()));
       case "call":
       case "stream": {
         const { words: call, rest: argsText } = splitLine(rest, 2);

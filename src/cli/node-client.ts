@@ -8,7 +8,13 @@
 import { randomBytes } from "node:crypto";
 import { Agent, request } from "undici";
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo, TaggedEndpoint } from "../core/types.js";
+import type {
+  NodeInfo,
+  PluginInfo,
+  SubscriptionInfo,
+  TaggedEndpoint,
+  TopicMessage,
+} from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import {
   answerSigned,
@@ -232,18 +238,39 @@ export class NodeClient {
     return (body as { result?: unknown }).result;
   }
 
-  async *stream(
+  stream(
     plugin: string,
     method: string,
     args: unknown,
     options: CallOptions = {},
   ): AsyncGenerator<unknown, void, undefined> {
-    const answer = await this.#send(
-      "POST",
-      "/execute_stream",
-      callBody(plugin, method, args, options),
-      { ...options, stream: true },
-    );
+    return this.#lines("/execute_stream", callBody(plugin, method, args, options), options);
+  }
+
+  /** Every publish to `pattern` the node hears (`POST /subscribe`), until the consumer stops. */
+  subscribe(
+    pattern: string,
+    options: CallOptions = {},
+  ): AsyncGenerator<TopicMessage, void, undefined> {
+    return this.#lines("/subscribe", { pattern }, options) as AsyncGenerator<
+      TopicMessage,
+      void,
+      undefined
+    >;
+  }
+
+  async subscriptions(): Promise<SubscriptionInfo[]> {
+    const answer = await this.#send("GET", "/topics", undefined);
+    return (answer.body as { subscriptions: SubscriptionInfo[] }).subscriptions;
+  }
+
+  /** The items of a stream answer, each line's MAC checked before its item is used. */
+  async *#lines(
+    path: string,
+    body: unknown,
+    options: CallOptions,
+  ): AsyncGenerator<unknown, void, undefined> {
+    const answer = await this.#send("POST", path, body, { ...options, stream: true });
     const mac = answer.nonce ? new StreamMac(this.#secret, answer.nonce) : undefined;
     const iterator = (answer.lines as AsyncIterable<string>)[Symbol.asyncIterator]();
     try {

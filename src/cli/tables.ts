@@ -1,7 +1,13 @@
 /** The tables `aio run`, `aio plugins`, `aio nodes`, `aio endpoints` and the console print. */
 
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo, PluginState, TaggedEndpoint } from "../core/types.js";
+import type {
+  NodeInfo,
+  PluginInfo,
+  PluginState,
+  SubscriptionInfo,
+  TaggedEndpoint,
+} from "../core/types.js";
 import { ago, type Color, paint, safe, table } from "./output.js";
 
 const STATE_COLORS: Record<PluginState, Color> = {
@@ -71,6 +77,16 @@ export function argumentList(endpoint: EndpointInfo): string {
       })
       .join(", ") || "-"
   );
+}
+
+/** Who subscribes to what, as the console's `topics` lists it. */
+export function subscriptionTable(subscriptions: SubscriptionInfo[]): string {
+  if (subscriptions.length === 0) return "No subscriptions.";
+  const rows = [["NODE", "PATTERN", "SUBSCRIBER", "KIND"]];
+  for (const s of subscriptions) {
+    rows.push([safe(s.hostname), safe(s.pattern), safe(s.subscriber), s.kind]);
+  }
+  return table(rows);
 }
 
 /** Endpoints of several nodes, as `aio endpoints [--tag]` lists them. */

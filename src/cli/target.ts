@@ -6,7 +6,14 @@
 import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo, TaggedEndpoint } from "../core/types.js";
+import { messagesOf } from "../core/topics.js";
+import type {
+  NodeInfo,
+  PluginInfo,
+  SubscriptionInfo,
+  TaggedEndpoint,
+  TopicMessage,
+} from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
@@ -33,6 +40,10 @@ export interface Target {
   endpoints(plugin: string): Promise<EndpointInfo[]>;
   /** Endpoints with `tag` (every one without) of the node and the nodes it knows. */
   tagged(tag: string | undefined): Promise<TaggedEndpoint[]>;
+  /** Who subscribes to what, on the node and the nodes it knows. */
+  subscriptions(): Promise<SubscriptionInfo[]>;
+  /** Every publish to `pattern` the node hears, until the consumer stops or `signal` aborts. */
+  watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined>;
   /** Publishes; resolves to how many subscribers took it. */
   notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number>;
   /** `path` (load only) is a plugin folder; in-process only. */
@@ -179,6 +190,21 @@ class LocalTarget implements Target {
     return this.#core.findEndpointsByTag(tag);
   }
 
+  async subscriptions(): Promise<SubscriptionInfo[]> {
+    return this.#core.listSubscriptions();
+  }
+
+  watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined> {
+    return untilAborted(
+      messagesOf(
+        (handler) => this.#core.subscribe(pattern, handler),
+        (dropped) =>
+          note(`${dropped} message(s) of "${pattern}" dropped: this console fell behind`),
+      ),
+      signal,
+    );
+  }
+
   notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {
     return this.#core.notify(topic, args, executeOptions(options));
   }
@@ -251,6 +277,14 @@ class RemoteTarget implements Target {
 
   tagged(tag: string | undefined): Promise<TaggedEndpoint[]> {
     return this.#client.tagged(tag);
+  }
+
+  subscriptions(): Promise<SubscriptionInfo[]> {
+    return this.#client.subscriptions();
+  }
+
+  watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined> {
+    return this.#client.subscribe(pattern, { signal });
   }
 
   async notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {
@@ -346,5 +380,27 @@ export async function withTarget(
     return EXIT.FAILED;
   } finally {
     await target?.close().catch(() => undefined);
+  }
+}
+
+/** Ends `messages` when `signal` aborts, even while it waits for the next one. */
+async function* untilAborted<T>(
+  messages: AsyncGenerator<T, void, undefined>,
+  signal: AbortSignal,
+): AsyncGenerator<T, void, undefined> {
+  const aborted = new Promise<IteratorResult<T, void>>((resolve) => {
+    if (signal.aborted) resolve({ done: true, value: undefined });
+    signal.addEventListener("abort", () => resolve({ done: true, value: undefined }), {
+      once: true,
+    });
+  });
+  try {
+    for (;;) {
+      const step = await Promise.race([messages.next(), aborted]);
+      if (step.done) return;
+      yield step.value;
+    }
+  } finally {
+    await messages.return();
   }
 }

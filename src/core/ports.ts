@@ -8,7 +8,7 @@ import type { Isolation, PluginManifest } from "../config/types.js";
 import type { RequestError } from "../errors.js";
 import type { Call, Caller } from "./call.js";
 import type { LoadedEndpoint } from "./endpoint.js";
-import type { CallInfo, TaggedEndpoint, TopicOptions } from "./types.js";
+import type { CallInfo, SubscriptionInfo, TaggedEndpoint, TopicOptions } from "./types.js";
 
 /** What the plugin reports about itself once loaded (it may change these in `onLoad`). */
 export interface PluginIdentity {
@@ -89,6 +89,8 @@ export interface RemoteTopics {
   canAnswer(topic: string, host: string | undefined): boolean;
   requestTopic(call: Call, args: unknown): Promise<unknown>;
   requestTopicStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined>;
+  /** The subscriptions other nodes offer this one, as far as their `/info` tells. */
+  subscriptions(): SubscriptionInfo[];
   /** Endpoints of other nodes carrying `tag` that `caller` may call, from their known maps. */
   endpointsByTag(caller: Caller, tag: string | undefined): TaggedEndpoint[];
 }

@@ -11,16 +11,25 @@ import { callErrors, type RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
 import { patternProblem, type TopicMatcher, topicMatcher, topicProblem } from "../topic-names.js";
 import { refusal } from "./access.js";
-import { Call, type Caller, type CallOptions, InFlight, trackPromise } from "./call.js";
+import {
+  APPLICATION,
+  Call,
+  type Caller,
+  type CallOptions,
+  InFlight,
+  trackPromise,
+} from "./call.js";
 import type { Dispatcher } from "./dispatcher.js";
 import { isStreamKind, type LoadedEndpoint } from "./endpoint.js";
 import type { RemoteTopics } from "./ports.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 import type {
   Subscription,
+  SubscriptionInfo,
   TaggedEndpoint,
   TopicHandler,
   TopicInfo,
+  TopicMessage,
   TopicOptions,
 } from "./types.js";
 
@@ -29,6 +38,9 @@ import type {
  * subscriber that hangs must not fill this node's memory. Delivery is at most once anyway.
  */
 const MAX_PENDING_PER_SUBSCRIBER = 1024;
+
+/** Messages a `watch` consumer may fall behind by before the oldest are dropped. */
+const WATCH_QUEUE = 1024;
 
 interface CodeSubscription {
   readonly id: string;
@@ -533,6 +545,39 @@ export class Topics {
     return (owner && this.#registry.get(owner.name)?.inFlight) || this.#inFlight;
   }
 
+  /** This node's subscriptions and those other nodes offer it. */
+  subscriptions(): SubscriptionInfo[] {
+    const hostname = this.#options.hostname;
+    const found: SubscriptionInfo[] = [];
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled") continue;
+      for (const endpoint of slot.endpoints.values()) {
+        const pattern = endpoint.info.topic;
+        if (pattern === undefined) continue;
+        const subscriber = `${slot.name}.${endpoint.info.access_name}`;
+        found.push({ hostname, pattern, subscriber, kind: "endpoint" });
+      }
+    }
+    for (const subscription of this.#subscriptions.values()) {
+      if (!this.#open(subscription, APPLICATION)) continue;
+      const subscriber = subscription.plugin?.name ?? "application";
+      found.push({ hostname, pattern: subscription.pattern, subscriber, kind: "code" });
+    }
+    if (this.remote) found.push(...this.remote.subscriptions());
+    return found;
+  }
+
+  /** What is published to `pattern`, from every node, as the application hears it (`messagesOf`). */
+  watch(pattern: string): AsyncGenerator<TopicMessage, void, undefined> {
+    return messagesOf(
+      (handler) => this.subscribe(pattern, handler),
+      (dropped) =>
+        this.#options.logger.warn(
+          `a watcher of "${pattern}" fell behind: ${dropped} message(s) dropped`,
+        ),
+    );
+  }
+
   // ------------------------------------------------------------ tags
 
   /**
@@ -573,4 +618,60 @@ function isIterable(value: unknown): value is Iterable<unknown> | AsyncIterable<
     value !== null &&
     (Symbol.iterator in value || Symbol.asyncIterator in value)
   );
+}
+
+/**
+ * A subscription as an async generator: each publish, until the consumer stops (which ends the
+ * subscription). It subscribes at once, not at the first `next()`, so nothing published after
+ * this returns is missed. A consumer that falls {@link WATCH_QUEUE} messages behind loses the
+ * oldest; `dropped` is told how many before the next one it gets.
+ */
+export function messagesOf(
+  subscribe: (handler: TopicHandler) => Subscription,
+  dropped: (count: number) => void,
+): AsyncGenerator<TopicMessage, void, undefined> {
+  const queue: TopicMessage[] = [];
+  let wake: (() => void) | undefined;
+  let lost = 0;
+  let stopped = false;
+  const subscription = subscribe((args, info) => {
+    if (queue.length >= WATCH_QUEUE) {
+      queue.shift();
+      lost++;
+    }
+    queue.push({ ...info, args });
+    wake?.();
+  });
+  const messages = (async function* () {
+    try {
+      for (;;) {
+        if (lost > 0) {
+          dropped(lost);
+          lost = 0;
+        }
+        const next = queue.shift();
+        if (next !== undefined) {
+          yield next;
+          continue;
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+        if (stopped) return;
+      }
+    } finally {
+      subscription.unsubscribe();
+    }
+  })();
+  // A generator stopped before its first step never runs its `finally`, and one waiting for a
+  // message would only see `return()` after the next message: both are ended here.
+  const stop = messages.return.bind(messages);
+  messages.return = (value) => {
+    stopped = true;
+    subscription.unsubscribe();
+    wake?.();
+    return stop(value);
+  };
+  return messages;
 }

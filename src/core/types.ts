@@ -96,6 +96,21 @@ export interface TopicOptions {
   signal?: AbortSignal;
 }
 
+/** One subscription, as `listSubscriptions` shows it. */
+export interface SubscriptionInfo {
+  /** The node it is on. */
+  hostname: string;
+  pattern: string;
+  /** `Plugin.endpoint` for a manifest's `topic:`, else the subscribing plugin or "application". */
+  subscriber: string;
+  kind: "endpoint" | "code";
+}
+
+/** A publish as `watch` yields it. */
+export interface TopicMessage extends TopicInfo {
+  args: unknown;
+}
+
 /** An endpoint found by `findEndpointsByTag`. */
 export interface TaggedEndpoint {
   hostname: string;

@@ -34,7 +34,8 @@ export class RemoteNode {
   /** plugin name → access name → why this node may not call it, for endpoints closed to it. */
   closed = new Map<string, Map<string, string>>();
   uuids = new Map<string, string>();
-  /** Matchers of the topic patterns this node may publish to there. */
+  /** The topic patterns this node may publish to there, and their matchers. */
+  topicPatterns: string[] = [];
   topics: TopicMatcher[] = [];
   readonly connection: NodeConnection;
 
@@ -101,6 +102,7 @@ export class RemoteNode {
     }
     this.endpoints = endpoints;
     this.uuids = uuids;
+    this.topicPatterns = answer.topics;
     this.topics = answer.topics.map(topicMatcher);
   }
 

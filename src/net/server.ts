@@ -17,7 +17,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { WebSocketServer } from "ws";
 import type { EndpointInfo } from "../core/endpoint.js";
-import type { NodeInfo, PluginInfo, TaggedEndpoint } from "../core/types.js";
+import type {
+  NodeInfo,
+  PluginInfo,
+  SubscriptionInfo,
+  TaggedEndpoint,
+  TopicMessage,
+} from "../core/types.js";
 import {
   AioError,
   callErrors,
@@ -29,6 +35,7 @@ import {
   WireProblem,
 } from "../errors.js";
 import type { Logger } from "../log.js";
+import { patternProblem } from "../topic-names.js";
 import {
   ChannelSigner,
   HEADER_ANSWER,
@@ -124,6 +131,9 @@ export interface AdminApi {
   endpoints(plugin: string): EndpointInfo[] | undefined;
   /** Endpoints with `tag` (every one without) of this node and the nodes it knows, as the operator may call them. */
   tagged(tag: string | undefined): TaggedEndpoint[];
+  subscriptions(): SubscriptionInfo[];
+  /** Every publish to `pattern` this node hears, until the consumer stops. */
+  watch(pattern: string): AsyncGenerator<TopicMessage, void, undefined>;
   act(action: AdminAction, plugin: string | undefined): Promise<void>;
 }
 
@@ -420,6 +430,25 @@ export class NodeServer {
       if (!endpoints) throw callErrors.pluginNotFound({ plugin: name, method: "endpoints" });
       return { plugin: name, endpoints };
     });
+    app.get("/topics", async () => ({
+      hostname: this.#options.hostname,
+      subscriptions: admin.subscriptions(),
+    }));
+    app.post("/subscribe", async (request, reply) => {
+      const pattern = (request.body as Record<string, unknown> | undefined)?.pattern;
+      const wrong = patternProblem(pattern);
+      if (wrong) throw new WireProblem("BAD_REQUEST", wrong);
+      // The answer starts at once: the subscription is in place once its headers arrive.
+      const source = admin.watch(pattern as string);
+      // The client went away: the subscription ends now, not at a next message that may not come.
+      const canceller = new Canceller();
+      canceller.addEventListener("abort", () => void source.return());
+      // Headers go out with the first line otherwise, which may be long in coming: the client
+      // learns at once that the subscription is in place.
+      reply.raw.once("pipe", () => reply.raw.flushHeaders());
+      reply.raw.once("close", () => canceller.abort());
+      return this.#sendStream(request, reply, source, undefined, canceller, undefined);
+    });
     app.post("/admin", async (request) => {
       const body = (request.body ?? {}) as Record<string, unknown>;
       const action = body.action;
@@ -515,31 +544,47 @@ export class NodeServer {
       } catch (error) {
         return sendError(reply, wireErrorOf(error, call));
       }
-      const nonce = this.#auth.nonceOf(request);
-      const sealer = nonce === undefined ? undefined : new StreamMac(this.#options.secret, nonce);
-      /** One NDJSON line; with a secret it carries its own MAC. */
-      const line = (content: Record<string, unknown>) => {
-        const bare = JSON.stringify(content);
-        return `${sealer ? JSON.stringify({ ...content, mac: sealer.next(bare) }) : bare}\n`;
-      };
-      async function* lines(): AsyncGenerator<string, void, undefined> {
-        try {
-          let step = first;
-          while (!step.done) {
-            yield line({ item: step.value === undefined ? null : step.value });
-            step = await source.next();
-          }
-          yield line({ end: true });
-        } catch (error) {
-          yield line({ error: wireErrorOf(error, call) });
-        } finally {
-          await source.return();
-        }
-      }
-      const body = Readable.from(lines(), { objectMode: false, highWaterMark: 16 * 1024 });
-      body.once("close", () => canceller.abort());
-      return reply.code(200).type("application/x-ndjson").send(body);
+      return this.#sendStream(request, reply, source, first, canceller, call);
     });
+  }
+
+  /**
+   * Answers with a stream, one NDJSON line per item from `first` on, then `end`, or `error` if
+   * the source throws; with a secret each line carries its MAC. The source is read only as fast
+   * as the client reads, and stopped when it disconnects.
+   */
+  #sendStream(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    source: AsyncGenerator<unknown, void, undefined>,
+    first: IteratorResult<unknown, void> | undefined,
+    canceller: Canceller,
+    call: WireCall | undefined,
+  ): FastifyReply {
+    const nonce = this.#auth.nonceOf(request);
+    const sealer = nonce === undefined ? undefined : new StreamMac(this.#options.secret, nonce);
+    /** One NDJSON line; with a secret it carries its own MAC. */
+    const line = (content: Record<string, unknown>) => {
+      const bare = JSON.stringify(content);
+      return `${sealer ? JSON.stringify({ ...content, mac: sealer.next(bare) }) : bare}\n`;
+    };
+    async function* lines(): AsyncGenerator<string, void, undefined> {
+      try {
+        let step = first ?? (await source.next());
+        while (!step.done) {
+          yield line({ item: step.value === undefined ? null : step.value });
+          step = await source.next();
+        }
+        yield line({ end: true });
+      } catch (error) {
+        yield line({ error: wireErrorOf(error, call) });
+      } finally {
+        await source.return();
+      }
+    }
+    const body = Readable.from(lines(), { objectMode: false, highWaterMark: 16 * 1024 });
+    body.once("close", () => canceller.abort());
+    return reply.code(200).type("application/x-ndjson").send(body);
   }
 
   /**

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { Call, type Caller } from "../core/call.js";
 import type { EndpointInfo, EndpointKind } from "../core/endpoint.js";
 import type { RemoteTopics } from "../core/ports.js";
-import type { TaggedEndpoint, TopicOptions } from "../core/types.js";
+import type { SubscriptionInfo, TaggedEndpoint, TopicOptions } from "../core/types.js";
 import { callErrors, NotDelivered, RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
@@ -122,6 +122,32 @@ export class RemoteTopicRoutes implements RemoteTopics {
     return reasons.length === 0
       ? callErrors.noHandler(call, " on other nodes")
       : callErrors.noHandler(call, ` on other nodes (${reasons.join("; ")})`);
+  }
+
+  subscriptions(): SubscriptionInfo[] {
+    const found: SubscriptionInfo[] = [];
+    for (const node of this.#nodes.all()) {
+      if (!node.alive) continue;
+      const byEndpoint = new Set<string>();
+      for (const [plugin, methods] of node.endpoints) {
+        for (const endpoint of methods.values()) {
+          if (endpoint.topic === undefined) continue;
+          byEndpoint.add(endpoint.topic);
+          found.push({
+            hostname: node.hostname,
+            pattern: endpoint.topic,
+            subscriber: `${plugin}.${endpoint.access_name}`,
+            kind: "endpoint",
+          });
+        }
+      }
+      // The rest are code subscriptions; a node does not say whose.
+      for (const pattern of node.topicPatterns) {
+        if (byEndpoint.has(pattern)) continue;
+        found.push({ hostname: node.hostname, pattern, subscriber: "code", kind: "code" });
+      }
+    }
+    return found;
   }
 
   endpointsByTag(caller: Caller, tag: string | undefined): TaggedEndpoint[] {

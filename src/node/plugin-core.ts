@@ -36,6 +36,7 @@ import type {
   NodeInfo,
   PluginInfo,
   Subscription,
+  SubscriptionInfo,
   TaggedEndpoint,
   TopicHandler,
   TopicOptions,
@@ -184,6 +185,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           nodes: () => this.nodes(),
           endpoints: (name) => this.getPluginEndpoints(name),
           tagged: (tag) => this.#topics.findEndpointsByTag(APPLICATION, tag),
+          subscriptions: () => this.#topics.subscriptions(),
+          watch: (pattern) => this.#topics.watch(pattern),
           act: (action, plugin) => this.#act(action, plugin),
         },
         emit: (event, node) => this.emit(event, node),
@@ -763,6 +766,11 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
    */
   subscribe(pattern: string, handler: TopicHandler): Subscription {
     return this.#topics.subscribe(pattern, handler);
+  }
+
+  /** Who subscribes to what: this node's subscriptions, and those other nodes offer it. */
+  listSubscriptions(): SubscriptionInfo[] {
+    return this.#topics.subscriptions();
   }
 
   /**

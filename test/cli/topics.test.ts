@@ -40,12 +40,32 @@ endpoints:
 `,
 };
 
+const TICKER = {
+  "plugins/Ticker/plugin.ts": `import { Plugin } from "aio-assistant-core";
+
+export class Ticker extends Plugin {
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #n = 0;
+  override onEnable(): void {
+    this.#timer = setInterval(() => void this.notify("ticks/" + (this.#n++ % 2 ? "odd" : "even"), this.#n), 50);
+  }
+  override onDisable(): void {
+    clearInterval(this.#timer);
+  }
+}
+`,
+  "plugins/Ticker/plugin_config.yml": "version: 1.0.0\nremote: true\nendpoints: []\n",
+};
+
 let dir: string;
 let node: RunningNode;
 const withSecret = { env: { AIO_SECRET: SECRET } };
 
 beforeAll(async () => {
-  dir = project(BOARD, { plugins: ["Calc", "Board"], networking: NETWORK });
+  dir = project(
+    { ...BOARD, ...TICKER },
+    { plugins: ["Calc", "Board", "Ticker"], networking: NETWORK },
+  );
   node = await startNode(dir, ["config.yml"], { AIO_SECRET: SECRET });
 });
 
@@ -126,5 +146,19 @@ describe("aio endpoints", () => {
     ).toEqual(["notes"]);
     const none = await aio(["endpoints", "--tag", "nothing", "--node", node.url], withSecret);
     expect(none.stdout).toBe('No endpoints with the tag "nothing".\n');
+  });
+});
+
+describe("aio console: publish, subscribe, topics", () => {
+  it("topics lists who subscribes to what; publish counts; subscribe prints what arrives", async () => {
+    const input = 'topics\npublish notes/console "from the console"\nsubscribe ticks/> 2\n';
+    const r = await aio(["console", "--node", node.url], { input, ...withSecret });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/NODE\s+PATTERN\s+SUBSCRIBER\s+KIND/);
+    expect(r.stdout).toMatch(/notes\/>\s+Board\.pin\s+endpoint/);
+    expect(r.stdout).toContain("1 subscriber got it");
+    const ticks = r.stdout.split("\n").filter((line) => line.startsWith("ticks/"));
+    expect(ticks).toHaveLength(2);
+    expect(ticks[0]).toMatch(/^ticks\/(odd|even) \d+ {2}\(Ticker on /);
   });
 });
