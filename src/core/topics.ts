@@ -10,7 +10,7 @@
 import { callErrors, type RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
 import { patternProblem, type TopicMatcher, topicMatcher, topicProblem } from "../topic-names.js";
-import { refusal } from "./access.js";
+import { openToNodes, refusal } from "./access.js";
 import {
   APPLICATION,
   Call,
@@ -167,6 +167,27 @@ export class Topics {
       }
     }
     return found;
+  }
+
+  /**
+   * The patterns that some other node may publish to here: a transport that routes publishes
+   * by pattern subscribes to these (each publish is then checked in full on delivery).
+   */
+  remotePatterns(): string[] {
+    const patterns = new Set<string>();
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled") continue;
+      for (const endpoint of slot.endpoints.values()) {
+        const pattern = endpoint.info.topic;
+        if (pattern !== undefined && openToNodes(slot, endpoint)) patterns.add(pattern);
+      }
+    }
+    for (const subscription of this.#subscriptions.values()) {
+      if (this.#open(subscription, { kind: "remote", hostname: "" })) {
+        patterns.add(subscription.pattern);
+      }
+    }
+    return [...patterns];
   }
 
   /** The patterns a node named `requester` may publish to here, for its view of this node. */

@@ -38,6 +38,8 @@ export interface NetworkOptions {
     closed: WireRefusal[];
     topics: string[];
   };
+  /** The topic patterns this node's subscribers open to other nodes (allowed_nodes aside). */
+  topicPatterns(): string[];
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
   admin: AdminApi;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
@@ -104,6 +106,8 @@ export class NetworkManager {
       tls,
       version: this.#version,
       localEndpoints: options.localEndpoints,
+      topicPatterns: options.topicPatterns,
+      calls: options.calls,
     });
     this.router = new RemoteRouter({
       nodes: this.nodes,
@@ -116,6 +120,7 @@ export class NetworkManager {
       nodes: this.nodes,
       hostname: options.hostname,
       logger: options.logger,
+      broadcast: this.#mesh.broadcast,
     });
   }
 

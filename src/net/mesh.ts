@@ -9,6 +9,7 @@ import type { NetworkingConfig } from "../config/types.js";
 import type { NodeInfo } from "../core/types.js";
 import type { Logger } from "../log.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
+import type { LocalCalls } from "./serve.js";
 import type { NodeServer } from "./server.js";
 import type { BlockingRoute } from "./sync-remote.js";
 import type { PeerTls } from "./tls.js";
@@ -36,7 +37,22 @@ export interface MeshContext {
     closed: WireRefusal[];
     topics: string[];
   };
+  /** The topic patterns this node's subscribers open to other nodes (allowed_nodes aside). */
+  topicPatterns(): string[];
+  /** This node's calls and deliveries, as other nodes reach them. */
+  calls: LocalCalls;
 }
+
+/**
+ * A transport that publishes to many nodes at once (NATS, by subject) instead of once per node
+ * over its pipe. Resolves to how many subscribers took it, from the answers of the nodes that
+ * had one, waiting for those in `expected` at most `timeoutMs`.
+ */
+export type Broadcast = (
+  publish: { topic: string; args: unknown; author: string | undefined; authorHost: string },
+  expected: RemoteNode[],
+  timeoutMs: number,
+) => Promise<number>;
 
 export interface Mesh {
   /** How blocking calls reach the nodes of this transport. */
@@ -49,6 +65,8 @@ export interface Mesh {
   bumpVersion(): void;
   /** A blocking call found nothing listening at the node's address. */
   refused(node: RemoteNode): void;
+  /** Set when the transport publishes to many nodes at once. */
+  readonly broadcast?: Broadcast | undefined;
   /** The first step of closing: the others hear that this node is leaving. */
   leave(): void;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import type { RemoteTopics } from "../core/ports.js";
 import type { SubscriptionInfo, TaggedEndpoint, TopicOptions } from "../core/types.js";
 import { callErrors, NotDelivered, RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
+import type { Broadcast } from "./mesh.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
 import type { WireEndpoint } from "./wire.js";
 
@@ -21,6 +22,8 @@ export interface TopicRoutesOptions {
   /** This node's hostname, sent as the publisher's host. */
   hostname: string;
   logger: Logger;
+  /** The transport's way to publish to many nodes at once, if it has one. */
+  broadcast?: Broadcast | undefined;
 }
 
 export class RemoteTopicRoutes implements RemoteTopics {
@@ -44,8 +47,18 @@ export class RemoteTopicRoutes implements RemoteTopics {
     args: unknown,
     options: TopicOptions,
   ): Promise<number> {
-    const nodes = this.#nodes.subscribers(topic, this.#named(options.host));
+    const named = this.#named(options.host);
+    const nodes = this.#nodes.subscribers(topic, named);
     if (nodes.length === 0) return 0;
+    const broadcast = this.#options.broadcast;
+    if (broadcast && named === undefined) {
+      const author = caller.kind === "plugin" ? caller.name : undefined;
+      return broadcast(
+        { topic, args, author, authorHost: this.#options.hostname },
+        nodes,
+        options.timeout ?? NOTIFY_TIMEOUT_MS,
+      );
+    }
     const call = new Call(this.#idPrefix, ++this.#seq, TOPIC_PLUGIN, topic, caller, {
       timeout: options.timeout ?? NOTIFY_TIMEOUT_MS,
       signal: options.signal,

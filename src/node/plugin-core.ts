@@ -179,6 +179,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           requestTopicStream: topics.requestTopicStream.bind(topics),
         },
         localEndpoints: (requester) => this.#remoteEndpoints(requester),
+        topicPatterns: () => topics.remotePatterns(),
         hasPlugin: (name, method, uuid) => this.#hasPlugin(name, method, uuid),
         admin: {
           plugins: () => this.listPlugins(),

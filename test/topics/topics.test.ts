@@ -5,6 +5,7 @@
  * `findEndpointsByTag`; on one node, across two and three nodes over the channel, and over NATS.
  */
 import { randomBytes } from "node:crypto";
+import { connect } from "@nats-io/transport-node";
 import { ConfigError, type PluginCore, type TopicInfo } from "aio-assistant-core";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startNatsServer, stopNatsServers } from "../nats-support.js";
@@ -383,14 +384,14 @@ describe("topics across nodes over the channel", () => {
 });
 
 describe("topics over NATS", () => {
-  it("two nodes: a publish and a topic request cross as on the channel", async () => {
+  const natsNodes = async (secret = `topics-${randomBytes(16).toString("hex")}`) => {
     const server = await startNatsServer();
-    const secret = `topics-${randomBytes(16).toString("hex")}`;
+    const prefix = `t${randomBytes(4).toString("hex")}`;
     const networking = {
       ...LOOPBACK,
       secret,
       transport: "nats",
-      nats: { servers: [server.url], subject_prefix: `t${randomBytes(4).toString("hex")}` },
+      nats: { servers: [server.url], subject_prefix: prefix },
     } as never;
     const b: PluginCore = await startNode({
       hostname: "B",
@@ -401,12 +402,72 @@ describe("topics over NATS", () => {
       ],
       networking,
     });
+    const c: PluginCore = await startNode({
+      hostname: "C",
+      dir,
+      plugins: [{ name: "Collector", arguments: { node: "C" } }],
+      networking,
+    });
     const a = await startNode({ hostname: "A", dir, plugins: ["Sensor"], networking });
     await waitForNode(a, "B", (n) => n.plugins.includes("Answerer"));
-    expect(await a.notify("sensor/x/temperature", 7)).toBe(1);
-    await waitFor(() => seenBy("Collector@B").length === 1, "B's delivery");
+    await waitForNode(a, "C", (n) => n.plugins.includes("Collector"));
+    return { a, b, c, server, prefix };
+  };
+
+  it("a publish goes out once on its NATS subject and reaches every subscribing node; requests cross", async () => {
+    const { a, b, server, prefix } = await natsNodes();
+    const watcher = await connect({ servers: server.url });
+    const subjects: string[] = [];
+    watcher.subscribe(`${prefix}.topic.>`, { callback: (_e, m) => subjects.push(m.subject) });
+    await watcher.flush();
+    expect(await a.notify("sensor/x.y/temperature", 7)).toBe(2);
+    await waitFor(() => store.seen.length === 2, "B's and C's deliveries");
+    expect(seenBy("Collector@B")).toEqual([7]);
+    expect(seenBy("Collector@C")).toEqual([7]);
+    // One message on the topic's subject (the dot in a segment escaped), not one per node.
+    expect(subjects).toEqual([`${prefix}.topic.sensor.x%2Ey.temperature`]);
+    await watcher.close();
+    expect(await a.notify("sensor/x/temperature", 8, { host: "B" })).toBe(1);
     expect(await a.requestTopic("math/square", 9)).toEqual({ node: "B", value: 81 });
     expect(await collect(a.requestTopicStream("math/count", 2))).toEqual([0, 1]);
-    expect(b.hostname).toBe("B");
+    // An application subscription on B is a NATS subscription too, for A's next publish.
+    const got: TopicInfo[] = [];
+    b.subscribe("alerts/*", (_args, info) => {
+      got.push(info);
+    });
+    await waitFor(async () => (await a.notify("alerts/fire", 1)) === 3, "B's new subscription");
+    await waitFor(() => got.length > 0, "B's delivery");
+    expect(got[0]).toEqual({ topic: "alerts/fire", publisherHost: "A", publisher: "application" });
+  });
+
+  it("a node with two patterns matching one topic gets it once; a publish without the secret is dropped", async () => {
+    const { a, b, server, prefix } = await natsNodes();
+    b.subscribe("sensor/>", () => undefined);
+    await waitFor(
+      async () => (await a.notify("sensor/k/temperature", 1)) === 3,
+      "A to see B's second subscription",
+    );
+    await waitFor(() => seenBy("Collector@B").length >= 1, "B's delivery");
+    store.seen = [];
+    expect(await a.notify("sensor/k/temperature", 2)).toBe(3);
+    await waitFor(() => store.seen.length === 2, "the deliveries");
+    expect(seenBy("Collector@B")).toEqual([2]);
+    const raw = await connect({ servers: server.url });
+    raw.publish(
+      `${prefix}.topic.sensor.k.temperature`,
+      JSON.stringify({
+        topic: "sensor/k/temperature",
+        args: 666,
+        author_host: "X",
+        instance: "x",
+        id: "1",
+      }),
+    );
+    await raw.flush();
+    await raw.close();
+    // A round trip through both: anything the raw client sent has arrived by now.
+    expect(await a.notify("sensor/k/temperature", 3)).toBe(3);
+    await waitFor(() => store.seen.length === 4, "the last deliveries");
+    expect(store.seen.map((s) => s.value)).not.toContain(666);
   });
 });

@@ -24,7 +24,7 @@ import { HEADER_TIME, type PeerIdentity } from "../../auth.js";
 import { NodeConnection } from "../../connection.js";
 import { MAX_JSON_DEPTH } from "../../limits.js";
 import { Membership } from "../../membership.js";
-import { infoAnswer, type Mesh, type MeshContext } from "../../mesh.js";
+import { type Broadcast, infoAnswer, type Mesh, type MeshContext } from "../../mesh.js";
 import type { NodeRegistry, RemoteNode } from "../../nodes.js";
 import type { PacketPipe, PipeEvents } from "../../transport.js";
 import {
@@ -39,6 +39,7 @@ import { natsConnectOptions } from "./connect.js";
 import { dialNats, type NatsPipes, serveHello } from "./hello.js";
 import { NatsPipe } from "./pipe.js";
 import { NatsSigning } from "./signing.js";
+import { NatsTopics } from "./topics.js";
 
 /** How long start() waits for NATS before going on without it (it keeps trying). */
 const FIRST_CONNECT_MS = 3000;
@@ -69,6 +70,7 @@ export class NatsMesh implements Mesh {
   /** The NATS servers, as errors and logs name them. */
   readonly #where: string;
   readonly #signing: NatsSigning;
+  readonly #topics: NatsTopics;
   readonly #pipes = new Set<NatsPipe>();
   /** Pipes lost with the connection to NATS, whose other side is told so once it is back. */
   readonly #orphans = new Set<NatsPipe>();
@@ -91,6 +93,14 @@ export class NatsMesh implements Mesh {
     this.#livenessMs = context.config.liveness_timeout * 1000;
     this.#prefix = context.config.nats.subject_prefix;
     this.#signing = new NatsSigning(context.config.secret);
+    this.#topics = new NatsTopics({
+      prefix: this.#prefix,
+      signing: this.#signing,
+      instance: context.instance,
+      maxDepth: MAX_JSON_DEPTH,
+      calls: context.calls,
+      logger: context.logger,
+    });
     this.blocking = new NatsBlocking({
       nats: context.config.nats,
       secret: context.config.secret,
@@ -180,6 +190,7 @@ export class NatsMesh implements Mesh {
         if (!error) this.#serveHello(message);
       },
     });
+    this.#topics.sync(nats, this.#context.topicPatterns());
     void this.#watchStatus(nats);
     // Subscriptions are in place once the server has seen them: then others may hear of us.
     void nats.flush().then(() => this.#announce());
@@ -394,10 +405,22 @@ export class NatsMesh implements Mesh {
     this.#members.markDown(node, "it refused the connection");
   }
 
-  /** This node's plugins changed: the others hear it at once (they ask for its info again). */
+  /**
+   * This node's plugins or subscriptions changed: its topic subjects follow at once, and the
+   * others hear of it (they ask for its info again).
+   */
   bumpVersion(): void {
+    if (this.#nats && !this.#closed) this.#topics.sync(this.#nats, this.#context.topicPatterns());
     this.#announceSoon();
   }
+
+  /** A publish, once on its subject, to every node with a matching subscription. */
+  readonly broadcast: Broadcast = (publish, expected, timeoutMs) => {
+    const nats = this.#nats;
+    // Without NATS nothing can be handed over: no node gets it.
+    if (!nats || !this.#connected) return Promise.resolve(0);
+    return this.#topics.publish(nats, publish, expected, timeoutMs);
+  };
 
   /** An announce within ANNOUNCE_DELAY_MS: reasons to announce that come up meanwhile share it. */
   #announceSoon(): void {
