@@ -12,9 +12,9 @@
  *   --rounds N       measured rounds per case (default 5, quick 3; hostile: per attack, 3, quick 1;
  *                    http: 5, quick 2)
  *   --time MS        milliseconds per measured round (default 1000, quick 150; hostile: 3000, 1000;
- *                    http: 2000, 500; nats: 600, 150)
+ *                    http: 2000, 500; nats, topics: 600, 150)
  *   --warmup MS      warm-up per case (default 1000, quick 150; hostile: 1000, 300; http: 1000, 300;
- *                    nats: 600, 150)
+ *                    nats, topics: 600, 150)
  *   --cold N         fresh processes for the cold start-up time (default 7, quick 3)
  *   --warm N         in-process cores for the warm start-up time (default 7, quick 3)
  *   --latency MS     remote, nats: per-call latency pass per round and contender (default 400,
@@ -38,6 +38,7 @@ const SECTIONS = {
   ready: () => import("./sections/ready.mjs"),
   remote: () => import("./sections/remote.mjs"),
   nats: () => import("./sections/nats.mjs"),
+  topics: () => import("./sections/topics.mjs"),
   security: () => import("./sections/security.mjs"),
   hostile: () => import("./sections/hostile.mjs"),
   http: () => import("./sections/http.mjs"),

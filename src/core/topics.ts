@@ -7,7 +7,7 @@
  * subscriptions end and come back with its state without bookkeeping; only code subscriptions
  * are held here, and they end with the plugin instance that made them.
  */
-import { callErrors, type RequestError, TOPIC_PLUGIN } from "../errors.js";
+import { callErrors, RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
 import { patternProblem, type TopicMatcher, topicMatcher, topicProblem } from "../topic-names.js";
 import { openToNodes, refusal } from "./access.js";
@@ -38,6 +38,12 @@ import type {
  * subscriber that hangs must not fill this node's memory. Delivery is at most once anyway.
  */
 const MAX_PENDING_PER_SUBSCRIBER = 1024;
+
+/** Options of a topic request handed to the dispatcher: this node's handler, nowhere else. */
+const LOCAL: CallOptions = { host: "local" };
+
+/** Topics whose matching handlers are kept at once; more, and the cache starts over. */
+const MAX_CACHED_TOPICS = 4096;
 
 /** Messages a `watch` consumer may fall behind by before the oldest are dropped. */
 const WATCH_QUEUE = 1024;
@@ -71,6 +77,7 @@ export class Topics {
   readonly #registry: PluginRegistry;
   readonly #subscriptions = new Map<string, CodeSubscription>();
   readonly #matchers = new Map<string, TopicMatcher>();
+  readonly #matchingByTopic = new Map<string, Handler[]>();
   readonly #pending = new WeakMap<object, number>();
   /** Topic requests answered by the application's own handlers. */
   readonly #inFlight = new InFlight();
@@ -108,9 +115,9 @@ export class Topics {
       handler,
     };
     this.#subscriptions.set(id, subscription);
-    this.#options.changed();
+    this.#changed();
     const subscriptions = this.#subscriptions;
-    const changed = this.#options.changed;
+    const changed = () => this.#changed();
     return {
       id,
       pattern,
@@ -128,7 +135,12 @@ export class Topics {
       this.#subscriptions.delete(id);
       ended = true;
     }
-    if (ended) this.#options.changed();
+    if (ended) this.#changed();
+  }
+
+  #changed(): void {
+    this.invalidate();
+    this.#options.changed();
   }
 
   #matcher(pattern: string): TopicMatcher {
@@ -149,24 +161,62 @@ export class Topics {
     return caller.kind !== "remote" || slot.host?.identity().remote === true;
   }
 
-  /** Every handler on this node that `caller` may reach for `topic`, in a stable order. */
-  #handlers(caller: Caller, topic: string): Handler[] {
+  /**
+   * The handlers whose pattern matches `topic`, whatever their state and whoever asks: kept
+   * per topic until plugins or subscriptions change ({@link invalidate}), so a publish or a
+   * request does not read every manifest again. Throws for a malformed topic.
+   */
+  #matching(topic: string): Handler[] {
+    const known = this.#matchingByTopic.get(topic);
+    if (known) return known;
+    this.#checkTopic(topic);
     const found: Handler[] = [];
     for (const slot of this.#registry.slots()) {
-      if (slot.state !== "enabled") continue;
       for (const endpoint of slot.endpoints.values()) {
         const pattern = endpoint.info.topic;
-        if (pattern === undefined || !this.#matcher(pattern)(topic)) continue;
-        if (refusal(caller, slot, endpoint, this.#options.hostname) !== undefined) continue;
-        found.push({ kind: "endpoint", slot, endpoint });
+        if (pattern !== undefined && this.#matcher(pattern)(topic)) {
+          found.push({ kind: "endpoint", slot, endpoint });
+        }
       }
     }
     for (const subscription of this.#subscriptions.values()) {
-      if (subscription.matches(topic) && this.#open(subscription, caller)) {
-        found.push({ kind: "code", subscription });
-      }
+      if (subscription.matches(topic)) found.push({ kind: "code", subscription });
     }
+    if (this.#matchingByTopic.size >= MAX_CACHED_TOPICS) this.#matchingByTopic.clear();
+    this.#matchingByTopic.set(topic, found);
     return found;
+  }
+
+  /** Plugins or subscriptions changed: which handler matches which topic is read afresh. */
+  invalidate(): void {
+    this.#matchingByTopic.clear();
+  }
+
+  /** Whether `caller` may reach the handler now. */
+  #reachable(handler: Handler, caller: Caller): boolean {
+    if (handler.kind === "code") return this.#open(handler.subscription, caller);
+    const { slot, endpoint } = handler;
+    return (
+      slot.state === "enabled" &&
+      slot.host?.endpoints.get(endpoint.info.access_name) === endpoint &&
+      refusal(caller, slot, endpoint, this.#options.hostname) === undefined
+    );
+  }
+
+  /** Every handler on this node that `caller` may reach for `topic`, in a stable order. */
+  #handlers(caller: Caller, topic: string): Handler[] {
+    return this.#matching(topic).filter((handler) => this.#reachable(handler, caller));
+  }
+
+  /** The first handler `caller` may reach for `topic` that answers a value, or a stream. */
+  #firstHandler(caller: Caller, topic: string, stream: boolean): Handler | undefined {
+    for (const handler of this.#matching(topic)) {
+      if (handler.kind === "endpoint" && isStreamKind(handler.endpoint.info.kind) !== stream) {
+        continue;
+      }
+      if (this.#reachable(handler, caller)) return handler;
+    }
+    return undefined;
   }
 
   /**
@@ -308,8 +358,9 @@ export class Topics {
     args: unknown,
     options: TopicOptions | undefined,
   ): Promise<number> {
-    this.#checkTopic(topic);
     const reach = this.#reach(options?.host);
+    // Delivering checks the topic; without local delivery it is checked here.
+    if (!reach.local) this.#checkTopic(topic);
     let count = reach.local ? this.deliver(caller, topic, args) : 0;
     if (reach.remote !== false && this.remote) {
       count += await this.remote.notify(caller, topic, args, {
@@ -352,6 +403,25 @@ export class Topics {
 
   // ------------------------------------------------------------ requests
 
+  /** A malformed topic's error, naming the request it ended. */
+  #asTopicError(
+    caller: Caller,
+    topic: string,
+    options: CallOptions | undefined,
+    error: unknown,
+  ): unknown {
+    if (!(error instanceof RequestError)) return error;
+    const call = new Call(
+      this.#options.idPrefix,
+      ++this.#seq,
+      TOPIC_PLUGIN,
+      topic,
+      caller,
+      options,
+    );
+    return callErrors.badTopic(call, error.message);
+  }
+
   #call(caller: Caller, topic: string, options: CallOptions | undefined): Call {
     const call = new Call(
       this.#options.idPrefix,
@@ -368,9 +438,7 @@ export class Topics {
   /** The first local handler of the kind asked for, if `host` allows this node. */
   #localHandler(call: Call, stream: boolean): Handler | undefined {
     if (!this.#reach(call.host).local) return undefined;
-    return this.#handlers(call.caller, call.method).find(
-      (handler) => handler.kind === "code" || isStreamKind(handler.endpoint.info.kind) === stream,
-    );
+    return this.#firstHandler(call.caller, call.method, stream);
   }
 
   #noHandler(call: Call): RequestError {
@@ -399,6 +467,25 @@ export class Topics {
     args: unknown,
     options: CallOptions | undefined,
   ): Promise<unknown> {
+    // The common case in few steps: a local endpoint answers, and the dispatcher does the rest.
+    const host = options?.host;
+    if (host === undefined || host === "any" || host === "local") {
+      let first: Handler | undefined;
+      try {
+        first = this.#firstHandler(caller, topic, false);
+      } catch (error) {
+        return Promise.reject(this.#asTopicError(caller, topic, options, error));
+      }
+      if (first?.kind === "endpoint") {
+        return this.#options.dispatcher.execute(
+          caller,
+          first.slot.name,
+          first.endpoint.info.access_name,
+          args,
+          options === undefined ? LOCAL : { ...options, host: "local" },
+        );
+      }
+    }
     let call: Call;
     try {
       call = this.#call(caller, topic, options);

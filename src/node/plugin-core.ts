@@ -152,6 +152,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       retired: (uuid) => this.#topics.endSubscriptionsOf(uuid),
       entryFile: findEntryFile,
       emit: (event, ...args) => {
+        this.#topics.invalidate();
         this.#network?.bumpVersion();
         this.#followFiles(event, args[0].name);
         this.emit(event, ...(args as never));

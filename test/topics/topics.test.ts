@@ -418,7 +418,11 @@ describe("topics over NATS", () => {
     const { a, b, server, prefix } = await natsNodes();
     const watcher = await connect({ servers: server.url });
     const subjects: string[] = [];
-    watcher.subscribe(`${prefix}.topic.>`, { callback: (_e, m) => subjects.push(m.subject) });
+    watcher.subscribe(`${prefix}.topic.>`, {
+      callback: (_e, m) => {
+        subjects.push(m.subject);
+      },
+    });
     await watcher.flush();
     expect(await a.notify("sensor/x.y/temperature", 7)).toBe(2);
     await waitFor(() => store.seen.length === 2, "B's and C's deliveries");

@@ -2,8 +2,9 @@
  * Topics on NATS, by subject rather than node by node: a node subscribes to
  * `<prefix>.topic.<pattern>` for each pattern its subscribers open to other nodes, and a
  * publish goes out once, on `<prefix>.topic.<topic>`; the NATS servers hand it to every node
- * with a matching subscription, whatever their number. Each such node answers on the publish's
- * inbox with how many of its subscribers took it. A topic's segments are its subject's tokens
+ * with a matching subscription, whatever their number. The publishes to one topic in one turn
+ * of the event loop share a message, and each node answers it on one inbox with how many of its
+ * subscribers took each publish. A topic's segments are its subject's tokens
  * (`*` and `>` mean the same in both); characters a token may not hold are %-escaped.
  *
  * Signed as an announce is (for every node), so a node without the secret can neither publish
@@ -32,15 +33,33 @@ const EVERYONE = "*";
 const SEEN_MS = 60_000;
 const MAX_SEEN = 10_000;
 
-interface Publish {
+/**
+ * What goes out on a topic's subject: the publishes to that topic made in one turn of the event
+ * loop, in order, as one message; a node answers with one count per publish.
+ */
+interface Batch {
   topic: string;
-  args?: unknown;
-  author?: string;
   author_host: string;
-  /** The publishing node's instance: it never delivers its own publish twice. */
+  /** The publishing node's instance: it never delivers its own publishes. */
   instance: string;
   id: string;
+  items: Array<{ args?: unknown; author?: string }>;
 }
+
+/** A batch still being filled, and the publishes waiting for its answers. */
+interface Outgoing {
+  subject: string;
+  topic: string;
+  texts: string[];
+  bytes: number;
+  waiters: Array<{ waiting: Set<string>; count: number; resolve: (count: number) => void }>;
+  /** Every node any of its publishes expects an answer from. */
+  expected: Map<string, RemoteNode>;
+  timeoutMs: number;
+}
+
+/** A batch is sent once it holds this many bytes of publishes, whatever the turn. */
+const BATCH_BYTES = 256 * 1024;
 
 export interface NatsTopicsOptions {
   prefix: string;
@@ -71,6 +90,13 @@ export class NatsTopics {
   readonly #options: NatsTopicsOptions;
   readonly #subscriptions = new Map<string, Subscription>();
   readonly #seen = new Map<string, number>();
+  /** Batches being filled this turn, by subject. */
+  readonly #filling = new Map<string, Outgoing>();
+  /** Batches waiting for answers, by the number their reply subject ends with. */
+  readonly #pending = new Map<number, (message: Msg) => void>();
+  #seq = 0;
+  #inboxOf: NatsConnection | undefined;
+  #inboxPrefix = "";
   #nats: NatsConnection | undefined;
 
   constructor(options: NatsTopicsOptions) {
@@ -104,64 +130,133 @@ export class NatsTopics {
   }
 
   /**
-   * Publishes once; resolves to the sum of the counts the nodes answer, once every node in
-   * `expected` has answered or `timeoutMs` passed (a node that did not answer counts 0).
+   * Publishes; resolves to the sum of the counts the nodes answer, once every node in
+   * `expected` has answered or `timeoutMs` passed (a node that did not answer counts 0). The
+   * publishes to one topic made in one turn of the event loop leave as one message.
    */
-  async publish(
+  publish(
     nats: NatsConnection,
     publish: { topic: string; args: unknown; author: string | undefined; authorHost: string },
     expected: RemoteNode[],
     timeoutMs: number,
   ): Promise<number> {
-    const body: Publish = {
-      topic: publish.topic,
-      author_host: publish.authorHost,
-      instance: this.#options.instance,
-      id: randomBytes(12).toString("hex"),
-    };
-    if (publish.args !== undefined) body.args = publish.args;
-    if (publish.author !== undefined) body.author = publish.author;
-    const text = JSON.stringify(body);
+    const item: Batch["items"][number] = {};
+    if (publish.args !== undefined) item.args = publish.args;
+    if (publish.author !== undefined) item.author = publish.author;
+    const text = JSON.stringify(item);
     const subject = topicSubject(this.#options.prefix, publish.topic);
-    const signing = this.#options.signing;
-    const h = signing.headers({ instance: EVERYONE, clockOffsetMs: 0 }, subject, text);
-    const nonce = h?.get(HEADER_NONCE) ?? "";
+    let batch = this.#filling.get(subject);
+    if (!batch) {
+      batch = {
+        subject,
+        topic: publish.topic,
+        texts: [],
+        bytes: 0,
+        waiters: [],
+        expected: new Map(),
+        timeoutMs,
+      };
+      this.#filling.set(subject, batch);
+      const filled = batch;
+      queueMicrotask(() => this.#send(nats, filled, publish.authorHost));
+    }
+    batch.texts.push(text);
+    batch.bytes += text.length;
+    batch.timeoutMs = Math.min(batch.timeoutMs, timeoutMs);
+    for (const node of expected) batch.expected.set(node.instance, node);
     const waiting = new Set(expected.map((node) => node.instance));
-    const inbox = createInbox();
-    let count = 0;
-    let settle: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => {
-      settle = resolve;
+    const answered = new Promise<number>((resolve) => {
+      (batch as Outgoing).waiters.push({ waiting, count: 0, resolve });
     });
-    const answers = nats.subscribe(inbox, {
-      callback: (error, message) => {
-        if (error) return;
-        const answer = this.#readAnswer(message, nonce);
-        if (!answer || !waiting.has(answer.instance)) return;
-        waiting.delete(answer.instance);
-        count += answer.count;
-        if (waiting.size === 0) settle();
-      },
-    });
-    const timer = setTimeout(settle, timeoutMs);
-    try {
-      nats.publish(subject, text, { reply: inbox, ...(h ? { headers: h } : {}) });
-      await done;
-    } finally {
-      clearTimeout(timer);
-      answers.unsubscribe();
-    }
-    if (waiting.size > 0) {
-      const missing = expected.filter((node) => waiting.has(node.instance));
-      this.#options.logger.warn(
-        `publishing "${publish.topic}": no answer within ${timeoutMs} ms from ${missing.map((node) => node.hostname).join(", ")}`,
-      );
-    }
-    return count;
+    if (batch.bytes >= BATCH_BYTES) this.#send(nats, batch, publish.authorHost);
+    return answered;
   }
 
-  /** A node's answer to a publish: its instance and count, if it proves it holds the secret. */
-  #readAnswer(message: Msg, nonce: string): { instance: string; count: number } | undefined {
+  /** Sends a batch once, and gathers the counts of its answers. */
+  #send(nats: NatsConnection, batch: Outgoing, authorHost: string): void {
+    if (this.#filling.get(batch.subject) !== batch) return;
+    this.#filling.delete(batch.subject);
+    const text = `{"topic":${JSON.stringify(batch.topic)},"author_host":${JSON.stringify(authorHost)},"instance":${JSON.stringify(this.#options.instance)},"id":"${randomBytes(12).toString("hex")}","items":[${batch.texts.join(",")}]}`;
+    const signing = this.#options.signing;
+    const h = signing.headers({ instance: EVERYONE, clockOffsetMs: 0 }, batch.subject, text);
+    const nonce = h?.get(HEADER_NONCE) ?? "";
+    const id = ++this.#seq;
+    let open = batch.waiters.length;
+    const finish = () => {
+      clearTimeout(timer);
+      this.#pending.delete(id);
+      for (const waiter of batch.waiters) {
+        if (waiter.waiting.size > 0) {
+          const missing = [...waiter.waiting].map(
+            (instance) => batch.expected.get(instance)?.hostname,
+          );
+          this.#options.logger.warn(
+            `publishing "${batch.topic}": no answer within ${batch.timeoutMs} ms from ${missing.join(", ")}`,
+          );
+          waiter.waiting.clear();
+          waiter.resolve(waiter.count);
+        }
+      }
+    };
+    const timer = setTimeout(finish, batch.timeoutMs);
+    this.#pending.set(id, (message) => {
+      const answer = this.#readAnswer(message, nonce, batch.waiters.length);
+      if (!answer) return;
+      batch.waiters.forEach((waiter, index) => {
+        if (!waiter.waiting.delete(answer.instance)) return;
+        waiter.count += answer.counts[index] ?? 0;
+        if (waiter.waiting.size > 0) return;
+        waiter.resolve(waiter.count);
+        open--;
+      });
+      if (open === 0) finish();
+    });
+    // Publishes that expect no answer (every node they expected is gone) resolve at once.
+    batch.waiters.forEach((waiter) => {
+      if (waiter.waiting.size === 0) {
+        waiter.resolve(0);
+        open--;
+      }
+    });
+    try {
+      nats.publish(batch.subject, text, {
+        reply: this.#inbox(nats, id),
+        ...(h ? { headers: h } : {}),
+      });
+    } catch (error) {
+      this.#options.logger.warn(`publishing "${batch.topic}" failed: ${(error as Error).message}`);
+      for (const waiter of batch.waiters) waiter.waiting.clear();
+      finish();
+      for (const waiter of batch.waiters) waiter.resolve(waiter.count);
+    }
+    if (open === 0) finish();
+  }
+
+  /**
+   * The reply subject of publish `id`: one subscription to `<inbox>.*` takes the answers to
+   * every publish, rather than one subscription made and dropped per publish.
+   */
+  #inbox(nats: NatsConnection, id: number): string {
+    if (this.#inboxOf !== nats) {
+      this.#inboxOf = nats;
+      this.#inboxPrefix = createInbox();
+      nats.subscribe(`${this.#inboxPrefix}.*`, {
+        callback: (error, message) => {
+          if (error) return;
+          const at = message.subject.lastIndexOf(".");
+          this.#pending.get(Number(message.subject.slice(at + 1)))?.(message);
+        },
+      });
+    }
+    return `${this.#inboxPrefix}.${id}`;
+  }
+
+  /** A node's answer to a batch: its instance and a count per publish, if it holds the secret. */
+  #readAnswer(
+    message: Msg,
+    nonce: string,
+    size: number,
+  ): { instance: string; counts: number[] } | undefined {
     const text = Buffer.from(message.data).toString("utf8");
     const secret = this.#options.signing.secret;
     if (secret) {
@@ -171,25 +266,28 @@ export class NatsTopics {
       if (!answerSigned(secret, { [HEADER_ANSWER]: mac }, nonce, text)) return undefined;
     }
     try {
-      const value = parseJson(text, 2) as { instance?: unknown; count?: unknown };
-      if (typeof value.instance !== "string" || typeof value.count !== "number") return undefined;
-      return { instance: value.instance, count: Math.max(0, Math.floor(value.count)) };
+      const value = parseJson(text, 2) as { instance?: unknown; counts?: unknown };
+      if (typeof value.instance !== "string" || !Array.isArray(value.counts)) return undefined;
+      const counts = value.counts
+        .slice(0, size)
+        .map((n) => (typeof n === "number" && n > 0 ? Math.floor(n) : 0));
+      return { instance: value.instance, counts };
     } catch {
       return undefined;
     }
   }
 
-  /** A publish from another node: delivered here once, and answered with the count. */
+  /** Publishes from another node: delivered here once, in order, and answered with the counts. */
   #heard(message: Msg): void {
     const nonce = this.#options.signing.verify(message, EVERYONE);
     // Unsigned, forged, stale, or heard already under another of this node's patterns.
     if (nonce === undefined) return;
-    let publish: Publish;
+    let batch: Batch;
     try {
-      publish = parseJson(
+      batch = parseJson(
         Buffer.from(message.data).toString("utf8"),
-        this.#options.maxDepth,
-      ) as Publish;
+        this.#options.maxDepth + 2,
+      ) as Batch;
     } catch (error) {
       this.#options.logger.debug(
         `a malformed publish on ${message.subject}: ${(error as Error).message}`,
@@ -197,38 +295,45 @@ export class NatsTopics {
       return;
     }
     if (
-      typeof publish !== "object" ||
-      publish === null ||
-      typeof publish.topic !== "string" ||
-      topicProblem(publish.topic) !== undefined ||
-      typeof publish.instance !== "string" ||
-      typeof publish.id !== "string" ||
-      typeof publish.author_host !== "string" ||
-      (publish.author !== undefined && typeof publish.author !== "string")
+      typeof batch !== "object" ||
+      batch === null ||
+      typeof batch.topic !== "string" ||
+      topicProblem(batch.topic) !== undefined ||
+      typeof batch.instance !== "string" ||
+      typeof batch.id !== "string" ||
+      typeof batch.author_host !== "string" ||
+      !Array.isArray(batch.items)
     ) {
       return;
     }
     // A subject names the topic it was published to; one that does not was tampered with.
-    if (topicSubject(this.#options.prefix, publish.topic) !== message.subject) return;
-    if (publish.instance === this.#options.instance || this.#again(publish.id)) return;
-    const caller: Caller =
-      publish.author === undefined
-        ? { kind: "remote", hostname: publish.author_host }
-        : { kind: "remote", hostname: publish.author_host, author: publish.author };
-    let count = 0;
-    try {
-      count = this.#options.calls.notify(caller, publish.topic, publish.args);
-    } catch (error) {
-      this.#options.logger.warn(
-        `a publish to "${publish.topic}" failed here: ${(error as Error).message}`,
-      );
-    }
+    if (topicSubject(this.#options.prefix, batch.topic) !== message.subject) return;
+    if (batch.instance === this.#options.instance || this.#again(batch.id)) return;
+    const counts = batch.items.map((item) => this.#deliver(batch, item));
     if (message.reply) {
       this.#options.signing.respond(
         message,
         nonce,
-        JSON.stringify({ instance: this.#options.instance, count }),
+        JSON.stringify({ instance: this.#options.instance, counts }),
       );
+    }
+  }
+
+  #deliver(batch: Batch, item: unknown): number {
+    if (typeof item !== "object" || item === null) return 0;
+    const { args, author } = item as { args?: unknown; author?: unknown };
+    if (author !== undefined && typeof author !== "string") return 0;
+    const caller: Caller =
+      author === undefined
+        ? { kind: "remote", hostname: batch.author_host }
+        : { kind: "remote", hostname: batch.author_host, author };
+    try {
+      return this.#options.calls.notify(caller, batch.topic, args);
+    } catch (error) {
+      this.#options.logger.warn(
+        `a publish to "${batch.topic}" failed here: ${(error as Error).message}`,
+      );
+      return 0;
     }
   }
 
