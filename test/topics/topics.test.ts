@@ -357,6 +357,46 @@ describe("topics across nodes over the channel", () => {
     expect(b.hostname).toBe("B");
   });
 
+  it("access rules: allowed_nodes and accessible_by_other_plugins keep another node's publish out", async () => {
+    const b = await startNode({
+      hostname: "B",
+      dir,
+      plugins: [
+        { name: "Collector", arguments: { node: "B" }, allowed_nodes: ["Z"] },
+        { name: "Private" },
+      ],
+      networking: LOOPBACK,
+    });
+    const a = await startNode({
+      hostname: "A",
+      dir,
+      plugins: ["Sensor"],
+      networking: { ...LOOPBACK, node_ips: [addr(b)] },
+    });
+    await waitForNode(a, "B");
+    // Collector admits only node Z: only Private takes A's publish.
+    expect(await a.notify("sensor/x/temperature", 1)).toBe(1);
+    // A plugin's publish: Private keeps its endpoint to itself (accessible_by_other_plugins).
+    expect(await a.execute("Sensor", "publish", ["sensor/x/temperature", 2])).toBe(0);
+    expect(await b.notify("sensor/x/temperature", 3)).toBe(2);
+    await waitFor(() => seenBy("Private").length === 2, "Private's deliveries");
+    expect(seenBy("Private")).toEqual([1, 3]);
+  });
+
+  it("deliveries from one publisher to a subscriber on another node keep their order", async () => {
+    const { a, b } = await pair();
+    const got: number[] = [];
+    b.subscribe("order/*", (args) => {
+      got.push(args as number);
+    });
+    await waitFor(async () => (await a.notify("order/x", -1)) === 1, "A to see the subscription");
+    got.length = 0;
+    const counts = await Promise.all(Array.from({ length: 300 }, (_, i) => a.notify("order/x", i)));
+    expect(counts.every((n) => n === 1)).toBe(true);
+    await waitFor(() => got.length === 300, "every delivery");
+    expect(got).toEqual(Array.from({ length: 300 }, (_, i) => i));
+  });
+
   it("a disabled plugin's subscriptions stop being offered to other nodes", async () => {
     const { a, b } = await pair();
     expect(await a.notify("sensor/x/temperature", 1)).toBe(1);
