@@ -932,6 +932,57 @@ describe("docs/api.md", () => {
 
 // ------------------------------------------------------------------------------ docs/from-python.md
 
+describe("docs/topics.md", () => {
+  const TOPICS = "docs/topics.md";
+
+  it("the sensor on one node and the thermostat on another: readings arrive, converted by topic", async () => {
+    const dir = tempDir("aio-docs-topics-");
+    const file = (name: string) => fileBlock(TOPICS, name).code;
+    writeTree(dir, {
+      "package.json": '{ "type": "module" }\n',
+      "plugins/KitchenSensor/plugin.ts": file("plugins/KitchenSensor/plugin.ts"),
+      "plugins/KitchenSensor/plugin_config.yml": file("plugins/KitchenSensor/plugin_config.yml"),
+      "plugins/Thermostat/plugin.ts": file("plugins/Thermostat/plugin.ts"),
+      "plugins/Thermostat/plugin_config.yml": file("plugins/Thermostat/plugin_config.yml"),
+    });
+    const node = (yamlName: string, extra: Record<string, unknown>) => {
+      const config = parse(file(yamlName)) as ConfigObject;
+      return track(
+        new PluginCore({
+          ...config,
+          baseDir: dir,
+          general: { ...config.general, console_log_level: "CRITICAL", log_dir: "" },
+          networking: { ...config.networking, port: 0, bind: "127.0.0.1", ...extra },
+          plugins: (config.plugins ?? []).map((entry) =>
+            entry.name === "KitchenSensor"
+              ? { ...entry, arguments: { room: "kitchen", every_ms: 20 } }
+              : entry,
+          ),
+        }),
+      );
+    };
+    const laptop = node("laptop/config.yml", {});
+    await laptop.start();
+    const pi = node("pi/config.yml", { node_ips: [`127.0.0.1:${laptop.port}`] });
+    await pi.start();
+    let readings: Array<{ room: string; celsius: number; fahrenheit: number }> = [];
+    const deadline = Date.now() + 10_000;
+    while (readings.length < 2 && Date.now() < deadline) {
+      readings = await laptop.execute("Thermostat", "readings");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(readings.length).toBeGreaterThanOrEqual(2);
+    for (const reading of readings) {
+      expect(reading.room).toBe("kitchen");
+      expect(reading.fahrenheit).toBe(Math.round((reading.celsius * 9) / 5 + 32));
+    }
+    const tagged = await pi.findEndpointsByTag("sensor");
+    expect(tagged.map((t) => `${t.hostname} ${t.plugin}.${t.endpoint.access_name}`).sort()).toEqual(
+      ["laptop Thermostat.readings", "pi KitchenSensor.read"],
+    );
+  });
+});
+
 describe("docs/from-python.md", () => {
   const FROM_PYTHON = "docs/from-python.md";
   const SECTION = "Porting a plugin, step by step";
@@ -1017,6 +1068,7 @@ describe("every TypeScript block of the docs", () => {
       "docs/configuration.md",
       "docs/api.md",
       "docs/from-python.md",
+      "docs/topics.md",
     ]) {
       // Usage examples; blocks that only list signatures are not code to compile.
       const examples = blocksOf(doc).filter(

@@ -23,7 +23,7 @@ const BUNDLED = join(EXAMPLES, "config.yml");
 const FALLBACK = `aio: using ${BUNDLED} (no ./config.yml here, so the bundled example)\n`;
 
 /**
- * Each `aio` here starts the five example plugins, one in a worker: about 1 s of CPU. The
+ * Each `aio` here starts the seven example plugins, one in a worker: about 1 s of CPU. The
  * tests run one after another (not concurrently), and each gets this budget for its at most
  * six such processes, enough on two CPUs shared with ten other busy processes.
  */

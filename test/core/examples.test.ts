@@ -33,7 +33,7 @@ beforeAll(async () => {
 afterAll(cleanup);
 
 describe("examples/config.yml", () => {
-  it("starts all five example plugins", () => {
+  it("starts all seven example plugins", () => {
     const list = core.listPlugins();
     expect(list.map((p) => [p.name, p.state])).toEqual([
       ["PluginA", "enabled"],
@@ -41,6 +41,8 @@ describe("examples/config.yml", () => {
       ["PluginC", "enabled"],
       ["InteropTarget", "enabled"],
       ["InteropCaller", "enabled"],
+      ["NotifierSubscriber", "enabled"],
+      ["NotifierPublisher", "enabled"],
     ]);
     for (const info of list) {
       expect(info.version).toBe("0.0.1");
@@ -57,6 +59,7 @@ describe("examples/config.yml", () => {
     expect(own.listPlugins().every((p) => p.state === "enabled")).toBe(true);
     await expect(own.execute("PluginB", "calculate_square", 6)).resolves.toBe(36);
     await expect(own.execute("InteropCaller", "interop_run")).resolves.toBe("OK");
+    await expect(own.execute("NotifierPublisher", "run_cases")).resolves.toBe("OK");
     await own.close();
   });
 });
