@@ -132,6 +132,46 @@ export class Dispatcher {
     return this.#invoke(slot, endpoint, positional, call);
   }
 
+  /**
+   * `execute` of an endpoint already found, and open to `caller` (a topic's handler): the
+   * lookups by name are skipped. Anything but the common case takes `execute`'s full path.
+   */
+  executeAt(
+    caller: Caller,
+    slot: PluginSlot,
+    endpoint: LoadedEndpoint,
+    args: unknown,
+    options: CallOptions,
+  ): Promise<unknown> {
+    const seq = ++this.#seq;
+    if (
+      slot.state === "enabled" &&
+      !isStreamKind(endpoint.info.kind) &&
+      options.pluginUuid === undefined &&
+      options.signal?.aborted !== true &&
+      (caller.kind === "plugin" || !this.#closing())
+    ) {
+      let positional: unknown[] | undefined;
+      try {
+        positional = endpoint.bind(args);
+      } catch {
+        positional = undefined;
+      }
+      if (positional !== undefined) {
+        const call = new Call(
+          this.#idPrefix,
+          seq,
+          slot.name,
+          endpoint.info.access_name,
+          caller,
+          options,
+        );
+        return this.#invoke(slot, endpoint, positional, call);
+      }
+    }
+    return this.execute(caller, slot.name, endpoint.info.access_name, args, options);
+  }
+
   /** Runs a function endpoint and tracks it until it settles. */
   #invoke(
     slot: PluginSlot,

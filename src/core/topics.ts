@@ -39,6 +39,8 @@ import type {
  */
 const MAX_PENDING_PER_SUBSCRIBER = 1024;
 
+const NO_OPTIONS: TopicOptions = {};
+
 /** Options of a topic request handed to the dispatcher: this node's handler, nowhere else. */
 const LOCAL: CallOptions = { host: "local" };
 
@@ -195,11 +197,13 @@ export class Topics {
   /** Whether `caller` may reach the handler now. */
   #reachable(handler: Handler, caller: Caller): boolean {
     if (handler.kind === "code") return this.#open(handler.subscription, caller);
+    // The cache of matching handlers is cleared whenever a plugin's instance changes, so the
+    // endpoint is the slot's current one.
     const { slot, endpoint } = handler;
     return (
       slot.state === "enabled" &&
-      slot.host?.endpoints.get(endpoint.info.access_name) === endpoint &&
-      refusal(caller, slot, endpoint, this.#options.hostname) === undefined
+      (caller.kind === "application" ||
+        refusal(caller, slot, endpoint, this.#options.hostname) === undefined)
     );
   }
 
@@ -329,12 +333,12 @@ export class Topics {
     };
     let result: unknown;
     if (handler.kind === "endpoint") {
-      result = this.#options.dispatcher.execute(
+      result = this.#options.dispatcher.executeAt(
         caller,
-        handler.slot.name,
-        handler.endpoint.info.access_name,
+        handler.slot,
+        handler.endpoint,
         args,
-        { host: "local" },
+        LOCAL,
       );
     } else {
       try {
@@ -352,23 +356,30 @@ export class Topics {
   }
 
   /** `notify`: this node's subscribers and, as `host` allows, every other node's. */
-  async notify(
+  notify(
     caller: Caller,
     topic: string,
     args: unknown,
     options: TopicOptions | undefined,
   ): Promise<number> {
     const reach = this.#reach(options?.host);
-    // Delivering checks the topic; without local delivery it is checked here.
-    if (!reach.local) this.#checkTopic(topic);
-    let count = reach.local ? this.deliver(caller, topic, args) : 0;
-    if (reach.remote !== false && this.remote) {
-      count += await this.remote.notify(caller, topic, args, {
-        ...options,
-        host: reach.remote ?? options?.host,
-      });
+    let count: number;
+    try {
+      // Delivering checks the topic; without local delivery it is checked here.
+      if (!reach.local) this.#checkTopic(topic);
+      count = reach.local ? this.deliver(caller, topic, args) : 0;
+    } catch (error) {
+      return Promise.reject(error);
     }
-    return count;
+    const remote = this.remote;
+    if (reach.remote === false || !remote) return Promise.resolve(count);
+    const elsewhere = remote.notify(
+      caller,
+      topic,
+      args,
+      options === undefined ? NO_OPTIONS : { ...options, host: reach.remote ?? options.host },
+    );
+    return count === 0 ? elsewhere : elsewhere.then((more) => count + more);
   }
 
   /**
@@ -477,10 +488,10 @@ export class Topics {
         return Promise.reject(this.#asTopicError(caller, topic, options, error));
       }
       if (first?.kind === "endpoint") {
-        return this.#options.dispatcher.execute(
+        return this.#options.dispatcher.executeAt(
           caller,
-          first.slot.name,
-          first.endpoint.info.access_name,
+          first.slot,
+          first.endpoint,
           args,
           options === undefined ? LOCAL : { ...options, host: "local" },
         );

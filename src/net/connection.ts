@@ -315,6 +315,9 @@ export class NodeConnection {
    * of its subscribers took it. Rejects with `NotDelivered` if it never left.
    */
   notify(call: Call, args: unknown, authorHost: string): Promise<number> {
+    const open = this.#pipe;
+    if (open?.open)
+      return this.#executeOn(open, call, args, authorHost, "notify") as Promise<number>;
     return this.#pipeFor().then(
       (pipe) => this.#executeOn(pipe, call, args, authorHost, "notify") as Promise<number>,
     );

@@ -41,15 +41,10 @@ export class RemoteTopicRoutes implements RemoteTopics {
     return host === undefined || host === "any" || host === "remote" ? undefined : host;
   }
 
-  async notify(
-    caller: Caller,
-    topic: string,
-    args: unknown,
-    options: TopicOptions,
-  ): Promise<number> {
+  notify(caller: Caller, topic: string, args: unknown, options: TopicOptions): Promise<number> {
     const named = this.#named(options.host);
     const nodes = this.#nodes.subscribers(topic, named);
-    if (nodes.length === 0) return 0;
+    if (nodes.length === 0) return Promise.resolve(0);
     const broadcast = this.#options.broadcast;
     if (broadcast && named === undefined) {
       const author = caller.kind === "plugin" ? caller.name : undefined;
@@ -63,20 +58,20 @@ export class RemoteTopicRoutes implements RemoteTopics {
       timeout: options.timeout ?? NOTIFY_TIMEOUT_MS,
       signal: options.signal,
     });
-    const counts = await Promise.all(
-      nodes.map((node) =>
-        node.connection.notify(call, args, this.#options.hostname).then(
-          (count) => (typeof count === "number" && count > 0 ? count : 0),
-          (error: unknown) => {
-            this.#options.logger.warn(
-              `publishing "${topic}" to node ${node.hostname} failed: ${(error as Error).message}`,
-            );
-            return 0;
-          },
-        ),
-      ),
+    const toNode = (node: RemoteNode) =>
+      node.connection.notify(call, args, this.#options.hostname).then(
+        (count) => (typeof count === "number" && count > 0 ? count : 0),
+        (error: unknown) => {
+          this.#options.logger.warn(
+            `publishing "${topic}" to node ${node.hostname} failed: ${(error as Error).message}`,
+          );
+          return 0;
+        },
+      );
+    if (nodes.length === 1) return toNode(nodes[0] as RemoteNode);
+    return Promise.all(nodes.map(toNode)).then((counts) =>
+      counts.reduce((sum, count) => sum + count, 0),
     );
-    return counts.reduce((sum, count) => sum + count, 0);
   }
 
   canAnswer(topic: string, host: string | undefined): boolean {
