@@ -61,6 +61,14 @@ function logLevelOption(description: string): Option {
   ).argParser(logLevel);
 }
 
+/** `--wait`: in-process, how long discovery runs before the command does its work. */
+function waitOption(): Option {
+  return new Option(
+    "-w, --wait <ms>",
+    "in-process: wait this long for nodes to be found (default: 1500 with networking)",
+  ).argParser(milliseconds(0));
+}
+
 function jsonOption(): Option {
   return new Option("--json", "print JSON instead of a table, for scripts");
 }
@@ -194,12 +202,7 @@ targetOptions(
       "List the other nodes a node knows: hostname, address, up or down, when last seen, their plugins. In-process (--config), the core waits --wait milliseconds for discovery first.",
     )
     .addOption(jsonOption())
-    .addOption(
-      new Option(
-        "-w, --wait <ms>",
-        "in-process: wait this long for nodes to be found (default: 1500 with networking)",
-      ).argParser(milliseconds(0)),
-    ),
+    .addOption(waitOption()),
 )
   .addHelpText(
     "after",
@@ -219,12 +222,7 @@ targetOptions(
     .argument("[plugin]", "one plugin's name")
     .option("--tag <tag>", "only endpoints carrying this tag")
     .addOption(jsonOption())
-    .addOption(
-      new Option(
-        "-w, --wait <ms>",
-        "in-process: wait this long for nodes to be found (default: 1500 with networking)",
-      ).argParser(milliseconds(0)),
-    ),
+    .addOption(waitOption()),
 )
   .addHelpText(
     "after",
@@ -246,12 +244,7 @@ targetOptions(
     .argument("<topic>", "the topic, /-separated, without wildcards")
     .argument("[args-json]", "what to publish, as JSON; nothing if left out")
     .option("--host <host>", "which subscribers: any, local, remote, or a node's hostname")
-    .addOption(
-      new Option(
-        "-w, --wait <ms>",
-        "in-process: wait this long for nodes to be found (default: 1500 with networking)",
-      ).argParser(milliseconds(0)),
-    ),
+    .addOption(waitOption()),
 )
   .addHelpText(
     "after",

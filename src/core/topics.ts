@@ -7,7 +7,7 @@
  * subscriptions end and come back with its state without bookkeeping; only code subscriptions
  * are held here, and they end with the plugin instance that made them.
  */
-import { callErrors, RequestError, TOPIC_PLUGIN } from "../errors.js";
+import { type CallMode, callErrors, RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
 import { patternProblem, type TopicMatcher, topicMatcher, topicProblem } from "../topic-names.js";
 import { openToNodes, refusal } from "./access.js";
@@ -467,8 +467,21 @@ export class Topics {
     return callErrors.noHandler(call, where);
   }
 
-  #options_(call: Call, options: CallOptions | undefined): CallOptions {
-    return { ...options, host: "local", requestId: call.requestId };
+  /** A topic request answered by an endpoint: the dispatcher's call, on this node only. */
+  #viaEndpoint<M extends CallMode>(
+    mode: M,
+    handler: Handler & { kind: "endpoint" },
+    args: unknown,
+    call: Call,
+    options: CallOptions | undefined,
+  ): ReturnType<Dispatcher[M]> {
+    return this.#options.dispatcher[mode](
+      call.caller,
+      handler.slot.name,
+      handler.endpoint.info.access_name,
+      args,
+      { ...options, host: "local", requestId: call.requestId },
+    ) as ReturnType<Dispatcher[M]>;
   }
 
   /** `requestTopic`: one handler answers: this node's first, then another node's. */
@@ -505,13 +518,7 @@ export class Topics {
     }
     const handler = this.#localHandler(call, false);
     if (handler?.kind === "endpoint") {
-      return this.#options.dispatcher.execute(
-        caller,
-        handler.slot.name,
-        handler.endpoint.info.access_name,
-        args,
-        this.#options_(call, options),
-      );
+      return this.#viaEndpoint("execute", handler, args, call, options);
     }
     if (handler?.kind === "code") {
       const info = this.#info(caller, topic);
@@ -543,13 +550,7 @@ export class Topics {
     const call = this.#call(caller, topic, options);
     const handler = this.#localHandler(call, true);
     if (handler?.kind === "endpoint") {
-      yield* this.#options.dispatcher.executeStream(
-        caller,
-        handler.slot.name,
-        handler.endpoint.info.access_name,
-        args,
-        this.#options_(call, options),
-      );
+      yield* this.#viaEndpoint("executeStream", handler, args, call, options);
       return;
     }
     if (handler?.kind === "code") {
@@ -584,13 +585,7 @@ export class Topics {
     const call = this.#call(caller, topic, options);
     const handler = this.#localHandler(call, false);
     if (handler?.kind === "endpoint") {
-      return this.#options.dispatcher.executeSync(
-        caller,
-        handler.slot.name,
-        handler.endpoint.info.access_name,
-        args,
-        this.#options_(call, options),
-      );
+      return this.#viaEndpoint("executeSync", handler, args, call, options);
     }
     if (handler?.kind === "code") {
       let result: unknown;
@@ -621,13 +616,7 @@ export class Topics {
     const call = this.#call(caller, topic, options);
     const handler = this.#localHandler(call, true);
     if (handler?.kind === "endpoint") {
-      return this.#options.dispatcher.executeStreamSync(
-        caller,
-        handler.slot.name,
-        handler.endpoint.info.access_name,
-        args,
-        this.#options_(call, options),
-      );
+      return this.#viaEndpoint("executeStreamSync", handler, args, call, options);
     }
     if (handler?.kind === "code") {
       const result = handler.subscription.handler(args, this.#info(caller, topic));

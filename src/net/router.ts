@@ -14,6 +14,7 @@ import {
   NotDelivered,
   type RequestError,
 } from "../errors.js";
+import { inTurn, inTurnSync, streamInTurn, streamInTurnSync } from "./failover.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
 import type { BlockingRoute } from "./sync-remote.js";
 import { wireCall } from "./wire.js";
@@ -149,45 +150,21 @@ export class RemoteRouter implements RemoteRoutes {
           throw error instanceof NotDelivered ? this.#unreachable(call, [error.message]) : error;
         });
     }
-    return this.#executeOnAny(call, args, nodes);
+    return inTurn(
+      nodes,
+      (node) => node.connection.execute(call, args, this.#options.hostname),
+      notDelivered,
+      (reasons) => this.#unreachable(call, reasons),
+    );
   }
 
-  async #executeOnAny(call: Call, args: unknown, nodes: RemoteNode[]): Promise<unknown> {
-    const reasons: string[] = [];
-    for (const node of nodes) {
-      try {
-        return await node.connection.execute(call, args, this.#options.hostname);
-      } catch (error) {
-        if (!(error instanceof NotDelivered)) throw error;
-        reasons.push(error.message);
-      }
-    }
-    throw this.#unreachable(call, reasons);
-  }
-
-  async *executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
-    const reasons: string[] = [];
-    for (const node of this.#candidates(call, "executeStream")) {
-      const stream = node.connection.stream(call, args, this.#options.hostname);
-      let first: IteratorResult<unknown, void>;
-      try {
-        first = await stream.next();
-      } catch (error) {
-        if (!(error instanceof NotDelivered)) throw error;
-        reasons.push(error.message);
-        continue;
-      }
-      if (first.done) return;
-      try {
-        yield first.value;
-        yield* stream;
-      } finally {
-        // A consumer that stops at the first item must still cancel the remote generator.
-        await stream.return();
-      }
-      return;
-    }
-    throw this.#unreachable(call, reasons);
+  executeStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
+    return streamInTurn(
+      this.#candidates(call, "executeStream"),
+      (node) => node.connection.stream(call, args, this.#options.hostname),
+      notDelivered,
+      (reasons) => this.#unreachable(call, reasons),
+    );
   }
 
   /** The candidates a blocking call may go to, in the order to try them. */
@@ -205,49 +182,36 @@ export class RemoteRouter implements RemoteRoutes {
   }
 
   /** A blocking call that did not reach `node`: the reason, and the node marked down if nothing listens. */
-  #missed(node: RemoteNode, error: NotDelivered): string {
+  readonly #missed = (node: RemoteNode, error: unknown): string | undefined => {
+    if (!(error instanceof NotDelivered)) return undefined;
     if (error.refused) this.#options.refused(node);
     return `${node.hostname}: ${error.message}`;
-  }
+  };
 
   executeSync(call: Call, args: unknown): unknown {
     const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
-    const reasons: string[] = [];
-    for (const node of this.#syncTargets(call, "executeSync")) {
-      try {
-        return this.#options.blocking.execute(call, body, node);
-      } catch (error) {
-        if (!(error instanceof NotDelivered)) throw error;
-        reasons.push(this.#missed(node, error));
-      }
-    }
-    throw this.#unreachable(call, reasons);
+    return inTurnSync(
+      this.#syncTargets(call, "executeSync"),
+      (node) => this.#options.blocking.execute(call, body, node),
+      this.#missed,
+      (reasons) => this.#unreachable(call, reasons),
+    );
   }
 
-  *executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined> {
+  executeStreamSync(call: Call, args: unknown): Generator<unknown, void, undefined> {
     const body = JSON.stringify(wireCall(call, args, this.#options.hostname));
-    const reasons: string[] = [];
-    for (const node of this.#syncTargets(call, "executeStreamSync")) {
-      const stream = this.#options.blocking.stream(call, body, node);
-      let first: IteratorResult<unknown, void>;
-      try {
-        first = stream.next();
-      } catch (error) {
-        if (!(error instanceof NotDelivered)) throw error;
-        reasons.push(this.#missed(node, error));
-        continue;
-      }
-      if (first.done) return;
-      try {
-        yield first.value;
-        yield* stream;
-      } finally {
-        stream.return();
-      }
-      return;
-    }
-    throw this.#unreachable(call, reasons);
+    return streamInTurnSync(
+      this.#syncTargets(call, "executeStreamSync"),
+      (node) => this.#options.blocking.stream(call, body, node),
+      this.#missed,
+      (reasons) => this.#unreachable(call, reasons),
+    );
   }
+}
+
+/** A call that never reached the node: the next one may take it. */
+function notDelivered(_node: RemoteNode, error: unknown): string | undefined {
+  return error instanceof NotDelivered ? error.message : undefined;
 }
 
 /** Why a node that is not alive takes no calls, for messages. */

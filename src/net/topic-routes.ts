@@ -10,6 +10,7 @@ import type { RemoteTopics } from "../core/ports.js";
 import type { SubscriptionInfo, TaggedEndpoint, TopicOptions } from "../core/types.js";
 import { callErrors, NotDelivered, RequestError, TOPIC_PLUGIN } from "../errors.js";
 import type { Logger } from "../log.js";
+import { inTurn, streamInTurn } from "./failover.js";
 import type { Broadcast } from "./mesh.js";
 import type { NodeRegistry, RemoteNode } from "./nodes.js";
 import type { WireEndpoint } from "./wire.js";
@@ -78,51 +79,21 @@ export class RemoteTopicRoutes implements RemoteTopics {
     return this.#nodes.subscribers(topic, this.#named(host)).length > 0;
   }
 
-  async requestTopic(call: Call, args: unknown): Promise<unknown> {
-    const reasons: string[] = [];
-    for (const node of this.#nodes.subscribers(call.method, this.#named(call.host))) {
-      try {
-        return await node.connection.execute(call, args, this.#options.hostname);
-      } catch (error) {
-        if (!this.#tryNext(error)) throw error;
-        reasons.push(`${node.hostname}: ${(error as Error).message}`);
-      }
-    }
-    throw this.#none(call, reasons);
+  requestTopic(call: Call, args: unknown): Promise<unknown> {
+    return inTurn(
+      this.#nodes.subscribers(call.method, this.#named(call.host)),
+      (node) => node.connection.execute(call, args, this.#options.hostname),
+      tryNext,
+      (reasons) => this.#none(call, reasons),
+    );
   }
 
-  async *requestTopicStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
-    const reasons: string[] = [];
-    for (const node of this.#nodes.subscribers(call.method, this.#named(call.host))) {
-      const stream = node.connection.stream(call, args, this.#options.hostname);
-      let first: IteratorResult<unknown, void>;
-      try {
-        first = await stream.next();
-      } catch (error) {
-        if (!this.#tryNext(error)) throw error;
-        reasons.push(`${node.hostname}: ${(error as Error).message}`);
-        continue;
-      }
-      if (first.done) return;
-      try {
-        yield first.value;
-        yield* stream;
-      } finally {
-        await stream.return();
-      }
-      return;
-    }
-    throw this.#none(call, reasons);
-  }
-
-  /**
-   * Another node may take the request: this one never got it, or has no handler of the kind
-   * asked for (its subscriber of the topic is a stream where a value was asked, say).
-   */
-  #tryNext(error: unknown): boolean {
-    return (
-      error instanceof NotDelivered ||
-      (error instanceof RequestError && error.code === "NO_HANDLER")
+  requestTopicStream(call: Call, args: unknown): AsyncGenerator<unknown, void, undefined> {
+    return streamInTurn(
+      this.#nodes.subscribers(call.method, this.#named(call.host)),
+      (node) => node.connection.stream(call, args, this.#options.hostname),
+      tryNext,
+      (reasons) => this.#none(call, reasons),
     );
   }
 
@@ -201,4 +172,14 @@ function tagged(
   };
   if (endpoint.topic !== undefined) info.topic = endpoint.topic;
   return { hostname: node.hostname, plugin, pluginUuid, endpoint: info };
+}
+
+/**
+ * Another node may take the request: this one never got it, or has no handler of the kind
+ * asked for (its subscriber of the topic is a stream where a value was asked, say).
+ */
+function tryNext(node: RemoteNode, error: unknown): string | undefined {
+  const moveOn =
+    error instanceof NotDelivered || (error instanceof RequestError && error.code === "NO_HANDLER");
+  return moveOn ? `${node.hostname}: ${(error as Error).message}` : undefined;
 }
