@@ -58,6 +58,13 @@ export async function runCommand(
   };
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
+  // A plugin's promise that rejects with nobody waiting for it (a call it did not await) would
+  // end the process, and every other plugin with it: it is reported, and the node serves on.
+  process.on("unhandledRejection", (reason) => {
+    note(
+      `ERROR: a promise was rejected and nothing handled it (a plugin's call not awaited?); the node keeps running: ${describeError(reason)}`,
+    );
+  });
 
   try {
     await startWithProgress(core);

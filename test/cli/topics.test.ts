@@ -57,14 +57,27 @@ export class Ticker extends Plugin {
   "plugins/Ticker/plugin_config.yml": "version: 1.0.0\nremote: true\nendpoints: []\n",
 };
 
+/** Publishes to a malformed topic on enable, without awaiting it: a rejection nobody handles. */
+const CARELESS = {
+  "plugins/Careless/plugin.ts": `import { Plugin } from "aio-assistant-core";
+
+export class Careless extends Plugin {
+  override onEnable(): void {
+    void this.notify("bad//topic", 1);
+  }
+}
+`,
+  "plugins/Careless/plugin_config.yml": "version: 1.0.0\nendpoints: []\n",
+};
+
 let dir: string;
 let node: RunningNode;
 const withSecret = { env: { AIO_SECRET: SECRET } };
 
 beforeAll(async () => {
   dir = project(
-    { ...BOARD, ...TICKER },
-    { plugins: ["Calc", "Board", "Ticker"], networking: NETWORK },
+    { ...BOARD, ...TICKER, ...CARELESS },
+    { plugins: ["Calc", "Board", "Ticker", "Careless"], networking: NETWORK },
   );
   node = await startNode(dir, ["config.yml"], { AIO_SECRET: SECRET });
 });
@@ -146,6 +159,17 @@ describe("aio endpoints", () => {
     ).toEqual(["notes"]);
     const none = await aio(["endpoints", "--tag", "nothing", "--node", node.url], withSecret);
     expect(none.stdout).toBe('No endpoints with the tag "nothing".\n');
+  });
+});
+
+describe("aio run", () => {
+  it("a plugin's rejected promise nobody handles is reported; the node keeps serving", async () => {
+    await node.waitFor("nothing handled it", 15_000, "stderr");
+    expect(node.stderr).toMatch(
+      /ERROR: a promise was rejected .*INVALID_ARGUMENTS: topic "bad\/\/topic" has an empty segment/,
+    );
+    const r = await aio(["call", "Calc", "add", "[1, 2]", "--node", node.url], withSecret);
+    expect(r.stdout).toBe("3\n");
   });
 });
 

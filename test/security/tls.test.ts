@@ -5,13 +5,13 @@
  * them and logs why; pinned fingerprints work when right and refuse when wrong; a certificate
  * for another name is refused; plain HTTP to a TLS node fails.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type TestCa, testCa } from "../certs.js";
 import {
   API,
   cleanup,
@@ -29,89 +29,19 @@ import {
 
 const SECRET = `tls-${randomBytes(24).toString("hex")}`;
 
-let certs: string;
+let certs: TestCa;
 let dir: string;
 let T1: PluginCore;
 let T2: PluginCore;
 
-function openssl(...args: string[]): string {
-  return execFileSync("openssl", args, { cwd: certs, encoding: "utf8", stdio: "pipe" });
-}
-
-/** A key and a certificate signed by the test CA, with the given subjectAltName. */
-function nodeCert(name: string, san = "IP:127.0.0.1,DNS:localhost"): { cert: string; key: string } {
-  writeFileSync(
-    join(certs, `${name}.ext`),
-    `subjectAltName=${san}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n`,
-  );
-  openssl(
-    "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    `${name}.key`,
-    "-out",
-    `${name}.csr`,
-    "-subj",
-    `/CN=${name}`,
-  );
-  openssl(
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    "ca.crt",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    `${name}.crt`,
-    "-days",
-    "2",
-    "-extfile",
-    `${name}.ext`,
-  );
-  return { cert: join(certs, `${name}.crt`), key: join(certs, `${name}.key`) };
-}
-
-/** The certificate's SHA-256 fingerprint as openssl prints it (AB:CD:…). */
-function fingerprint(cert: string): string {
-  return openssl("x509", "-noout", "-fingerprint", "-sha256", "-in", cert)
-    .trim()
-    .split("=")[1] as string;
-}
-
+const nodeCert = (name: string, san?: string) => certs.issue(name, san);
+const fingerprint = (cert: string) => certs.fingerprint(cert);
 const files = (c: { cert: string; key: string }) => ({ cert_file: c.cert, key_file: c.key });
 let ca: string;
 
 beforeAll(async () => {
-  certs = tempDir("aio-sec-certs-");
-  openssl(
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.crt",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=AIO test cluster CA",
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign",
-  );
-  ca = join(certs, "ca.crt");
+  certs = testCa();
+  ca = certs.ca;
   dir = pluginDir({ Api: API });
   T1 = await startNode({
     hostname: "t1",
@@ -237,7 +167,7 @@ describe("peer verification", () => {
   });
 
   it("the right pinned fingerprint (as openssl prints it) works without ca_file", async () => {
-    const pin = fingerprint(join(certs, "t1.crt"));
+    const pin = fingerprint(join(certs.dir, "t1.crt"));
     expect(pin).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
     const seen = await contactT1("pinned", {
       ...files(nodeCert("pinned")),
@@ -249,7 +179,7 @@ describe("peer verification", () => {
   });
 
   it("a wrong pinned fingerprint is refused, even with the CA that signed the peer", async () => {
-    const wrong = fingerprint(join(certs, "t2.crt")); // a genuine cluster certificate, not t1's
+    const wrong = fingerprint(join(certs.dir, "t2.crt")); // a genuine cluster certificate, not t1's
     const seen = await contactT1("mispinned", {
       ...files(nodeCert("mispinned")),
       ca_file: ca,
@@ -311,7 +241,7 @@ describe("configuration", () => {
             enabled: true,
             port: 0,
             bind: "127.0.0.1",
-            cert_file: join(certs, "t1.crt"),
+            cert_file: join(certs.dir, "t1.crt"),
           },
         }))(),
     );
