@@ -23,6 +23,7 @@ import {
   startNode,
   waitFor,
   waitForNode,
+  writePlugins,
   writeTree,
 } from "../net/helpers.js";
 
@@ -94,6 +95,31 @@ const dir = pluginDir({
     endpoints: [],
   },
 });
+
+const WORKER = {
+  body: `
+  got: unknown[] = [];
+  override onEnable() { this.subscribe("wk/>", (args: unknown, info: any) => { this.got.push([info.topic, args]); }); }
+  seen() { return this.got; }
+  pub(topic: string, value: unknown) { return this.notify(topic, value); }
+  pubSync(topic: string, value: unknown) { return this.notifySync(topic, value); }
+  ask(topic: string, value: unknown) { return this.requestTopic(topic, value); }
+  askSync(topic: string, value: unknown) { return this.requestTopicSync(topic, value); }
+  async *askStream(topic: string, value: unknown) { yield* this.requestTopicStream(topic, value); }
+  async tagged(tag: string) {
+    return (await this.findEndpointsByTag(tag)).map((t) => t.plugin + "." + t.endpoint.access_name);
+  }`,
+  endpoints: [
+    rep("seen"),
+    rep("pub", ["topic", "value"]),
+    rep("pubSync", ["topic", "value"]),
+    rep("ask", ["topic", "value"]),
+    rep("askSync", ["topic", "value"]),
+    rep("askStream", ["topic", "value"]),
+    rep("tagged", ["tag"]),
+  ],
+};
+writePlugins(dir, { WorkerTopics: WORKER });
 
 const ALL = ["Sensor", "Collector", "Private", "Thrower", "Hanger", "Answerer", "Local"];
 const seenBy = (by: string) => store.seen.filter((s) => s.by === by).map((s) => s.value);
@@ -274,6 +300,40 @@ describe("topics on one node", () => {
     }>;
     expect(forSensor.map((e) => e.plugin)).toEqual(["Collector"]);
     expect(await core.findEndpointsByTag("nothing")).toEqual([]);
+  });
+});
+
+describe("topics from a plugin in a worker thread", () => {
+  it("subscribes, publishes, asks (blocking too) and searches by tag as an in-process plugin does", async () => {
+    const core = await local([
+      { name: "WorkerTopics", isolation: "worker" } as never,
+      "Collector",
+      "Answerer",
+    ]);
+    expect(await core.notify("wk/a", 1)).toBe(1);
+    await waitFor(
+      async () => ((await core.execute("WorkerTopics", "seen")) as unknown[]).length === 1,
+      "the worker's handler",
+    );
+    expect(await core.execute("WorkerTopics", "seen")).toEqual([["wk/a", 1]]);
+    expect(await core.execute("WorkerTopics", "pub", ["sensor/w/temperature", 5])).toBe(1);
+    expect(await core.execute("WorkerTopics", "pubSync", ["sensor/w/temperature", 6])).toBe(1);
+    await waitFor(() => seenBy("Collector@?").length === 2, "Collector's deliveries");
+    expect(await core.execute("WorkerTopics", "ask", ["math/square", 3])).toEqual({
+      node: "?",
+      value: 9,
+    });
+    expect(await core.execute("WorkerTopics", "askSync", ["math/square", 4])).toEqual({
+      node: "?",
+      value: 16,
+    });
+    expect(
+      await collect(core.executeStream("WorkerTopics", "askStream", ["math/count", 2])),
+    ).toEqual([0, 1]);
+    expect(await core.execute("WorkerTopics", "tagged", ["mcp"])).toEqual(["Collector.seen"]);
+    await core.reloadPlugin("WorkerTopics");
+    // The new instance subscribed once; the old one's subscription ended.
+    expect(await core.notify("wk/b", 2)).toBe(1);
   });
 });
 
