@@ -81,6 +81,13 @@ export function endpointsCommand(
   });
 }
 
+/** Prints the node's OpenAPI 3.1 document. */
+export function openapiCommand(options: TargetOptions): Promise<number> {
+  return withTarget(options, async (target) => {
+    out(json(await target.openapi()));
+  });
+}
+
 export interface PublishOptions extends NodesOptions {
   host?: string | undefined;
 }

@@ -6,10 +6,10 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import type { LogLevelName } from "../config/types.js";
 import { UsageError } from "../errors.js";
+import { packageVersion } from "../version.js";
 import type { CallCommandOptions } from "./call.js";
 import type { EndpointsOptions, ListOptions, NodesOptions, PublishOptions } from "./list.js";
 import { describeError, EXIT, exitWhenFlushed, note, out, reserveStdout } from "./output.js";
-import { packageVersion } from "./paths.js";
 import type { TargetOptions } from "./target.js";
 
 const LEVELS: readonly LogLevelName[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
@@ -232,6 +232,22 @@ targetOptions(
     action(async (plugin: string | undefined, options: EndpointsOptions) =>
       (await import("./list.js")).endpointsCommand(plugin, options),
     ),
+  );
+
+targetOptions(
+  program
+    .command("openapi")
+    .summary("print the node's HTTP interface as OpenAPI 3.1")
+    .description(
+      "Print, as JSON, the OpenAPI 3.1 document a node serves at GET /openapi.json: POST /execute and POST /execute_stream with a request schema per endpoint other nodes may call, its arguments from the manifest.",
+    ),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio openapi > openapi.json\n  AIO_SECRET=… aio openapi --node http://10.0.0.5:2510",
+  )
+  .action(
+    action(async (options: TargetOptions) => (await import("./list.js")).openapiCommand(options)),
   );
 
 targetOptions(

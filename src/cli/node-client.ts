@@ -259,6 +259,10 @@ export class NodeClient {
     >;
   }
 
+  async openapi(): Promise<Record<string, unknown>> {
+    return (await this.#send("GET", "/openapi.json", undefined)).body as Record<string, unknown>;
+  }
+
   async subscriptions(): Promise<SubscriptionInfo[]> {
     const answer = await this.#send("GET", "/topics", undefined);
     return (answer.body as { subscriptions: SubscriptionInfo[] }).subscriptions;

@@ -1,16 +1,11 @@
 /** Files the command line finds relative to the installed package. */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const packageRoot = fileURLToPath(new URL("../../", import.meta.url));
 
 export const BUNDLED_EXAMPLE_CONFIG = resolve(packageRoot, "examples", "config.yml");
-
-export function packageVersion(): string {
-  const manifest = JSON.parse(readFileSync(resolve(packageRoot, "package.json"), "utf8"));
-  return String(manifest.version);
-}
 
 /**
  * The config a command uses: the one given, else ./config.yml, else the bundled example

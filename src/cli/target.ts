@@ -40,6 +40,8 @@ export interface Target {
   endpoints(plugin: string): Promise<EndpointInfo[]>;
   /** Endpoints with `tag` (every one without) of the node and the nodes it knows. */
   tagged(tag: string | undefined): Promise<TaggedEndpoint[]>;
+  /** The node's HTTP interface as OpenAPI 3.1. */
+  openapi(): Promise<Record<string, unknown>>;
   /** Who subscribes to what, on the node and the nodes it knows. */
   subscriptions(): Promise<SubscriptionInfo[]>;
   /** Every publish to `pattern` the node hears, until the consumer stops or `signal` aborts. */
@@ -194,6 +196,10 @@ class LocalTarget implements Target {
     return this.#core.listSubscriptions();
   }
 
+  async openapi(): Promise<Record<string, unknown>> {
+    return this.#core.openApiDocument();
+  }
+
   watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined> {
     return untilAborted(
       messagesOf(
@@ -281,6 +287,10 @@ class RemoteTarget implements Target {
 
   subscriptions(): Promise<SubscriptionInfo[]> {
     return this.#client.subscriptions();
+  }
+
+  openapi(): Promise<Record<string, unknown>> {
+    return this.#client.openapi();
   }
 
   watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined> {

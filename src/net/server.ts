@@ -132,6 +132,8 @@ export interface AdminApi {
   /** Endpoints with `tag` (every one without) of this node and the nodes it knows, as the operator may call them. */
   tagged(tag: string | undefined): TaggedEndpoint[];
   subscriptions(): SubscriptionInfo[];
+  /** The node's HTTP interface as OpenAPI 3.1. */
+  openapi(): Record<string, unknown>;
   /** Every publish to `pattern` this node hears, until the consumer stops. */
   watch(pattern: string): AsyncGenerator<TopicMessage, void, undefined>;
   act(action: AdminAction, plugin: string | undefined): Promise<void>;
@@ -430,6 +432,7 @@ export class NodeServer {
       if (!endpoints) throw callErrors.pluginNotFound({ plugin: name, method: "endpoints" });
       return { plugin: name, endpoints };
     });
+    app.get("/openapi.json", async () => admin.openapi());
     app.get("/topics", async () => ({
       hostname: this.#options.hostname,
       subscriptions: admin.subscriptions(),

@@ -45,6 +45,7 @@ import { ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
+import { openApiDocument } from "../net/openapi.js";
 import type { AdminAction, HasPluginAnswer } from "../net/server.js";
 import type { WireEndpoint, WireRefusal } from "../net/wire.js";
 import { InProcessHost } from "../plugins/in-process.js";
@@ -52,6 +53,7 @@ import { findEntryFile } from "../plugins/loader.js";
 import type { PluginContext } from "../plugins/plugin.js";
 import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
+import { packageVersion } from "../version.js";
 import { runAdminAction } from "./admin.js";
 
 export interface PluginCoreEvents extends LifecycleEvents {
@@ -188,6 +190,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           endpoints: (name) => this.getPluginEndpoints(name),
           tagged: (tag) => this.#topics.findEndpointsByTag(APPLICATION, tag),
           subscriptions: () => this.#topics.subscriptions(),
+          openapi: () => this.openApiDocument(),
           watch: (pattern) => this.#topics.watch(pattern),
           act: (action, plugin) => this.#act(action, plugin),
         },
@@ -781,5 +784,32 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
    */
   async findEndpointsByTag(tag?: string): Promise<TaggedEndpoint[]> {
     return this.#topics.findEndpointsByTag(this.#dispatcher.callerFor(undefined), tag);
+  }
+
+  /**
+   * This node's HTTP interface as OpenAPI 3.1: `POST /execute` and `POST /execute_stream` for
+   * each endpoint other nodes may call (the plugin and the endpoint `remote: true`), with
+   * `args` described from the manifests. `GET /openapi.json` serves it; `aio openapi` prints it.
+   */
+  openApiDocument(): Record<string, unknown> {
+    const endpoints: TaggedEndpoint[] = [];
+    for (const slot of this.#registry.slots()) {
+      if (slot.state !== "enabled") continue;
+      for (const endpoint of slot.endpoints.values()) {
+        if (!openToNodes(slot, endpoint)) continue;
+        endpoints.push({
+          hostname: this.hostname,
+          plugin: slot.name,
+          pluginUuid: slot.uuid,
+          endpoint: endpoint.info,
+        });
+      }
+    }
+    return openApiDocument({
+      hostname: this.hostname,
+      version: packageVersion(),
+      endpoints,
+      secured: this.#config.networking.secret !== "",
+    });
   }
 }
