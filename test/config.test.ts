@@ -161,6 +161,7 @@ describe("config.yml from the seed", () => {
       lifecycle_timeout: 10,
       drain_timeout: 5,
       watch: false,
+      metrics: true,
     });
     expect(config.networking).toMatchObject({
       enabled: false,
@@ -365,6 +366,7 @@ describe("config.yml defaults and paths", () => {
         lifecycle_timeout: 10,
         drain_timeout: 5,
         watch: false,
+        metrics: true,
       });
       expect(config.networking).toEqual({
         enabled: false,
@@ -379,6 +381,7 @@ describe("config.yml defaults and paths", () => {
         key_file: "",
         ca_file: "",
         allow_insecure: false,
+        metrics_token: "",
         heartbeat_interval: 10,
         liveness_timeout: 30,
         pinned_fingerprints: [],

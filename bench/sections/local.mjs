@@ -59,14 +59,14 @@ async function startMoleculer(validator) {
   return broker;
 }
 
-async function startAio(ctx) {
+async function startAio(ctx, metrics = true) {
   const { PluginCore } = await import(ctx.distUrl);
   const core = new PluginCore({
     plugins: [
       { name: "PluginB", path: join(ctx.root, "examples/plugins_test/PluginB") },
       { name: "AsyncSquare", path: join(ctx.root, "bench/fixtures/AsyncSquare") },
     ],
-    general: { console_log_level: "ERROR", log_dir: "" },
+    general: { console_log_level: "ERROR", log_dir: "", metrics },
   });
   await core.start();
   return core;
@@ -74,6 +74,8 @@ async function startAio(ctx) {
 
 export async function run(ctx) {
   const core = await startAio(ctx);
+  // The same with `general.metrics: false`: what counting for /metrics costs.
+  const bare = await startAio(ctx, false);
   const plain = await startMoleculer(false);
   const validating = await startMoleculer(true);
   const direct = {
@@ -103,6 +105,16 @@ export async function run(ctx) {
       id: "aioNamed",
       label: "AIO Core execute(…, { number: 6 })",
       fn: () => core.execute("PluginB", "calculate_square", { number: 6 }),
+    },
+    {
+      id: "aioNoMetrics",
+      label: "AIO Core execute(…, 6), metrics off",
+      fn: () => bare.execute("PluginB", "calculate_square", 6),
+    },
+    {
+      id: "aioAsyncNoMetrics",
+      label: "AIO Core async endpoint, metrics off",
+      fn: () => bare.execute("AsyncSquare", "calculate_square", 6),
     },
     {
       id: "aioAsync",
@@ -194,7 +206,7 @@ export async function run(ctx) {
       });
     }
   } finally {
-    await Promise.all([core.close(), plain.stop(), validating.stop()]);
+    await Promise.all([core.close(), bare.close(), plain.stop(), validating.stop()]);
   }
 
   // The warm-up pass of each contender is not a round.
@@ -238,6 +250,8 @@ function report(ctx, calls, results, cpu) {
   out.push("");
 
   const pairs = [
+    ["AIO, metrics on / off (target ≥ 0.9)", "aio", "aioNoMetrics"],
+    ["AIO async, metrics on / off (target ≥ 0.9)", "aioAsync", "aioAsyncNoMetrics"],
     ["AIO / direct", "aio", "direct"],
     ["AIO async / direct async", "aioAsync", "directAsync"],
     ...MATCHES.flatMap((m) => [

@@ -254,6 +254,17 @@ function buildConfig(
     source,
   );
   const secret = net.secret !== "" ? net.secret : (process.env.AIO_SECRET ?? "");
+  if (net.metrics_token !== "" && net.metrics_token.length < 16) {
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      `networking.metrics_token is ${net.metrics_token.length} characters; use at least 16 (\`aio secret\` prints a good one)`,
+      {
+        file,
+        line: source.lineOf(["networking", "metrics_token"]),
+        key: "networking.metrics_token",
+      },
+    );
+  }
   if (net.enabled) checkSecret(secret, net.secret !== "", file, source, warn);
 
   return {
@@ -266,6 +277,7 @@ function buildConfig(
       lifecycle_timeout: data.general.lifecycle_timeout,
       drain_timeout: data.general.drain_timeout,
       watch: data.general.watch,
+      metrics: data.general.metrics,
     },
     networking: {
       enabled: net.enabled,
@@ -280,6 +292,7 @@ function buildConfig(
       key_file: fileAt(net.key_file),
       ca_file: fileAt(net.ca_file),
       allow_insecure: net.allow_insecure,
+      metrics_token: net.metrics_token,
       heartbeat_interval: net.heartbeat_interval,
       liveness_timeout: net.liveness_timeout,
       pinned_fingerprints: net.pinned_fingerprints,

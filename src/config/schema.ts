@@ -345,6 +345,7 @@ function buildSchemas(object: ObjectFactory) {
     lifecycle_timeout: field(positive().default(10)),
     drain_timeout: field(z.number().min(0).default(5)),
     watch: field(bool().default(false)),
+    metrics: field(bool().default(true)),
   });
 
   /** A SHA-256 certificate fingerprint: 64 hex digits, colons allowed between pairs. */
@@ -422,6 +423,7 @@ function buildSchemas(object: ObjectFactory) {
     key_file: field(str().default("")),
     ca_file: field(str().default("")),
     allow_insecure: field(bool().default(false)),
+    metrics_token: field(str().default("")),
     heartbeat_interval: field(positive().default(10)),
     liveness_timeout: field(positive().default(30)),
     pinned_fingerprints: field(z.array(fingerprint()).default([])),

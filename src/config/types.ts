@@ -44,6 +44,8 @@ export interface GeneralConfig {
   /** Seconds calls in flight get to finish when their plugin is unloaded or the core closes. */
   drain_timeout: number;
   watch: boolean;
+  /** Count calls, errors and latencies for `GET /metrics`. */
+  metrics: boolean;
 }
 
 /** How nodes reach each other: the built-in node channel, or a NATS server (issue 14). */
@@ -82,6 +84,8 @@ export interface NetworkingConfig {
   key_file: string;
   ca_file: string;
   allow_insecure: boolean;
+  /** A bearer token `GET /metrics` also accepts when the node has a secret (Prometheus cannot sign). */
+  metrics_token: string;
   heartbeat_interval: number;
   liveness_timeout: number;
   /** SHA-256 fingerprints (uppercase hex) of peers' certificates to accept instead of a CA. */

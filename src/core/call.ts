@@ -3,6 +3,7 @@
  * early (timeout, abort, its plugin being unloaded). Nothing here knows where the plugin runs.
  */
 import { type CallSite, callErrors, type RequestError } from "../errors.js";
+import type { EndpointStats } from "./metrics.js";
 import type { CallInfo, ExecuteOptions } from "./types.js";
 
 /** Who is calling; access rules depend on it. */
@@ -368,15 +369,22 @@ export function waitWithin(call: Call, gate: Promise<void>): Promise<void> {
 
 /**
  * Settles with `work`, unless the call's timeout, its signal or `inFlight.failAll` end it
- * first. The plugin's own error is turned into a `RequestError` by `wrapError`.
+ * first. The plugin's own error is turned into a `RequestError` by `wrapError`. With `stats`,
+ * its error is counted there, and its time since `started` observed unless `started` is -1.
  */
 export function trackPromise(
   inFlight: InFlight,
   call: Call,
   work: PromiseLike<unknown>,
   wrapError: (error: unknown) => RequestError,
+  stats?: EndpointStats,
+  started = -1,
 ): Promise<unknown> {
   const tracked = new TrackedPromise(inFlight, call);
+  if (stats !== undefined) {
+    tracked.stats = stats;
+    tracked.started = started;
+  }
   const promise = new Promise((resolve, reject) => {
     tracked.resolve = resolve;
     tracked.reject = reject;
@@ -402,6 +410,8 @@ class TrackedPromise implements Cancellable {
   resolve: ((value: unknown) => void) | undefined = undefined;
   reject: ((error: RequestError) => void) | undefined = undefined;
   stopWatching: () => void = noop;
+  stats: EndpointStats | undefined = undefined;
+  started = -1;
 
   constructor(inFlight: InFlight, call: Call) {
     this.inFlight = inFlight;
@@ -420,6 +430,11 @@ class TrackedPromise implements Cancellable {
     this.resolve = this.reject = undefined;
     this.inFlight.delete(this);
     this.stopWatching();
+    const stats = this.stats;
+    if (stats !== undefined) {
+      if (this.started >= 0) stats.observe(performance.now() - this.started);
+      if (error) stats.failed(error.code);
+    }
     if (error) reject(error);
     else resolve(value);
   }
@@ -439,7 +454,10 @@ export async function* trackStream(
   call: Call,
   source: AnyIterator,
   wrapError: (error: unknown) => RequestError,
+  stats?: EndpointStats,
 ): AsyncGenerator<unknown, void, undefined> {
+  const started = stats === undefined ? 0 : performance.now();
+  let outcome: RequestError | undefined;
   let failure: RequestError | undefined;
   let interrupt: ((error: RequestError) => void) | undefined;
   const entry = new Ender((error) => {
@@ -469,7 +487,8 @@ export async function* trackStream(
       } catch (error) {
         if (failure !== undefined && error === failure) throw error;
         exhausted = true;
-        throw wrapError(error);
+        outcome = wrapError(error);
+        throw outcome;
       } finally {
         interrupt = undefined;
       }
@@ -478,9 +497,11 @@ export async function* trackStream(
         exhausted = true;
         return;
       }
+      if (stats !== undefined) stats.items++;
       yield step.value;
     }
   } finally {
+    stats?.ended(performance.now() - started, (outcome ?? failure)?.code);
     inFlight.delete(entry);
     stopWatching();
     if (!exhausted) {

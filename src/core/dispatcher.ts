@@ -16,6 +16,7 @@ import {
   waitWithin,
 } from "./call.js";
 import { isStreamKind, type LoadedEndpoint } from "./endpoint.js";
+import { type CallMetrics, type EndpointStats, SAMPLE_MASK } from "./metrics.js";
 import type { PluginHost, RemoteRoutes } from "./ports.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 
@@ -47,6 +48,8 @@ export interface DispatcherOptions {
   idPrefix: string;
   /** Whether the core has begun closing: the application and other nodes can then start no new calls. */
   closing(): boolean;
+  /** Where calls are counted; none with `general.metrics: false`. */
+  metrics?: CallMetrics | undefined;
 }
 
 export class Dispatcher {
@@ -54,6 +57,7 @@ export class Dispatcher {
   readonly #hostname: string;
   readonly #idPrefix: string;
   readonly #closing: () => boolean;
+  readonly #metrics: CallMetrics | undefined;
   #seq = 0;
   /** Set while networking runs. */
   remote: RemoteRoutes | undefined;
@@ -63,6 +67,7 @@ export class Dispatcher {
     this.#hostname = options.hostname;
     this.#idPrefix = options.idPrefix;
     this.#closing = options.closing;
+    this.#metrics = options.metrics;
   }
 
   /** The caller a call made on the core stands for: a plugin named by `author`, or the application. */
@@ -179,16 +184,95 @@ export class Dispatcher {
     args: unknown[],
     call: Call,
   ): Promise<unknown> {
+    let stats: EndpointStats | undefined;
+    let started = -1;
+    if (this.#metrics !== undefined) {
+      stats = this.#statsOf(slot, endpoint, call.caller);
+      if ((++stats.calls & SAMPLE_MASK) === 1) started = performance.now();
+    }
     let result: unknown;
     try {
       result = (slot.host as PluginHost).invoke(endpoint, args, call);
     } catch (error) {
-      return Promise.reject(callErrors.pluginThrew(call, error));
+      const failure = callErrors.pluginThrew(call, error);
+      if (stats !== undefined) this.#ended(stats, started, failure);
+      return Promise.reject(failure);
     }
-    if (!isPromiseLike(result)) return Promise.resolve(result);
-    return trackPromise(slot.inFlight, call, result, (error) =>
-      callErrors.pluginThrew(call, error),
+    if (!isPromiseLike(result)) {
+      if (started >= 0) (stats as EndpointStats).observe(performance.now() - started);
+      return Promise.resolve(result);
+    }
+    return trackPromise(
+      slot.inFlight,
+      call,
+      result,
+      (error) => callErrors.pluginThrew(call, error),
+      stats,
+      started,
     );
+  }
+
+  /** A call counted in `stats` ended: its error counted, its time observed if it was timed. */
+  #ended(stats: EndpointStats, started: number, error: RequestError | undefined): void {
+    if (started >= 0) stats.observe(performance.now() - started);
+    if (error !== undefined) stats.failed(error.code);
+  }
+
+  /** The counts of `endpoint` served here to `caller`'s side (metrics are on). */
+  #statsOf(slot: PluginSlot, endpoint: LoadedEndpoint, caller: Caller): EndpointStats {
+    if (caller.kind !== "remote") {
+      const known = endpoint.servedLocal;
+      if (known !== undefined) return known;
+    }
+    return this.#firstStats(slot, endpoint, caller);
+  }
+
+  /** Made on an endpoint's first call from a side; the rest of the time `#statsOf` finds it. */
+  #firstStats(slot: PluginSlot, endpoint: LoadedEndpoint, caller: Caller): EndpointStats {
+    const metrics = this.#metrics as CallMetrics;
+    return caller.kind === "remote"
+      ? (endpoint.servedRemote ??= metrics.of(
+          slot.name,
+          endpoint.info.access_name,
+          "served_remote",
+        ))
+      : (endpoint.servedLocal ??= metrics.of(slot.name, endpoint.info.access_name, "served_local"));
+  }
+
+  /** The counts of a stream of `endpoint` served here, counted; undefined with metrics off. */
+  #streamStats(
+    slot: PluginSlot,
+    endpoint: LoadedEndpoint,
+    caller: Caller,
+  ): EndpointStats | undefined {
+    if (this.#metrics === undefined) return undefined;
+    const stats = this.#statsOf(slot, endpoint, caller);
+    stats.streams++;
+    return stats;
+  }
+
+  /** A call to another node, counted and timed until it settles. */
+  #made(call: Call, work: Promise<unknown>): Promise<unknown> {
+    const metrics = this.#metrics;
+    if (metrics === undefined) return work;
+    const stats = metrics.of(call.plugin, call.method, "made");
+    stats.calls++;
+    const started = performance.now();
+    return work.then(
+      (value) => {
+        stats.ended(performance.now() - started);
+        return value;
+      },
+      (error: unknown) => {
+        stats.ended(performance.now() - started, (error as { code?: string }).code ?? "NETWORK");
+        throw error;
+      },
+    );
+  }
+
+  /** A stream from another node, counted (its items are counted where it is served). */
+  #madeStream(call: Call): void {
+    if (this.#metrics !== undefined) this.#metrics.of(call.plugin, call.method, "made").streams++;
   }
 
   /** Refuses a call that may not start at all, and says where it goes. */
@@ -287,9 +371,11 @@ export class Dispatcher {
 
   #execute(call: Call, args: unknown): Promise<unknown> {
     const route = this.#begin(call);
-    if (this.#onlyRemote(call, route)) return (this.remote as RemoteRoutes).execute(call, args);
+    if (this.#onlyRemote(call, route)) {
+      return this.#made(call, (this.remote as RemoteRoutes).execute(call, args));
+    }
     const target = this.#place(call, route, args, "execute");
-    if (target === REMOTE) return this.#remoteRoutes(call).execute(call, args);
+    if (target === REMOTE) return this.#made(call, this.#remoteRoutes(call).execute(call, args));
     if (isPromiseLike(target))
       return waitWithin(call, target).then(() => this.#execute(call, args));
     return this.#invoke(target.slot, target.endpoint, target.args, call);
@@ -305,6 +391,7 @@ export class Dispatcher {
     const call = this.#call(caller, plugin, method, options);
     // Straight to the node that serves it, one generator layer less per item.
     if (this.#route(call) === "any" && !this.#refused(call) && this.#onlyRemote(call, "any")) {
+      this.#madeStream(call);
       return (this.remote as RemoteRoutes).executeStream(call, args);
     }
     return this.#stream(call, args);
@@ -319,6 +406,7 @@ export class Dispatcher {
       await waitWithin(call, target);
     }
     if (target === REMOTE) {
+      this.#madeStream(call);
       yield* this.#remoteRoutes(call).executeStream(call, args);
       return;
     }
@@ -330,7 +418,13 @@ export class Dispatcher {
     } catch (error) {
       throw wrap(error);
     }
-    yield* trackStream(slot.inFlight, call, source, wrap);
+    yield* trackStream(
+      slot.inFlight,
+      call,
+      source,
+      wrap,
+      this.#streamStats(slot, endpoint, call.caller),
+    );
   }
 
   executeSync(
@@ -344,12 +438,21 @@ export class Dispatcher {
     const target = this.#resolveSync(call, args, "executeSync");
     if (target === REMOTE) return this.#remoteRoutes(call).executeSync(call, args);
     const { slot, endpoint, args: positional } = target;
+    let stats: EndpointStats | undefined;
+    let started = -1;
+    if (this.#metrics !== undefined) {
+      stats = this.#statsOf(slot, endpoint, call.caller);
+      if ((++stats.calls & SAMPLE_MASK) === 1) started = performance.now();
+    }
     let result: unknown;
     try {
       result = slot.host?.invokeBlocking(endpoint, positional, call);
     } catch (error) {
-      throw callErrors.pluginThrew(call, error);
+      const failure = callErrors.pluginThrew(call, error);
+      if (stats !== undefined) this.#ended(stats, started, failure);
+      throw failure;
     }
+    if (stats !== undefined) this.#ended(stats, started, undefined);
     if (isPromiseLike(result)) {
       // It already ran; its outcome can only be observed asynchronously, so it is dropped
       // on purpose rather than left to surface as an unhandled rejection.

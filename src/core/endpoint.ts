@@ -11,6 +11,7 @@
 import { isPlainObject, TYPE_CHECKS } from "../config/argument-types.js";
 import type { ArgumentType, ManifestArgument, ManifestEndpoint } from "../config/types.js";
 import { ArgumentProblem } from "../errors.js";
+import type { EndpointStats } from "./metrics.js";
 
 /** How a function behaves when called: which execute method consumes it. */
 export type EndpointKind = "function" | "async function" | "generator" | "async generator";
@@ -53,6 +54,19 @@ export type ArgumentBinder = (args: unknown) => unknown[];
 export interface LoadedEndpoint {
   readonly info: EndpointInfo;
   readonly bind: ArgumentBinder;
+  /** Its counts for `/metrics`, for this node's callers and for other nodes; set on first use. */
+  servedLocal: EndpointStats | undefined;
+  servedRemote: EndpointStats | undefined;
+}
+
+/** An endpoint of a plugin instance: its declaration, its kind and its compiled binder. */
+export function loadedEndpoint(declared: ManifestEndpoint, kind: EndpointKind): LoadedEndpoint {
+  return {
+    info: endpointInfo(declared, kind),
+    bind: compileBinder(declared),
+    servedLocal: undefined,
+    servedRemote: undefined,
+  };
 }
 
 type TypeCheck = (value: unknown) => boolean;

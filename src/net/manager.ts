@@ -79,6 +79,7 @@ export class NetworkManager {
       hostname: options.hostname,
       instance: this.instance,
       secret: options.config.secret,
+      metricsToken: options.config.metrics_token,
       ...(certificate ? { tls: certificate } : {}),
       bind: this.#bind,
       port: options.config.port,

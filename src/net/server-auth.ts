@@ -6,6 +6,8 @@
  * that fails learns nothing but 401 UNAUTHORIZED, and its connection is closed, so the body it
  * may still be sending is never read.
  */
+
+import { createHash, timingSafeEqual } from "node:crypto";
 import {
   type IncomingHttpHeaders,
   type IncomingMessage,
@@ -30,6 +32,11 @@ import {
 import type { Tarpit } from "./limits.js";
 
 const UNAUTHORIZED = { error: { code: "UNAUTHORIZED", message: "unauthorized" } };
+
+/** Compared by digest: equal lengths, so the comparison takes the same time for any token. */
+function digestOf(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}
 
 /** Routes that answer an unsigned request, with less. */
 const OPEN_ROUTES = new Set(["GET /ping", "HEAD /ping"]);
@@ -150,7 +157,9 @@ export function installAuth(
   nonces: NonceCache,
   instance: string,
   tarpit: Tarpit,
+  metricsToken: string,
 ): RequestAuth {
+  const tokenDigest = metricsToken === "" ? undefined : digestOf(`Bearer ${metricsToken}`);
   const authenticated = new WeakMap<IncomingMessage, { nonce: string; digest: string }>();
   const auth: RequestAuth = {
     nonceOf: (request) => authenticated.get(request.raw)?.nonce,
@@ -168,7 +177,18 @@ export function installAuth(
       const method = request.method ?? "";
       const url = request.url ?? "";
       if (!signed(request.headers)) {
-        if (OPEN_ROUTES.has(`${method} ${url.split("?")[0]}`)) return false;
+        const route = `${method} ${url.split("?")[0]}`;
+        if (OPEN_ROUTES.has(route)) return false;
+        // Prometheus cannot sign: the scrape may show the metrics token instead.
+        const bearer = request.headers.authorization;
+        if (
+          route === "GET /metrics" &&
+          tokenDigest !== undefined &&
+          typeof bearer === "string" &&
+          timingSafeEqual(digestOf(bearer), tokenDigest)
+        ) {
+          return false;
+        }
         refuseRaw(request, response, 401, UNAUTHORIZED_BYTES, tarpit);
         return true;
       }

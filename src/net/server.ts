@@ -96,6 +96,8 @@ export interface ServerOptions {
   instance: string;
   /** Shared secret; empty: no authentication (the node then listens on loopback only). */
   secret: string;
+  /** With a secret: a bearer token `GET /metrics` accepts instead of a signature; "" for none. */
+  metricsToken: string;
   /** Certificate and key: the node serves HTTPS (and WSS). */
   tls?: { cert: Buffer; key: Buffer };
   bind: string;
@@ -134,6 +136,8 @@ export interface AdminApi {
   subscriptions(): SubscriptionInfo[];
   /** The node's HTTP interface as OpenAPI 3.1. */
   openapi(): Record<string, unknown>;
+  /** `GET /metrics`: Prometheus's text format. */
+  metrics(): Promise<{ contentType: string; text: string }>;
   /** Every publish to `pattern` this node hears, until the consumer stops. */
   watch(pattern: string): AsyncGenerator<TopicMessage, void, undefined>;
   act(action: AdminAction, plugin: string | undefined): Promise<void>;
@@ -302,7 +306,14 @@ export class NodeServer {
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
     this.#key = options.secret ? new SecretKey(options.secret) : undefined;
-    this.#auth = installAuth(this.#app, this.#key, this.#nonces, options.instance, this.#tarpit);
+    this.#auth = installAuth(
+      this.#app,
+      this.#key,
+      this.#nonces,
+      options.instance,
+      this.#tarpit,
+      options.metricsToken,
+    );
     // Nothing is authenticated without a secret: what bodies may be on their way at once is
     // bounded instead.
     if (!options.secret) this.#bodies = new BodyBudget(options.bodyLimit);
@@ -433,6 +444,10 @@ export class NodeServer {
       return { plugin: name, endpoints };
     });
     app.get("/openapi.json", async () => admin.openapi());
+    app.get("/metrics", async (_request, reply) => {
+      const { contentType, text } = await admin.metrics();
+      return reply.type(contentType).send(text);
+    });
     app.get("/topics", async () => ({
       hostname: this.#options.hostname,
       subscriptions: admin.subscriptions(),

@@ -27,6 +27,7 @@ import { APPLICATION, type Caller, type CallOptions } from "../core/call.js";
 import { Dispatcher } from "../core/dispatcher.js";
 import type { EndpointInfo } from "../core/endpoint.js";
 import { Lifecycle, type LifecycleEvents } from "../core/lifecycle.js";
+import { CallMetrics } from "../core/metrics.js";
 import type { PluginHost } from "../core/ports.js";
 import { PluginRegistry, PluginSlot } from "../core/registry.js";
 import { Topics } from "../core/topics.js";
@@ -45,6 +46,7 @@ import { ConfigError, callErrors } from "../errors.js";
 import { createLogging, type Logger, type Logging } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
+import type { MetricsExporter } from "../net/metrics.js";
 import { openApiDocument } from "../net/openapi.js";
 import type { AdminAction, HasPluginAnswer } from "../net/server.js";
 import type { WireEndpoint, WireRefusal } from "../net/wire.js";
@@ -94,6 +96,9 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   /** Config entries refused for a duplicate name, so each is reported once. */
   readonly #refusedEntries = new WeakSet<PluginEntry>();
   readonly #dispatcher: Dispatcher;
+  /** What `/metrics` reports; undefined with `general.metrics: false`. */
+  readonly #metrics: CallMetrics | undefined;
+  #exporter: MetricsExporter | undefined;
   readonly #topics: Topics;
   readonly #lifecycle: Lifecycle;
   readonly #watcher = new PluginWatcher();
@@ -131,11 +136,13 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     for (const warning of warnings) this.#logger.warn(formatWarning(warning));
 
     const idPrefix = `${randomBytes(3).toString("hex")}-`;
+    this.#metrics = resolved.general.metrics ? new CallMetrics() : undefined;
     this.#dispatcher = new Dispatcher({
       registry: this.#registry,
       hostname: this.hostname,
       idPrefix,
       closing: () => this.#closing !== undefined,
+      metrics: this.#metrics,
     });
     this.#topics = new Topics({
       registry: this.#registry,
@@ -191,6 +198,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           tagged: (tag) => this.#topics.findEndpointsByTag(APPLICATION, tag),
           subscriptions: () => this.#topics.subscriptions(),
           openapi: () => this.openApiDocument(),
+          metrics: () => this.#metricsText(),
           watch: (pattern) => this.#topics.watch(pattern),
           act: (action, plugin) => this.#act(action, plugin),
         },
@@ -331,6 +339,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
         context: this.#contextFor(slot, manifest, uuid, () => undefined),
         moduleVersion: slot.moduleVersion,
         logLevel: this.#logger.level,
+        restarted: () => this.#metrics?.workerRestarted(slot.name),
       });
     }
     let host: InProcessHost | undefined;
@@ -564,7 +573,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     const previous = this.#reloads.get(name) ?? Promise.resolve();
     const next = previous
       .catch(() => undefined)
-      .then(() => this.#lifecycle.reload(slot, slot.entry.enabled));
+      .then(() => this.#lifecycle.reload(slot, slot.entry.enabled))
+      .then(() => this.#metrics?.reloaded(name));
     this.#reloads.set(name, next);
     return next;
   }
@@ -784,6 +794,18 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
    */
   async findEndpointsByTag(tag?: string): Promise<TaggedEndpoint[]> {
     return this.#topics.findEndpointsByTag(this.#dispatcher.callerFor(undefined), tag);
+  }
+
+  /** The Prometheus text of `GET /metrics`, and its content type. */
+  async #metricsText(): Promise<{ contentType: string; text: string }> {
+    // Loaded on the first scrape: a node nobody scrapes never loads prom-client.
+    const { MetricsExporter: Exporter } = await import("../net/metrics.js");
+    this.#exporter ??= new Exporter({
+      calls: this.#metrics,
+      nodes: () => this.nodes(),
+      plugins: () => this.listPlugins(),
+    });
+    return { contentType: this.#exporter.contentType, text: await this.#exporter.text() };
   }
 
   /**

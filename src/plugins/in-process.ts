@@ -2,13 +2,7 @@
 
 import { formatProblem } from "../config/load.js";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
-import {
-  compileBinder,
-  endpointInfo,
-  internalize,
-  kindOf,
-  type LoadedEndpoint,
-} from "../core/endpoint.js";
+import { internalize, kindOf, type LoadedEndpoint, loadedEndpoint } from "../core/endpoint.js";
 import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import type { CallInfo } from "../core/types.js";
 import { ConfigError } from "../errors.js";
@@ -79,8 +73,7 @@ export class InProcessHost implements PluginHost {
         );
       }
       this.#endpoints.set(internalize(declared.access_name), {
-        info: endpointInfo(declared, kindOf(method as Method)),
-        bind: compileBinder(declared),
+        ...loadedEndpoint(declared, kindOf(method as Method)),
         method: method as Method,
       });
     });

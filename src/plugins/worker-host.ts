@@ -9,7 +9,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import type { PluginEntry, PluginManifest } from "../config/types.js";
 import { BlockingClient, BlockingStreams, readBlocking, serveBlocking } from "../core/blocking.js";
 import { THREAD_STREAM_WINDOW } from "../core/credit.js";
-import { compileBinder, endpointInfo, internalize, type LoadedEndpoint } from "../core/endpoint.js";
+import { internalize, type LoadedEndpoint, loadedEndpoint } from "../core/endpoint.js";
 import type { PluginHost, PluginIdentity } from "../core/ports.js";
 import { StreamInbox } from "../core/stream-inbox.js";
 import type { CallInfo, ExecuteOptions, Subscription, TopicOptions } from "../core/types.js";
@@ -68,6 +68,8 @@ export interface WorkerHostOptions {
   context: PluginContext;
   moduleVersion: number;
   logLevel: string;
+  /** The worker died and a new one serves the plugin (the metrics count it). */
+  restarted?: () => void;
 }
 
 export class WorkerHost implements PluginHost {
@@ -204,10 +206,7 @@ export class WorkerHost implements PluginHost {
               (e) => e.access_name === declared.access_name,
             )?.kind;
             if (!kind) return [];
-            const endpoint: LoadedEndpoint = {
-              info: endpointInfo(declared, kind),
-              bind: compileBinder(declared),
-            };
+            const endpoint: LoadedEndpoint = loadedEndpoint(declared, kind);
             return [[internalize(declared.access_name), endpoint] as const];
           }),
         );
@@ -668,6 +667,7 @@ export class WorkerHost implements PluginHost {
           .then(async () => {
             if (this.#wantEnabled) await this.#request((id) => ({ t: "enable", id }));
             this.#logger.info(`${this.#name} restarted: its worker ${why}`);
+            this.#options.restarted?.();
             // A minute without trouble, and the next restart is quick again.
             setTimeout(() => {
               this.#restarts = 0;

@@ -1,0 +1,91 @@
+/**
+ * What the node counts for `GET /metrics`: calls, errors by code and latency per plugin and
+ * endpoint, served here (for this node's own callers or other nodes) and made to other nodes;
+ * streams and their items; worker restarts and plugin reloads. Counting is a few additions per
+ * call into objects found once per endpoint; the exposition format is built only when scraped
+ * (net/metrics.ts), so a node nobody scrapes pays almost nothing.
+ */
+
+/** Upper bounds of the latency buckets, in seconds (Prometheus `le`). */
+export const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const;
+
+/**
+ * Function calls served here are timed one in 64 (the first of an endpoint, the 65th, …): the
+ * calls whose count masked with this is 1. Reading the clock twice costs about as much as a
+ * local call itself. Streams and calls made to other nodes are timed every one.
+ */
+export const SAMPLE_MASK = 63;
+
+/** Whose calls: served by this node (`local` callers or `remote` nodes) or made to another node. */
+export type CallSide = "served_local" | "served_remote" | "made";
+
+/** The counts of one endpoint on one side. */
+export class EndpointStats {
+  readonly plugin: string;
+  readonly endpoint: string;
+  readonly side: CallSide;
+  calls = 0;
+  streams = 0;
+  items = 0;
+  /** Seconds, summed over every call and stream. */
+  seconds = 0;
+  /** Calls per latency bucket (not cumulative); the last slot is above every bound. */
+  readonly buckets = new Float64Array(LATENCY_BUCKETS.length + 1);
+  readonly errors = new Map<string, number>();
+
+  constructor(plugin: string, endpoint: string, side: CallSide) {
+    this.plugin = plugin;
+    this.endpoint = endpoint;
+    this.side = side;
+  }
+
+  /** A call or stream ended after `ms`, with the code of its error if it failed. */
+  ended(ms: number, errorCode?: string): void {
+    this.observe(ms);
+    if (errorCode !== undefined) this.failed(errorCode);
+  }
+
+  /** One latency, into the histogram. */
+  observe(ms: number): void {
+    const seconds = ms / 1000;
+    this.seconds += seconds;
+    let i = 0;
+    while (i < LATENCY_BUCKETS.length && seconds > (LATENCY_BUCKETS[i] as number)) i++;
+    this.buckets[i] = (this.buckets[i] as number) + 1;
+  }
+
+  failed(errorCode: string): void {
+    this.errors.set(errorCode, (this.errors.get(errorCode) ?? 0) + 1);
+  }
+}
+
+export class CallMetrics {
+  readonly #stats = new Map<string, EndpointStats>();
+  readonly workerRestarts = new Map<string, number>();
+  readonly reloads = new Map<string, number>();
+
+  /** The counts of `plugin.endpoint` on `side`, made on first use. */
+  of(plugin: string, endpoint: string, side: CallSide): EndpointStats {
+    const key = `${side}\u0000${plugin}\u0000${endpoint}`;
+    let stats = this.#stats.get(key);
+    if (!stats) {
+      stats = new EndpointStats(plugin, endpoint, side);
+      this.#stats.set(key, stats);
+    }
+    return stats;
+  }
+
+  all(): Iterable<EndpointStats> {
+    return this.#stats.values();
+  }
+
+  workerRestarted(plugin: string): void {
+    this.workerRestarts.set(plugin, (this.workerRestarts.get(plugin) ?? 0) + 1);
+  }
+
+  reloaded(plugin: string): void {
+    this.reloads.set(plugin, (this.reloads.get(plugin) ?? 0) + 1);
+  }
+}
