@@ -220,23 +220,14 @@ export class Dispatcher {
 
   /** The counts of `endpoint` served here to `caller`'s side (metrics are on). */
   #statsOf(slot: PluginSlot, endpoint: LoadedEndpoint, caller: Caller): EndpointStats {
-    if (caller.kind !== "remote") {
-      const known = endpoint.servedLocal;
-      if (known !== undefined) return known;
-    }
-    return this.#firstStats(slot, endpoint, caller);
-  }
-
-  /** Made on an endpoint's first call from a side; the rest of the time `#statsOf` finds it. */
-  #firstStats(slot: PluginSlot, endpoint: LoadedEndpoint, caller: Caller): EndpointStats {
     const metrics = this.#metrics as CallMetrics;
-    return caller.kind === "remote"
-      ? (endpoint.servedRemote ??= metrics.of(
-          slot.name,
-          endpoint.info.access_name,
-          "served_remote",
-        ))
-      : (endpoint.servedLocal ??= metrics.of(slot.name, endpoint.info.access_name, "served_local"));
+    const name = endpoint.info.access_name;
+    if (caller.kind === "remote") {
+      endpoint.servedRemote ??= metrics.of(slot.name, name, "served_remote");
+      return endpoint.servedRemote;
+    }
+    endpoint.servedLocal ??= metrics.of(slot.name, name, "served_local");
+    return endpoint.servedLocal;
   }
 
   /** The counts of a stream of `endpoint` served here, counted; undefined with metrics off. */
