@@ -16,6 +16,17 @@ export type {
 } from "./config/types.js";
 export type { EndpointInfo, EndpointKind } from "./core/endpoint.js";
 export type {
+  AioEndpoints,
+  CallRest,
+  CallResult,
+  EndpointName,
+  KnownPlugin,
+  PluginName,
+  ResultOfMember,
+  ResultOfMethod,
+  UntypedPlugin,
+} from "./core/typed-calls.js";
+export type {
   CallInfo,
   ExecuteOptions,
   NodeInfo,

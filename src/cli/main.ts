@@ -11,6 +11,7 @@ import type { CallCommandOptions } from "./call.js";
 import type { EndpointsOptions, ListOptions, NodesOptions, PublishOptions } from "./list.js";
 import { describeError, EXIT, exitWhenFlushed, note, out, reserveStdout } from "./output.js";
 import type { TargetOptions } from "./target.js";
+import type { TypesOptions } from "./types.js";
 
 const LEVELS: readonly LogLevelName[] = ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 
@@ -231,6 +232,26 @@ targetOptions(
   .action(
     action(async (plugin: string | undefined, options: EndpointsOptions) =>
       (await import("./list.js")).endpointsCommand(plugin, options),
+    ),
+  );
+
+targetOptions(
+  program
+    .command("types")
+    .summary("write TypeScript declarations of the endpoints, for typed calls")
+    .description(
+      "Write declarations that make execute() and its kin accept only the plugins, endpoints and arguments the manifests declare, and type their results (from the plugins' own TypeScript, else the manifest's returns:, else unknown). From a config (nothing is run) or from a running node (--node: its endpoints and its peers'). Include the file in your tsconfig. See docs/typed-calls.md.",
+    )
+    .argument("[config]", "config.yml (default: ./config.yml)")
+    .option("-o, --out <file>", "write to this file (else print)"),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio types -o aio-types.d.ts\n  AIO_SECRET=… aio types --node http://10.0.0.5:2510 -o aio-types.d.ts",
+  )
+  .action(
+    action(async (config: string | undefined, options: TypesOptions) =>
+      (await import("./types.js")).typesCommand(config, options),
     ),
   );
 

@@ -420,6 +420,7 @@ function buildManifest(data: ManifestData, file: string, source: Source): Plugin
       access_name: e.access_name ?? e.internal_name,
       tags: e.tags,
       topic: e.topic,
+      returns: e.returns,
       remote: e.remote,
       accessible_by_other_plugins: e.accessible_by_other_plugins,
       description: e.description,

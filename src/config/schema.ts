@@ -498,6 +498,8 @@ function buildSchemas(object: ObjectFactory) {
     remote: field(bool().default(false)),
     accessible_by_other_plugins: field(bool().default(false)),
     description: field(str().default("")),
+    // What a call resolves to (a stream: its items), for `aio types` where no TypeScript says.
+    returns: field(argumentType().optional()),
     arguments: field(z.array(argument).default([])).superRefine(
       (args, ctx) =>
         noDuplicates(args, ctx, "argument name", "arguments", (a) => ({

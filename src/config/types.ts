@@ -144,6 +144,8 @@ export interface ManifestEndpoint {
   tags: string[];
   /** A subscription pattern: the endpoint receives what is published to matching topics. */
   topic?: string | undefined;
+  /** The result's type (a stream's items), for `aio types` where the plugin is not TypeScript. */
+  returns?: ArgumentType | undefined;
   remote: boolean;
   accessible_by_other_plugins: boolean;
   description: string;

@@ -24,6 +24,8 @@ export interface EndpointInfo {
   tags: string[];
   /** The subscription pattern from the manifest's `topic:`, if any. */
   topic?: string;
+  /** The result's type from the manifest's `returns:`, if any. */
+  returns?: ArgumentType;
   remote: boolean;
   accessible_by_other_plugins: boolean;
   arguments: ManifestArgument[];
@@ -236,5 +238,6 @@ export function endpointInfo(endpoint: ManifestEndpoint, kind: EndpointKind): En
     kind,
   };
   if (endpoint.topic !== undefined) info.topic = endpoint.topic;
+  if (endpoint.returns !== undefined) info.returns = endpoint.returns;
   return info;
 }

@@ -171,6 +171,7 @@ function tagged(
     kind: endpoint.kind as EndpointKind,
   };
   if (endpoint.topic !== undefined) info.topic = endpoint.topic;
+  if (endpoint.returns !== undefined) info.returns = endpoint.returns;
   return { hostname: node.hostname, plugin, pluginUuid, endpoint: info };
 }
 

@@ -7,7 +7,7 @@
  * field before anything uses them.
  */
 
-import type { ManifestArgument } from "../config/types.js";
+import type { ArgumentType, ManifestArgument } from "../config/types.js";
 import type { Call } from "../core/call.js";
 import {
   RequestError,
@@ -66,6 +66,8 @@ export interface WireEndpoint {
   arguments?: ManifestArgument[];
   /** The endpoint's subscription pattern (`topic:` in its manifest). */
   topic?: string;
+  /** Its result's type (`returns:` in its manifest). */
+  returns?: ArgumentType;
 }
 
 /** An endpoint the asking node may not call, and why (as the serving node words it). */

@@ -32,6 +32,13 @@ import type { PluginHost } from "../core/ports.js";
 import { PluginRegistry, PluginSlot } from "../core/registry.js";
 import { Topics } from "../core/topics.js";
 import type {
+  CallRest,
+  CallResult,
+  EndpointName,
+  KnownPlugin,
+  UntypedPlugin,
+} from "../core/typed-calls.js";
+import type {
   CallInfo,
   ExecuteOptions,
   NodeInfo,
@@ -283,6 +290,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           arguments: info.arguments,
         };
         if (info.topic !== undefined) wire.topic = info.topic;
+        if (info.returns !== undefined) wire.returns = info.returns;
         open.push(wire);
       }
     }
@@ -649,64 +657,107 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
 
   // ---------------------------------------------------------------- calls
 
+  execute<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(plugin: P, method: M, ...rest: CallRest<P, M>): Promise<CallResult<T, P, M>>;
   execute<T = unknown>(
+    plugin: UntypedPlugin,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Promise<T>;
+  execute(
     plugin: string,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): Promise<T> {
+  ): Promise<unknown> {
     return this.#dispatcher.execute(
       this.#dispatcher.callerFor(options),
       plugin,
       method,
       args,
       options,
-    ) as Promise<T>;
+    );
   }
 
+  executeSync<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(plugin: P, method: M, ...rest: CallRest<P, M>): CallResult<T, P, M>;
   executeSync<T = unknown>(
-    plugin: string,
+    plugin: UntypedPlugin,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): T {
+  ): T;
+  executeSync(plugin: string, method: string, args?: unknown, options?: ExecuteOptions): unknown {
     return this.#dispatcher.executeSync(
       this.#dispatcher.callerFor(options),
       plugin,
       method,
       args,
       options,
-    ) as T;
+    );
   }
 
+  executeStream<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(
+    plugin: P,
+    method: M,
+    ...rest: CallRest<P, M>
+  ): AsyncGenerator<CallResult<T, P, M>, void, undefined>;
   executeStream<T = unknown>(
+    plugin: UntypedPlugin,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): AsyncGenerator<T, void, undefined>;
+  executeStream(
     plugin: string,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): AsyncGenerator<T, void, undefined> {
+  ): AsyncGenerator<unknown, void, undefined> {
     return this.#dispatcher.executeStream(
       this.#dispatcher.callerFor(options),
       plugin,
       method,
       args,
       options,
-    ) as AsyncGenerator<T, void, undefined>;
+    );
   }
 
+  executeStreamSync<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(plugin: P, method: M, ...rest: CallRest<P, M>): Generator<CallResult<T, P, M>, void, undefined>;
   executeStreamSync<T = unknown>(
+    plugin: UntypedPlugin,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Generator<T, void, undefined>;
+  executeStreamSync(
     plugin: string,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): Generator<T, void, undefined> {
+  ): Generator<unknown, void, undefined> {
     return this.#dispatcher.executeStreamSync(
       this.#dispatcher.callerFor(options),
       plugin,
       method,
       args,
       options,
-    ) as Generator<T, void, undefined>;
+    );
   }
 
   // ---------------------------------------------------------------- topics and tags

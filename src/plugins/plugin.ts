@@ -8,6 +8,13 @@
 
 import type { EndpointInfo } from "../core/endpoint.js";
 import type {
+  CallRest,
+  CallResult,
+  EndpointName,
+  KnownPlugin,
+  UntypedPlugin,
+} from "../core/typed-calls.js";
+import type {
   CallInfo,
   ExecuteOptions,
   PluginState,
@@ -156,52 +163,87 @@ export abstract class Plugin {
   /** Called when the plugin is disabled, unloaded, or the core closes. */
   onDisable(): void | Promise<void> {}
 
+  execute<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(plugin: P, method: M, ...rest: CallRest<P, M>): Promise<CallResult<T, P, M>>;
   execute<T = unknown>(
+    plugin: UntypedPlugin,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Promise<T>;
+  execute(
     plugin: string,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): Promise<T> {
+  ): Promise<unknown> {
     const context = this.#context ?? detached();
-    return context.execute(plugin, method, args, options) as Promise<T>;
+    return context.execute(plugin, method, args, options);
   }
 
+  executeSync<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(plugin: P, method: M, ...rest: CallRest<P, M>): CallResult<T, P, M>;
   executeSync<T = unknown>(
-    plugin: string,
+    plugin: UntypedPlugin,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): T {
+  ): T;
+  executeSync(plugin: string, method: string, args?: unknown, options?: ExecuteOptions): unknown {
     const context = this.#context ?? detached();
-    return context.executeSync(plugin, method, args, options) as T;
+    return context.executeSync(plugin, method, args, options);
   }
 
+  executeStream<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(
+    plugin: P,
+    method: M,
+    ...rest: CallRest<P, M>
+  ): AsyncGenerator<CallResult<T, P, M>, void, undefined>;
   executeStream<T = unknown>(
+    plugin: UntypedPlugin,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): AsyncGenerator<T, void, undefined>;
+  executeStream(
     plugin: string,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): AsyncGenerator<T, void, undefined> {
+  ): AsyncGenerator<unknown, void, undefined> {
     const context = this.#context ?? detached();
-    return context.executeStream(plugin, method, args, options) as AsyncGenerator<
-      T,
-      void,
-      undefined
-    >;
+    return context.executeStream(plugin, method, args, options);
   }
 
+  executeStreamSync<
+    T = unknown,
+    P extends KnownPlugin = KnownPlugin,
+    M extends EndpointName<P> = EndpointName<P>,
+  >(plugin: P, method: M, ...rest: CallRest<P, M>): Generator<CallResult<T, P, M>, void, undefined>;
   executeStreamSync<T = unknown>(
+    plugin: UntypedPlugin,
+    method: string,
+    args?: unknown,
+    options?: ExecuteOptions,
+  ): Generator<T, void, undefined>;
+  executeStreamSync(
     plugin: string,
     method: string,
     args?: unknown,
     options?: ExecuteOptions,
-  ): Generator<T, void, undefined> {
+  ): Generator<unknown, void, undefined> {
     const context = this.#context ?? detached();
-    return context.executeStreamSync(plugin, method, args, options) as Generator<
-      T,
-      void,
-      undefined
-    >;
+    return context.executeStreamSync(plugin, method, args, options);
   }
 
   /** Publishes to `topic` as this plugin (see `PluginCore.notify`). */
