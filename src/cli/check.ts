@@ -4,7 +4,8 @@
  * code runs; no plugin is constructed, no `onLoad`), and checks that each endpoint's
  * `internal_name` is a method of the plugin class.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { type ConfigWarning, formatProblem, loadConfigFile, loadManifest } from "../config/load.js";
 import type { AioConfig, PluginManifest } from "../config/types.js";
 import { parseYaml } from "../config/yaml.js";
@@ -13,6 +14,7 @@ import { importPluginClass } from "../plugins/loader.js";
 import { Plugin, type PluginClass } from "../plugins/plugin.js";
 import { colorsFor, EXIT, json, note, out, Progress, paint, shownPath } from "./output.js";
 import { chooseConfig } from "./paths.js";
+import { TYPES_FILE, typesOfConfig } from "./types.js";
 
 export interface CheckOptions {
   json?: boolean | undefined;
@@ -172,6 +174,16 @@ async function checkPlugins(config: AioConfig, report: Report, progress: Progres
   progress.clear();
 }
 
+/** Declarations `aio types` wrote beside the config must match the manifests as they are now. */
+function checkTypes(file: string, report: Report): void {
+  const typesFile = join(dirname(file), TYPES_FILE);
+  if (!existsSync(typesFile)) return;
+  if (readFileSync(typesFile, "utf8") === typesOfConfig(file, typesFile).text) return;
+  report.warnings.push(
+    `${shownPath(typesFile)}: out of date with the manifests; run \`aio types -o ${TYPES_FILE}\` to bring the typed calls in step`,
+  );
+}
+
 export async function checkCommand(
   configArg: string | undefined,
   options: CheckOptions,
@@ -183,6 +195,7 @@ export async function checkCommand(
     const { config, warnings } = loadConfigFile(file);
     report.warnings.push(...warnings.map(warningText));
     await checkPlugins(config, report, new Progress());
+    if (report.problems.length === 0) checkTypes(file, report);
   } catch (error) {
     report.problems.push(...problemsOf(error));
   }

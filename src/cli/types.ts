@@ -142,6 +142,19 @@ function fromConfig(file: string): Described[] {
   return found;
 }
 
+/** The name the docs give the declarations, which `aio check` looks for beside config.yml. */
+export const TYPES_FILE = "aio-types.d.ts";
+
+/** The declarations of the plugins of config `file`, as `aio types -o outFile` writes them. */
+export function typesOfConfig(file: string, outFile: string): { text: string; plugins: number } {
+  const outDir = dirname(outFile);
+  const plugins = fromConfig(file);
+  return {
+    text: declarations(plugins, relative(outDir, file) || file, outDir),
+    plugins: plugins.length,
+  };
+}
+
 export interface TypesOptions {
   config?: string | undefined;
   node?: string | undefined;
@@ -161,8 +174,8 @@ export async function typesCommand(
   };
   if (!options.node) {
     const file = resolve(configArg ?? options.config ?? "config.yml");
-    const plugins = fromConfig(file);
-    write(declarations(plugins, relative(outDir, file) || file, outDir), plugins.length);
+    const { text, plugins } = typesOfConfig(file, outFile ?? resolve(TYPES_FILE));
+    write(text, plugins);
     return 0;
   }
   return withTarget({ node: options.node }, async (target) => {

@@ -148,6 +148,26 @@ describe("aio types", () => {
     expect(errors).toMatch(/Unused '@ts-expect-error' directive/);
   }, 60_000);
 
+  it("aio check says when aio-types.d.ts no longer matches the manifests", async () => {
+    const dir = project();
+    expect((await aio(["types", "-o", "aio-types.d.ts"], { cwd: dir })).code).toBe(0);
+    const fresh = await aio(["check"], { cwd: dir });
+    expect(fresh.code, fresh.stdout).toBe(0);
+    expect(fresh.stdout).not.toContain("out of date");
+    const manifest = join(dir, "plugins", "Calc", "plugin_config.yml");
+    writeTree(dir, {
+      "plugins/Calc/plugin_config.yml": readFileSync(manifest, "utf8").replace(
+        "type: number\n        required: true",
+        "type: str\n        required: true",
+      ),
+    });
+    const stale = await aio(["check"], { cwd: dir });
+    expect(stale.code).toBe(0);
+    expect(stale.stdout).toMatch(
+      /warning: aio-types\.d\.ts: out of date with the manifests; run `aio types -o aio-types\.d\.ts`/,
+    );
+  });
+
   it("--node: the endpoints of a running node, printed", async () => {
     const dir = project({}, { networking: "  enabled: true\n  port: 0\n  bind: 127.0.0.1\n" });
     const node = await startNode(dir, ["config.yml"]);
