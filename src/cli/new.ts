@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { CliError, UsageError } from "../errors.js";
 import { EXIT, out, shownPath } from "./output.js";
+import { TYPES_FILE } from "./types.js";
 
 export interface NewOptions {
   dir?: string | undefined;
@@ -195,6 +196,10 @@ Add it to config.yml, under plugins:
     enabled: true
     path: ${relativePath}
 
-Then: aio check, and aio call ${name} greet '"Ada"'`);
+Then: aio check, and aio call ${name} greet '"Ada"'${
+    existsSync(TYPES_FILE)
+      ? `\nand, for typed calls to it, aio types -o ${TYPES_FILE} (aio check says when it is out of date)`
+      : ""
+  }`);
   return EXIT.OK;
 }
