@@ -9,6 +9,7 @@ import { UsageError } from "../errors.js";
 import { packageVersion } from "../version.js";
 import type { CallCommandOptions } from "./call.js";
 import type { EndpointsOptions, ListOptions, NodesOptions, PublishOptions } from "./list.js";
+import type { McpOptions } from "./mcp.js";
 import { describeError, EXIT, exitWhenFlushed, note, out, reserveStdout } from "./output.js";
 import type { TargetOptions } from "./target.js";
 import type { TypesOptions } from "./types.js";
@@ -254,6 +255,21 @@ targetOptions(
       (await import("./types.js")).typesCommand(config, options),
     ),
   );
+
+targetOptions(
+  program
+    .command("mcp")
+    .summary("serve endpoints with a tag as Model Context Protocol tools over stdio")
+    .description(
+      "An MCP server over stdio for AI agents: every endpoint carrying the tag (default mcp), on this node and the nodes it knows, is a tool named Plugin.endpoint (host/Plugin.endpoint where two nodes serve it), its input the endpoint's named arguments. Logs go to stderr; stdout is the protocol. See docs/mcp.md.",
+    )
+    .option("--tag <tag>", "the tag that makes an endpoint a tool (default: mcp)"),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio mcp --config config.yml\n  AIO_SECRET=… aio mcp --node http://10.0.0.5:2510 --tag assistant",
+  )
+  .action(action(async (options: McpOptions) => (await import("./mcp.js")).mcpCommand(options)));
 
 targetOptions(
   program

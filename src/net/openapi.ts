@@ -37,6 +37,20 @@ function argumentSchema(argument: ManifestArgument): Schema {
   return schema;
 }
 
+/**
+ * The named-arguments form alone, as a JSON Schema object: what tools (MCP) and forms offer,
+ * where one object of arguments is the one way to call.
+ */
+export function namedArgumentsSchema(declared: ManifestArgument[]): Schema {
+  const required = declared.filter((a) => a.required).map((a) => a.name);
+  return {
+    type: "object",
+    properties: Object.fromEntries(declared.map((a) => [a.name, argumentSchema(a)])),
+    ...(required.length > 0 ? { required } : {}),
+    additionalProperties: false,
+  };
+}
+
 /** The forms `args` may take for these declared arguments (docs/plugins.md, "Arguments"). */
 function argsSchema(declared: ManifestArgument[]): Schema {
   // Without declared arguments the endpoint receives whatever is sent as its one argument.
@@ -45,13 +59,7 @@ function argsSchema(declared: ManifestArgument[]): Schema {
   let leading = 0;
   while (leading < declared.length && declared[leading]?.required) leading++;
   const forms: Schema[] = [
-    {
-      title: "named arguments",
-      type: "object",
-      properties: Object.fromEntries(declared.map((a) => [a.name, argumentSchema(a)])),
-      ...(required.length > 0 ? { required } : {}),
-      additionalProperties: false,
-    },
+    { title: "named arguments", ...namedArgumentsSchema(declared) },
     {
       title: "positional arguments",
       type: "array",
