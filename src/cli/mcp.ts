@@ -12,7 +12,9 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import {
   CallToolRequestSchema,
   type CallToolResult,
+  ListResourcesRequestSchema,
   ListToolsRequestSchema,
+  ReadResourceRequestSchema,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import { isStreamKind } from "../core/endpoint.js";
@@ -89,8 +91,56 @@ export function mcpCommand(options: McpOptions): Promise<number> {
     let tools = await read();
     const server = new Server(
       { name: "aio-core", version: packageVersion() },
-      { capabilities: { tools: { listChanged: true } } },
+      { capabilities: { tools: { listChanged: true }, resources: {} } },
     );
+    // What exists, for an agent to read before it calls: the plugins and the nodes.
+    const resources: Record<
+      string,
+      { name: string; description: string; read(): Promise<unknown> }
+    > = {
+      "aio://plugins": {
+        name: "plugins",
+        description:
+          "The plugins of the node: name, version, state, description, whether other nodes may call it",
+        read: async () =>
+          (await target.plugins()).map(({ name, version, state, description, remote }) => ({
+            name,
+            version,
+            state,
+            description,
+            remote,
+          })),
+      },
+      "aio://nodes": {
+        name: "nodes",
+        description: "The other nodes the node knows: hostname, address, up or down, plugins",
+        read: () => target.nodes(),
+      },
+    };
+    server.setRequestHandler(ListResourcesRequestSchema, async () => ({
+      resources: Object.entries(resources).map(([uri, r]) => ({
+        uri,
+        name: r.name,
+        description: r.description,
+        mimeType: "application/json",
+      })),
+    }));
+    server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
+      const resource = resources[request.params.uri];
+      if (!resource)
+        throw new Error(
+          `no resource ${request.params.uri}; there are ${Object.keys(resources).join(", ")}`,
+        );
+      return {
+        contents: [
+          {
+            uri: request.params.uri,
+            mimeType: "application/json",
+            text: JSON.stringify(await resource.read()),
+          },
+        ],
+      };
+    });
     server.setRequestHandler(ListToolsRequestSchema, async () => {
       tools = await read();
       return { tools: [...tools.values()].map((offered) => offered.tool) };

@@ -69,6 +69,9 @@ async function connected(
   return client;
 }
 
+/** A resource's text (resources here are JSON text, not binary). */
+const textOf = (content: unknown) => String((content as { text?: unknown } | undefined)?.text);
+
 describe("aio mcp", () => {
   it("offers the tagged endpoints as tools, calls them, streams, and reports errors", async () => {
     const dir = project(HOME, { plugins: ["Home"] });
@@ -113,6 +116,22 @@ describe("aio mcp", () => {
       expect(JSON.stringify(wrong.content)).toContain("INVALID_ARGUMENTS");
       const unknown = await client.callTool({ name: "Home.secret", arguments: {} });
       expect(unknown.isError).toBe(true);
+
+      // The plugins and nodes, as resources an agent reads before it calls.
+      const { resources } = await client.listResources();
+      expect(resources.map((r) => r.uri).sort()).toEqual(["aio://nodes", "aio://plugins"]);
+      const plugins = await client.readResource({ uri: "aio://plugins" });
+      expect(JSON.parse(textOf(plugins.contents[0]))).toEqual([
+        {
+          name: "Home",
+          version: "1.0.0",
+          state: "enabled",
+          description: "The house",
+          remote: true,
+        },
+      ]);
+      const nodes = await client.readResource({ uri: "aio://nodes" });
+      expect(JSON.parse(textOf(nodes.contents[0]))).toEqual([]);
     } finally {
       await client.close();
     }
