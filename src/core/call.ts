@@ -3,7 +3,7 @@
  * early (timeout, abort, its plugin being unloaded). Nothing here knows where the plugin runs.
  */
 import { type CallSite, callErrors, type RequestError } from "../errors.js";
-import type { EndpointStats } from "./metrics.js";
+import { type EndpointStats, NOT_TIMED } from "./metrics.js";
 import type { CallInfo, ExecuteOptions } from "./types.js";
 
 /** Who is calling; access rules depend on it. */
@@ -370,7 +370,7 @@ export function waitWithin(call: Call, gate: Promise<void>): Promise<void> {
 /**
  * Settles with `work`, unless the call's timeout, its signal or `inFlight.failAll` end it
  * first. The plugin's own error is turned into a `RequestError` by `wrapError`. With `stats`,
- * its error is counted there, and its time since `started` observed unless `started` is -1.
+ * its error is counted there, and its time since `started` observed unless it is `NOT_TIMED`.
  */
 export function trackPromise(
   inFlight: InFlight,
@@ -378,7 +378,7 @@ export function trackPromise(
   work: PromiseLike<unknown>,
   wrapError: (error: unknown) => RequestError,
   stats?: EndpointStats,
-  started = -1,
+  started = NOT_TIMED,
 ): Promise<unknown> {
   const tracked = new TrackedPromise(inFlight, call);
   if (stats !== undefined) {
@@ -411,7 +411,7 @@ class TrackedPromise implements Cancellable {
   reject: ((error: RequestError) => void) | undefined = undefined;
   stopWatching: () => void = noop;
   stats: EndpointStats | undefined = undefined;
-  started = -1;
+  started = NOT_TIMED;
 
   constructor(inFlight: InFlight, call: Call) {
     this.inFlight = inFlight;
@@ -430,11 +430,7 @@ class TrackedPromise implements Cancellable {
     this.resolve = this.reject = undefined;
     this.inFlight.delete(this);
     this.stopWatching();
-    const stats = this.stats;
-    if (stats !== undefined) {
-      if (this.started >= 0) stats.observe(performance.now() - this.started);
-      if (error) stats.failed(error.code);
-    }
+    this.stats?.ended(this.started, error?.code);
     if (error) reject(error);
     else resolve(value);
   }
@@ -501,7 +497,7 @@ export async function* trackStream(
       yield step.value;
     }
   } finally {
-    stats?.ended(performance.now() - started, (outcome ?? failure)?.code);
+    stats?.ended(started, (outcome ?? failure)?.code);
     inFlight.delete(entry);
     stopWatching();
     if (!exhausted) {

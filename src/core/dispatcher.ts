@@ -16,7 +16,7 @@ import {
   waitWithin,
 } from "./call.js";
 import { isStreamKind, type LoadedEndpoint } from "./endpoint.js";
-import { type CallMetrics, type EndpointStats, SAMPLE_MASK } from "./metrics.js";
+import { type CallMetrics, type EndpointStats, NOT_TIMED, SAMPLE_MASK } from "./metrics.js";
 import type { PluginHost, RemoteRoutes } from "./ports.js";
 import type { PluginRegistry, PluginSlot } from "./registry.js";
 
@@ -185,7 +185,7 @@ export class Dispatcher {
     call: Call,
   ): Promise<unknown> {
     let stats: EndpointStats | undefined;
-    let started = -1;
+    let started = NOT_TIMED;
     if (this.#metrics !== undefined) {
       stats = this.#statsOf(slot, endpoint, call.caller);
       if ((++stats.calls & SAMPLE_MASK) === 1) started = performance.now();
@@ -195,11 +195,11 @@ export class Dispatcher {
       result = (slot.host as PluginHost).invoke(endpoint, args, call);
     } catch (error) {
       const failure = callErrors.pluginThrew(call, error);
-      if (stats !== undefined) this.#ended(stats, started, failure);
+      stats?.ended(started, failure.code);
       return Promise.reject(failure);
     }
     if (!isPromiseLike(result)) {
-      if (started >= 0) (stats as EndpointStats).observe(performance.now() - started);
+      stats?.ended(started);
       return Promise.resolve(result);
     }
     return trackPromise(
@@ -210,12 +210,6 @@ export class Dispatcher {
       stats,
       started,
     );
-  }
-
-  /** A call counted in `stats` ended: its error counted, its time observed if it was timed. */
-  #ended(stats: EndpointStats, started: number, error: RequestError | undefined): void {
-    if (started >= 0) stats.observe(performance.now() - started);
-    if (error !== undefined) stats.failed(error.code);
   }
 
   /** The counts of `endpoint` served here to `caller`'s side (metrics are on). */
@@ -251,11 +245,11 @@ export class Dispatcher {
     const started = performance.now();
     return work.then(
       (value) => {
-        stats.ended(performance.now() - started);
+        stats.ended(started);
         return value;
       },
       (error: unknown) => {
-        stats.ended(performance.now() - started, (error as { code?: string }).code ?? "NETWORK");
+        stats.ended(started, (error as { code?: string }).code ?? "NETWORK");
         throw error;
       },
     );
@@ -430,7 +424,7 @@ export class Dispatcher {
     if (target === REMOTE) return this.#remoteRoutes(call).executeSync(call, args);
     const { slot, endpoint, args: positional } = target;
     let stats: EndpointStats | undefined;
-    let started = -1;
+    let started = NOT_TIMED;
     if (this.#metrics !== undefined) {
       stats = this.#statsOf(slot, endpoint, call.caller);
       if ((++stats.calls & SAMPLE_MASK) === 1) started = performance.now();
@@ -440,10 +434,10 @@ export class Dispatcher {
       result = slot.host?.invokeBlocking(endpoint, positional, call);
     } catch (error) {
       const failure = callErrors.pluginThrew(call, error);
-      if (stats !== undefined) this.#ended(stats, started, failure);
+      stats?.ended(started, failure.code);
       throw failure;
     }
-    if (stats !== undefined) this.#ended(stats, started, undefined);
+    stats?.ended(started);
     if (isPromiseLike(result)) {
       // It already ran; its outcome can only be observed asynchronously, so it is dropped
       // on purpose rather than left to surface as an unhandled rejection.

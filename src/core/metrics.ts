@@ -18,6 +18,9 @@ export const LATENCY_BUCKETS = [
  */
 export const SAMPLE_MASK = 63;
 
+/** The start of a call that is counted but not timed. */
+export const NOT_TIMED = -1;
+
 /** Whose calls: served by this node (`local` callers or `remote` nodes) or made to another node. */
 export type CallSide = "served_local" | "served_remote" | "made";
 
@@ -41,23 +44,21 @@ export class EndpointStats {
     this.side = side;
   }
 
-  /** A call or stream ended after `ms`, with the code of its error if it failed. */
-  ended(ms: number, errorCode?: string): void {
-    this.observe(ms);
-    if (errorCode !== undefined) this.failed(errorCode);
+  /**
+   * A call or stream begun at `started` (`performance.now()`, or {@link NOT_TIMED}) ended, with
+   * the code of its error if it failed: its time into the histogram, its error counted.
+   */
+  ended(started: number, errorCode?: string): void {
+    if (started !== NOT_TIMED) this.#observe(performance.now() - started);
+    if (errorCode !== undefined) this.errors.set(errorCode, (this.errors.get(errorCode) ?? 0) + 1);
   }
 
-  /** One latency, into the histogram. */
-  observe(ms: number): void {
+  #observe(ms: number): void {
     const seconds = ms / 1000;
     this.seconds += seconds;
     let i = 0;
     while (i < LATENCY_BUCKETS.length && seconds > (LATENCY_BUCKETS[i] as number)) i++;
     this.buckets[i] = (this.buckets[i] as number) + 1;
-  }
-
-  failed(errorCode: string): void {
-    this.errors.set(errorCode, (this.errors.get(errorCode) ?? 0) + 1);
   }
 }
 
