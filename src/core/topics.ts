@@ -362,23 +362,14 @@ export class Topics {
     args: unknown,
     options: TopicOptions | undefined,
   ): Promise<number> {
-    const reach = this.#reach(options?.host);
-    let count: number;
+    let published: { count: number; elsewhere: Promise<number> | undefined };
     try {
-      // Delivering checks the topic; without local delivery it is checked here.
-      if (!reach.local) this.#checkTopic(topic);
-      count = reach.local ? this.deliver(caller, topic, args) : 0;
+      published = this.#publish(caller, topic, args, options);
     } catch (error) {
       return Promise.reject(error);
     }
-    const remote = this.remote;
-    if (reach.remote === false || !remote) return Promise.resolve(count);
-    const elsewhere = remote.notify(
-      caller,
-      topic,
-      args,
-      options === undefined ? NO_OPTIONS : { ...options, host: reach.remote ?? options.host },
-    );
+    const { count, elsewhere } = published;
+    if (elsewhere === undefined) return Promise.resolve(count);
     return count === 0 ? elsewhere : elsewhere.then((more) => count + more);
   }
 
@@ -392,19 +383,38 @@ export class Topics {
     args: unknown,
     options: TopicOptions | undefined,
   ): number {
-    this.#checkTopic(topic);
-    const reach = this.#reach(options?.host);
-    const count = reach.local ? this.deliver(caller, topic, args) : 0;
-    if (reach.remote !== false && this.remote) {
-      this.remote
-        .notify(caller, topic, args, { ...options, host: reach.remote ?? options?.host })
-        .catch((error: unknown) =>
-          this.#options.logger.warn(
-            `publishing "${topic}" to other nodes failed: ${(error as Error).message}`,
-          ),
-        );
-    }
+    const { count, elsewhere } = this.#publish(caller, topic, args, options);
+    elsewhere?.catch((error: unknown) =>
+      this.#options.logger.warn(
+        `publishing "${topic}" to other nodes failed: ${(error as Error).message}`,
+      ),
+    );
     return count;
+  }
+
+  /**
+   * Hands a publish to this node's subscribers and, as `host` allows, to the other nodes:
+   * how many took it here, and what the others will say. Throws for a malformed topic.
+   */
+  #publish(
+    caller: Caller,
+    topic: string,
+    args: unknown,
+    options: TopicOptions | undefined,
+  ): { count: number; elsewhere: Promise<number> | undefined } {
+    const reach = this.#reach(options?.host);
+    // Delivering checks the topic; without local delivery it is checked here.
+    if (!reach.local) this.#checkTopic(topic);
+    const count = reach.local ? this.deliver(caller, topic, args) : 0;
+    const remote = this.remote;
+    if (reach.remote === false || !remote) return { count, elsewhere: undefined };
+    const elsewhere = remote.notify(
+      caller,
+      topic,
+      args,
+      options === undefined ? NO_OPTIONS : { ...options, host: reach.remote ?? options.host },
+    );
+    return { count, elsewhere };
   }
 
   #checkTopic(topic: string): void {
