@@ -181,42 +181,35 @@ export class NatsTopics {
     const h = signing.headers({ instance: EVERYONE, clockOffsetMs: 0 }, batch.subject, text);
     const nonce = h?.get(HEADER_NONCE) ?? "";
     const id = ++this.#seq;
-    let open = batch.waiters.length;
-    const finish = () => {
+    // A waiter resolves once every node it expects has answered; the batch ends with its last
+    // waiter, at its timeout, or when it cannot be sent (what came in so far counts).
+    const finish = (unsent: boolean) => {
       clearTimeout(timer);
       this.#pending.delete(id);
       for (const waiter of batch.waiters) {
-        if (waiter.waiting.size > 0) {
+        if (waiter.waiting.size > 0 && !unsent) {
           const missing = [...waiter.waiting].map(
             (instance) => batch.expected.get(instance)?.hostname,
           );
           this.#options.logger.warn(
             `publishing "${batch.topic}": no answer within ${batch.timeoutMs} ms from ${missing.join(", ")}`,
           );
-          waiter.waiting.clear();
-          waiter.resolve(waiter.count);
         }
+        waiter.waiting.clear();
+        waiter.resolve(waiter.count);
       }
     };
-    const timer = setTimeout(finish, batch.timeoutMs);
+    const answered = () => batch.waiters.every((waiter) => waiter.waiting.size === 0);
+    const timer = setTimeout(() => finish(false), batch.timeoutMs);
     this.#pending.set(id, (message) => {
       const answer = this.#readAnswer(message, nonce, batch.waiters.length);
       if (!answer) return;
       batch.waiters.forEach((waiter, index) => {
         if (!waiter.waiting.delete(answer.instance)) return;
         waiter.count += answer.counts[index] ?? 0;
-        if (waiter.waiting.size > 0) return;
-        waiter.resolve(waiter.count);
-        open--;
+        if (waiter.waiting.size === 0) waiter.resolve(waiter.count);
       });
-      if (open === 0) finish();
-    });
-    // Publishes that expect no answer (every node they expected is gone) resolve at once.
-    batch.waiters.forEach((waiter) => {
-      if (waiter.waiting.size === 0) {
-        waiter.resolve(0);
-        open--;
-      }
+      if (answered()) finish(false);
     });
     try {
       nats.publish(batch.subject, text, {
@@ -225,11 +218,11 @@ export class NatsTopics {
       });
     } catch (error) {
       this.#options.logger.warn(`publishing "${batch.topic}" failed: ${(error as Error).message}`);
-      for (const waiter of batch.waiters) waiter.waiting.clear();
-      finish();
-      for (const waiter of batch.waiters) waiter.resolve(waiter.count);
+      finish(true);
+      return;
     }
-    if (open === 0) finish();
+    // Publishes that expect no answer (every node they expected is gone) resolve at once.
+    if (answered()) finish(false);
   }
 
   /**
