@@ -1,6 +1,7 @@
 /**
  * The attacked node of the `hostile` section (bench/sections/hostile.mjs), forked with IPC.
- * A PluginCore with networking on 127.0.0.1 (port 0), a secret, `drain_timeout: 1`, serving
+ * A PluginCore with networking on 127.0.0.1 (port 0), a secret, `drain_timeout: 1`, the heap
+ * growth `aio run` sets (src/cli/heap.ts), serving
  * PluginB (examples) and BigStream (bench/fixtures: a generator of 64 KiB strings).
  *
  * Environment: AIO_BENCH_DIST (the package under test, a dist/index.js URL), AIO_BENCH_SECRET.
@@ -18,6 +19,9 @@ import { fileURLToPath } from "node:url";
 
 const root = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const { PluginCore } = await import(process.env.AIO_BENCH_DIST);
+// The node runs as `aio run` runs it: with V8's heap growth limited (src/cli/heap.ts).
+const { limitHeapGrowth } = await import(new URL("./cli/heap.js", process.env.AIO_BENCH_DIST).href);
+limitHeapGrowth();
 
 const core = new PluginCore({
   plugins: [

@@ -1,6 +1,7 @@
 /** `aio run`: start a node, report what it runs, and close it gracefully on a signal. */
 import type { LogLevelName } from "../config/types.js";
 import type { PluginCore } from "../node/plugin-core.js";
+import { limitHeapGrowth } from "./heap.js";
 import { colorsFor, describeError, EXIT, exitWhenFlushed, note, out } from "./output.js";
 import { chooseConfig } from "./paths.js";
 import { nodeTable, pluginTable } from "./tables.js";
@@ -33,6 +34,7 @@ export async function runCommand(
   configArg: string | undefined,
   options: RunOptions,
 ): Promise<void> {
+  limitHeapGrowth();
   const { file, why } = chooseConfig(configArg);
   const core = await createCore(file, options.logLevel);
   out(`Config: ${file}${why === "given" ? "" : ` (${why})`}`);
