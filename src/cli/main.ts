@@ -263,11 +263,15 @@ targetOptions(
     .description(
       "An MCP server over stdio for AI agents: every endpoint carrying the tag (default mcp), on this node and the nodes it knows, is a tool named Plugin.endpoint (host/Plugin.endpoint where two nodes serve it), its input the endpoint's named arguments. Logs go to stderr; stdout is the protocol. See docs/mcp.md.",
     )
-    .option("--tag <tag>", "the tag that makes an endpoint a tool (default: mcp)"),
+    .option("--tag <tag>", "the tag that makes an endpoint a tool (default: mcp)")
+    .option(
+      "--token",
+      "print the bearer token the config's node requires at /mcp (networking.mcp: true), and exit",
+    ),
 )
   .addHelpText(
     "after",
-    "\nExamples:\n  aio mcp --config config.yml\n  AIO_SECRET=… aio mcp --node http://10.0.0.5:2510 --tag assistant",
+    "\nExamples:\n  aio mcp --config config.yml\n  AIO_SECRET=… aio mcp --node http://10.0.0.5:2510 --tag assistant\n  aio mcp --token --config config.yml    # for an MCP client of the node's /mcp",
   )
   .action(action(async (options: McpOptions) => (await import("./mcp.js")).mcpCommand(options)));
 

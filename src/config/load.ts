@@ -254,15 +254,13 @@ function buildConfig(
     source,
   );
   const secret = net.secret !== "" ? net.secret : (process.env.AIO_SECRET ?? "");
-  if (net.metrics_token !== "" && net.metrics_token.length < 16) {
+  for (const key of ["metrics_token", "mcp_token"] as const) {
+    const token = net[key];
+    if (token === "" || token.length >= 16) continue;
     throw new ConfigError(
       "CONFIG_INVALID",
-      `networking.metrics_token is ${net.metrics_token.length} characters; use at least 16 (\`aio secret\` prints a good one)`,
-      {
-        file,
-        line: source.lineOf(["networking", "metrics_token"]),
-        key: "networking.metrics_token",
-      },
+      `networking.${key} is ${token.length} characters; use at least 16 (\`aio secret\` prints a good one)`,
+      { file, line: source.lineOf(["networking", key]), key: `networking.${key}` },
     );
   }
   if (net.enabled) checkSecret(secret, net.secret !== "", file, source, warn);
@@ -293,6 +291,9 @@ function buildConfig(
       ca_file: fileAt(net.ca_file),
       allow_insecure: net.allow_insecure,
       metrics_token: net.metrics_token,
+      mcp: net.mcp,
+      mcp_token: net.mcp_token,
+      mcp_tag: net.mcp_tag,
       heartbeat_interval: net.heartbeat_interval,
       liveness_timeout: net.liveness_timeout,
       pinned_fingerprints: net.pinned_fingerprints,

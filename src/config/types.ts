@@ -86,6 +86,12 @@ export interface NetworkingConfig {
   allow_insecure: boolean;
   /** A bearer token `GET /metrics` also accepts when the node has a secret (Prometheus cannot sign). */
   metrics_token: string;
+  /** Serve MCP over streamable HTTP at `/mcp` (docs/mcp.md). */
+  mcp: boolean;
+  /** The bearer token `/mcp` requires; "" with a secret: one derived from it (`aio mcp --token`). */
+  mcp_token: string;
+  /** The tag that makes an endpoint an MCP tool at `/mcp`. */
+  mcp_tag: string;
   heartbeat_interval: number;
   liveness_timeout: number;
   /** SHA-256 fingerprints (uppercase hex) of peers' certificates to accept instead of a CA. */

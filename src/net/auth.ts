@@ -159,6 +159,19 @@ export function verifyRequest(
   return nonces.admit(nonce, sent, now) ? nonce : undefined;
 }
 
+/**
+ * The bearer token a node's `/mcp` requires: `mcp_token` when configured, else one derived from
+ * the secret (an HMAC of it: the token shows nothing of the secret, and the secret cannot be
+ * worked back from it), else none (a node without a secret listens on loopback only).
+ */
+export function mcpToken(config: { secret: string; mcp_token: string }): string {
+  if (config.mcp_token !== "") return config.mcp_token;
+  if (config.secret === "") return "";
+  return createHmac("sha256", config.secret)
+    .update("aio-core mcp bearer token")
+    .digest("base64url");
+}
+
 /** The key a channel signs its messages with, from both sides' handshake nonces. */
 export function sessionKey(secret: string, clientNonce: string, serverNonce: string): Buffer {
   return createHmac("sha256", secret).update(`session\n${clientNonce}\n${serverNonce}`).digest();

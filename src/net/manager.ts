@@ -14,7 +14,7 @@ import type { Mesh, MeshFactory } from "./mesh.js";
 import { NodeRegistry } from "./nodes.js";
 import { RemoteRouter } from "./router.js";
 import type { LocalCalls } from "./serve.js";
-import { type AdminApi, type HasPluginAnswer, NodeServer } from "./server.js";
+import { type AdminApi, type HasPluginAnswer, type McpEndpoint, NodeServer } from "./server.js";
 import { peerTls, serverTls } from "./tls.js";
 import { RemoteTopicRoutes } from "./topic-routes.js";
 import { ChannelMesh } from "./transports/channel/mesh.js";
@@ -42,6 +42,8 @@ export interface NetworkOptions {
   topicPatterns(): string[];
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
   admin: AdminApi;
+  /** MCP over streamable HTTP at `/mcp`, when `networking.mcp` is on. */
+  mcp?: McpEndpoint | undefined;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
 }
 
@@ -93,6 +95,7 @@ export class NetworkManager {
       info: (request, from) => this.#mesh.answerInfo(request, from),
       hasPlugin: options.hasPlugin,
       admin: options.admin,
+      mcp: options.mcp,
     });
     this.#mesh = new MESHES[options.config.transport]({
       config: options.config,

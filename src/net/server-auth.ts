@@ -124,10 +124,12 @@ export function refuseRaw(
   status: number,
   body: Buffer,
   tarpit: Tarpit,
+  headers: Record<string, string> = {},
 ): void {
   const socket = request.socket;
   socket.pause();
-  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`;
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${body.length}\r\n${extra.join("")}connection: close\r\n\r\n`;
   if (hasBody(request.headers)) {
     // Not through `response`: its end would make Node read the rest of the body to discard it.
     // Marked dumped, the body bytes already read with the headers are dropped, not kept.
@@ -139,12 +141,51 @@ export function refuseRaw(
   response.writeHead(status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": body.length,
+    ...headers,
     connection: "close",
   });
   response.end(body);
 }
 
 const UNAUTHORIZED_BYTES = Buffer.from(JSON.stringify(UNAUTHORIZED));
+const FOREIGN_ORIGIN_BYTES = Buffer.from(
+  JSON.stringify({
+    error: { code: "UNAUTHORIZED", message: "/mcp answers no web page of another origin" },
+  }),
+);
+
+/** The path of MCP over streamable HTTP. */
+export const MCP_PATH = "/mcp";
+
+export interface BearerRoutes {
+  /** With a secret: the token `GET /metrics` also accepts; "" for none. */
+  metricsToken: string;
+  /**
+   * Where the node serves MCP: the token `/mcp` requires (with or without a secret), "" for
+   * none (only without a secret). Undefined: no `/mcp`, and the path is like any other.
+   */
+  mcpToken: string | undefined;
+}
+
+/**
+ * Whether a request's Origin, if it has one, is a page of the node itself or of this machine
+ * (MCP over HTTP must refuse other origins: a web page the user has open is not its client).
+ */
+function sameOrigin(request: IncomingMessage): boolean {
+  const origin = request.headers.origin;
+  if (origin === undefined) return true;
+  try {
+    const { host, hostname } = new URL(origin);
+    return (
+      host === request.headers.host ||
+      hostname === "localhost" ||
+      hostname === "127.0.0.1" ||
+      hostname === "[::1]"
+    );
+  } catch {
+    return false;
+  }
+}
 
 /**
  * Authentication for a server. A refused request is answered by `gate`, before fastify: a flood
@@ -157,15 +198,24 @@ export function installAuth(
   nonces: NonceCache,
   instance: string,
   tarpit: Tarpit,
-  metricsToken: string,
+  bearers: BearerRoutes,
 ): RequestAuth {
-  const tokenDigest = metricsToken === "" ? undefined : digestOf(`Bearer ${metricsToken}`);
+  const tokenDigest = (token: string | undefined) =>
+    token === undefined || token === "" ? undefined : digestOf(`Bearer ${token}`);
+  const metricsDigest = tokenDigest(bearers.metricsToken);
+  const mcpDigest = tokenDigest(bearers.mcpToken);
+  const bears = (request: IncomingMessage, digest: Buffer) => {
+    const bearer = request.headers.authorization;
+    return typeof bearer === "string" && timingSafeEqual(digestOf(bearer), digest);
+  };
   const authenticated = new WeakMap<IncomingMessage, { nonce: string; digest: string }>();
+  // Requests let in by a bearer token: their bodies were signed by no one.
+  const byToken = new WeakSet<IncomingMessage>();
   const auth: RequestAuth = {
     nonceOf: (request) => authenticated.get(request.raw)?.nonce,
     signedHeaders: (request) => signed(request.headers),
     bodyMatches: (request, body) => {
-      if (!secret) return true;
+      if (!secret || byToken.has(request.raw)) return true;
       const digest = authenticated.get(request.raw)?.digest;
       if (digest !== undefined && sameMac(bodyDigest(body), digest)) return true;
       // Not the request that was signed after all: its answer carries no MAC either.
@@ -173,19 +223,33 @@ export function installAuth(
       return false;
     },
     gate: (request, response) => {
-      if (!secret) return false;
       const method = request.method ?? "";
       const url = request.url ?? "";
+      const path = url.split("?")[0];
+      // An MCP client holds a bearer token, never the secret: /mcp takes the token alone.
+      if (path === MCP_PATH && bearers.mcpToken !== undefined) {
+        if (!sameOrigin(request)) {
+          refuseRaw(request, response, 403, FOREIGN_ORIGIN_BYTES, tarpit);
+          return true;
+        }
+        if (mcpDigest !== undefined && !bears(request, mcpDigest)) {
+          refuseRaw(request, response, 401, UNAUTHORIZED_BYTES, tarpit, {
+            "www-authenticate": 'Bearer realm="aio-core"',
+          });
+          return true;
+        }
+        byToken.add(request);
+        return false;
+      }
+      if (!secret) return false;
       if (!signed(request.headers)) {
-        const route = `${method} ${url.split("?")[0]}`;
+        const route = `${method} ${path}`;
         if (OPEN_ROUTES.has(route)) return false;
         // Prometheus cannot sign: the scrape may show the metrics token instead.
-        const bearer = request.headers.authorization;
         if (
           route === "GET /metrics" &&
-          tokenDigest !== undefined &&
-          typeof bearer === "string" &&
-          timingSafeEqual(digestOf(bearer), tokenDigest)
+          metricsDigest !== undefined &&
+          bears(request, metricsDigest)
         ) {
           return false;
         }

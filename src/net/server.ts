@@ -60,6 +60,7 @@ import {
 import {
   hasBody,
   installAuth,
+  MCP_PATH,
   type RequestAuth,
   refuseRaw,
   UNAUTHORIZED_BODY,
@@ -98,6 +99,8 @@ export interface ServerOptions {
   secret: string;
   /** With a secret: a bearer token `GET /metrics` accepts instead of a signature; "" for none. */
   metricsToken: string;
+  /** MCP over streamable HTTP at `/mcp`, when the node serves it. */
+  mcp?: McpEndpoint | undefined;
   /** Certificate and key: the node serves HTTPS (and WSS). */
   tls?: { cert: Buffer; key: Buffer };
   bind: string;
@@ -122,6 +125,14 @@ export interface ServerOptions {
   hasPlugin(name: string, method: string | undefined, uuid: string | undefined): HasPluginAnswer;
   /** The operator's view and controls (`aio plugins`, `aio nodes`, `aio console --node`). */
   admin: AdminApi;
+}
+
+/** What serves `/mcp` (src/mcp/http.ts); the server authenticates before it. */
+export interface McpEndpoint {
+  /** The bearer token `/mcp` requires; "" for none (only on a node without a secret). */
+  token: string;
+  /** Answers one request; `body` is the parsed JSON of a POST. */
+  handle(request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void>;
 }
 
 export const ADMIN_ACTIONS = ["load", "enable", "disable", "reload", "pop", "purge"] as const;
@@ -306,14 +317,10 @@ export class NodeServer {
       ? () => true
       : hostCheck(options.hostname, options.allowedHosts, () => this.#port);
     this.#key = options.secret ? new SecretKey(options.secret) : undefined;
-    this.#auth = installAuth(
-      this.#app,
-      this.#key,
-      this.#nonces,
-      options.instance,
-      this.#tarpit,
-      options.metricsToken,
-    );
+    this.#auth = installAuth(this.#app, this.#key, this.#nonces, options.instance, this.#tarpit, {
+      metricsToken: options.metricsToken,
+      mcpToken: options.mcp?.token,
+    });
     // Nothing is authenticated without a secret: what bodies may be on their way at once is
     // bounded instead.
     if (!options.secret) this.#bodies = new BodyBudget(options.bodyLimit);
@@ -444,6 +451,17 @@ export class NodeServer {
       return { plugin: name, endpoints };
     });
     app.get("/openapi.json", async () => admin.openapi());
+    const { mcp } = this.#options;
+    if (mcp) {
+      app.route({
+        method: ["GET", "POST", "DELETE"],
+        url: MCP_PATH,
+        handler: async (request, reply) => {
+          reply.hijack();
+          await mcp.handle(request.raw, reply.raw, request.body);
+        },
+      });
+    }
     app.get("/metrics", async (_request, reply) => {
       const { contentType, text } = await admin.metrics();
       return reply.type(contentType).send(text);

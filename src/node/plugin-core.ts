@@ -64,6 +64,7 @@ import { PluginWatcher } from "../plugins/watch.js";
 import { WorkerHost } from "../plugins/worker-host.js";
 import { packageVersion } from "../version.js";
 import { runAdminAction } from "./admin.js";
+import type { NodeMcp } from "./mcp.js";
 
 export interface PluginCoreEvents extends LifecycleEvents {
   "node:up": [node: NodeInfo];
@@ -112,6 +113,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
   readonly #reloads = new Map<string, Promise<void>>();
   /** Created by `start()` when networking is enabled; the network stack loads only then. */
   #network: NetworkManager | undefined;
+  #mcp: NodeMcp | undefined;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
@@ -183,6 +185,19 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     const config = this.#config;
     const dispatcher = this.#dispatcher;
     const topics = this.#topics;
+    if (config.networking.mcp) {
+      const { startMcp } = await import("./mcp.js");
+      this.#mcp = await startMcp(
+        {
+          hostname: this.hostname,
+          dispatcher,
+          topics,
+          plugins: () => this.listPlugins(),
+          nodes: () => this.nodes(),
+        },
+        config.networking,
+      );
+    }
     this.#network = new NetworkManager(
       {
         config: config.networking,
@@ -209,6 +224,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           watch: (pattern) => this.#topics.watch(pattern),
           act: (action, plugin) => this.#act(action, plugin),
         },
+        mcp: this.#mcp,
         emit: (event, node) => this.emit(event, node),
       },
       config.file,
@@ -628,6 +644,7 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     await this.#watcher.close();
     // Unloaded but still listed: what the core ran stays visible after it closed.
     await Promise.all(this.#registry.slots().map((slot) => this.#lifecycle.unload(slot)));
+    await this.#mcp?.close();
     await this.#network?.close();
     this.#logger.info("Closed");
     await this.#logging.close();
