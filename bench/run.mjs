@@ -42,6 +42,7 @@ const SECTIONS = {
   security: () => import("./sections/security.mjs"),
   hostile: () => import("./sections/hostile.mjs"),
   http: () => import("./sections/http.mjs"),
+  mcp: () => import("./sections/mcp.mjs"),
   workers: () => import("./sections/workers.mjs"),
   discovery: () => import("./sections/discovery.mjs"),
 };
