@@ -53,7 +53,7 @@ export {
   type RequestErrorCode,
   type WireError,
 } from "./errors.js";
-export type { Logger } from "./log.js";
+export type { Logger, LogLine } from "./log.js";
 export { PluginCore, type PluginCoreEvents, type PluginCoreOptions } from "./node/plugin-core.js";
 export { handleErrors, logErrors } from "./plugins/decorators.js";
 export { Plugin } from "./plugins/plugin.js";

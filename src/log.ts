@@ -11,6 +11,7 @@ import path from "node:path";
 import pino, { type Logger } from "pino";
 import pretty from "pino-pretty";
 import type { LogLevelName } from "./config/types.js";
+import { followed } from "./follow.js";
 
 export type { Logger };
 
@@ -25,8 +26,92 @@ export interface LoggingOptions {
   color?: boolean;
 }
 
+/** One line of the log, as `tailLog()` and a node's `POST /log` give it. */
+export interface LogLine {
+  /** Milliseconds since the epoch. */
+  time: number;
+  level: LogLevelName;
+  /** The plugin that wrote it, or the core's own name ("core"). */
+  source: string;
+  message: string;
+}
+
+/** Lines kept for a new follower of the log. */
+export const RECENT_LOG_LINES = 200;
+
+const LEVEL_NAMES: Record<number, LogLevelName> = {
+  20: "DEBUG",
+  30: "INFO",
+  40: "WARNING",
+  50: "ERROR",
+  60: "CRITICAL",
+};
+
+/**
+ * The last {@link RECENT_LOG_LINES} lines of INFO and above, and whoever follows new ones: what
+ * a dashboard shows as the live tail. Bounded: the ring of recent lines, and followers, which
+ * take each line synchronously.
+ */
+export class LogTail {
+  readonly #recent: LogLine[] = [];
+  readonly #followers = new Set<(line: LogLine) => void>();
+
+  /** pino's serialized line (one JSON object). */
+  write(serialized: string): void {
+    let record: Record<string, unknown>;
+    try {
+      record = JSON.parse(serialized) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    const line: LogLine = {
+      time: typeof record.time === "number" ? record.time : Date.now(),
+      level: LEVEL_NAMES[record.level as number] ?? "INFO",
+      source: String(record.plugin ?? record.name ?? ""),
+      message: String(record.msg ?? ""),
+    };
+    this.#recent.push(line);
+    if (this.#recent.length > RECENT_LOG_LINES) this.#recent.shift();
+    for (const follower of this.#followers) follower(line);
+  }
+
+  recent(): LogLine[] {
+    return [...this.#recent];
+  }
+
+  /**
+   * The recent lines, then each new one, until the consumer stops; one that falls far behind
+   * loses the oldest, and a WARNING line says how many.
+   */
+  lines(): AsyncGenerator<LogLine, void, undefined> {
+    return followed<LogLine>(
+      (push) => {
+        for (const line of this.#recent) push(line);
+        return this.follow(push);
+      },
+      (count) =>
+        this.write(
+          JSON.stringify({
+            time: Date.now(),
+            level: 40,
+            msg: `a follower of the log fell behind: ${count} line(s) dropped`,
+          }),
+        ),
+      RECENT_LOG_LINES * 5,
+    );
+  }
+
+  /** Calls `follower` with each new line; returns the function that stops it. */
+  follow(follower: (line: LogLine) => void): () => void {
+    this.#followers.add(follower);
+    return () => this.#followers.delete(follower);
+  }
+}
+
 export interface Logging {
   logger: Logger;
+  /** The recent lines and new ones as they are written. */
+  tail: LogTail;
   /** Absolute path of the log file, when there is one. */
   file: string | undefined;
   /** A child logger for a plugin: its lines carry `plugin: name`. */
@@ -136,8 +221,17 @@ export function createLogging(options: LoggingOptions): Logging {
           logger.error({ err }, `log file ${file} failed; logging to the console only`);
         });
 
+  const tail = new LogTail();
   // The closed/failed checks make logging after close() or a stream error a no-op, not a throw.
   const streams: pino.StreamEntry<PinoLevel>[] = [
+    {
+      level: "info",
+      stream: {
+        write(line: string) {
+          if (!closed) tail.write(line);
+        },
+      },
+    },
     {
       level: consoleLevel,
       stream: {
@@ -160,8 +254,9 @@ export function createLogging(options: LoggingOptions): Logging {
 
   const logger: Logger = pino(
     {
-      // The logger filters before the streams do: with a file it must let DEBUG through.
-      level: fileOut === undefined ? consoleLevel : "debug",
+      // The logger filters before the streams do: with a file it must let DEBUG through, and
+      // the tail takes INFO whatever the console shows.
+      level: fileOut !== undefined || consoleLevel === "debug" ? "debug" : "info",
       // pid and hostname are the same on every line of one core; name alone tags the core.
       base: options.name === undefined ? {} : { name: options.name },
     },
@@ -171,6 +266,7 @@ export function createLogging(options: LoggingOptions): Logging {
   let closing: Promise<void> | undefined;
   return {
     logger,
+    tail,
     file,
     forPlugin: (name) => logger.child({ plugin: name }),
     close() {

@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { createLogging, type Logging, toPinoLevel } from "../src/log.js";
+import { createLogging, type Logging, RECENT_LOG_LINES, toPinoLevel } from "../src/log.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const logModule = path.join(root, "src", "log.ts");
@@ -105,10 +105,41 @@ describe("log file", () => {
     );
   });
 
-  it("is absent when logDir is empty; the logger level is then the console level", async () => {
+  it("is absent when logDir is empty; the logger then lets INFO through, for the tail alone", async () => {
     const l = logging({ level: "WARNING", logDir: "" });
     expect(l.file).toBeUndefined();
-    expect(l.logger.level).toBe("warn");
+    expect(l.logger.level).toBe("info");
+    await l.close();
+  });
+});
+
+describe("tail", () => {
+  it("keeps the recent INFO lines and above whatever the console shows, then follows new ones", async () => {
+    const l = logging({ level: "ERROR", logDir: "" });
+    l.logger.debug("not kept");
+    l.logger.info("first");
+    l.forPlugin("P").warn("second");
+    const lines = l.tail.lines();
+    const first = await lines.next();
+    expect(first.value).toMatchObject({ level: "INFO", message: "first" });
+    expect((await lines.next()).value).toMatchObject({
+      level: "WARNING",
+      source: "P",
+      message: "second",
+    });
+    const next = lines.next();
+    l.logger.error("third");
+    expect((await next).value).toMatchObject({ level: "ERROR", message: "third" });
+    await lines.return();
+    await l.close();
+  });
+
+  it("keeps at most RECENT_LOG_LINES lines", async () => {
+    const l = logging({ level: "ERROR", logDir: "" });
+    for (let i = 0; i < RECENT_LOG_LINES + 50; i++) l.logger.info(`line ${i}`);
+    const recent = l.tail.recent();
+    expect(recent).toHaveLength(RECENT_LOG_LINES);
+    expect(recent[0]?.message).toBe("line 50");
     await l.close();
   });
 });

@@ -16,6 +16,7 @@ import type {
   TopicMessage,
 } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
+import type { LogLine } from "../log.js";
 import {
   answerSigned,
   HEADER_NONCE,
@@ -125,7 +126,7 @@ export class NodeClient {
     method: "GET" | "POST",
     path: string,
     body: unknown,
-    options: CallOptions & { stream?: boolean } = {},
+    options: CallOptions & { stream?: boolean; text?: boolean } = {},
   ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
     const known = this.#identity;
     try {
@@ -143,7 +144,7 @@ export class NodeClient {
     method: "GET" | "POST",
     path: string,
     body: unknown,
-    options: CallOptions & { stream?: boolean },
+    options: CallOptions & { stream?: boolean; text?: boolean },
   ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
     const target = new URL(path, this.url);
     const text = body === undefined ? "" : JSON.stringify(body);
@@ -207,6 +208,7 @@ export class NodeClient {
         throw new CliError("UNAUTHORIZED", `${this.url.origin}: ${FORGED}`);
       }
     }
+    if (options.text && status === 200) return { status, body: answer };
     const parsed = parseBody(answer, target.href, status);
     if (status !== 200) throw wireError(parsed, status, target.href);
     return { status, body: parsed };
@@ -257,6 +259,16 @@ export class NodeClient {
       void,
       undefined
     >;
+  }
+
+  /** The node's log: its recent lines, then each new one (`POST /log`). */
+  log(options: CallOptions = {}): AsyncGenerator<LogLine, void, undefined> {
+    return this.#lines("/log", {}, options) as AsyncGenerator<LogLine, void, undefined>;
+  }
+
+  /** The Prometheus text of `GET /metrics`. */
+  async metrics(): Promise<string> {
+    return (await this.#send("GET", "/metrics", undefined, { text: true })).body as string;
   }
 
   async openapi(): Promise<Record<string, unknown>> {

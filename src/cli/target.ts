@@ -3,6 +3,7 @@
  * default), or a node already running elsewhere (`--node URL`). Both answer the same questions
  * and take the same actions, so every command and the console work with either.
  */
+
 import { resolve } from "node:path";
 import type { LogLevelName } from "../config/types.js";
 import type { EndpointInfo } from "../core/endpoint.js";
@@ -15,6 +16,7 @@ import type {
   TopicMessage,
 } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
+import type { LogLine } from "../log.js";
 import { bindAddress, hostForUrl } from "../net/address.js";
 import type { AdminAction } from "../net/server.js";
 import { runAdminAction } from "../node/admin.js";
@@ -46,6 +48,10 @@ export interface Target {
   subscriptions(): Promise<SubscriptionInfo[]>;
   /** Every publish to `pattern` the node hears, until the consumer stops or `signal` aborts. */
   watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined>;
+  /** The node's log: its recent lines, then each new one, until `signal` aborts. */
+  log(signal: AbortSignal): AsyncGenerator<LogLine, void, undefined>;
+  /** The Prometheus text the node serves at `GET /metrics`. */
+  metrics(): Promise<string>;
   /** Publishes; resolves to how many subscribers took it. */
   notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number>;
   /** `path` (load only) is a plugin folder; in-process only. */
@@ -211,6 +217,14 @@ class LocalTarget implements Target {
     );
   }
 
+  log(signal: AbortSignal): AsyncGenerator<LogLine, void, undefined> {
+    return untilAborted(this.#core.tailLog(), signal);
+  }
+
+  async metrics(): Promise<string> {
+    return (await this.#core.metrics()).text;
+  }
+
   notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {
     return this.#core.notify(topic, args, executeOptions(options));
   }
@@ -295,6 +309,14 @@ class RemoteTarget implements Target {
 
   watch(pattern: string, signal: AbortSignal): AsyncGenerator<TopicMessage, void, undefined> {
     return this.#client.subscribe(pattern, { signal });
+  }
+
+  log(signal: AbortSignal): AsyncGenerator<LogLine, void, undefined> {
+    return this.#client.log({ signal });
+  }
+
+  metrics(): Promise<string> {
+    return this.#client.metrics();
   }
 
   async notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {

@@ -7,7 +7,9 @@
  * subscriptions end and come back with its state without bookkeeping; only code subscriptions
  * are held here, and they end with the plugin instance that made them.
  */
+
 import { type CallMode, callErrors, RequestError, TOPIC_PLUGIN } from "../errors.js";
+import { followed } from "../follow.js";
 import type { Logger } from "../log.js";
 import { patternProblem, type TopicMatcher, topicMatcher, topicProblem } from "../topic-names.js";
 import { openToNodes, refusal } from "./access.js";
@@ -748,48 +750,12 @@ export function messagesOf(
   subscribe: (handler: TopicHandler) => Subscription,
   dropped: (count: number) => void,
 ): AsyncGenerator<TopicMessage, void, undefined> {
-  const queue: TopicMessage[] = [];
-  let wake: (() => void) | undefined;
-  let lost = 0;
-  let stopped = false;
-  const subscription = subscribe((args, info) => {
-    if (queue.length >= WATCH_QUEUE) {
-      queue.shift();
-      lost++;
-    }
-    queue.push({ ...info, args });
-    wake?.();
-  });
-  const messages = (async function* () {
-    try {
-      for (;;) {
-        if (lost > 0) {
-          dropped(lost);
-          lost = 0;
-        }
-        const next = queue.shift();
-        if (next !== undefined) {
-          yield next;
-          continue;
-        }
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = undefined;
-        if (stopped) return;
-      }
-    } finally {
-      subscription.unsubscribe();
-    }
-  })();
-  // A generator stopped before its first step never runs its `finally`, and one waiting for a
-  // message would only see `return()` after the next message: both are ended here.
-  const stop = messages.return.bind(messages);
-  messages.return = (value) => {
-    stopped = true;
-    subscription.unsubscribe();
-    wake?.();
-    return stop(value);
-  };
-  return messages;
+  return followed<TopicMessage>(
+    (push) => {
+      const subscription = subscribe((args, info) => push({ ...info, args }));
+      return () => subscription.unsubscribe();
+    },
+    dropped,
+    WATCH_QUEUE,
+  );
 }

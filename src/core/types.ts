@@ -46,6 +46,13 @@ export interface NodeInfo {
   /** Milliseconds since the epoch of the last answer from the node; 0 if none yet. */
   lastSeen: number;
   plugins: string[];
+  /** How the node is reached: the node channel or NATS (`networking.transport`). */
+  transport: "channel" | "nats";
+  /**
+   * The last round trip to the node, in milliseconds: a heartbeat's on the channel, an info
+   * request's over NATS. Absent until one was measured.
+   */
+  rttMs?: number;
 }
 
 /**

@@ -18,6 +18,8 @@ const SKEW_WARNING_MS = 2000;
 export interface MembershipOptions {
   /** This node's hostname. */
   hostname: string;
+  /** How the nodes of this membership are reached. */
+  transport: NodeInfo["transport"];
   logger: Logger;
   nodes: NodeRegistry;
   emit(event: "node:up" | "node:down", node: NodeInfo): void;
@@ -66,11 +68,18 @@ export class Membership {
    * ended), and one with the same hostname that is down. One with the same hostname that is
    * up elsewhere is asked who it is: a conflict only if it still answers as itself.
    */
-  adopt(answer: InfoAnswer, clockOffsetMs: number, address: string, port: number): RemoteNode {
+  adopt(
+    answer: InfoAnswer,
+    clockOffsetMs: number,
+    address: string,
+    port: number,
+    rttMs?: number,
+  ): RemoteNode {
     const known = this.#nodes.get(answer.instance);
     if (known) {
       known.update(answer);
       known.clockOffsetMs = clockOffsetMs;
+      if (rttMs !== undefined) known.rttMs = rttMs;
       this.heard(known);
       return known;
     }
@@ -85,8 +94,11 @@ export class Membership {
         twins.push(other);
       }
     }
-    const node = new RemoteNode(answer, address, port, (self) => this.#options.connect(self));
+    const node = new RemoteNode(answer, address, port, this.#options.transport, (self) =>
+      this.#options.connect(self),
+    );
     node.clockOffsetMs = clockOffsetMs;
+    node.rttMs = rttMs;
     this.#nodes.add(node);
     this.#nodes.unreachable.delete(`${address}:${port}`);
     const where = `at ${node.place} (${node.endpoints.size} plugin(s))`;

@@ -38,14 +38,19 @@ export class RemoteNode {
   topicPatterns: string[] = [];
   topics: TopicMatcher[] = [];
   readonly connection: NodeConnection;
+  readonly transport: NodeInfo["transport"];
+  /** The last round trip measured to it, in ms. */
+  rttMs: number | undefined;
 
   constructor(
     answer: InfoAnswer,
     address: string,
     port: number,
+    transport: NodeInfo["transport"],
     createConnection: (node: RemoteNode) => NodeConnection,
   ) {
     this.instance = answer.instance;
+    this.transport = transport;
     this.hostname = answer.hostname;
     this.address = address;
     this.port = port;
@@ -129,6 +134,8 @@ export class RemoteNode {
       alive: this.alive,
       lastSeen: this.lastSeen,
       plugins: [...this.endpoints.keys()],
+      transport: this.transport,
+      ...(this.rttMs === undefined ? {} : { rttMs: Math.round(this.rttMs * 100) / 100 }),
     };
   }
 }

@@ -34,7 +34,7 @@ import {
   type WireError,
   WireProblem,
 } from "../errors.js";
-import type { Logger } from "../log.js";
+import type { Logger, LogLine } from "../log.js";
 import { patternProblem } from "../topic-names.js";
 import {
   ChannelSigner,
@@ -151,6 +151,8 @@ export interface AdminApi {
   metrics(): Promise<{ contentType: string; text: string }>;
   /** Every publish to `pattern` this node hears, until the consumer stops. */
   watch(pattern: string): AsyncGenerator<TopicMessage, void, undefined>;
+  /** The recent log lines, then each new one, until the consumer stops. */
+  log(): AsyncGenerator<LogLine, void, undefined>;
   act(action: AdminAction, plugin: string | undefined): Promise<void>;
 }
 
@@ -481,6 +483,14 @@ export class NodeServer {
       canceller.addEventListener("abort", () => void source.return());
       // Headers go out with the first line otherwise, which may be long in coming: the client
       // learns at once that the subscription is in place.
+      reply.raw.once("pipe", () => reply.raw.flushHeaders());
+      reply.raw.once("close", () => canceller.abort());
+      return this.#sendStream(request, reply, source, undefined, canceller, undefined);
+    });
+    app.post("/log", async (request, reply) => {
+      const source = admin.log();
+      const canceller = new Canceller();
+      canceller.addEventListener("abort", () => void source.return());
       reply.raw.once("pipe", () => reply.raw.flushHeaders());
       reply.raw.once("close", () => canceller.abort());
       return this.#sendStream(request, reply, source, undefined, canceller, undefined);

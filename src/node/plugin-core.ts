@@ -50,7 +50,7 @@ import type {
   TopicOptions,
 } from "../core/types.js";
 import { ConfigError, callErrors } from "../errors.js";
-import { createLogging, type Logger, type Logging } from "../log.js";
+import { createLogging, type Logger, type Logging, type LogLine } from "../log.js";
 import { bindAddress } from "../net/address.js";
 import type { NetworkManager } from "../net/manager.js";
 import type { MetricsExporter } from "../net/metrics.js";
@@ -220,7 +220,8 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
           tagged: (tag) => this.#topics.findEndpointsByTag(APPLICATION, tag),
           subscriptions: () => this.#topics.subscriptions(),
           openapi: () => this.openApiDocument(),
-          metrics: () => this.#metricsText(),
+          metrics: () => this.metrics(),
+          log: () => this.tailLog(),
           watch: (pattern) => this.#topics.watch(pattern),
           act: (action, plugin) => this.#act(action, plugin),
         },
@@ -864,8 +865,11 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
     return this.#topics.findEndpointsByTag(this.#dispatcher.callerFor(undefined), tag);
   }
 
-  /** The Prometheus text of `GET /metrics`, and its content type. */
-  async #metricsText(): Promise<{ contentType: string; text: string }> {
+  /**
+   * What `GET /metrics` serves: the Prometheus text and its content type (`aio dashboard`
+   * draws its charts from it). With `general.metrics: false`, the process metrics only.
+   */
+  async metrics(): Promise<{ contentType: string; text: string }> {
     // Loaded on the first scrape: a node nobody scrapes never loads prom-client.
     const { MetricsExporter: Exporter } = await import("../net/metrics.js");
     this.#exporter ??= new Exporter({
@@ -874,6 +878,15 @@ export class PluginCore extends EventEmitter<PluginCoreEvents> {
       plugins: () => this.listPlugins(),
     });
     return { contentType: this.#exporter.contentType, text: await this.#exporter.text() };
+  }
+
+  /**
+   * The log as it is written: the last 200 lines of INFO and above, then each new one, until
+   * the consumer stops (`break`, or `return()`). A consumer that falls 1,000 lines behind loses
+   * the oldest. Whatever the console level, INFO and above are here.
+   */
+  tailLog(): AsyncGenerator<LogLine, void, undefined> {
+    return this.#logging.tail.lines();
   }
 
   /**

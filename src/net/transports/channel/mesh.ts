@@ -95,6 +95,7 @@ export class ChannelMesh implements Mesh {
     });
     this.#members = new Membership({
       hostname: context.hostname,
+      transport: "channel",
       logger: context.logger,
       nodes: context.nodes,
       emit: context.emit,
@@ -401,8 +402,10 @@ export class ChannelMesh implements Mesh {
    */
   async #check(node: RemoteNode): Promise<void> {
     const wait = this.#config.heartbeat_interval * 800;
+    const pinged = performance.now();
     const pong = await this.#pinger.ping(node.address, node.port, wait, node.clockOffsetMs);
     if (pong?.instance === node.instance) {
+      node.rttMs = performance.now() - pinged;
       this.#members.heard(node);
       if (pong.version === node.version) return;
     }

@@ -113,6 +113,7 @@ export class NatsMesh implements Mesh {
     this.#where = `NATS ${context.config.nats.servers.join(", ")}`;
     this.#members = new Membership({
       hostname: context.hostname,
+      transport: "nats",
       logger: context.logger,
       nodes: context.nodes,
       emit: context.emit,
@@ -308,9 +309,11 @@ export class NatsMesh implements Mesh {
     if (this.#contacts.has(instance) || this.#leaving) return;
     this.#contacts.add(instance);
     try {
+      const asked = performance.now();
       const answer = await this.#fetchInfo({ instance, clockOffsetMs });
       if (answer && !this.#closed) {
-        this.#members.adopt(answer, clockOffsetMs, `nats:${instance}`, 0);
+        const rtt = performance.now() - asked;
+        this.#members.adopt(answer, clockOffsetMs, `nats:${instance}`, 0, rtt);
       }
     } catch (error) {
       this.#logger.warn(`cannot ask node ${instance} over NATS: ${(error as Error).message}`);
@@ -361,8 +364,12 @@ export class NatsMesh implements Mesh {
   /** Asks a known node once for its info, and adopts the answer. */
   async #askInfo(node: RemoteNode): Promise<void> {
     try {
+      const asked = performance.now();
       const answer = await this.#fetchInfo(node.identity());
-      if (answer && !this.#closed) this.#members.adopt(answer, node.clockOffsetMs, node.address, 0);
+      if (answer && !this.#closed) {
+        const rtt = performance.now() - asked;
+        this.#members.adopt(answer, node.clockOffsetMs, node.address, 0, rtt);
+      }
     } catch (error) {
       this.#logger.debug(`asking "${node.hostname}" over NATS failed: ${(error as Error).message}`);
     }
