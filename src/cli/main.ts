@@ -8,6 +8,7 @@ import type { LogLevelName } from "../config/types.js";
 import { UsageError } from "../errors.js";
 import { packageVersion } from "../version.js";
 import type { CallCommandOptions } from "./call.js";
+import type { DashboardOptions } from "./dashboard/server.js";
 import type { EndpointsOptions, ListOptions, NodesOptions, PublishOptions } from "./list.js";
 import type { McpOptions } from "./mcp.js";
 import { describeError, EXIT, exitWhenFlushed, note, out, reserveStdout } from "./output.js";
@@ -253,6 +254,32 @@ targetOptions(
   .action(
     action(async (config: string | undefined, options: TypesOptions) =>
       (await import("./types.js")).typesCommand(config, options),
+    ),
+  );
+
+function portNumber(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 65535) {
+    throw new InvalidArgumentError("expected a port number, 0 to 65535 (0: any free port)");
+  }
+  return Number(value);
+}
+
+targetOptions(
+  program
+    .command("dashboard")
+    .summary("a web page on 127.0.0.1 that shows and drives a node and the mesh it knows")
+    .description(
+      "Serve a dashboard on 127.0.0.1: nodes (up or down, last seen, round trip, transport), plugins (state, version, isolation, reloads, errors, with enable, disable and reload), endpoints, live calls/s and p50/p99 per endpoint, a form to call or stream any endpoint (with Stop), publish and watch topics, and the log as it is written. The secret stays in this process; the printed URL carries a per-run token. See docs/dashboard.md.",
+    )
+    .option("-p, --port <port>", "the port on 127.0.0.1 (default: any free port)", portNumber),
+)
+  .addHelpText(
+    "after",
+    "\nExamples:\n  aio dashboard --config config.yml\n  AIO_SECRET=… aio dashboard --node http://10.0.0.5:2510 --port 8080",
+  )
+  .action(
+    action(async (options: DashboardOptions) =>
+      (await import("./dashboard/server.js")).dashboardCommand(options),
     ),
   );
 
