@@ -15,6 +15,10 @@ export default defineConfig({
     reporters: ["default", "json"],
     outputFile: { json: ".vitest-report.json" },
     pool: "forks",
+    // Two test files at a time even on two cores: most tests wait on other processes (nodes,
+    // nats-server, a browser) rather than compute, and the tests are written to pass on a busy
+    // machine. One at a time, the suite takes over six minutes.
+    maxWorkers: 2,
     testTimeout: 20_000,
     hookTimeout: 20_000,
     server: { deps: { external: [/\/dist\//] } },
