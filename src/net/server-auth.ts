@@ -225,9 +225,8 @@ export function installAuth(
     gate: (request, response) => {
       const method = request.method ?? "";
       const url = request.url ?? "";
-      const path = url.split("?")[0];
       // An MCP client holds a bearer token, never the secret: /mcp takes the token alone.
-      if (path === MCP_PATH && bearers.mcpToken !== undefined) {
+      if (bearers.mcpToken !== undefined && (url === MCP_PATH || url.startsWith(`${MCP_PATH}?`))) {
         if (!sameOrigin(request)) {
           refuseRaw(request, response, 403, FOREIGN_ORIGIN_BYTES, tarpit);
           return true;
@@ -243,7 +242,7 @@ export function installAuth(
       }
       if (!secret) return false;
       if (!signed(request.headers)) {
-        const route = `${method} ${path}`;
+        const route = `${method} ${url.split("?")[0]}`;
         if (OPEN_ROUTES.has(route)) return false;
         // Prometheus cannot sign: the scrape may show the metrics token instead.
         if (
