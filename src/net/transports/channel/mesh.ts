@@ -1,7 +1,8 @@
 /**
- * The channel's mesh (see ../../mesh.ts): nodes are found through `node_ips`, the nodes each
- * one passes on in its `/info` answers, and mDNS; watched with UDP heartbeats answered by a
- * helper thread; and called over the WebSocket channel (dial.ts).
+ * The channel's mesh (see ../../mesh.ts): nodes are found by the discoverers (discoverers/:
+ * `node_ips`, the nodes each one passes on in its `/info` answers, mDNS), each address asked
+ * for its `/info`; watched with UDP heartbeats answered by a helper thread; and called over the
+ * WebSocket channel (dial.ts).
  *
  * A node is known by its instance id, random per run: a new instance at the address of an old
  * one with the same hostname is that node restarted, and replaces it at once. Nodes that are
@@ -25,8 +26,8 @@ import { HttpBlocking } from "../../sync-remote.js";
 import { schemeOf } from "../../tls.js";
 import { type InfoAnswer, type InfoRequest, readInfoAnswer } from "../../wire.js";
 import { channelDial } from "./dial.js";
+import { type Discoverer, discoverersFor, type Found } from "./discoverers/index.js";
 import { HeartbeatPinger, HeartbeatResponder } from "./heartbeat.js";
-import { MdnsDiscovery } from "./mdns.js";
 
 /** How often nodes that are down, and configured ones not found yet, are pinged (ms). */
 const PROBE_MS = 250;
@@ -65,9 +66,8 @@ export class ChannelMesh implements Mesh {
   readonly #pinger: HeartbeatPinger;
   readonly #members: Membership;
   readonly #scheme: { http: string; ws: string };
-  #loopbackOnly = true;
   #responder: HeartbeatResponder | undefined;
-  #mdns: MdnsDiscovery | undefined;
+  #discoverers: Discoverer[] = [];
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #probe: ReturnType<typeof setInterval> | undefined;
   #announcement: ReturnType<typeof setTimeout> | undefined;
@@ -108,7 +108,6 @@ export class ChannelMesh implements Mesh {
   }
 
   async start(loopbackOnly: boolean): Promise<void> {
-    this.#loopbackOnly = loopbackOnly;
     const context = this.#context;
     this.#responder = new HeartbeatResponder(
       {
@@ -122,18 +121,27 @@ export class ChannelMesh implements Mesh {
       this.#logger,
     );
     await this.#responder.ready;
-    this.#startMdns();
     this.#heartbeat = setInterval(() => this.#beat(), this.#config.heartbeat_interval * 1000);
     this.#heartbeat.unref();
     this.#probe = setInterval(() => this.#probeMissing(), PROBE_MS);
     this.#probe.unref();
-    await Promise.all(
-      this.#config.node_ips.map((entry) => {
-        const { address, port } = parseNodeAddress(entry, this.#config.port);
-        return this.#contact(address, port);
-      }),
-    );
+    this.#discoverers = discoverersFor({
+      config: this.#config,
+      hostname: context.hostname,
+      instance: context.instance,
+      port: context.server.port,
+      bind: context.bind,
+      loopbackOnly,
+      logger: this.#logger,
+    });
+    await Promise.all(this.#discoverers.map((discoverer) => discoverer.start(this.#found)));
   }
+
+  /** What every discoverer hands its addresses to: one not known yet is contacted. */
+  readonly #found: Found = (address, port, instance) => {
+    const known = instance ? this.#nodes.get(instance) : this.#nodes.byAddress(address, port);
+    return known ? Promise.resolve() : this.#contact(address, port);
+  };
 
   /**
    * Marks a change of this node's plugins. The nodes it knows are told at once (they ask for
@@ -164,29 +172,6 @@ export class ChannelMesh implements Mesh {
     const answer = infoAnswer(this.#context, request, nodes);
     if (request.instance) this.#members.shown.set(request.instance, answer.version);
     return answer;
-  }
-
-  /**
-   * mDNS runs only for a node reachable from the LAN: one bound to loopback has nothing to
-   * announce and nobody to find.
-   */
-  #startMdns(): void {
-    const announce = this.#config.direct_discoverable;
-    const browse = this.#config.discover_nodes;
-    if (this.#loopbackOnly || (!announce && !browse)) return;
-    this.#mdns = new MdnsDiscovery({
-      hostname: this.#context.hostname,
-      instance: this.#context.instance,
-      port: this.#context.server.port,
-      bind: this.#context.bind,
-      announce,
-      browse,
-      logger: this.#logger,
-      onFound: (address, port, instance) => {
-        const known = instance ? this.#nodes.get(instance) : this.#nodes.byAddress(address, port);
-        if (!known) void this.#contact(address, port);
-      },
-    });
   }
 
   #infoRequest(extra: Partial<InfoRequest> = {}): InfoRequest {
@@ -317,13 +302,7 @@ export class ChannelMesh implements Mesh {
     }
     if (!fetched || this.#closed) return true;
     this.#members.adopt(fetched.answer, fetched.clockOffsetMs, address, port);
-    if (this.#config.discover_nodes) {
-      await Promise.all(
-        fetched.answer.nodes
-          .filter((other) => !this.#nodes.byAddress(other.address, other.port))
-          .map((other) => this.#contact(other.address, other.port)),
-      );
-    }
+    await Promise.all(this.#discoverers.map((d) => d.answered(fetched.answer, this.#found)));
     return true;
   }
 
@@ -524,7 +503,7 @@ export class ChannelMesh implements Mesh {
     clearInterval(this.#probe);
     clearTimeout(this.#announcement);
     this.#pinger.close();
-    await this.#mdns?.close();
+    await Promise.all(this.#discoverers.map((discoverer) => discoverer.close()));
     await this.#responder?.close();
     for (const node of this.#nodes.all()) node.connection.close();
     await Promise.all([this.#http.close(), this.blocking.close()]);
