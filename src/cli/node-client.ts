@@ -6,7 +6,7 @@
  * answer's `x-aio-answer` header, a stream's per-line `mac`.
  */
 import { randomBytes } from "node:crypto";
-import { Agent, request } from "undici";
+import { Agent } from "undici";
 import type { EndpointInfo } from "../core/endpoint.js";
 import type {
   NodeInfo,
@@ -17,17 +17,20 @@ import type {
 } from "../core/types.js";
 import { CliError, UsageError } from "../errors.js";
 import type { LogLine } from "../log.js";
-import {
-  answerSigned,
-  HEADER_NONCE,
-  type PeerIdentity,
-  StreamMac,
-  signRequest,
-} from "../net/auth.js";
+import { type PeerIdentity, type SignedHeaders, signRequest } from "../net/auth.js";
 import { tlsHint } from "../net/http-client.js";
-import { ndjsonLines } from "../net/ndjson.js";
 import type { AdminAction } from "../net/server.js";
+import { pingNode, sendToNode, signedByNode, streamFromNode } from "../net/signed-http.js";
 import { readIdentity } from "../net/wire.js";
+
+/** A request's answer: its parsed body, or (asked for a stream) the body to read lines from. */
+interface SentAnswer {
+  status: number;
+  body: unknown;
+  stream?: AsyncIterable<Buffer>;
+  /** What the request was signed with: a stream's lines are checked against it. */
+  signature?: SignedHeaders | undefined;
+}
 
 export interface CallOptions {
   /** Milliseconds: sent as the call's deadline, and the longest this client waits. */
@@ -92,27 +95,18 @@ export class NodeClient {
 
   /** The node's instance id and clock, from its unsigned `GET /ping`. */
   async #identify(signal: AbortSignal | undefined): Promise<PeerIdentity> {
-    const target = new URL("/ping", this.url);
-    const sentAt = Date.now();
-    let text: string;
+    let ping: Awaited<ReturnType<typeof pingNode>>;
     try {
-      const response = await request(target, {
-        method: "GET",
-        dispatcher: this.#agent,
-        headersTimeout: OPERATOR_TIMEOUT_MS,
-        bodyTimeout: OPERATOR_TIMEOUT_MS,
-        ...(signal ? { signal } : {}),
-      });
-      text = await response.body.text();
+      ping = await pingNode(this.#agent, this.url, OPERATOR_TIMEOUT_MS, signal);
     } catch (error) {
       throw this.#failure(error, signal);
     }
     try {
-      return readIdentity(JSON.parse(text), sentAt, Date.now());
+      return readIdentity(JSON.parse(ping.text), ping.sentAt, ping.receivedAt);
     } catch {
       throw new CliError(
         "NETWORK",
-        `${this.url.origin} does not answer /ping as an AIO node does: ${text.slice(0, 200)}`,
+        `${this.url.origin} does not answer /ping as an AIO node does: ${ping.text.slice(0, 200)}`,
       );
     }
   }
@@ -127,7 +121,7 @@ export class NodeClient {
     path: string,
     body: unknown,
     options: CallOptions & { stream?: boolean; text?: boolean } = {},
-  ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
+  ): Promise<SentAnswer> {
     const known = this.#identity;
     try {
       return await this.#sendOnce(method, path, body, options);
@@ -145,7 +139,7 @@ export class NodeClient {
     path: string,
     body: unknown,
     options: CallOptions & { stream?: boolean; text?: boolean },
-  ): Promise<{ status: number; body: unknown; lines?: AsyncIterable<string>; nonce?: string }> {
+  ): Promise<SentAnswer> {
     const target = new URL(path, this.url);
     const text = body === undefined ? "" : JSON.stringify(body);
     if (this.#secret) this.#identity ??= await this.#identify(options.signal);
@@ -161,19 +155,15 @@ export class NodeClient {
         : path === "/execute" || path === "/execute_stream"
           ? 0
           : OPERATOR_TIMEOUT_MS;
-    let response: Awaited<ReturnType<typeof request>>;
+    let response: Awaited<ReturnType<typeof sendToNode>>;
     try {
-      response = await request(target, {
+      response = await sendToNode(this.#agent, {
         method,
-        dispatcher: this.#agent,
-        headers: {
-          ...(method === "POST" ? { "content-type": "application/json" } : {}),
-          ...signature,
-        },
-        ...(method === "POST" ? { body: text } : {}),
-        headersTimeout: wait,
-        bodyTimeout: wait,
-        ...(options.signal ? { signal: options.signal } : {}),
+        url: target,
+        body: text,
+        signature,
+        timeoutMs: wait,
+        signal: options.signal,
       });
     } catch (error) {
       throw this.#failure(error, options.signal);
@@ -188,14 +178,8 @@ export class NodeClient {
           : `${this.url.origin} requires a secret: set AIO_SECRET to the node's secret`,
       );
     }
-    const nonce = signature?.[HEADER_NONCE];
     if (options.stream && status === 200) {
-      return {
-        status,
-        body: undefined,
-        lines: ndjsonLines(response.body),
-        ...(nonce ? { nonce } : {}),
-      };
+      return { status, body: undefined, stream: response.body, signature };
     }
     let answer: string;
     try {
@@ -203,10 +187,8 @@ export class NodeClient {
     } catch (error) {
       throw this.#failure(error, options.signal);
     }
-    if (signature && nonce) {
-      if (!answerSigned(this.#secret, response.headers, nonce, answer)) {
-        throw new CliError("UNAUTHORIZED", `${this.url.origin}: ${FORGED}`);
-      }
+    if (!signedByNode(this.#secret, signature, response.headers, answer)) {
+      throw new CliError("UNAUTHORIZED", `${this.url.origin}: ${FORGED}`);
     }
     if (options.text && status === 200) return { status, body: answer };
     const parsed = parseBody(answer, target.href, status);
@@ -287,31 +269,18 @@ export class NodeClient {
     options: CallOptions,
   ): AsyncGenerator<unknown, void, undefined> {
     const answer = await this.#send("POST", path, body, { ...options, stream: true });
-    const mac = answer.nonce ? new StreamMac(this.#secret, answer.nonce) : undefined;
-    const iterator = (answer.lines as AsyncIterable<string>)[Symbol.asyncIterator]();
-    try {
-      while (true) {
-        let step: IteratorResult<string>;
-        try {
-          step = await iterator.next();
-        } catch (error) {
-          throw this.#failure(error, options.signal);
-        }
-        if (step.done) {
-          throw new CliError(
-            "NETWORK",
-            "the stream ended without an end marker; the node may have gone",
-          );
-        }
-        const line = checkLine(step.value, mac);
-        if (line.error !== undefined) throw wireError(line, 200, this.url.href);
-        if (line.end === true) return;
-        yield line.item;
-      }
-    } finally {
-      // Stops the node's generator when the consumer leaves early.
-      await iterator.return?.();
-    }
+    yield* streamFromNode(answer.stream as AsyncIterable<Buffer>, this.#secret, answer.signature, {
+      broke: (error) => this.#failure(error, options.signal),
+      cut: () =>
+        new CliError("NETWORK", "the stream ended without an end marker; the node may have gone"),
+      forged: () => new CliError("UNAUTHORIZED", FORGED),
+      malformed: (line) =>
+        new CliError(
+          "NETWORK",
+          `the node sent a stream line that is not a JSON object: ${line.slice(0, 200)}`,
+        ),
+      failed: (error) => wireError({ error }, 200, this.url.href),
+    });
   }
 
   async plugins(): Promise<{ hostname: string; plugins: PluginInfo[] }> {
@@ -367,27 +336,4 @@ function callBody(plugin: string, method: string, args: unknown, options: CallOp
     request_id: `cli-${randomBytes(4).toString("hex")}`,
     ...(options.timeout !== undefined ? { timeout_ms: options.timeout } : {}),
   };
-}
-
-interface StreamLine {
-  item?: unknown;
-  end?: boolean;
-  error?: unknown;
-}
-
-/**
- * One NDJSON line, its MAC checked first when there is a secret. The MAC covers the line as
- * the node wrote it without its `mac` member, which the node writes last.
- */
-function checkLine(text: string, mac: StreamMac | undefined): StreamLine {
-  const bare = mac ? mac.open(text) : text;
-  if (bare === undefined) throw new CliError("UNAUTHORIZED", FORGED);
-  try {
-    const parsed = JSON.parse(bare) as unknown;
-    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed as StreamLine;
-  } catch {}
-  throw new CliError(
-    "NETWORK",
-    `the node sent a stream line that is not a JSON object: ${text.slice(0, 200)}`,
-  );
 }

@@ -2,9 +2,10 @@
  * HTTP requests to other nodes (discovery, heartbeats) and to any node from tools: one undici
  * agent, which keeps a keep-alive pool per node.
  */
-import { Agent, request } from "undici";
+import { Agent } from "undici";
 import { callErrors, NetworkRequestError } from "../errors.js";
-import { answerSigned, HEADER_NONCE, type PeerIdentity, signRequest } from "./auth.js";
+import { type PeerIdentity, signRequest } from "./auth.js";
+import { type NodeRequest, pingNode, sendToNode, signedByNode } from "./signed-http.js";
 import { type PeerTls, tlsConnector } from "./tls.js";
 import { parseJson, readIdentity } from "./wire.js";
 
@@ -111,17 +112,19 @@ export class HttpClient {
    */
   async identify(origin: string, timeoutMs: number): Promise<PeerIdentity & { hostname?: string }> {
     const url = `${origin}/ping`;
-    const sentAt = Date.now();
-    const response = await this.#request(url, { method: "GET" }, timeoutMs);
-    const text = await response.body.text();
-    const receivedAt = Date.now();
-    if (response.statusCode === 421) throw misdirected(url);
+    let ping: Awaited<ReturnType<typeof pingNode>>;
     try {
-      return readIdentity(parseJson(text, this.#maxDepth), sentAt, receivedAt);
+      ping = await pingNode(this.#agent, origin, timeoutMs);
+    } catch (error) {
+      throw unreachable(url, error);
+    }
+    if (ping.status === 421) throw misdirected(url);
+    try {
+      return readIdentity(parseJson(ping.text, this.#maxDepth), ping.sentAt, ping.receivedAt);
     } catch (error) {
       throw new NetworkRequestError(
         "NETWORK",
-        `${url} answered HTTP ${response.statusCode} without what an AIO node's /ping answers: ${(error as Error).message}`,
+        `${url} answered HTTP ${ping.status} without what an AIO node's /ping answers: ${(error as Error).message}`,
       );
     }
   }
@@ -140,20 +143,23 @@ export class HttpClient {
     const text = JSON.stringify(body);
     const { host, pathname } = new URL(url);
     if (this.#secret && !target) throw new Error("a signed request needs the node's identity");
-    const signed =
+    const signature =
       this.#secret && target
         ? signRequest(this.#secret, "POST", target, pathname, text)
         : undefined;
-    const response = await this.#request(
-      url,
-      { method: "POST", headers: { "content-type": "application/json", ...signed }, body: text },
-      timeoutMs,
-    );
-    const answer = await response.body.text();
+    const call: NodeRequest = { method: "POST", url, body: text, signature, timeoutMs };
+    let answer: string;
+    let response: Awaited<ReturnType<typeof sendToNode>>;
+    try {
+      response = await sendToNode(this.#agent, call);
+      answer = await response.body.text();
+    } catch (error) {
+      throw unreachable(url, error);
+    }
     if (response.statusCode === 421) throw misdirected(url);
-    if (signed) {
+    if (signature) {
       if (response.statusCode === 401) throw callErrors.unauthorizedBy(host);
-      if (!answerSigned(this.#secret, response.headers, signed[HEADER_NONCE], answer)) {
+      if (!signedByNode(this.#secret, signature, response.headers, answer)) {
         throw new NetworkRequestError(
           "UNAUTHORIZED",
           `${url} answered without proof that it knows the secret; the answer is ignored`,
@@ -173,32 +179,19 @@ export class HttpClient {
     }
   }
 
-  /** One request on the pool; a failure to get an answer is NETWORK, with what caused it. */
-  async #request(
-    url: string,
-    options: { method: "GET" | "POST"; headers?: Record<string, string>; body?: string },
-    timeoutMs: number,
-  ): Promise<Awaited<ReturnType<typeof request>>> {
-    try {
-      return await request(url, {
-        ...options,
-        dispatcher: this.#agent,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
-    } catch (error) {
-      throw new NetworkRequestError(
-        "NETWORK",
-        `${url}: ${(error as Error).message.trim()}${tlsHint(error, url, "node")}`,
-        {},
-        { cause: error },
-      );
-    }
-  }
-
   async close(): Promise<void> {
     await this.#agent.close();
   }
+}
+
+/** No answer from `url`: NETWORK, with what caused it and what TLS may have to do with it. */
+function unreachable(url: string, error: unknown): NetworkRequestError {
+  return new NetworkRequestError(
+    "NETWORK",
+    `${url}: ${(error as Error).message.trim()}${tlsHint(error, url, "node")}`,
+    {},
+    { cause: error },
+  );
 }
 
 /** A node without a secret refused the Host it was reached under. */

@@ -3,10 +3,10 @@
  * `Atomics.wait` while this one talks HTTP to the other node, then wakes it with the answer.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { Agent, request } from "undici";
+import { Agent } from "undici";
 import { BlockingStreams, serveBlocking } from "../core/blocking.js";
-import { answerSigned, HEADER_NONCE, StreamMac } from "./auth.js";
-import { ndjsonLines } from "./ndjson.js";
+import type { SignedHeaders } from "./auth.js";
+import { sendToNode, signedByNode, streamFromNode } from "./signed-http.js";
 import type { BridgeRequest, BridgeSetup } from "./sync-remote.js";
 import { tlsConnector } from "./tls.js";
 
@@ -27,13 +27,18 @@ const FORGED = {
   message: "the node answered without proof that it knows the secret; the answer is ignored",
 };
 
+/** The signature the main thread made for the request (none without a secret). */
+function signatureOf(message: { headers: Record<string, string> }): SignedHeaders | undefined {
+  return secret ? (message.headers as unknown as SignedHeaders) : undefined;
+}
+
 /** With a secret, an answer counts only if it is signed for this request. */
 function checkAnswer(
-  headers: Record<string, unknown>,
-  sent: Record<string, string>,
+  headers: Record<string, string | string[] | undefined>,
+  signature: SignedHeaders | undefined,
   body: string,
 ): void {
-  if (secret && !answerSigned(secret, headers, sent[HEADER_NONCE] ?? "", body)) throw FORGED;
+  if (!signedByNode(secret, signature, headers, body)) throw FORGED;
 }
 
 /** An answer that never reached the node (refused or reset before sending) is retryable. */
@@ -47,24 +52,21 @@ function notDelivered(error: unknown): boolean {
   );
 }
 
-function networkFailure(error: unknown): never {
-  throw {
+function networkFailureOf(error: unknown) {
+  return {
     code: notDelivered(error) ? "NOT_DELIVERED" : "NETWORK",
     message: (error as Error).message,
     refused: (error as { code?: string }).code === "ECONNREFUSED",
   };
 }
 
-async function post(url: string, body: string, timeoutMs: number, headers: Record<string, string>) {
+function networkFailure(error: unknown): never {
+  throw networkFailureOf(error);
+}
+
+async function post(url: string, body: string, timeoutMs: number, signature?: SignedHeaders) {
   try {
-    return await request(url, {
-      method: "POST",
-      dispatcher: agent,
-      headers: { "content-type": "application/json", ...headers },
-      body,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-    });
+    return await sendToNode(agent, { method: "POST", url, body, signature, timeoutMs });
   } catch (error) {
     return networkFailure(error);
   }
@@ -83,70 +85,46 @@ const REFUSED_CREDENTIALS = {
 async function serve(message: BridgeRequest): Promise<unknown> {
   switch (message.kind) {
     case "execute": {
-      const response = await post(message.url, message.body, message.timeoutMs, message.headers);
+      const signature = signatureOf(message);
+      const response = await post(message.url, message.body, message.timeoutMs, signature);
       const text = await response.body.text();
       if (response.statusCode === 401) throw REFUSED_CREDENTIALS;
-      checkAnswer(response.headers, message.headers, text);
+      checkAnswer(response.headers, signature, text);
       const answer = JSON.parse(text) as { result?: unknown; error?: unknown };
       if (response.statusCode !== 200)
         throw answer.error ?? { code: "NETWORK", message: `HTTP ${response.statusCode}` };
       return answer.result;
     }
     case "open": {
-      const response = await post(message.url, message.body, message.timeoutMs, message.headers);
+      const signature = signatureOf(message);
+      const response = await post(message.url, message.body, message.timeoutMs, signature);
       if (response.statusCode !== 200) {
         const text = await response.body.text();
         if (response.statusCode === 401) throw REFUSED_CREDENTIALS;
-        checkAnswer(response.headers, message.headers, text);
+        checkAnswer(response.headers, signature, text);
         const answer = JSON.parse(text) as { error?: unknown };
         throw answer.error ?? { code: "NETWORK", message: `HTTP ${response.statusCode}` };
       }
-      const nonce = message.headers[HEADER_NONCE];
       return streams.open(
-        itemsOf(
-          ndjsonLines(response.body)[Symbol.asyncIterator](),
-          secret && nonce ? new StreamMac(secret, nonce) : undefined,
-        ),
+        streamFromNode(response.body, secret, signature, {
+          broke: (error) => networkFailureOf(error),
+          cut: () => ({
+            code: "NETWORK",
+            message: "the stream ended without an end marker; the node may have gone",
+          }),
+          forged: () => FORGED,
+          malformed: (line) => ({
+            code: "NETWORK",
+            message: `the node sent a stream line that is not a JSON object: ${line.slice(0, 200)}`,
+          }),
+          failed: (error) => error,
+        }),
       );
     }
     case "next":
     case "close":
       return streams.serve(message);
   }
-}
-
-/**
- * The items of a streamed answer, read from its NDJSON lines. With a secret, `mac` is the MAC
- * the next line must carry.
- */
-function itemsOf(lines: AsyncIterator<string>, mac: StreamMac | undefined): AsyncIterator<unknown> {
-  return {
-    async next() {
-      let step: IteratorResult<string>;
-      try {
-        step = await lines.next();
-      } catch (error) {
-        return networkFailure(error);
-      }
-      if (step.done) {
-        throw {
-          code: "NETWORK",
-          message: "the stream ended without an end marker; the node may have gone",
-        };
-      }
-      // Each line is checked, as the node wrote it, before it is parsed.
-      const text = mac ? mac.open(step.value) : step.value;
-      if (text === undefined) throw FORGED;
-      const line = JSON.parse(text) as { item?: unknown; end?: boolean; error?: unknown };
-      if (line.error !== undefined) throw line.error;
-      if (line.end) return { done: true, value: undefined };
-      return { done: false, value: line.item };
-    },
-    async return() {
-      await lines.return?.();
-      return { done: true, value: undefined };
-    },
-  };
 }
 
 if (parentPort) serveBlocking(parentPort, serve);
