@@ -12,9 +12,12 @@
  * Needs Debian's `nats-server` (`apt-get install nats-server`; .ci/run installs it).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { createHash } from "node:crypto";
+import { accessSync, constants, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { createInterface } from "node:readline";
+import { createAccount, createOperator, createUser, type KeyPair } from "@nats-io/nkeys";
 import { waitFor } from "./support.js";
 
 const HOST = "127.0.0.1";
@@ -296,4 +299,77 @@ export async function stopNatsServers(): Promise<void> {
   const all = [...servers];
   servers.clear();
   await Promise.all(all.map((server) => server.kill()));
+}
+
+// ------------------------------------------------------------------------ decentralized auth
+
+/** A NATS JWT (v2) for `subject`, signed by `issuer`'s nkey. */
+function natsJwt(issuer: KeyPair, subject: string, name: string, nats: Record<string, unknown>) {
+  const claims = {
+    jti: "",
+    iat: Math.floor(Date.now() / 1000),
+    iss: issuer.getPublicKey(),
+    name,
+    sub: subject,
+    nats: { ...nats, version: 2 },
+  };
+  claims.jti = createHash("sha256").update(JSON.stringify(claims)).digest("hex").toUpperCase();
+  const header = Buffer.from(JSON.stringify({ typ: "JWT", alg: "ed25519-nkey" })).toString(
+    "base64url",
+  );
+  const signing = `${header}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+  return `${signing}.${Buffer.from(issuer.sign(Buffer.from(signing))).toString("base64url")}`;
+}
+
+/** A user's creds file as `nsc` writes it: the user's JWT and its nkey seed. */
+function credsFile(userJwt: string, user: KeyPair): string {
+  const seed = Buffer.from(user.getSeed()).toString("utf8");
+  return `-----BEGIN NATS USER JWT-----\n${userJwt}\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`;
+}
+
+/**
+ * NATS's decentralized authentication, made as `nsc` would: an operator, one account and a
+ * user of it. Returns the server's config file (operator mode, the account preloaded; pass it
+ * with `args: ["-c", config]`), the user's creds file, and the creds file of a user of another
+ * account the server does not trust.
+ */
+export function natsOperator(): { config: string; creds: string; untrustedCreds: string } {
+  const dir = mkdtempSync(join(tmpdir(), "aio-nats-jwt-"));
+  const operator = createOperator();
+  const account = createAccount();
+  const user = createUser();
+  const accountId = account.getPublicKey();
+  const unlimited = { subs: -1, data: -1, payload: -1 };
+  const operatorJwt = natsJwt(operator, operator.getPublicKey(), "aio-tests", {
+    type: "operator",
+  });
+  const accountJwt = natsJwt(operator, accountId, "aio", {
+    type: "account",
+    limits: { ...unlimited, imports: -1, exports: -1, wildcards: true, conn: -1, leaf: -1 },
+    default_permissions: { pub: {}, sub: {} },
+  });
+  const userJwt = natsJwt(account, user.getPublicKey(), "node", {
+    type: "user",
+    pub: {},
+    sub: {},
+    ...unlimited,
+  });
+  const stranger = createAccount();
+  const strangerUser = createUser();
+  const strangerJwt = natsJwt(stranger, strangerUser.getPublicKey(), "stranger", {
+    type: "user",
+    pub: {},
+    sub: {},
+    ...unlimited,
+  });
+  const config = join(dir, "server.conf");
+  writeFileSync(
+    config,
+    `operator: ${operatorJwt}\nresolver: MEMORY\nresolver_preload: {\n  ${accountId}: ${accountJwt}\n}\n`,
+  );
+  const creds = join(dir, "node.creds");
+  writeFileSync(creds, credsFile(userJwt, user));
+  const untrustedCreds = join(dir, "stranger.creds");
+  writeFileSync(untrustedCreds, credsFile(strangerJwt, strangerUser));
+  return { config, creds, untrustedCreds };
 }

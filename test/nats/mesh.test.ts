@@ -7,7 +7,12 @@ import { randomBytes } from "node:crypto";
 import { connect, headers } from "@nats-io/transport-node";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { startNatsCluster, startNatsServer, stopNatsServers } from "../nats-support.js";
+import {
+  natsOperator,
+  startNatsCluster,
+  startNatsServer,
+  stopNatsServers,
+} from "../nats-support.js";
 import {
   cleanup,
   closeNode,
@@ -319,6 +324,27 @@ describe("separation and authentication", () => {
       } finally {
         await Promise.all([closeNode(a), closeNode(b)]);
       }
+    }
+  });
+
+  it("NATS's decentralized logins: a creds file (user JWT and nkey seed) of a trusted account", async () => {
+    const { config, creds, untrustedCreds } = natsOperator();
+    const server = await startNatsServer({ args: ["-c", config] });
+    const nats = { servers: [server.url], subject_prefix: "aio", creds_file: creds };
+    const a = await natsNode("A", [server.url], { nats });
+    const b = await natsNode("B", [server.url], { nats });
+    const stranger = await natsNode("S", [server.url], {
+      nats: { ...nats, creds_file: untrustedCreds },
+    });
+    try {
+      await serving(a, "B");
+      expect(await a.execute("Svc", "who", undefined, { host: "B" })).toBe("B");
+      // A user of an account the server does not trust gets no connection.
+      const error = await rejection(stranger.execute("Svc", "who", undefined, { host: "B" }));
+      expect(error.message).toMatch(/NATS .*Authorization Violation/i);
+      expect(a.nodes().map((node) => node.hostname)).not.toContain("S");
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b), closeNode(stranger)]);
     }
   });
 
