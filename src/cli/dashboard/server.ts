@@ -15,6 +15,7 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import { CliError } from "../../errors.js";
 import { ADMIN_ACTIONS, type AdminAction } from "../../net/server.js";
 import { patternProblem } from "../../topic-names.js";
 import { describeError, note, out } from "../output.js";
@@ -228,7 +229,15 @@ export async function serveDashboard(
     }
   });
 
-  await app.listen({ host: "127.0.0.1", port });
+  try {
+    await app.listen({ host: "127.0.0.1", port });
+  } catch (error) {
+    if ((error as { code?: string }).code !== "EADDRINUSE") throw error;
+    throw new CliError(
+      "NETWORK",
+      `port ${port} on 127.0.0.1 is in use: choose another with --port, or leave --port out for any free one`,
+    );
+  }
   const bound = (app.server.address() as AddressInfo).port;
   origin = `http://127.0.0.1:${bound}`;
   hosts.add(`127.0.0.1:${bound}`).add(`localhost:${bound}`);
