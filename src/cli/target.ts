@@ -52,6 +52,11 @@ export interface Target {
   log(signal: AbortSignal): AsyncGenerator<LogLine, void, undefined>;
   /** The Prometheus text the node serves at `GET /metrics`. */
   metrics(): Promise<string>;
+  /**
+   * Another node's plugins, asked of that node (signed as every command is); undefined where
+   * this side cannot ask it (it is down, reached over NATS, or the target is a running node).
+   */
+  peerPlugins(node: NodeInfo): Promise<PluginInfo[] | undefined>;
   /** Publishes; resolves to how many subscribers took it. */
   notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number>;
   /** `path` (load only) is a plugin folder; in-process only. */
@@ -166,6 +171,8 @@ class LocalTarget implements Target {
   readonly kind = "local";
   readonly where: string;
   readonly #core: PluginCore;
+  /** Clients of the other nodes, by address, made when first asked. */
+  readonly #peers = new Map<string, NodeClient>();
 
   constructor(core: PluginCore, file: string) {
     this.#core = core;
@@ -225,6 +232,29 @@ class LocalTarget implements Target {
     return (await this.#core.metrics()).text;
   }
 
+  async peerPlugins(node: NodeInfo): Promise<PluginInfo[] | undefined> {
+    const net = this.#core.config.networking;
+    if (!node.alive || node.transport !== "channel" || this.#core.port === undefined) {
+      return undefined;
+    }
+    let client = this.#peers.get(node.address);
+    if (!client) {
+      const at = node.address.lastIndexOf(":");
+      const scheme = net.cert_file && net.key_file ? "https" : "http";
+      const host = hostForUrl(node.address.slice(0, at));
+      client = new NodeClient(
+        new URL(`${scheme}://${host}:${node.address.slice(at + 1)}`),
+        net.secret,
+      );
+      this.#peers.set(node.address, client);
+    }
+    try {
+      return (await client.plugins()).plugins;
+    } catch {
+      return undefined;
+    }
+  }
+
   notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {
     return this.#core.notify(topic, args, executeOptions(options));
   }
@@ -241,8 +271,9 @@ class LocalTarget implements Target {
     return listenAddress(this.#core);
   }
 
-  close(): Promise<void> {
-    return this.#core.close();
+  async close(): Promise<void> {
+    await Promise.all([...this.#peers.values()].map((client) => client.close()));
+    await this.#core.close();
   }
 }
 
@@ -317,6 +348,10 @@ class RemoteTarget implements Target {
 
   metrics(): Promise<string> {
     return this.#client.metrics();
+  }
+
+  async peerPlugins(): Promise<undefined> {
+    return undefined;
   }
 
   async notify(topic: string, args: unknown, options: TargetCallOptions): Promise<number> {

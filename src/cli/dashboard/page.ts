@@ -22,6 +22,7 @@ table { width:100%; border-collapse:collapse; font-size:13px; }
 th, td { text-align:left; padding:.25rem .4rem; border-bottom:1px solid var(--line); vertical-align:top; }
 th { color:var(--dim); font-weight:600; }
 td.num { text-align:right; font-variant-numeric: tabular-nums; }
+td.actions { white-space:nowrap; } td.actions button { margin-right:.2rem; }
 .up { color:var(--ok); } .down { color:var(--bad); } .err { color:var(--bad); } .dim { color:var(--dim); }
 .tag { display:inline-block; padding:0 .35rem; margin:0 .2rem .1rem 0; border-radius:9px; background:#22303f; font-size:12px; }
 button { background:#21262d; color:var(--text); border:1px solid var(--line); border-radius:4px; padding:.2rem .6rem; cursor:pointer; }
@@ -95,15 +96,20 @@ function errorsOf(plugin) {
   return n;
 }
 
+function pluginRow(p, node, own) {
+  const actions = own ? ["enable", "disable", "reload"].map((a) => '<button data-action="' + a + '" data-plugin="' + esc(p.name) + '">' + a + '</button>').join(" ") : "";
+  const calls = own ? errorsOf(p.name) : 0;
+  return '<tr data-plugin="' + esc(own ? p.name : node + "/" + p.name) + '"><td>' + esc(node) + '</td><td>' + esc(p.name) + '</td><td>' + esc(p.version) +
+    '</td><td class="state ' + (p.state === "enabled" ? "up" : p.state === "failed" ? "down" : "dim") + '">' + esc(p.state) +
+    '</td><td>' + esc(p.isolation) + '</td><td class="num">' + (own ? (figures.reloads[p.name] ?? 0) : "–") + '</td><td>' +
+    (p.error ? '<span class="err">' + esc((p.errorCode ? p.errorCode + ": " : "") + p.error) + '</span>' : "") + (calls ? ' <span class="err">' + calls + ' call error(s)</span>' : "") +
+    '</td><td class="actions">' + actions + '</td></tr>';
+}
+
 function renderPlugins() {
-  $("plugins").innerHTML = state.plugins.map((p) => {
-    const actions = ["enable", "disable", "reload"].map((a) => '<button data-action="' + a + '" data-plugin="' + esc(p.name) + '">' + a + '</button>').join(" ");
-    const calls = errorsOf(p.name);
-    return '<tr data-plugin="' + esc(p.name) + '"><td>' + esc(p.name) + '</td><td>' + esc(p.version) + '</td><td class="state ' + (p.state === "enabled" ? "up" : p.state === "failed" ? "down" : "dim") + '">' + esc(p.state) +
-      '</td><td>' + esc(p.isolation) + '</td><td class="num">' + (figures.reloads[p.name] ?? 0) + '</td><td>' +
-      (p.error ? '<span class="err">' + esc((p.errorCode ? p.errorCode + ": " : "") + p.error) + '</span>' : "") + (calls ? ' <span class="err">' + calls + ' call error(s)</span>' : "") +
-      '</td><td class="row">' + actions + '</td></tr>';
-  }).join("");
+  const rows = state.plugins.map((p) => pluginRow(p, state.hostname, true));
+  for (const [node, plugins] of Object.entries(state.peers || {})) for (const p of plugins) rows.push(pluginRow(p, node, false));
+  $("plugins").innerHTML = rows.join("");
 }
 
 const endpointKey = (e) => e.hostname + "/" + e.plugin + "." + e.endpoint.access_name;
@@ -171,6 +177,7 @@ function show(target, value) { $(target).textContent = typeof value === "string"
 
 async function call() {
   const e = chosenEndpoint(); if (!e) return;
+  $("stream-items").innerHTML = "";
   try {
     const answer = await api("/api/call", { plugin: e.plugin, method: e.endpoint.access_name, args: formArgs(e), host: $("call-host").value });
     show("call-output", answer.error ? answer.error.code + ": " + answer.error.message : answer.result);
@@ -335,7 +342,7 @@ const BODY = `
 <header><span id="link"></span><h1 id="title">AIO Core</h1><span class="dim" id="where"></span><span class="dim" id="link-text"></span></header>
 <main>
 <section><h2>Nodes</h2><table><thead><tr><th>node</th><th>state</th><th>address</th><th>last seen</th><th>rtt</th><th>transport</th><th>plugins</th></tr></thead><tbody id="nodes"></tbody></table></section>
-<section><h2>Plugins of this node</h2><table><thead><tr><th>plugin</th><th>version</th><th>state</th><th>isolation</th><th>reloads</th><th>errors</th><th></th></tr></thead><tbody id="plugins"></tbody></table><pre id="act-result" class="dim"></pre></section>
+<section><h2>Plugins</h2><table><thead><tr><th>node</th><th>plugin</th><th>version</th><th>state</th><th>isolation</th><th>reloads</th><th>errors</th><th></th></tr></thead><tbody id="plugins"></tbody></table><pre id="act-result" class="dim"></pre></section>
 <section class="wide"><h2>Calls</h2><div class="charts"><div id="rate-chart" class="chart"></div><div id="p99-chart" class="chart"></div></div>
 <table><thead><tr><th>endpoint</th><th>side</th><th>calls/s</th><th>p50</th><th>p99</th><th>total</th><th>errors</th></tr></thead><tbody id="calls"></tbody></table></section>
 <section class="wide"><h2>Endpoints</h2><table><thead><tr><th>node</th><th>endpoint</th><th>arguments</th><th>tags</th><th>topic</th><th>remote</th><th></th></tr></thead><tbody id="endpoints"></tbody></table></section>

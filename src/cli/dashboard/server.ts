@@ -15,6 +15,7 @@ import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
+import type { NodeInfo, PluginInfo } from "../../core/types.js";
 import { CliError } from "../../errors.js";
 import { ADMIN_ACTIONS, type AdminAction } from "../../net/server.js";
 import { patternProblem } from "../../topic-names.js";
@@ -28,6 +29,8 @@ export interface DashboardOptions extends TargetOptions {
 }
 
 const TOKEN_HEADER = "x-dashboard-token";
+/** How often other nodes are asked for their plugins, at most. */
+const PEERS_EVERY_MS = 3000;
 
 class Refusal extends Error {
   readonly status: number;
@@ -130,6 +133,24 @@ export async function serveDashboard(
     reply.code(status).send({ error: errorOf(error) });
   });
 
+  // Other nodes' plugins, asked of each node at most every few seconds, in the background: a
+  // slow node holds up no answer of this server.
+  const peers = new Map<string, PluginInfo[]>();
+  let peersAsked = 0;
+  const askPeers = async (nodes: NodeInfo[]) => {
+    if (Date.now() - peersAsked < PEERS_EVERY_MS) return;
+    peersAsked = Date.now();
+    await Promise.all(
+      nodes.map(async (node) => {
+        const plugins = await target.peerPlugins(node).catch(() => undefined);
+        if (plugins) peers.set(node.hostname, plugins);
+        else peers.delete(node.hostname);
+      }),
+    );
+    const known = new Set(nodes.map((node) => node.hostname));
+    for (const hostname of peers.keys()) if (!known.has(hostname)) peers.delete(hostname);
+  };
+
   const page = dashboardPage();
   app.get("/", (_request, reply) =>
     reply
@@ -161,7 +182,17 @@ export async function serveDashboard(
     // Through --node a call runs on that node (as any HTTP client's): the form offers its own
     // endpoints. In-process, the node is one of the mesh and calls any node.
     const anywhere = target.kind === "local";
-    return { where: target.where, hostname, anywhere, plugins, nodes, endpoints, subscriptions };
+    void askPeers(nodes);
+    return {
+      where: target.where,
+      hostname,
+      anywhere,
+      plugins,
+      peers: Object.fromEntries(peers),
+      nodes,
+      endpoints,
+      subscriptions,
+    };
   });
   app.get("/api/metrics", async () => figures.read(await target.metrics()));
   app.post("/api/call", async (request) => {
