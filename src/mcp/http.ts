@@ -47,11 +47,6 @@ export class McpHttp {
     this.#catalog = new ToolCatalog(source, tag);
   }
 
-  /** Sessions open now. */
-  get sessions(): number {
-    return this.#sessions.size;
-  }
-
   /** Serves one request to `/mcp`; `body` is the parsed JSON of a POST. */
   async handle(request: IncomingMessage, response: ServerResponse, body: unknown): Promise<void> {
     const id = request.headers["mcp-session-id"];

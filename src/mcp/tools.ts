@@ -50,13 +50,13 @@ export interface McpSource {
   ): AsyncIterable<unknown>;
 }
 
-export interface Offered {
+interface Offered {
   tool: Tool;
   endpoint: TaggedEndpoint;
 }
 
 /** The tools for these endpoints: `Plugin.endpoint`, qualified by host where two nodes have it. */
-export function toolsOf(endpoints: TaggedEndpoint[]): Map<string, Offered> {
+function toolsOf(endpoints: TaggedEndpoint[]): Map<string, Offered> {
   const count = new Map<string, number>();
   for (const e of endpoints) {
     const name = `${e.plugin}.${e.endpoint.access_name}`;
@@ -118,11 +118,6 @@ export class ToolCatalog {
 
   get source(): McpSource {
     return this.#source;
-  }
-
-  /** The tools as last read. */
-  get tools(): ReadonlyMap<string, Offered> {
-    return this.#tools;
   }
 
   /** Reads the tools again. */
