@@ -600,20 +600,7 @@ export class Topics {
       return this.#viaEndpoint("executeSync", handler, args, call, options);
     }
     if (handler?.kind === "code") {
-      let result: unknown;
-      try {
-        result = handler.subscription.handler(args, this.#info(caller, topic));
-      } catch (error) {
-        throw callErrors.pluginThrew(this.#site(call, handler), error);
-      }
-      if (result instanceof Promise) {
-        result.catch(() => undefined);
-        throw callErrors.wouldDeadlock(
-          call,
-          "its handler returned a Promise, which requestTopicSync() cannot wait for. Use `await requestTopic()` instead.",
-        );
-      }
-      return result;
+      return this.#answerSync(handler, args, call, caller, topic, "requestTopicSync");
     }
     this.#refuseRemoteSync(call);
   }
@@ -631,13 +618,42 @@ export class Topics {
       return this.#viaEndpoint("executeStreamSync", handler, args, call, options);
     }
     if (handler?.kind === "code") {
-      const result = handler.subscription.handler(args, this.#info(caller, topic));
+      const result = this.#answerSync(handler, args, call, caller, topic, "requestTopicStreamSync");
       return (function* () {
         if (isIterable(result) && Symbol.iterator in result) yield* result as Iterable<unknown>;
         else yield result;
       })();
     }
     this.#refuseRemoteSync(call);
+  }
+
+  /**
+   * A code handler's answer to a blocking topic request: a throw is PLUGIN_ERROR, and a Promise
+   * (an async handler) is WOULD_DEADLOCK, since the caller cannot wait for it.
+   */
+  #answerSync(
+    handler: Handler & { kind: "code" },
+    args: unknown,
+    call: Call,
+    caller: Caller,
+    topic: string,
+    method: "requestTopicSync" | "requestTopicStreamSync",
+  ): unknown {
+    let result: unknown;
+    try {
+      result = handler.subscription.handler(args, this.#info(caller, topic));
+    } catch (error) {
+      throw callErrors.pluginThrew(this.#site(call, handler), error);
+    }
+    if (result instanceof Promise) {
+      result.catch(() => undefined);
+      const instead = method === "requestTopicSync" ? "requestTopic" : "requestTopicStream";
+      throw callErrors.wouldDeadlock(
+        call,
+        `its handler returned a Promise, which ${method}() cannot wait for. Use \`await ${instead}()\` instead.`,
+      );
+    }
+    return result;
   }
 
   /** A blocking topic request reaches only this node's handlers (docs/api.md says why). */

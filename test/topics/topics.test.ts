@@ -242,6 +242,31 @@ describe("topics on one node", () => {
     expect(await core.requestTopic("echo/x", 1)).toEqual({ echoed: 1, topic: "echo/x" });
   });
 
+  it("a code handler that throws is PLUGIN_ERROR, and an async one WOULD_DEADLOCK, for every blocking variant", async () => {
+    const core = await local();
+    core.subscribe("broken/*", () => {
+      throw new Error("handler broke");
+    });
+    core.subscribe("later/*", async () => 1);
+    for (const request of [
+      () => core.requestTopicSync("broken/x", 1),
+      () => [...core.requestTopicStreamSync("broken/x", 1)],
+    ]) {
+      expect(request).toThrow(expect.objectContaining({ code: "PLUGIN_ERROR" }));
+      expect(request).toThrow(/handler broke/);
+    }
+    expect(() => core.requestTopicSync("later/x", 1)).toThrow(
+      expect.objectContaining({ code: "WOULD_DEADLOCK" }),
+    );
+    expect(() => [...core.requestTopicStreamSync("later/x", 1)]).toThrow(
+      /await requestTopicStream\(\)/,
+    );
+    expect((await rejection(core.requestTopic("broken/x", 1))).code).toBe("PLUGIN_ERROR");
+    expect((await rejection(collect(core.requestTopicStream("broken/x", 1)))).code).toBe(
+      "PLUGIN_ERROR",
+    );
+  });
+
   it("a malformed topic or pattern is INVALID_ARGUMENTS naming what is wrong", async () => {
     const core = await local(["Collector"]);
     expect((await rejection(core.notify("sensor/*/x", 1))).message).toMatch(/wildcard/);
