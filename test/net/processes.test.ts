@@ -4,6 +4,9 @@
  * caller's call quickly with NETWORK, never hang. SIGSTOP/SIGCONT shows a node that stops
  * answering going down and coming back as the same instance.
  */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { NetworkRequestError, type PluginCore, type RequestError } from "aio-assistant-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -46,11 +49,14 @@ const dir = pluginDir({
       setTimeout(() => process.kill(process.pid, "SIGKILL"), 30);
       await new Promise(() => {});
     }
-    *die_streaming() {
+    async *die_streaming(marker: string) {
       yield 1;
       yield 2;
-      setTimeout(() => process.kill(process.pid, "SIGKILL"), 30);
-      for (;;) yield 3;
+      // Dies once the caller has both items (it writes \`marker\`), never before they reach it.
+      const { existsSync } = await import("node:fs");
+      while (!existsSync(marker)) await sleep(5);
+      process.kill(process.pid, "SIGKILL");
+      await new Promise(() => {});
     }
     async *drip(tag: string) {
       for (let i = 0; ; i++) {
@@ -71,7 +77,7 @@ const dir = pluginDir({
       rep("drip", ["tag"]),
       rep("endless", ["tag"]),
       rep("die"),
-      rep("die_streaming"),
+      rep("die_streaming", ["marker"]),
     ],
   },
 });
@@ -293,16 +299,19 @@ describe("blocking calls to a node that dies", () => {
 
   it("a node killed during a blocking stream: the items so far, then NETWORK, no hang", async () => {
     const { child, a } = await pair();
+    const marker = join(mkdtempSync(join(tmpdir(), "aio-die-")), "got-two");
     const got: unknown[] = [];
     let error: unknown;
     try {
-      for (const item of a.executeStreamSync("Remote", "die_streaming", undefined, { host: "K" }))
+      for (const item of a.executeStreamSync("Remote", "die_streaming", [marker], { host: "K" })) {
         got.push(item);
+        if (got.length === 2) writeFileSync(marker, "");
+      }
     } catch (e) {
       error = e;
     }
     expect(error, String((error as Error)?.stack ?? error)).toMatchObject({ code: "NETWORK" });
-    expect(got.slice(0, 2)).toEqual([1, 2]);
+    expect(got).toEqual([1, 2]);
     await child.exited;
   });
 });
