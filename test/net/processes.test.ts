@@ -163,7 +163,7 @@ describe("calls between processes (one child for all)", () => {
     for (const _ of a.executeStreamSync("Remote", "endless", ["b3"], { host: "K" })) {
       if (++n === 3) break;
     }
-    await child.mark((m) => (m as { closed?: string }).closed === "b3", 1000);
+    await child.mark((m) => (m as { closed?: string }).closed === "b3", 5000);
   });
 
   it("a break after the first item closes the remote generator", async () => {
@@ -171,7 +171,7 @@ describe("calls between processes (one child for all)", () => {
       expect(item).toBe(0);
       break;
     }
-    await child.mark((m) => (m as { closed?: string }).closed === "b1", 1000);
+    await child.mark((m) => (m as { closed?: string }).closed === "b1", 5000);
   });
 });
 
