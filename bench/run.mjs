@@ -43,6 +43,7 @@ const SECTIONS = {
   hostile: () => import("./sections/hostile.mjs"),
   http: () => import("./sections/http.mjs"),
   mcp: () => import("./sections/mcp.mjs"),
+  dashboard: () => import("./sections/dashboard.mjs"),
   workers: () => import("./sections/workers.mjs"),
   discovery: () => import("./sections/discovery.mjs"),
 };

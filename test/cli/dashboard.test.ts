@@ -186,16 +186,9 @@ function raw(path: string, headers: Record<string, string>): Promise<number> {
 }
 
 describe("aio dashboard", () => {
-  it("shows nodes, plugins (of every node) and endpoints, and loads in under a second", async () => {
+  it("shows nodes, plugins (of every node) and endpoints", async () => {
     await page.goto(url);
     await page.waitForSelector('#nodes tr[data-node="pi"] td.state.up');
-    const loaded = await page.evaluate(() => {
-      const [navigation] = performance.getEntriesByType("navigation" as never) as unknown as {
-        domContentLoadedEventEnd: number;
-      }[];
-      return navigation?.domContentLoadedEventEnd ?? Number.POSITIVE_INFINITY;
-    });
-    expect(loaded).toBeLessThan(1000);
     // The token left the address bar once read.
     expect(page.url()).not.toContain("token");
     await page.waitForSelector('#plugins tr[data-plugin="Calc"]');
