@@ -137,18 +137,25 @@ export async function serveDashboard(
   // slow node holds up no answer of this server.
   const peers = new Map<string, PluginInfo[]>();
   let peersAsked = 0;
+  let asking = false;
   const askPeers = async (nodes: NodeInfo[]) => {
-    if (Date.now() - peersAsked < PEERS_EVERY_MS) return;
-    peersAsked = Date.now();
-    await Promise.all(
-      nodes.map(async (node) => {
-        const plugins = await target.peerPlugins(node).catch(() => undefined);
-        if (plugins) peers.set(node.hostname, plugins);
-        else peers.delete(node.hostname);
-      }),
-    );
-    const known = new Set(nodes.map((node) => node.hostname));
-    for (const hostname of peers.keys()) if (!known.has(hostname)) peers.delete(hostname);
+    // One round at a time: a node that is slow to answer delays the next round, not piles up.
+    if (asking || Date.now() - peersAsked < PEERS_EVERY_MS) return;
+    asking = true;
+    try {
+      await Promise.all(
+        nodes.map(async (node) => {
+          const plugins = await target.peerPlugins(node).catch(() => undefined);
+          if (plugins) peers.set(node.hostname, plugins);
+          else peers.delete(node.hostname);
+        }),
+      );
+      const known = new Set(nodes.map((node) => node.hostname));
+      for (const hostname of peers.keys()) if (!known.has(hostname)) peers.delete(hostname);
+    } finally {
+      asking = false;
+      peersAsked = Date.now();
+    }
   };
 
   const page = dashboardPage();
