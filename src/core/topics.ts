@@ -426,25 +426,7 @@ export class Topics {
 
   // ------------------------------------------------------------ requests
 
-  /** A malformed topic's error, naming the request it ended. */
-  #asTopicError(
-    caller: Caller,
-    topic: string,
-    options: CallOptions | undefined,
-    error: unknown,
-  ): unknown {
-    if (!(error instanceof RequestError)) return error;
-    const call = new Call(
-      this.#options.idPrefix,
-      ++this.#seq,
-      TOPIC_PLUGIN,
-      topic,
-      caller,
-      options,
-    );
-    return callErrors.badTopic(call, error.message);
-  }
-
+  /** A topic request's call; a malformed topic is INVALID_ARGUMENTS naming the request. */
   #call(caller: Caller, topic: string, options: CallOptions | undefined): Call {
     const call = new Call(
       this.#options.idPrefix,
@@ -454,7 +436,8 @@ export class Topics {
       caller,
       options,
     );
-    this.#checkTopic(topic);
+    const wrong = topicProblem(topic);
+    if (wrong) throw callErrors.badTopic(call, wrong);
     return call;
   }
 
@@ -510,7 +493,8 @@ export class Topics {
       try {
         first = this.#firstHandler(caller, topic, false);
       } catch (error) {
-        return Promise.reject(this.#asTopicError(caller, topic, options, error));
+        // A malformed topic: the path below reports it, naming the request.
+        if (!(error instanceof RequestError)) return Promise.reject(error);
       }
       if (first?.kind === "endpoint") {
         return this.#options.dispatcher.executeAt(
