@@ -8,6 +8,8 @@ import { mkdirSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { removeTempDirs, tempDir, writeTree } from "../support.js";
 
 export { removeTempDirs, tempDir, writeTree };
@@ -361,4 +363,25 @@ export class Terminal {
       // Gone already.
     }
   }
+}
+
+// ---------------------------------------------------------------------------------- MCP
+
+/** The MCP SDK's client, connected over stdio to `aio mcp <args>` run in `dir`. */
+export async function mcpOverStdio(
+  dir: string,
+  args = ["--config", "config.yml"],
+  env: Record<string, string> = {},
+): Promise<Client> {
+  const client = new Client({ name: "aio-test", version: "1.0.0" });
+  await client.connect(
+    new StdioClientTransport({
+      command: process.execPath,
+      args: [CLI, "mcp", ...args],
+      cwd: dir,
+      env: cliEnv(env) as Record<string, string>,
+      stderr: "ignore",
+    }),
+  );
+  return client;
 }

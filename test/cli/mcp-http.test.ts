@@ -7,7 +7,6 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import {
   ProgressNotificationSchema,
@@ -17,8 +16,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../support.js";
 import {
   aio,
-  CLI,
-  cliEnv,
+  mcpOverStdio,
   project,
   type RunningNode,
   removeTempDirs,
@@ -288,16 +286,7 @@ describe("aio mcp over stdio, beyond one node", () => {
       general: "  hostname: beta\n",
       networking: `  enabled: true\n  port: 0\n  bind: 127.0.0.1\n  node_ips: ["127.0.0.1:${node.port}"]\n`,
     });
-    const client = new Client({ name: "aio-test", version: "1.0.0" });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [CLI, "mcp", "--config", "config.yml"],
-        cwd: beta,
-        env: cliEnv({ AIO_SECRET: SECRET, AIO_WHO: "beta" }) as Record<string, string>,
-        stderr: "ignore",
-      }),
-    );
+    const client = await mcpOverStdio(beta, undefined, { AIO_SECRET: SECRET, AIO_WHO: "beta" });
     try {
       let names: string[] = [];
       await waitFor(async () => {
@@ -347,16 +336,7 @@ describe("aio mcp over stdio, beyond one node", () => {
 
   it("a client's cancellation stops a stream of the node itself", async () => {
     const dir = project(HOME, { plugins: ["Home"] });
-    const client = new Client({ name: "aio-test", version: "1.0.0" });
-    await client.connect(
-      new StdioClientTransport({
-        command: process.execPath,
-        args: [CLI, "mcp", "--config", "config.yml"],
-        cwd: dir,
-        env: cliEnv() as Record<string, string>,
-        stderr: "ignore",
-      }),
-    );
+    const client = await mcpOverStdio(dir);
     try {
       await cancelTicks(client, dir);
     } finally {

@@ -4,15 +4,13 @@
  * items come as progress and all together; wrong arguments are a tool error with the code;
  * endpoints without the tag are not offered.
  */
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import {
   ProgressNotificationSchema,
   ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, describe, expect, it } from "vitest";
 import { waitFor } from "../support.js";
-import { aio, CLI, cliEnv, project, removeTempDirs, startNode, stopNodes } from "./helpers.js";
+import { aio, mcpOverStdio, project, removeTempDirs, startNode, stopNodes } from "./helpers.js";
 
 const HOME = {
   "plugins/Home/plugin.ts": `import { Plugin } from "aio-assistant-core";
@@ -51,31 +49,13 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-async function connected(
-  dir: string,
-  args = ["--config", "config.yml"],
-  env: Record<string, string> = {},
-): Promise<Client> {
-  const client = new Client({ name: "aio-test", version: "1.0.0" });
-  await client.connect(
-    new StdioClientTransport({
-      command: process.execPath,
-      args: [CLI, "mcp", ...args],
-      cwd: dir,
-      env: cliEnv(env) as Record<string, string>,
-      stderr: "ignore",
-    }),
-  );
-  return client;
-}
-
 /** A resource's text (resources here are JSON text, not binary). */
 const textOf = (content: unknown) => String((content as { text?: unknown } | undefined)?.text);
 
 describe("aio mcp", () => {
   it("offers the tagged endpoints as tools, calls them, streams, and reports errors", async () => {
     const dir = project(HOME, { plugins: ["Home"] });
-    const client = await connected(dir);
+    const client = await mcpOverStdio(dir);
     try {
       const { tools } = await client.listTools();
       expect(tools.map((t) => t.name).sort()).toEqual(["Home.rooms", "Home.set_light"]);
@@ -144,7 +124,7 @@ describe("aio mcp", () => {
       networking: "  enabled: true\n  port: 0\n  bind: 127.0.0.1\n",
     });
     const node = await startNode(dir, ["config.yml"], { AIO_SECRET: secret });
-    const client = await connected(dir, ["--node", node.url], { AIO_SECRET: secret });
+    const client = await mcpOverStdio(dir, ["--node", node.url], { AIO_SECRET: secret });
     try {
       let changed = 0;
       client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
