@@ -377,7 +377,7 @@ program
   .command("secret")
   .summary("print a fresh random secret for networking.secret or AIO_SECRET")
   .description(
-    "Print a new shared secret: 32 random bytes from the operating system's generator, as 64 hex digits, and nothing else. Give the same one to every node of a cluster, in networking.secret or the AIO_SECRET environment variable; see docs/security.md.",
+    "Print a new shared secret: 32 random bytes from the operating system's generator, base64url (43 characters), and nothing else. Give the same one to every node of a cluster, in networking.secret or the AIO_SECRET environment variable; see docs/security.md.",
   )
   .addHelpText(
     "after",

@@ -24,9 +24,9 @@ const COMMON = [
   "123456",
 ];
 
-/** A fresh random secret: 32 bytes as 64 hex digits. */
+/** A fresh random secret: 32 bytes, base64url (43 characters), as the contract says. */
 export function newSecret(): string {
-  return randomBytes(32).toString("hex");
+  return randomBytes(32).toString("base64url");
 }
 
 /** Why `secret` is too short to use, or undefined. */
