@@ -97,7 +97,8 @@ export class RemoteRouter implements RemoteRoutes {
 
   /**
    * Why no node (or not the node `hostname`) serves the call: ACCESS_DENIED from a node that
-   * has the endpoint but keeps it closed to this one; else `local` (this node's own
+   * has the endpoint but keeps it closed to this one; with no host named, ENDPOINT_NOT_FOUND
+   * from a node that has the plugin (where this node has not) but no such endpoint; else `local` (this node's own
    * PLUGIN_NOT_FOUND or ENDPOINT_NOT_FOUND) or NO_NODE, naming a node that serves it but is
    * down, or else the addresses that could not be asked.
    */
@@ -109,6 +110,21 @@ export class RemoteRouter implements RemoteRoutes {
       const reason = node.alive ? node.refuses(call.plugin, call.method) : undefined;
       if (reason !== undefined) {
         return callErrors.accessDenied(siteOn(call, node.hostname), reason);
+      }
+    }
+    // Any node would do, and the plugin is up on one but has no such endpoint: say that, with
+    // what it does have, not that no plugin of that name exists. (A node named by `host` that
+    // lacks it is NO_NODE, as below.)
+    if (
+      hostname === undefined &&
+      call.pluginUuid === undefined &&
+      (local === undefined || local.code === "PLUGIN_NOT_FOUND")
+    ) {
+      for (const node of nodes) {
+        const endpoints = node.alive ? node.endpoints.get(call.plugin) : undefined;
+        if (endpoints && !endpoints.has(call.method)) {
+          return callErrors.endpointNotFound(siteOn(call, node.hostname), [...endpoints.keys()]);
+        }
       }
     }
     const down = nodes.find(

@@ -128,6 +128,13 @@ describe("host", () => {
     expect(await a.execute("OnlyB", "who")).toBe("B-only");
   });
 
+  it("a plugin only another node has, asked for an endpoint it lacks: ENDPOINT_NOT_FOUND naming its endpoints", async () => {
+    const error = await rejection(a.execute("OnlyB", "nope"));
+    expect(error.code).toBe("ENDPOINT_NOT_FOUND");
+    expect(error.message).toMatch(/has no endpoint "nope"; it has who/);
+    expect(error.host).toBe("B");
+  });
+
   it('"local" and this node\'s own hostname stay on this node', async () => {
     expect(await a.execute("Svc", "who", undefined, { host: "local" })).toBe("A");
     expect(await a.execute("Svc", "who", undefined, { host: "A" })).toBe("A");
