@@ -83,6 +83,8 @@ export class Topics {
   readonly #matchers = new Map<string, TopicMatcher>();
   readonly #matchingByTopic = new Map<string, Handler[]>();
   readonly #pending = new WeakMap<object, number>();
+  /** Deliveries of other nodes' publishes waiting for the end of this turn's I/O, in order. */
+  #fromAfar: Array<() => void> = [];
   /** Topic requests answered by the application's own handlers. */
   readonly #inFlight = new InFlight();
   #seq = 0;
@@ -291,8 +293,10 @@ export class Topics {
 
   /**
    * Hands a publish to every subscriber on this node that `caller` may reach, and returns how
-   * many took it. Each delivery starts on the next microtask, in publish order, so the
-   * publisher never waits on a subscriber and one subscriber's failure touches no other.
+   * many took it. Each delivery starts later, in publish order, so the publisher never waits on
+   * a subscriber and one subscriber's failure touches no other: on the next microtask, or, for
+   * another node's publish, once this turn's I/O is done, so that the count this node answers
+   * with leaves before its subscribers run.
    */
   deliver(caller: Caller, topic: string, args: unknown): number {
     const info = this.#info(caller, topic);
@@ -319,13 +323,23 @@ export class Topics {
       }
       runs.push(() => this.#run(handler, key, caller, args, info));
     }
-    if (runs.length > 0) {
+    if (runs.length === 0) return 0;
+    if (caller.kind === "remote") {
+      if (this.#fromAfar.length === 0) setImmediate(this.#runFromAfar);
+      for (const run of runs) this.#fromAfar.push(run);
+    } else {
       queueMicrotask(() => {
         for (const run of runs) run();
       });
     }
     return runs.length;
   }
+
+  readonly #runFromAfar = (): void => {
+    const runs = this.#fromAfar;
+    this.#fromAfar = [];
+    for (const run of runs) run();
+  };
 
   #run(handler: Handler, key: object, caller: Caller, args: unknown, info: TopicInfo): void {
     const failed = (error: unknown) => {

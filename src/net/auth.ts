@@ -69,7 +69,7 @@ export interface PeerIdentity {
  * off is not refused for it.
  */
 export function signRequest(
-  secret: string,
+  secret: string | SecretKey,
   method: string,
   target: PeerIdentity,
   path: string,
@@ -347,7 +347,7 @@ export class StreamMac {
  * that it comes from a holder of the secret.
  */
 export function answerSigned(
-  secret: string,
+  secret: string | SecretKey,
   headers: Record<string, unknown>,
   nonce: string,
   body: string,

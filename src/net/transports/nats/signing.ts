@@ -16,6 +16,7 @@ import {
   HEADER_TIME,
   NonceCache,
   type PeerIdentity,
+  SecretKey,
   signAnswer,
   signRequest,
   verifyRequest,
@@ -26,18 +27,21 @@ const REQUEST_MS = 3000;
 
 export class NatsSigning {
   readonly secret: string;
+  /** The secret's padded keys, computed once: every message of the mesh is signed with it. */
+  readonly #key: SecretKey | undefined;
   readonly #nonces = new NonceCache();
 
   constructor(secret: string) {
     this.secret = secret;
+    this.#key = secret ? new SecretKey(secret) : undefined;
   }
 
   /** The headers of a request to `subject` for `target`; none without a secret. */
   headers(target: PeerIdentity, subject: string, body: string): MsgHdrs | undefined {
-    if (!this.secret) return undefined;
+    if (!this.#key) return undefined;
     const h = headers();
     for (const [key, value] of Object.entries(
-      signRequest(this.secret, "NATS", target, subject, body),
+      signRequest(this.#key, "NATS", target, subject, body),
     )) {
       h.set(key, value);
     }
@@ -46,7 +50,7 @@ export class NatsSigning {
 
   /** The nonce of a genuine, fresh request for `instance`; "" without a secret. */
   verify(message: Msg, instance: string): string | undefined {
-    if (!this.secret) return "";
+    if (!this.#key) return "";
     const h = message.headers;
     if (!h) return undefined;
     const record: Record<string, string | undefined> = {};
@@ -54,7 +58,7 @@ export class NatsSigning {
       record[key] = h.has(key) ? h.get(key) : undefined;
     }
     return verifyRequest(
-      this.secret,
+      this.#key,
       this.#nonces,
       instance,
       "NATS",
@@ -67,9 +71,9 @@ export class NatsSigning {
   /** Answers the request with `nonce`. */
   respond(message: Msg, nonce: string, body: string): void {
     let h: MsgHdrs | undefined;
-    if (this.secret) {
+    if (this.#key) {
       h = headers();
-      h.set(HEADER_ANSWER, signAnswer(this.secret, nonce, body));
+      h.set(HEADER_ANSWER, signAnswer(this.#key, nonce, body));
     }
     message.respond(body, h ? { headers: h } : undefined);
   }
@@ -97,15 +101,19 @@ export class NatsSigning {
       throw new NotDelivered((error as Error).message ?? String(error));
     }
     const text = Buffer.from(reply.data).toString("utf8");
-    if (this.secret) {
-      const mac = reply.headers?.has(HEADER_ANSWER) ? reply.headers.get(HEADER_ANSWER) : undefined;
-      if (!answerSigned(this.secret, { [HEADER_ANSWER]: mac }, nonce, text)) {
-        throw new NetworkRequestError(
-          "UNAUTHORIZED",
-          `the answer on ${subject} does not prove that it comes from a holder of the secret; check that every node uses the same secret`,
-        );
-      }
+    if (!this.answers(reply, nonce, text)) {
+      throw new NetworkRequestError(
+        "UNAUTHORIZED",
+        `the answer on ${subject} does not prove that it comes from a holder of the secret; check that every node uses the same secret`,
+      );
     }
     return { text, nonce };
+  }
+
+  /** Whether `reply`, whose body is `text`, answers the request with `nonce`; true without a secret. */
+  answers(reply: Msg, nonce: string, text: string): boolean {
+    if (!this.#key) return true;
+    const mac = reply.headers?.has(HEADER_ANSWER) ? reply.headers.get(HEADER_ANSWER) : undefined;
+    return answerSigned(this.#key, { [HEADER_ANSWER]: mac }, nonce, text);
   }
 }

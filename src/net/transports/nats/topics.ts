@@ -21,7 +21,7 @@ import {
 import type { Caller } from "../../../core/call.js";
 import type { Logger } from "../../../log.js";
 import { topicProblem } from "../../../topic-names.js";
-import { answerSigned, HEADER_ANSWER, HEADER_NONCE } from "../../auth.js";
+import { HEADER_NONCE } from "../../auth.js";
 import type { RemoteNode } from "../../nodes.js";
 import type { LocalCalls } from "../../serve.js";
 import { parseJson } from "../../wire.js";
@@ -46,20 +46,35 @@ interface Batch {
   items: Array<{ args?: unknown; author?: string }>;
 }
 
+/** A publish of a batch, waiting for the answers of the nodes it expects. */
+interface Waiter {
+  nodes: readonly RemoteNode[];
+  /** Answers still to come. */
+  left: number;
+  count: number;
+  resolve: (count: number) => void;
+}
+
 /** A batch still being filled, and the publishes waiting for its answers. */
 interface Outgoing {
   subject: string;
   topic: string;
   texts: string[];
   bytes: number;
-  waiters: Array<{ waiting: Set<string>; count: number; resolve: (count: number) => void }>;
+  waiters: Waiter[];
+  /** Waiters with answers still to come. */
+  open: number;
   /** Every node any of its publishes expects an answer from. */
   expected: Map<string, RemoteNode>;
+  /** The nodes that answered; a node's second answer counts for nothing. */
+  answered: Set<string>;
   timeoutMs: number;
 }
 
 /** A batch is sent once it holds this many bytes of publishes, whatever the turn. */
 const BATCH_BYTES = 256 * 1024;
+/** Subjects of this many topics are remembered; beyond, the memory starts again. */
+const MAX_SUBJECTS = 1024;
 
 export interface NatsTopicsOptions {
   prefix: string;
@@ -68,6 +83,11 @@ export interface NatsTopicsOptions {
   maxDepth: number;
   calls: LocalCalls;
   logger: Logger;
+}
+
+function expects(nodes: readonly RemoteNode[], instance: string): boolean {
+  for (const node of nodes) if (node.instance === instance) return true;
+  return false;
 }
 
 /** A topic or pattern as a subject's tokens. */
@@ -98,9 +118,21 @@ export class NatsTopics {
   #inboxOf: NatsConnection | undefined;
   #inboxPrefix = "";
   #nats: NatsConnection | undefined;
+  /** Subjects by topic: a sensor publishes to the same few topics again and again. */
+  readonly #subjects = new Map<string, string>();
 
   constructor(options: NatsTopicsOptions) {
     this.#options = options;
+  }
+
+  #subjectOf(topic: string): string {
+    let subject = this.#subjects.get(topic);
+    if (subject === undefined) {
+      if (this.#subjects.size >= MAX_SUBJECTS) this.#subjects.clear();
+      subject = topicSubject(this.#options.prefix, topic);
+      this.#subjects.set(topic, subject);
+    }
+    return subject;
   }
 
   /** Subscribes on `nats` to exactly the subjects of `patterns`. */
@@ -140,11 +172,12 @@ export class NatsTopics {
     expected: RemoteNode[],
     timeoutMs: number,
   ): Promise<number> {
+    if (expected.length === 0) return Promise.resolve(0);
     const item: Batch["items"][number] = {};
     if (publish.args !== undefined) item.args = publish.args;
     if (publish.author !== undefined) item.author = publish.author;
     const text = JSON.stringify(item);
-    const subject = topicSubject(this.#options.prefix, publish.topic);
+    const subject = this.#subjectOf(publish.topic);
     let batch = this.#filling.get(subject);
     if (!batch) {
       batch = {
@@ -153,7 +186,9 @@ export class NatsTopics {
         texts: [],
         bytes: 0,
         waiters: [],
+        open: 0,
         expected: new Map(),
+        answered: new Set(),
         timeoutMs,
       };
       this.#filling.set(subject, batch);
@@ -164,10 +199,11 @@ export class NatsTopics {
     batch.bytes += text.length;
     batch.timeoutMs = Math.min(batch.timeoutMs, timeoutMs);
     for (const node of expected) batch.expected.set(node.instance, node);
-    const waiting = new Set(expected.map((node) => node.instance));
+    const waiters = batch.waiters;
     const answered = new Promise<number>((resolve) => {
-      (batch as Outgoing).waiters.push({ waiting, count: 0, resolve });
+      waiters.push({ nodes: expected, left: expected.length, count: 0, resolve });
     });
+    batch.open++;
     if (batch.bytes >= BATCH_BYTES) this.#send(nats, batch, publish.authorHost);
     return answered;
   }
@@ -186,30 +222,40 @@ export class NatsTopics {
     const finish = (unsent: boolean) => {
       clearTimeout(timer);
       this.#pending.delete(id);
+      if (batch.open > 0 && !unsent) {
+        const missing = [...batch.expected.values()]
+          .filter((node) => !batch.answered.has(node.instance))
+          .map((node) => node.hostname);
+        this.#options.logger.warn(
+          `publishing "${batch.topic}": no answer within ${batch.timeoutMs} ms from ${missing.join(", ")}`,
+        );
+      }
+      batch.open = 0;
       for (const waiter of batch.waiters) {
-        if (waiter.waiting.size > 0 && !unsent) {
-          const missing = [...waiter.waiting].map(
-            (instance) => batch.expected.get(instance)?.hostname,
-          );
-          this.#options.logger.warn(
-            `publishing "${batch.topic}": no answer within ${batch.timeoutMs} ms from ${missing.join(", ")}`,
-          );
+        if (waiter.left > 0) {
+          waiter.left = 0;
+          waiter.resolve(waiter.count);
         }
-        waiter.waiting.clear();
-        waiter.resolve(waiter.count);
       }
     };
-    const answered = () => batch.waiters.every((waiter) => waiter.waiting.size === 0);
     const timer = setTimeout(() => finish(false), batch.timeoutMs);
     this.#pending.set(id, (message) => {
       const answer = this.#readAnswer(message, nonce, batch.waiters.length);
-      if (!answer) return;
-      batch.waiters.forEach((waiter, index) => {
-        if (!waiter.waiting.delete(answer.instance)) return;
-        waiter.count += answer.counts[index] ?? 0;
-        if (waiter.waiting.size === 0) waiter.resolve(waiter.count);
-      });
-      if (answered()) finish(false);
+      if (!answer || !batch.expected.has(answer.instance)) return;
+      if (batch.answered.has(answer.instance)) return;
+      batch.answered.add(answer.instance);
+      const { instance, counts } = answer;
+      const waiters = batch.waiters;
+      for (let index = 0; index < waiters.length; index++) {
+        const waiter = waiters[index] as Waiter;
+        if (waiter.left === 0 || !expects(waiter.nodes, instance)) continue;
+        waiter.count += counts[index] ?? 0;
+        if (--waiter.left === 0) {
+          batch.open--;
+          waiter.resolve(waiter.count);
+        }
+      }
+      if (batch.open === 0) finish(false);
     });
     try {
       nats.publish(batch.subject, text, {
@@ -222,7 +268,7 @@ export class NatsTopics {
       return;
     }
     // Publishes that expect no answer (every node they expected is gone) resolve at once.
-    if (answered()) finish(false);
+    if (batch.open === 0) finish(false);
   }
 
   /**
@@ -251,13 +297,7 @@ export class NatsTopics {
     size: number,
   ): { instance: string; counts: number[] } | undefined {
     const text = Buffer.from(message.data).toString("utf8");
-    const secret = this.#options.signing.secret;
-    if (secret) {
-      const mac = message.headers?.has(HEADER_ANSWER)
-        ? message.headers.get(HEADER_ANSWER)
-        : undefined;
-      if (!answerSigned(secret, { [HEADER_ANSWER]: mac }, nonce, text)) return undefined;
-    }
+    if (!this.#options.signing.answers(message, nonce, text)) return undefined;
     try {
       const value = parseJson(text, 2) as { instance?: unknown; counts?: unknown };
       if (typeof value.instance !== "string" || !Array.isArray(value.counts)) return undefined;
@@ -300,7 +340,7 @@ export class NatsTopics {
       return;
     }
     // A subject names the topic it was published to; one that does not was tampered with.
-    if (topicSubject(this.#options.prefix, batch.topic) !== message.subject) return;
+    if (this.#subjectOf(batch.topic) !== message.subject) return;
     if (batch.instance === this.#options.instance || this.#again(batch.id)) return;
     const counts = batch.items.map((item) => this.#deliver(batch, item));
     if (message.reply) {
