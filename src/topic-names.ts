@@ -32,8 +32,18 @@ function problem(text: unknown, what: "topic" | "pattern"): string | undefined {
   return undefined;
 }
 
+/** Topics found well formed lately: publishers use the same few again and again. */
+const wellFormed = new Set<string>();
+const MAX_REMEMBERED = 1024;
+
 export function topicProblem(topic: unknown): string | undefined {
-  return problem(topic, "topic");
+  if (typeof topic === "string" && wellFormed.has(topic)) return undefined;
+  const wrong = problem(topic, "topic");
+  if (wrong === undefined) {
+    if (wellFormed.size >= MAX_REMEMBERED) wellFormed.clear();
+    wellFormed.add(topic as string);
+  }
+  return wrong;
 }
 
 export function patternProblem(pattern: unknown): string | undefined {

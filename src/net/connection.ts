@@ -331,7 +331,10 @@ export class NodeConnection {
     kind: "call" | "notify",
   ): Promise<unknown> {
     const id = ++this.#seq;
-    const packet: ClientPacket = { t: kind, id, ...wireCall(call, args, authorHost) };
+    // The packet is the object wireCall made, not a copy spread into a new one.
+    const packet = wireCall(call, args, authorHost) as ClientPacket;
+    packet.t = kind;
+    packet.id = id;
     return new Promise((resolve, reject) => {
       const pending: PendingCall = {
         kind: "call",
