@@ -534,7 +534,8 @@ export class NodeServer {
 
     app.post("/execute", async (request, reply) => {
       const call = readCall(request.body);
-      const key = callerKey(request.ip, call);
+      const ip = request.ip;
+      const key = callerKey(ip, call);
       if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
       const canceller = new Canceller();
       const response = reply.raw;
@@ -544,7 +545,7 @@ export class NodeServer {
         if (!response.writableFinished) canceller.abort();
       });
       try {
-        const caller = remoteCaller(call, request.ip);
+        const caller = remoteCaller(call, ip);
         const options = callOptions(call, canceller);
         const calls = this.#options.calls;
         const result = await (call.topic === undefined
@@ -572,11 +573,12 @@ export class NodeServer {
 
     app.post("/execute_stream", async (request, reply) => {
       const call = readCall(request.body);
-      const key = callerKey(request.ip, call);
+      const ip = request.ip;
+      const key = callerKey(ip, call);
       if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
       reply.raw.once("close", () => this.#limiter.release(key));
       const canceller = new Canceller();
-      const caller = remoteCaller(call, request.ip);
+      const caller = remoteCaller(call, ip);
       const options = callOptions(call, canceller);
       const calls = this.#options.calls;
       const source =
