@@ -23,6 +23,27 @@ export const MAX_SKEW_MS = 30_000;
 /** Nonces remembered at most; a flood beyond it is refused rather than forgotten. */
 const MAX_NONCES = 200_000;
 
+/** Random bytes kept for nonces: one call into OpenSSL per 256 nonces rather than one each. */
+const NONCE_POOL_BYTES = 4096;
+const NONCE_BYTES = 16;
+let noncePool = Buffer.alloc(0);
+let nonceOffset = 0;
+
+/**
+ * 16 random bytes as 32 hex digits, never handed out twice. Drawn from a pool that the CSPRNG
+ * refills, as Node's own `randomUUID` does: a `randomBytes` call per nonce costs several
+ * microseconds on a CPU that was idle, on the path of every signed request.
+ */
+export function freshNonce(): string {
+  if (nonceOffset + NONCE_BYTES > noncePool.length) {
+    noncePool = randomBytes(NONCE_POOL_BYTES);
+    nonceOffset = 0;
+  }
+  const nonce = noncePool.toString("hex", nonceOffset, nonceOffset + NONCE_BYTES);
+  nonceOffset += NONCE_BYTES;
+  return nonce;
+}
+
 export function bodyDigest(body: string | Buffer): string {
   return hash("sha256", body, "hex");
 }
@@ -76,7 +97,7 @@ export function signRequest(
   body: string | Buffer,
 ): SignedHeaders {
   const time = String(Math.round(Date.now() + target.clockOffsetMs));
-  const nonce = randomBytes(16).toString("hex");
+  const nonce = freshNonce();
   const digest = bodyDigest(body);
   const mac = hmac(secret, method.toUpperCase(), target.instance, path, time, nonce, digest);
   return {

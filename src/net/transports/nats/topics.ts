@@ -11,7 +11,6 @@
  * nor forge a count; a publish heard twice (two of a node's patterns match it) is delivered
  * once: its nonce, or its id without a secret, is remembered.
  */
-import { randomBytes } from "node:crypto";
 import {
   createInbox,
   type Msg,
@@ -21,7 +20,7 @@ import {
 import type { Caller } from "../../../core/call.js";
 import type { Logger } from "../../../log.js";
 import { topicProblem } from "../../../topic-names.js";
-import { HEADER_NONCE } from "../../auth.js";
+import { freshNonce, HEADER_NONCE } from "../../auth.js";
 import type { RemoteNode } from "../../nodes.js";
 import type { LocalCalls } from "../../serve.js";
 import { parseJson } from "../../wire.js";
@@ -212,7 +211,7 @@ export class NatsTopics {
   #send(nats: NatsConnection, batch: Outgoing, authorHost: string): void {
     if (this.#filling.get(batch.subject) !== batch) return;
     this.#filling.delete(batch.subject);
-    const text = `{"topic":${JSON.stringify(batch.topic)},"author_host":${JSON.stringify(authorHost)},"instance":${JSON.stringify(this.#options.instance)},"id":"${randomBytes(12).toString("hex")}","items":[${batch.texts.join(",")}]}`;
+    const text = `{"topic":${JSON.stringify(batch.topic)},"author_host":${JSON.stringify(authorHost)},"instance":${JSON.stringify(this.#options.instance)},"id":"${freshNonce()}","items":[${batch.texts.join(",")}]}`;
     const signing = this.#options.signing;
     const h = signing.headers({ instance: EVERYONE, clockOffsetMs: 0 }, batch.subject, text);
     const nonce = h?.get(HEADER_NONCE) ?? "";
