@@ -43,12 +43,14 @@ const OPEN_ROUTES = new Set(["GET /ping", "HEAD /ping"]);
 
 export interface RequestAuth {
   /** The request's nonce if it was authenticated; undefined if anonymous (or no secret). */
-  nonceOf(request: FastifyRequest): string | undefined;
+  nonceOf(request: IncomingMessage): string | undefined;
   /**
    * Whether the received body is the one the request was signed with (its digest header);
    * always true without a secret. Checked over the raw bytes, before they are decoded.
    */
-  bodyMatches(request: FastifyRequest, body: Buffer): boolean;
+  bodyMatches(request: IncomingMessage, body: Buffer): boolean;
+  /** The `x-aio-answer` MAC of an answer to an authenticated request; undefined otherwise. */
+  answerMac(request: IncomingMessage, payload: string | Buffer): string | undefined;
   /** Whether the request carries the signature headers at all. */
   signedHeaders(request: FastifyRequest): boolean;
   /**
@@ -147,7 +149,7 @@ export function refuseRaw(
   response.end(body);
 }
 
-const UNAUTHORIZED_BYTES = Buffer.from(JSON.stringify(UNAUTHORIZED));
+export const UNAUTHORIZED_BYTES = Buffer.from(JSON.stringify(UNAUTHORIZED));
 const FOREIGN_ORIGIN_BYTES = Buffer.from(
   JSON.stringify({
     error: { code: "UNAUTHORIZED", message: "/mcp answers no web page of another origin" },
@@ -212,15 +214,19 @@ export function installAuth(
   // Requests let in by a bearer token: their bodies were signed by no one.
   const byToken = new WeakSet<IncomingMessage>();
   const auth: RequestAuth = {
-    nonceOf: (request) => authenticated.get(request.raw)?.nonce,
+    nonceOf: (request) => authenticated.get(request)?.nonce,
     signedHeaders: (request) => signed(request.headers),
     bodyMatches: (request, body) => {
-      if (!secret || byToken.has(request.raw)) return true;
-      const digest = authenticated.get(request.raw)?.digest;
+      if (!secret || byToken.has(request)) return true;
+      const digest = authenticated.get(request)?.digest;
       if (digest !== undefined && sameMac(bodyDigest(body), digest)) return true;
       // Not the request that was signed after all: its answer carries no MAC either.
-      authenticated.delete(request.raw);
+      authenticated.delete(request);
       return false;
+    },
+    answerMac: (request, payload) => {
+      const nonce = secret && authenticated.get(request)?.nonce;
+      return nonce ? signAnswer(secret, nonce, payload) : undefined;
     },
     gate: (request, response) => {
       const method = request.method ?? "";
@@ -267,9 +273,9 @@ export function installAuth(
   if (!secret) return auth;
   // With a callback rather than async: a promise per answer costs more than the check.
   app.addHook("onSend", (request, reply, payload, done) => {
-    const nonce = authenticated.get(request.raw)?.nonce;
-    if (nonce !== undefined && (typeof payload === "string" || Buffer.isBuffer(payload))) {
-      reply.header(HEADER_ANSWER, signAnswer(secret, nonce, payload));
+    if (typeof payload === "string" || Buffer.isBuffer(payload)) {
+      const mac = auth.answerMac(request.raw, payload);
+      if (mac !== undefined) reply.header(HEADER_ANSWER, mac);
     }
     done(null, payload);
   });

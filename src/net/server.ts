@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import {
   createServer as createHttpServer,
   type IncomingMessage,
+  type OutgoingHttpHeaders,
   type ServerResponse,
 } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -64,6 +65,7 @@ import {
   type RequestAuth,
   refuseRaw,
   UNAUTHORIZED_BODY,
+  UNAUTHORIZED_BYTES,
   unauthorized,
   verifyHeaders,
 } from "./server-auth.js";
@@ -80,6 +82,7 @@ import {
 } from "./wire.js";
 
 export const CHANNEL_PATH = "/aio/channel";
+const EXECUTE_PATH = "/execute";
 
 /** How long a closing node lets its connections end by themselves before it ends them. */
 const CLOSE_GRACE_MS = 1000;
@@ -247,6 +250,7 @@ export class NodeServer {
   readonly #sockets: WebSocketServer;
   readonly #sessions = new Set<ChannelSession>();
   #leaving = false;
+  #closing = false;
   readonly #nonces = new NonceCache();
   readonly #limiter: PeerLimiter;
   /** Extra headers of a channel handshake's answer, by request. */
@@ -280,7 +284,9 @@ export class NodeServer {
         // A request refused on its headers is answered before fastify sees it: a flood of
         // them costs what each costs, and every request is spared fastify's hooks.
         const gated = (request: IncomingMessage, response: ServerResponse) => {
-          if (this.#admits(request, response)) handler(request, response);
+          if (!this.#admits(request, response)) return;
+          if (this.#takesExecute(request)) this.#executeRaw(request, response);
+          else handler(request, response);
         };
         return options.tls
           ? createHttpsServer({ ...timing, ...options.tls }, gated)
@@ -389,7 +395,7 @@ export class NodeServer {
     app.removeAllContentTypeParsers();
     app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
       // The raw bytes must be the ones that were signed: checked before they are decoded.
-      if (!this.#auth.bodyMatches(request, body as Buffer)) {
+      if (!this.#auth.bodyMatches(request.raw, body as Buffer)) {
         return done(new Unauthorized(), undefined);
       }
       try {
@@ -425,7 +431,7 @@ export class NodeServer {
     // Unsigned, with a secret set, nothing more; signed or without a secret, the hostname too.
     app.get("/ping", async (request) => {
       const identity = { status: "ok", instance: this.#options.instance, time: Date.now() };
-      return this.#options.secret && this.#auth.nonceOf(request) === undefined
+      return this.#options.secret && this.#auth.nonceOf(request.raw) === undefined
         ? identity
         : { ...identity, hostname: this.#options.hostname };
     });
@@ -532,29 +538,11 @@ export class NodeServer {
       return answer;
     });
 
+    // Most calls are served by #executeRaw before fastify sees them; this route takes the
+    // rest (a chunked body, a query string, a charset other than UTF-8's name, …).
     app.post("/execute", async (request, reply) => {
-      const call = readCall(request.body);
-      const ip = request.ip;
-      const key = callerKey(ip, call);
-      if (!this.#limiter.acquire(key)) return this.#overloaded(reply, call);
-      const canceller = new Canceller();
-      const response = reply.raw;
-      response.on("close", () => {
-        this.#limiter.release(key);
-        // Closed before the answer was written: the client went away.
-        if (!response.writableFinished) canceller.abort();
-      });
-      try {
-        const caller = remoteCaller(call, ip);
-        const options = callOptions(call, canceller);
-        const calls = this.#options.calls;
-        const result = await (call.topic === undefined
-          ? calls.execute(caller, call.plugin, call.method, call.args, options)
-          : calls.requestTopic(caller, call.topic, call.args, options));
-        return { result: result === undefined ? null : result };
-      } catch (error) {
-        return sendError(reply, wireErrorOf(error, call));
-      }
+      const { status, body } = await this.#execute(readCall(request.body), request.ip, reply.raw);
+      return reply.code(status).send(body);
     });
 
     app.post("/notify", async (request, reply) => {
@@ -609,7 +597,7 @@ export class NodeServer {
     canceller: Canceller,
     call: WireCall | undefined,
   ): FastifyReply {
-    const nonce = this.#auth.nonceOf(request);
+    const nonce = this.#auth.nonceOf(request.raw);
     const sealer = nonce === undefined ? undefined : new StreamMac(this.#options.secret, nonce);
     /** One NDJSON line; with a secret it carries its own MAC. */
     const line = (content: Record<string, unknown>) => {
@@ -681,6 +669,114 @@ export class NodeServer {
     }
     response.on("close", () => bodies.release(address, bytes));
     return true;
+  }
+
+  /**
+   * Runs the call of a `POST /execute` and says how to answer it: `{ result }`, or `{ error }`
+   * with the status of its code. The call is cancelled if the client goes before its answer.
+   */
+  async #execute(
+    call: WireCall,
+    ip: string,
+    response: ServerResponse,
+  ): Promise<{ status: number; body: unknown }> {
+    const key = callerKey(ip, call);
+    if (!this.#limiter.acquire(key)) {
+      const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
+      const error = callErrors.overloaded(site, this.#options.maxCallsPerPeer).toJSON();
+      return { status: statusOf(error.code), body: { error } };
+    }
+    const canceller = new Canceller();
+    response.on("close", () => {
+      this.#limiter.release(key);
+      // Closed before the answer was written: the client went away.
+      if (!response.writableFinished) canceller.abort();
+    });
+    try {
+      const caller = remoteCaller(call, ip);
+      const options = callOptions(call, canceller);
+      const calls = this.#options.calls;
+      const result = await (call.topic === undefined
+        ? calls.execute(caller, call.plugin, call.method, call.args, options)
+        : calls.requestTopic(caller, call.topic, call.args, options));
+      return { status: 200, body: { result: result === undefined ? null : result } };
+    } catch (error) {
+      const wire = wireErrorOf(error, call);
+      return { status: statusOf(wire.code), body: { error: wire } };
+    }
+  }
+
+  /**
+   * Whether a request is the common `POST /execute`, served without fastify: a JSON body of a
+   * declared length within the limit. fastify's routing, request and reply objects, body
+   * reader and serializer are a quarter of the CPU such a call costs (bench/README.md, `http`),
+   * and scripts, curl and home automation tools make it again and again. Anything else goes
+   * through fastify, whose route refuses or serves it.
+   */
+  #takesExecute(request: IncomingMessage): boolean {
+    // Closing, fastify answers new requests with its 503.
+    if (this.#closing || request.method !== "POST" || request.url !== EXECUTE_PATH) return false;
+    const headers = request.headers;
+    const type = headers["content-type"]?.toLowerCase();
+    if (type !== "application/json" && type !== "application/json; charset=utf-8") return false;
+    if (headers["transfer-encoding"] !== undefined) return false;
+    const length = Number(headers["content-length"]);
+    return Number.isInteger(length) && length > 0 && length <= this.#options.bodyLimit;
+  }
+
+  /** Serves a request {@link #takesExecute} took, as the `/execute` route would. */
+  #executeRaw(request: IncomingMessage, response: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      const bytes = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+      if (!this.#auth.bodyMatches(request, bytes)) {
+        refuseRaw(request, response, 401, UNAUTHORIZED_BYTES, this.#tarpit);
+        return;
+      }
+      let call: WireCall;
+      try {
+        call = readCall(parseJson(decodeUtf8(bytes), this.#options.maxDepth));
+      } catch (error) {
+        const wire: WireError =
+          error instanceof WireProblem
+            ? { code: error.code, message: error.message }
+            : { code: "BAD_REQUEST", message: (error as Error).message };
+        this.#answerRaw(request, response, statusOf(wire.code), { error: wire });
+        return;
+      }
+      const ip = request.socket.remoteAddress ?? "";
+      void this.#execute(call, ip, response).then(({ status, body }) =>
+        this.#answerRaw(request, response, status, body),
+      );
+    });
+    // A client gone mid-body: nothing to answer, and the close listeners release what it held.
+    request.on("error", () => undefined);
+  }
+
+  /** A JSON answer, with the headers fastify would give it, and its MAC with a secret. */
+  #answerRaw(
+    request: IncomingMessage,
+    response: ServerResponse,
+    status: number,
+    body: unknown,
+  ): void {
+    let text: string;
+    try {
+      text = JSON.stringify(body);
+    } catch (error) {
+      // A result JSON cannot hold (a BigInt, a cycle), as fastify's error handler answers it.
+      status = 500;
+      text = JSON.stringify({ error: { code: "NETWORK", message: (error as Error).message } });
+    }
+    const headers: OutgoingHttpHeaders = {
+      "content-type": "application/json; charset=utf-8",
+      "content-length": Buffer.byteLength(text),
+    };
+    const mac = this.#auth.answerMac(request, text);
+    if (mac !== undefined) headers[HEADER_ANSWER] = mac;
+    response.writeHead(status, headers);
+    response.end(text);
   }
 
   #overloaded(reply: FastifyReply, call: WireCall): FastifyReply {
@@ -761,6 +857,7 @@ export class NodeServer {
    * never finishes its request) is destroyed, so closing never waits on a client.
    */
   async close(): Promise<void> {
+    this.#closing = true;
     clearInterval(this.#sweep);
     this.#tarpit.release();
     for (const session of this.#sessions) session.shutdown(1001, "node closing");
