@@ -761,6 +761,8 @@ export class NodeServer {
     status: number,
     body: unknown,
   ): void {
+    // The client went away before its answer: nothing to write to.
+    if (response.destroyed) return;
     let text: string;
     try {
       text = JSON.stringify(body);
