@@ -682,8 +682,7 @@ export class NodeServer {
   ): Promise<{ status: number; body: unknown }> {
     const key = callerKey(ip, call);
     if (!this.#limiter.acquire(key)) {
-      const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
-      const error = callErrors.overloaded(site, this.#options.maxCallsPerPeer).toJSON();
+      const error = this.#overloadedError(call);
       return { status: statusOf(error.code), body: { error } };
     }
     const canceller = new Canceller();
@@ -782,8 +781,13 @@ export class NodeServer {
   }
 
   #overloaded(reply: FastifyReply, call: WireCall): FastifyReply {
+    return sendError(reply, this.#overloadedError(call));
+  }
+
+  /** The error of a call refused because its caller has as many in progress as it may. */
+  #overloadedError(call: WireCall): WireError {
     const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
-    return sendError(reply, callErrors.overloaded(site, this.#options.maxCallsPerPeer).toJSON());
+    return callErrors.overloaded(site, this.#options.maxCallsPerPeer).toJSON();
   }
 
   #upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
