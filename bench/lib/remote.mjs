@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import moleculer from "moleculer";
 import { Pool } from "undici";
-import { collectGarbage, median } from "./harness.mjs";
+import { collectGarbage, formatRate, median, spread, table } from "./harness.mjs";
 
 const now = () => performance.now();
 const SERVER = fileURLToPath(new URL("../remote-server.mjs", import.meta.url));
@@ -391,6 +391,30 @@ export function pooled(arrays) {
     at += a.length;
   }
   return all;
+}
+
+/**
+ * The table of remote calls by phase and contender: calls/s (median and spread of the rounds),
+ * p50 and p99 of the pooled latency passes, and the CPU per call of both processes.
+ */
+export function callsTable(phases, calls, results) {
+  const us = (values) => `${median(values).toFixed(1)} µs`;
+  const rows = [];
+  for (const phase of phases) {
+    for (const c of calls) {
+      const r = results[phase.key][c.id];
+      const lat = pooled(r.latency);
+      rows.push([
+        phase.label,
+        c.label,
+        `${formatRate(median(r.rates))} ${spread(r.rates)}`,
+        formatLatency(percentile(lat, 50)),
+        formatLatency(percentile(lat, 99)),
+        `${us(r.clientCpu)} / ${us(r.serverCpu)}`,
+      ]);
+    }
+  }
+  return table(["phase", "contender", "calls/s", "p50", "p99", "CPU client / server"], rows);
 }
 
 /** The ratio of the medians of two paired series, with the range of the per-round ratios. */

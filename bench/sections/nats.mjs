@@ -23,7 +23,7 @@ import { performance } from "node:perf_hooks";
 import { formatRate, makeCase, median, spread, table } from "../lib/harness.mjs";
 import { startNatsServer } from "../lib/nats-server.mjs";
 import {
-  formatLatency,
+  callsTable,
   makeLatencyCase,
   measureRounds,
   percentile,
@@ -235,29 +235,12 @@ async function checkRoutes(clients, started) {
   }
 }
 
-const us = (values) => `${median(values).toFixed(1)} µs`;
-
 function report(ctx, s, nats, calls, results, streams, streamResults) {
   const out = [];
   out.push(
     `Remote PluginB.calculate_square(6) over nats-server ${nats.version} (127.0.0.1) and over AIO's channel, client and server in two processes, unpinned: calls/s, median of the interleaved rounds × ${s.ms} ms (${s.rounds * ROUNDS_AT_1_FACTOR} rounds at 1 in flight, ${s.rounds} at 64) (± half the range); latency from separate ${s.latencyMs} ms passes timing every call (pooled over the rounds); CPU µs per call of each process (nats-server's own not counted), medians`,
   );
-  const rows = [];
-  for (const phase of PHASES) {
-    for (const c of calls) {
-      const r = results[phase.key][c.id];
-      const lat = pooled(r.latency);
-      rows.push([
-        phase.label,
-        c.label,
-        `${formatRate(median(r.rates))} ${spread(r.rates)}`,
-        formatLatency(percentile(lat, 50)),
-        formatLatency(percentile(lat, 99)),
-        `${us(r.clientCpu)} / ${us(r.serverCpu)}`,
-      ]);
-    }
-  }
-  out.push(table(["phase", "contender", "calls/s", "p50", "p99", "CPU client / server"], rows));
+  out.push(callsTable(PHASES, calls, results));
   out.push("");
 
   const pairs = [

@@ -15,8 +15,8 @@ import { performance } from "node:perf_hooks";
 import { formatRate, makeCase, median, spread, table } from "../lib/harness.mjs";
 import {
   affinity,
+  callsTable,
   consumeNdjson,
-  formatLatency,
   httpPool,
   makeLatencyCase,
   measureRounds,
@@ -219,30 +219,13 @@ export async function run(ctx) {
   }
 }
 
-const us = (v) => `${median(v).toFixed(1)} µs`;
-
 function report(ctx, s, calls, results, streams, streamResults) {
   const phases = s.phases;
   const out = [];
   out.push(
     `Remote PluginB.calculate_square(6), client and server in two processes on 127.0.0.1: calls/s, median of the interleaved rounds × ${s.ms} ms (${s.rounds} rounds; ${s.rounds * UNPINNED_ROUNDS_FACTOR} at 1 in flight unpinned) (± half the range); latency from separate ${s.latencyMs} ms passes timing every call (pooled over the rounds); CPU µs per call of each process, medians`,
   );
-  const rows = [];
-  for (const phase of phases) {
-    for (const c of calls) {
-      const r = results[phase.key][c.id];
-      const lat = pooled(r.latency);
-      rows.push([
-        phase.label,
-        c.label,
-        `${formatRate(median(r.rates))} ${spread(r.rates)}`,
-        formatLatency(percentile(lat, 50)),
-        formatLatency(percentile(lat, 99)),
-        `${us(r.clientCpu)} / ${us(r.serverCpu)}`,
-      ]);
-    }
-  }
-  out.push(table(["phase", "contender", "calls/s", "p50", "p99", "CPU client / server"], rows));
+  out.push(callsTable(phases, calls, results));
   out.push("");
 
   const pairs = [
