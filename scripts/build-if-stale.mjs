@@ -34,14 +34,10 @@ const sources = ["src", "tsconfig.json", "tsconfig.build.json", "package.json"].
 );
 if (Math.max(...sources) > builtAt()) {
   process.stderr.write("Building dist/ (sources changed since the last build)…\n");
-  const tsc = spawnSync(
-    process.execPath,
-    [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "tsconfig.build.json")],
-    {
-      stdio: "inherit",
-    },
-  );
-  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  const build = spawnSync(process.execPath, [join(root, "scripts/build.mjs")], {
+    stdio: "inherit",
+  });
+  if (build.status !== 0) process.exit(build.status ?? 1);
   // tsc leaves the record alone when nothing it emits changed (a touched file, a checkout).
   const now = new Date();
   utimesSync(record, now, now);
