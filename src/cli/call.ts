@@ -44,7 +44,7 @@ export async function callCommand(
   process.on("SIGINT", interrupt);
   process.on("SIGTERM", interrupt);
   process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-    if (error.code !== "EPIPE") throw error;
+    if (error.code !== "EPIPE") return; // main.ts reports any other
     readerGone = true;
     controller.abort();
   });

@@ -84,6 +84,12 @@ function action<A extends unknown[]>(fn: (...args: A) => unknown) {
   };
 }
 
+// A reader that went away (`aio … | head`) is not an error of the command: what it would still
+// print is dropped, and the command ends as it would have (`aio stream` also stops its stream).
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code !== "EPIPE") throw error;
+});
+
 const program = new Command()
   .name("aio")
   .description("AIO Core: run plugin nodes, call their plugins, make and check plugins")
