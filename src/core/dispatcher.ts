@@ -315,10 +315,14 @@ export class Dispatcher {
 
   /**
    * Under `host: "any"`, what a local failure leads to: `REMOTE` when another node serves the
-   * call, else the error to throw (another node may know a better one).
+   * call, else the error to throw (another node may know a better one). Under `"local"`, the
+   * error, saying which node has a plugin this one lacks.
    */
   #elsewhere(call: Call, route: Route, error: unknown): typeof REMOTE {
     const remote = this.remote;
+    if (route === "local" && remote && error instanceof RequestError) {
+      throw this.#whileClosing(call, remote.elsewhere(call, error));
+    }
     if (route !== "any" || !remote || !(error instanceof RequestError)) {
       throw this.#whileClosing(call, error);
     }

@@ -76,6 +76,11 @@ export interface RemoteRoutes {
    * this node), with the nodes that could not be asked.
    */
   explain(call: Call, local: RequestError): RequestError;
+  /**
+   * A call kept on this node (`host: "local"`, as every call over HTTP's `/execute` is) found no
+   * such plugin here: `local`, saying which other node has it, if one does.
+   */
+  elsewhere(call: Call, local: RequestError): RequestError;
 }
 
 /**

@@ -55,6 +55,15 @@ export class RemoteRouter implements RemoteRoutes {
     );
   }
 
+  elsewhere(call: Call, local: RequestError): RequestError {
+    if (local.code !== "PLUGIN_NOT_FOUND" || call.pluginUuid !== undefined) return local;
+    const node = this.#nodes.candidates(call.plugin, call.method, undefined, undefined)[0];
+    if (node === undefined) return local;
+    // Over NATS a node has no address of its own to call it at, only its hostname.
+    const at = node.port > 0 ? ` (${node.address}:${node.port})` : "";
+    return local.withDetail(`; node "${node.hostname}"${at} has it`);
+  }
+
   explain(call: Call, local: RequestError): RequestError {
     if (!NOT_HERE.has(local.code)) return local;
     return this.#whyNone(call, undefined, local);

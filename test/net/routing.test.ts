@@ -138,9 +138,10 @@ describe("host", () => {
   it('"local" and this node\'s own hostname stay on this node', async () => {
     expect(await a.execute("Svc", "who", undefined, { host: "local" })).toBe("A");
     expect(await a.execute("Svc", "who", undefined, { host: "A" })).toBe("A");
-    expect((await rejection(a.execute("OnlyB", "who", undefined, { host: "local" }))).code).toBe(
-      "PLUGIN_NOT_FOUND",
-    );
+    const local = await rejection(a.execute("OnlyB", "who", undefined, { host: "local" }));
+    expect(local.code).toBe("PLUGIN_NOT_FOUND");
+    // The caller, an HTTP client of this node perhaps, learns where the plugin is.
+    expect(local.message).toContain(`node "B" (${addr(b)}) has it`);
     expect((await rejection(a.execute("OnlyB", "who", undefined, { host: "A" }))).code).toBe(
       "PLUGIN_NOT_FOUND",
     );
