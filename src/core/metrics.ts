@@ -63,23 +63,35 @@ export class EndpointStats {
 }
 
 export class CallMetrics {
-  readonly #stats = new Map<string, EndpointStats>();
+  /** By side, plugin, then endpoint: a lookup per call builds no key string. */
+  readonly #stats = new Map<CallSide, Map<string, Map<string, EndpointStats>>>();
   readonly workerRestarts = new Map<string, number>();
   readonly reloads = new Map<string, number>();
 
   /** The counts of `plugin.endpoint` on `side`, made on first use. */
   of(plugin: string, endpoint: string, side: CallSide): EndpointStats {
-    const key = `${side}\u0000${plugin}\u0000${endpoint}`;
-    let stats = this.#stats.get(key);
+    let plugins = this.#stats.get(side);
+    if (!plugins) {
+      plugins = new Map();
+      this.#stats.set(side, plugins);
+    }
+    let endpoints = plugins.get(plugin);
+    if (!endpoints) {
+      endpoints = new Map();
+      plugins.set(plugin, endpoints);
+    }
+    let stats = endpoints.get(endpoint);
     if (!stats) {
       stats = new EndpointStats(plugin, endpoint, side);
-      this.#stats.set(key, stats);
+      endpoints.set(endpoint, stats);
     }
     return stats;
   }
 
-  all(): Iterable<EndpointStats> {
-    return this.#stats.values();
+  *all(): Iterable<EndpointStats> {
+    for (const plugins of this.#stats.values()) {
+      for (const endpoints of plugins.values()) yield* endpoints.values();
+    }
   }
 
   workerRestarted(plugin: string): void {

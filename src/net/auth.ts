@@ -6,6 +6,7 @@
  * and signs every message with it and a sequence number.
  */
 import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
+import { MAC_HEX_LENGTH, MacKey } from "./hmac.js";
 
 export const HEADER_TIME = "x-aio-time";
 export const HEADER_NONCE = "x-aio-nonce";
@@ -198,64 +199,21 @@ export function sessionKey(secret: string, clientNonce: string, serverNonce: str
   return createHmac("sha256", secret).update(`session\n${clientNonce}\n${serverNonce}`).digest();
 }
 
-/** Hex characters of a SHA-256 MAC. */
-const MAC_LENGTH = 64;
-/** SHA-256's block size: HMAC's padded keys are one block long. */
-const BLOCK = 64;
-/** The largest message `open` checks in its reused buffer; a larger one gets its own. */
-const SCRATCH_BYTES = 64 * 1024;
-
-/**
- * HMAC-SHA256 (RFC 2104) with the padded keys computed once, for a key that signs many
- * messages (a channel, a stream). Each MAC is two one-shot `crypto.hash` calls, the first over
- * `key ⊕ ipad | data`, which saves `createHmac`'s setup: in a busy process that setup cost more
- * than hashing a 2 KiB message, and a channel pays it four times per round trip.
- */
-class PaddedKey {
-  /** `key ⊕ ipad`, the block every inner hash starts with. */
-  readonly inner: Buffer;
-  /** `key ⊕ opad`, followed by room for the inner digest. */
-  readonly #outer: Buffer;
-
-  constructor(key: Buffer) {
-    const block = key.length > BLOCK ? hash("sha256", key, "buffer") : key;
-    const pad = (byte: number) =>
-      Buffer.from(Array.from({ length: BLOCK }, (_, i) => (block[i] ?? 0) ^ byte));
-    this.inner = pad(0x36);
-    this.#outer = Buffer.concat([pad(0x5c), Buffer.alloc(32)]);
-  }
-
-  /** The MAC, as hex, of `text`'s UTF-8 bytes. */
-  macOf(text: string): string {
-    const length = Buffer.byteLength(text, "utf8");
-    const padded = Buffer.allocUnsafe(BLOCK + length);
-    this.inner.copy(padded, 0);
-    padded.write(text, BLOCK, length, "utf8");
-    return this.macOfPadded(padded);
-  }
-
-  /** The MAC, as hex, of what `padded` holds after the `inner` block it starts with. */
-  macOfPadded(padded: Buffer): string {
-    hash("sha256", padded, "buffer").copy(this.#outer, BLOCK);
-    return hash("sha256", this.#outer, "hex");
-  }
-}
-
 /**
  * A secret that signs or checks many messages: a server checks every request with it and signs
  * every answer, two MACs per request. `createHmac` would set the digest up anew for each, which
- * in a busy process costs more than the hashing itself (see {@link PaddedKey}).
+ * costs more than hashing a short text (see ./hmac.ts).
  */
 export class SecretKey {
-  readonly #key: PaddedKey;
+  readonly #key: MacKey;
 
   constructor(secret: string) {
-    this.#key = new PaddedKey(Buffer.from(secret, "utf8"));
+    this.#key = new MacKey(Buffer.from(secret, "utf8"));
   }
 
   /** The MAC, as hex, of `text`, the same as `createHmac` with the secret gives. */
   macOf(text: string): string {
-    return this.#key.macOf(text);
+    return this.#key.hex(text);
   }
 }
 
@@ -267,35 +225,26 @@ export class SecretKey {
  * HMAC(key, side \n n \n payload).
  */
 export class ChannelSigner {
-  readonly #key: PaddedKey;
+  readonly #key: MacKey;
   readonly #sendLabel: string;
   readonly #receiveLabel: string;
   #sent = 0;
   #received = 0;
-  #scratch: Buffer | undefined;
 
   constructor(key: Buffer, side: "client" | "server") {
-    this.#key = new PaddedKey(key);
+    this.#key = new MacKey(key);
     this.#sendLabel = side === "client" ? "c" : "s";
     this.#receiveLabel = side === "client" ? "s" : "c";
   }
 
-  /**
-   * The sealed message. The payload is encoded once, straight into a buffer laid out as the
-   * MAC's input (`key ⊕ ipad | side \n n \n | payload`); once hashed, the MAC overwrites the 64
-   * bytes in front of the payload and the message is that tail of the buffer, so nothing is
-   * copied.
-   */
+  /** The sealed message: the payload is encoded once, behind room for the MAC. */
   seal(payload: string): Buffer {
-    const header = `${this.#sendLabel}\n${++this.#sent}\n`;
-    const start = BLOCK + header.length;
     const length = Buffer.byteLength(payload, "utf8");
-    const buffer = Buffer.allocUnsafe(start + length);
-    this.#key.inner.copy(buffer, 0);
-    buffer.write(header, BLOCK, "latin1");
-    buffer.write(payload, start, length, "utf8");
-    buffer.write(this.#key.macOfPadded(buffer), start - MAC_LENGTH, MAC_LENGTH, "latin1");
-    return buffer.subarray(start - MAC_LENGTH);
+    const message = Buffer.allocUnsafe(MAC_HEX_LENGTH + length);
+    message.write(payload, MAC_HEX_LENGTH, length, "utf8");
+    const label = `${this.#sendLabel}\n${++this.#sent}\n`;
+    this.#key.writeHex(label, message, MAC_HEX_LENGTH, message.length, message, 0);
+    return message;
   }
 
   /**
@@ -303,25 +252,13 @@ export class ChannelSigner {
    * MAC is checked on the received bytes, before any decoding.
    */
   open(message: Buffer): string | undefined {
-    if (message.length < MAC_LENGTH) return undefined;
-    const header = `${this.#receiveLabel}\n${this.#received + 1}\n`;
-    const start = BLOCK + header.length;
-    const size = start + message.length - MAC_LENGTH;
-    const buffer = this.#room(size);
-    this.#key.inner.copy(buffer, 0);
-    buffer.write(header, BLOCK, "latin1");
-    message.copy(buffer, start, MAC_LENGTH);
-    const expected = Buffer.from(this.#key.macOfPadded(buffer.subarray(0, size)), "latin1");
-    if (!timingSafeEqual(message.subarray(0, MAC_LENGTH), expected)) return undefined;
+    if (message.length < MAC_HEX_LENGTH) return undefined;
+    const label = `${this.#receiveLabel}\n${this.#received + 1}\n`;
+    if (!this.#key.checkHex(label, message, MAC_HEX_LENGTH, message.length, message, 0)) {
+      return undefined;
+    }
     this.#received++;
-    return message.toString("utf8", MAC_LENGTH);
-  }
-
-  /** A buffer of at least `size` bytes for `open` to lay a MAC's input out in. */
-  #room(size: number): Buffer {
-    if (size > SCRATCH_BYTES) return Buffer.allocUnsafe(size);
-    this.#scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES);
-    return this.#scratch;
+    return message.toString("utf8", MAC_HEX_LENGTH);
   }
 }
 
@@ -336,18 +273,18 @@ export function signDatagram(secret: string, text: string): string {
  * another stream, and the consumer can check each item before using it.
  */
 export class StreamMac {
-  readonly #key: PaddedKey;
+  readonly #key: MacKey;
   readonly #prefix: string;
   #lines = 0;
 
   constructor(secret: string, nonce: string) {
-    this.#key = new PaddedKey(Buffer.from(secret, "utf8"));
+    this.#key = new MacKey(Buffer.from(secret, "utf8"));
     this.#prefix = `stream\n${nonce}\n`;
   }
 
   /** The MAC of the next line, whose JSON without the MAC is `bare`. */
   next(bare: string): string {
-    return this.#key.macOf(`${this.#prefix}${++this.#lines}\n${bare}`);
+    return this.#key.hex(`${this.#prefix}${++this.#lines}\n${bare}`);
   }
 
   /**
