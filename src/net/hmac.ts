@@ -292,13 +292,26 @@ export class MacKey {
   }
 
   #bytes(bytes: Uint8Array, start: number, end: number): void {
+    const block = this.#block;
+    let filled = this.#filled;
     let i = start;
-    while (i < end && this.#filled !== 0) this.#byte(bytes[i++] as number);
-    for (; end - i >= BLOCK; i += BLOCK) {
-      compress(this.#state, bytes, i);
-      this.#length += BLOCK;
+    this.#length += end - start;
+    if (filled !== 0) {
+      const take = Math.min(BLOCK - filled, end - i);
+      for (let k = 0; k < take; k++) block[filled + k] = bytes[i + k] as number;
+      filled += take;
+      i += take;
+      if (filled === BLOCK) {
+        compress(this.#state, block, 0);
+        filled = 0;
+      }
     }
-    while (i < end) this.#byte(bytes[i++] as number);
+    if (filled === 0) {
+      for (; end - i >= BLOCK; i += BLOCK) compress(this.#state, bytes, i);
+      filled = end - i;
+      for (let k = 0; k < filled; k++) block[k] = bytes[i + k] as number;
+    }
+    this.#filled = filled;
   }
 
   /** Pads the inner hash, then hashes its digest under `key ⊕ opad`, into #mac. */

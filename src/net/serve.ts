@@ -223,9 +223,11 @@ export class ChannelSession {
       call.topic === undefined
         ? this.#calls.execute(caller, call.plugin, call.method, call.args, options)
         : this.#calls.requestTopic(caller, call.topic, call.args, options);
-    running
-      .then(
-        (value) => {
+    // The call's slot is freed in the same turn as its answer is queued, not on a later
+    // microtask: with `.finally`, that turn came between the answer and the NATS client's flush.
+    running.then(
+      (value) => {
+        try {
           if (this.#channel.send({ t: "result", id, value }) < 0) {
             const error = callErrors.tooLarge(
               { plugin: call.plugin, method: call.method, requestId: call.request_id },
@@ -233,10 +235,18 @@ export class ChannelSession {
             );
             this.#channel.send({ t: "error", id, error: error.toJSON() });
           }
-        },
-        (error: unknown) => this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) }),
-      )
-      .finally(() => this.#finish(id));
+        } finally {
+          this.#finish(id);
+        }
+      },
+      (error: unknown) => {
+        try {
+          this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) });
+        } finally {
+          this.#finish(id);
+        }
+      },
+    );
   }
 
   #finish(id: number): void {
