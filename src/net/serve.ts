@@ -9,7 +9,12 @@ import { CreditPump, MAX_CREDIT, STREAM_WINDOW, STREAM_WINDOW_BYTES } from "../c
 import { type CallSite, callErrors, RequestError, type WireError, WireProblem } from "../errors.js";
 import { MAX_ANSWER_BYTES, type PeerLimiter } from "./limits.js";
 import type { PacketPipe } from "./transport.js";
-import { readCall, type WireCall } from "./wire.js";
+import { readCall, type ServerPacket, type WireCall } from "./wire.js";
+
+/** Sends one of the serving side's packets: typed, so each is one docs/protocol.md lists. */
+function answer(pipe: PacketPipe, packet: ServerPacket): number {
+  return pipe.send(packet);
+}
 
 /** The part of the dispatcher that serves calls; implemented by `Dispatcher`. */
 export interface LocalCalls {
@@ -173,32 +178,32 @@ export class ChannelSession {
 
   #begin(id: number, packet: unknown): { call: WireCall; active: Active } | undefined {
     if (this.#leaving) {
-      this.#channel.send({ t: "refused", id });
+      answer(this.#channel, { t: "refused", id });
       return undefined;
     }
     let call: WireCall;
     try {
       call = readCall(packet);
     } catch (error) {
-      this.#channel.send({ t: "error", id, error: wireErrorOf(error) });
+      answer(this.#channel, { t: "error", id, error: wireErrorOf(error) });
       return undefined;
     }
     const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
     // A peer that does not read its answers gets no more calls run: they would pile up here.
     if (this.#channel.buffered > UNREAD_ANSWERS_BYTES) {
       const error = callErrors.unreadAnswers(site, this.#channel.buffered);
-      this.#channel.send({ t: "error", id, error: error.toJSON() });
+      answer(this.#channel, { t: "error", id, error: error.toJSON() });
       return undefined;
     }
     const key = callerKey(this.#peerHost, call);
     if (!this.#limiter.acquire(key)) {
       const error = callErrors.overloaded(site, this.#limiter.max);
-      this.#channel.send({ t: "error", id, error: error.toJSON() });
+      answer(this.#channel, { t: "error", id, error: error.toJSON() });
       return undefined;
     }
     if (this.#active.has(id)) {
       this.#limiter.release(key);
-      this.#channel.send({
+      answer(this.#channel, {
         t: "error",
         id,
         error: {
@@ -228,12 +233,12 @@ export class ChannelSession {
     running.then(
       (value) => {
         try {
-          if (this.#channel.send({ t: "result", id, value }) < 0) {
+          if (answer(this.#channel, { t: "result", id, value }) < 0) {
             const error = callErrors.tooLarge(
               { plugin: call.plugin, method: call.method, requestId: call.request_id },
               MAX_ANSWER_BYTES,
             );
-            this.#channel.send({ t: "error", id, error: error.toJSON() });
+            answer(this.#channel, { t: "error", id, error: error.toJSON() });
           }
         } finally {
           this.#finish(id);
@@ -241,7 +246,7 @@ export class ChannelSession {
       },
       (error: unknown) => {
         try {
-          this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) });
+          answer(this.#channel, { t: "error", id, error: wireErrorOf(error, call) });
         } finally {
           this.#finish(id);
         }
@@ -287,9 +292,9 @@ export class ChannelSession {
         throw new WireProblem("BAD_REQUEST", `a "notify" packet needs a "topic"`);
       }
       const count = this.#calls.notify(remoteCaller(call, this.#peerHost), call.topic, call.args);
-      this.#channel.send({ t: "result", id, value: count });
+      answer(this.#channel, { t: "result", id, value: count });
     } catch (error) {
-      this.#channel.send({ t: "error", id, error: wireErrorOf(error, call) });
+      answer(this.#channel, { t: "error", id, error: wireErrorOf(error, call) });
     } finally {
       this.#finish(id);
     }
@@ -301,7 +306,7 @@ export class ChannelSession {
    */
   leave(): void {
     this.#leaving = true;
-    this.#channel.send({ t: "leaving" });
+    answer(this.#channel, { t: "leaving" });
   }
 
   /**
@@ -316,13 +321,13 @@ export class ChannelSession {
     for (const [id, active] of this.#active) {
       active.controller.abort();
       active.stream?.stop();
-      this.#channel.send({
+      answer(this.#channel, {
         t: "error",
         id,
         error: callErrors.closedWhileRunning(active.site).toJSON(),
       });
     }
-    this.#channel.send({ t: "closed" });
+    answer(this.#channel, { t: "closed" });
     this.#channel.close(code, reason);
   }
 
@@ -440,7 +445,7 @@ class StreamPump extends CreditPump {
   };
 
   protected override end(): void {
-    this.#channel.send({ t: "end", id: this.#id });
+    answer(this.#channel, { t: "end", id: this.#id });
   }
 
   protected override sourceClosed(): void {
@@ -448,12 +453,12 @@ class StreamPump extends CreditPump {
     const call = this.#call;
     const site = { plugin: call.plugin, method: call.method, requestId: call.request_id };
     const error = callErrors.tooLarge(site, MAX_ANSWER_BYTES).toJSON();
-    this.#channel.send({ t: "error", id: this.#id, error });
+    answer(this.#channel, { t: "error", id: this.#id, error });
   }
 
   protected override fail(error: unknown): void {
     if (this.stopped) return;
     this.#emit();
-    this.#channel.send({ t: "error", id: this.#id, error: wireErrorOf(error, this.#call) });
+    answer(this.#channel, { t: "error", id: this.#id, error: wireErrorOf(error, this.#call) });
   }
 }

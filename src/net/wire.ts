@@ -143,6 +143,10 @@ export type ClientPacket =
   | { t: "credit"; id: number; n: number }
   | { t: "cancel"; id: number };
 
+/**
+ * The serving side's packets: `serve.ts` sends each through `answer`, and writes `items` as
+ * JSON text.
+ */
 export type ServerPacket =
   | { t: "result"; id: number; value?: unknown }
   | { t: "error"; id: number; error: WireError }
@@ -151,7 +155,9 @@ export type ServerPacket =
   /** The call or stream was not run: this node is shutting down. Send it elsewhere. */
   | { t: "refused"; id: number }
   /** This node is shutting down: calls already sent finish, new ones go elsewhere. */
-  | { t: "leaving" };
+  | { t: "leaving" }
+  /** The last packet of a node that shuts down: every call it ran here is answered. */
+  | { t: "closed" };
 
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set([
   "__proto__",
