@@ -60,8 +60,6 @@ const natsNetworking = nats && {
   transport: "nats",
   nats: { servers: [nats.url], subject_prefix: "aio" },
 };
-// Over NATS the client node starts first: it hears of a node that starts later at once, of
-// one already there only at its next heartbeat.
 const natsClient =
   nats && serve === "aio"
     ? await startAioNode(

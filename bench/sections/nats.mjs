@@ -72,8 +72,6 @@ export async function run(ctx) {
       aioChannel: { serve: "aio", env: { AIO_BENCH_SECRET: secret } },
       molNats: { serve: "mol", env: { AIO_BENCH_NATS: nats.url } },
     };
-    // The NATS clients first: a node hears of the nodes already on NATS only at their next
-    // heartbeat (up to heartbeat_interval, 10 s), but of a node that starts later at once.
     clients.aioNats = await startAioNode(
       ctx.distUrl,
       { ...natsNetworking("aioNats"), secret },

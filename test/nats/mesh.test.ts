@@ -180,6 +180,27 @@ describe("two and three nodes over one nats-server", () => {
     }
   });
 
+  it("a node's start() returns knowing the nodes already there: its first call reaches them", async () => {
+    const server = await startNatsServer();
+    // Heartbeats far apart: only the answers to A's join can tell A of B and C in time.
+    const rare = { heartbeat_interval: 30, liveness_timeout: 60 };
+    const b = await natsNode("B", [server.url], rare);
+    const c = await natsNode("C", [server.url], rare);
+    const a = await natsNode("A", [server.url], rare);
+    try {
+      expect(
+        a
+          .nodes()
+          .map((node) => node.hostname)
+          .sort(),
+      ).toEqual(["B", "C"]);
+      expect(await a.execute("Svc", "who", undefined, { host: "C" })).toBe("C");
+      expect(await a.execute("Svc", "add", [2, 3])).toBe(5);
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
+    }
+  });
+
   it("a node that closes is gone at once for the others", async () => {
     const server = await startNatsServer();
     const a = await natsNode("A", [server.url]);

@@ -4,7 +4,8 @@
  * connection. docs/protocol.md ("NATS") gives the subjects and messages.
  *
  *   <prefix>.announce              every node, every heartbeat: who it is, its map's version,
- *                                  or that it is leaving; liveness comes from these
+ *                                  or that it is leaving; liveness comes from these. Sent
+ *                                  with a reply inbox when a node joins: the others answer
  *   <prefix>.node.<instance>.info  request: the node's info answer (its endpoints)
  *   <prefix>.node.<instance>.hello request: opens a pipe to the node (pipe.ts)
  *   <prefix>.pipe.<id>.s / .c      the pipe's messages, towards the serving / calling node
@@ -16,11 +17,11 @@
  * secret runs nothing and is listed nowhere.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import { connect, createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import type { NetworkingConfig } from "../../../config/types.js";
 import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
-import { HEADER_TIME, type PeerIdentity } from "../../auth.js";
+import { HEADER_NONCE, HEADER_TIME, type PeerIdentity } from "../../auth.js";
 import { NodeConnection } from "../../connection.js";
 import { MAX_JSON_DEPTH } from "../../limits.js";
 import { Membership } from "../../membership.js";
@@ -48,13 +49,42 @@ const CLOSE_FLUSH_MS = 500;
 /** Changes of this node's plugins within this long are announced once. */
 const ANNOUNCE_DELAY_MS = 50;
 /** Announces are signed for this pseudo-instance: every node checks them. */
-const EVERYONE = "*";
+const EVERYONE: PeerIdentity = { instance: "*", clockOffsetMs: 0 };
+/**
+ * A node that joins waits this long for the first answer to its announce (the others answer at
+ * once), and after each answer this long for more, at most JOIN_MAX_MS in all: start() returns
+ * knowing the mesh. A node that answers later is still found, by the announce itself.
+ */
+const JOIN_FIRST_MS = 300;
+const JOIN_QUIET_MS = 100;
+const JOIN_MAX_MS = 1500;
 
 interface Announce {
   instance: string;
   hostname: string;
   version: number;
   leaving?: boolean;
+  /** In an answer to a join: the answering node's clock, to sign its info request by. */
+  time?: number;
+}
+
+/** An announce as received, or undefined for anything else. */
+function readAnnounce(text: string): Announce | undefined {
+  try {
+    const value = parseJson(text, 4) as Partial<Announce>;
+    if (
+      typeof value.instance !== "string" ||
+      !/^[0-9a-f-]{8,64}$/.test(value.instance) ||
+      typeof value.hostname !== "string" ||
+      typeof value.version !== "number" ||
+      (value.time !== undefined && typeof value.time !== "number")
+    ) {
+      return undefined;
+    }
+    return value as Announce;
+  } catch {
+    return undefined;
+  }
 }
 
 export class NatsMesh implements Mesh {
@@ -83,6 +113,8 @@ export class NatsMesh implements Mesh {
   #announcement: ReturnType<typeof setTimeout> | undefined;
   #leaving = false;
   #closed = false;
+  /** The first join: start() waits for it. */
+  #joined: Promise<void> = Promise.resolve();
 
   constructor(context: MeshContext) {
     this.#context = context;
@@ -155,7 +187,7 @@ export class NatsMesh implements Mesh {
       this.#logger.warn(
         `NATS at ${this.#config.nats.servers.join(", ")} does not answer yet; calls to other nodes fail with NETWORK until it does (trying again)`,
       );
-    }
+    } else await this.#joined;
     this.#beat = setInterval(() => this.#heartbeat(), this.#heartbeatMs);
     this.#beat.unref();
   }
@@ -194,7 +226,10 @@ export class NatsMesh implements Mesh {
     this.#topics.sync(nats, this.#context.topicPatterns());
     void this.#watchStatus(nats);
     // Subscriptions are in place once the server has seen them: then others may hear of us.
-    void nats.flush().then(() => this.#announce());
+    this.#joined = nats.flush().then(
+      () => this.#join(nats),
+      () => undefined,
+    );
   }
 
   async #watchStatus(nats: NatsConnection): Promise<void> {
@@ -218,7 +253,7 @@ export class NatsMesh implements Mesh {
         this.#logger.info(`Back on NATS (${status.server})`);
         for (const pipe of this.#orphans) pipe.farewell();
         this.#orphans.clear();
-        this.#announce();
+        void this.#join(nats);
       } else if (status.type === "error") {
         this.#problem(String(status.error?.message ?? status.error));
         this.#logger.warn(`NATS: ${this.#lastProblem}`);
@@ -254,15 +289,9 @@ export class NatsMesh implements Mesh {
   #announce(leaving = false): void {
     const nats = this.#nats;
     if (!nats || !this.#connected || this.#closed) return;
-    const announce: Announce = {
-      instance: this.#context.instance,
-      hostname: this.#context.hostname,
-      version: this.#version(),
-      ...(leaving ? { leaving: true } : {}),
-    };
     const subject = `${this.#prefix}.announce`;
-    const body = JSON.stringify(announce);
-    const h = this.#signing.headers({ instance: EVERYONE, clockOffsetMs: 0 }, subject, body);
+    const body = JSON.stringify(this.#myAnnounce(leaving));
+    const h = this.#signing.headers(EVERYONE, subject, body);
     try {
       nats.publish(subject, body, h ? { headers: h } : undefined);
     } catch (error) {
@@ -270,38 +299,107 @@ export class NatsMesh implements Mesh {
     }
   }
 
-  #heardAnnounce(message: Msg): void {
-    if (this.#closed || this.#signing.verify(message, EVERYONE) === undefined) return;
-    let announce: Announce;
-    try {
-      const value = parseJson(Buffer.from(message.data).toString("utf8"), 4) as Partial<Announce>;
-      if (
-        typeof value.instance !== "string" ||
-        !/^[0-9a-f-]{8,64}$/.test(value.instance) ||
-        typeof value.hostname !== "string" ||
-        typeof value.version !== "number"
-      ) {
-        return;
+  #myAnnounce(leaving = false): Announce {
+    return {
+      instance: this.#context.instance,
+      hostname: this.#context.hostname,
+      version: this.#version(),
+      ...(leaving ? { leaving: true } : {}),
+    };
+  }
+
+  /**
+   * Announces this node as a request, with a reply inbox: every node answers with its own
+   * announce, so a node that joins (or comes back to NATS) knows the mesh at once rather than
+   * at the others' next heartbeat. Collects answers while they come (JOIN_*), then waits for
+   * the info of each node it did not know.
+   */
+  async #join(nats: NatsConnection): Promise<void> {
+    if (this.#closed || this.#leaving) return;
+    const subject = `${this.#prefix}.announce`;
+    const body = JSON.stringify(this.#myAnnounce());
+    const h = this.#signing.headers(EVERYONE, subject, body);
+    const nonce = h?.get(HEADER_NONCE) ?? "";
+    const inbox = createInbox();
+    const contacts: Promise<void>[] = [];
+    await new Promise<void>((resolve) => {
+      let quiet: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        clearTimeout(quiet);
+        clearTimeout(cap);
+        try {
+          subscription.unsubscribe();
+        } catch {
+          // The connection closed meanwhile.
+        }
+        resolve();
+      };
+      const cap = setTimeout(done, JOIN_MAX_MS);
+      const subscription = nats.subscribe(inbox, {
+        callback: (error, reply) => {
+          if (error) return done();
+          const text = Buffer.from(reply.data).toString("utf8");
+          // An answer without the secret's proof is dropped, as any message that lacks it.
+          if (!this.#signing.answers(reply, nonce, text)) return;
+          const announce = readAnnounce(text);
+          if (!announce || announce.instance === this.#context.instance) return;
+          const offset = announce.time === undefined ? 0 : announce.time - Date.now();
+          const contact = this.#learn(announce, offset);
+          if (contact) contacts.push(contact);
+          clearTimeout(quiet);
+          quiet = setTimeout(done, JOIN_QUIET_MS);
+        },
+      });
+      quiet = setTimeout(done, JOIN_FIRST_MS);
+      try {
+        nats.publish(subject, body, { reply: inbox, ...(h ? { headers: h } : {}) });
+      } catch (error) {
+        this.#logger.debug(`announce not sent: ${(error as Error).message}`);
+        done();
       }
-      announce = value as Announce;
-    } catch {
-      return;
+    });
+    await Promise.all(contacts);
+  }
+
+  #heardAnnounce(message: Msg): void {
+    if (this.#closed) return;
+    const nonce = this.#signing.verify(message, EVERYONE.instance);
+    if (nonce === undefined) return;
+    const announce = readAnnounce(Buffer.from(message.data).toString("utf8"));
+    if (!announce || announce.instance === this.#context.instance) return;
+    const time = message.headers?.has(HEADER_TIME) ? Number(message.headers.get(HEADER_TIME)) : 0;
+    const contact = this.#learn(announce, time ? time - Date.now() : 0);
+    if (message.reply) {
+      // A node joining: it asks who is there, and hears this node's answer at once.
+      if (!announce.leaving && !this.#leaving) {
+        this.#signing.respond(
+          message,
+          nonce,
+          JSON.stringify({ ...this.#myAnnounce(), time: Date.now() }),
+        );
+      }
+    } else if (contact) {
+      // A newcomer that did not ask: it hears of this node now, not a heartbeat later.
+      this.#announceSoon();
     }
-    if (announce.instance === this.#context.instance) return;
+  }
+
+  /**
+   * What an announce tells: a node is there (asked for its info when it is new: the contact
+   * returned), has changed, or is leaving.
+   */
+  #learn(announce: Announce, clockOffsetMs: number): Promise<void> | undefined {
     const known = this.#nodes.get(announce.instance);
     if (announce.leaving) {
       if (known) this.#members.left(known);
-      return;
+      return undefined;
     }
     if (known) {
       this.#members.heard(known);
       if (announce.version !== known.version) void this.#members.refresh(known);
-      return;
+      return undefined;
     }
-    const time = message.headers?.has(HEADER_TIME) ? Number(message.headers.get(HEADER_TIME)) : 0;
-    void this.#contact(announce.instance, time ? time - Date.now() : 0);
-    // A newcomer: it hears of this node now, not a heartbeat later.
-    this.#announceSoon();
+    return this.#contact(announce.instance, clockOffsetMs);
   }
 
   /** Asks a node heard of for the first time who it is and what it serves, and adds it. */
