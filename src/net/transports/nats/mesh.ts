@@ -58,6 +58,8 @@ const EVERYONE: PeerIdentity = { instance: "*", clockOffsetMs: 0 };
 const JOIN_FIRST_MS = 300;
 const JOIN_QUIET_MS = 100;
 const JOIN_MAX_MS = 1500;
+/** The most start() waits for the join, the info of the nodes that answered included. */
+const JOIN_WAIT_MS = 3000;
 
 interface Announce {
   instance: string;
@@ -187,7 +189,10 @@ export class NatsMesh implements Mesh {
       this.#logger.warn(
         `NATS at ${this.#config.nats.servers.join(", ")} does not answer yet; calls to other nodes fail with NETWORK until it does (trying again)`,
       );
-    } else await this.#joined;
+    } else {
+      // Bounded: a server that took the connection but answers nothing must not hold start().
+      await Promise.race([this.#joined, delay(JOIN_WAIT_MS, undefined, { ref: false })]);
+    }
     this.#beat = setInterval(() => this.#heartbeat(), this.#heartbeatMs);
     this.#beat.unref();
   }
