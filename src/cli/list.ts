@@ -43,7 +43,7 @@ async function discover(target: Target, ms: number): Promise<void> {
 
 /** In-process, discovery has only just begun: gives it a moment (`--wait`). */
 async function afterDiscovery(target: Target, wait: number | undefined): Promise<void> {
-  const ms = wait ?? (target.address() ? 1500 : 0);
+  const ms = wait ?? target.discoveryMs();
   if (target.kind === "local" && ms > 0) await discover(target, ms);
 }
 

@@ -68,7 +68,7 @@ function logLevelOption(description: string): Option {
 function waitOption(): Option {
   return new Option(
     "-w, --wait <ms>",
-    "in-process: wait this long for nodes to be found (default: 1500 with networking)",
+    "in-process: wait this long for nodes to be found (default: 1500 on the channel, 0 over NATS)",
   ).argParser(milliseconds(0));
 }
 

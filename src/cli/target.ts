@@ -31,6 +31,9 @@ export interface TargetCallOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** On the channel, a moment for mDNS answers and the nodes the first ones tell of. */
+const CHANNEL_DISCOVERY_MS = 1500;
+
 export interface Target {
   /** Where commands go, for people: `node http://…` or `config /path/config.yml`. */
   readonly where: string;
@@ -75,6 +78,11 @@ export interface Target {
   ): AsyncGenerator<unknown, void, undefined>;
   /** The address the node listens on, when known. */
   address(): string | undefined;
+  /**
+   * In-process, how long discovery takes to find the nodes there are once the core started: 0
+   * without networking, and over NATS, whose start already asked who is there.
+   */
+  discoveryMs(): number;
   close(): Promise<void>;
 }
 
@@ -271,6 +279,11 @@ class LocalTarget implements Target {
     return listenAddress(this.#core);
   }
 
+  discoveryMs(): number {
+    const net = this.#core.config.networking;
+    return net.enabled && net.transport !== "nats" ? CHANNEL_DISCOVERY_MS : 0;
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.#peers.values()].map((client) => client.close()));
     await this.#core.close();
@@ -396,6 +409,10 @@ class RemoteTarget implements Target {
 
   address(): string | undefined {
     return this.#client.url.origin;
+  }
+
+  discoveryMs(): number {
+    return 0;
   }
 
   close(): Promise<void> {
