@@ -255,7 +255,7 @@ describe("signed requests", () => {
     for (const key of [Buffer.alloc(100, 7), auth.sessionKey(SECRET, "c2", "s2") as Buffer]) {
       const client = new auth.ChannelSigner(key, "client");
       const server = new auth.ChannelSigner(key, "server");
-      // Small, larger than the reused buffer `open` checks in, then small again.
+      // Small, long enough to be hashed by OpenSSL rather than in JavaScript, then small again.
       const texts = ["[]", `"${"x".repeat(200_000)}"`, `"${"é".repeat(40_000)}"`, '{"n":1}'];
       texts.forEach((text, i) => {
         const sealed: Buffer = client.seal(text);
