@@ -154,7 +154,7 @@ function compress(state: Int32Array, bytes: Uint8Array, at: number): void {
   state[7] = ((state[7] as number) + h) | 0;
 }
 
-/** The character code of hex digit `n` (0–15), without a branch on it: MACs are checked with it. */
+/** The character code of hex digit `n` (0–15), branch-free: MACs are checked with it. */
 function hexCode(n: number): number {
   return 48 + n + (((9 - n) >> 31) & 39);
 }

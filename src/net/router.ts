@@ -107,9 +107,9 @@ export class RemoteRouter implements RemoteRoutes {
   /**
    * Why no node (or not the node `hostname`) serves the call: ACCESS_DENIED from a node that
    * has the endpoint but keeps it closed to this one; with no host named, ENDPOINT_NOT_FOUND
-   * from a node that has the plugin (where this node has not) but no such endpoint; else `local` (this node's own
-   * PLUGIN_NOT_FOUND or ENDPOINT_NOT_FOUND) or NO_NODE, naming a node that serves it but is
-   * down, or else the addresses that could not be asked.
+   * from a node that has the plugin (where this node has not) but no such endpoint; else
+   * `local` (this node's own PLUGIN_NOT_FOUND or ENDPOINT_NOT_FOUND) or NO_NODE, naming a node
+   * that serves it but is down, or else the addresses that could not be asked.
    */
   #whyNone(call: Call, hostname: string | undefined, local?: RequestError): RequestError {
     const nodes = this.#nodes

@@ -39,7 +39,7 @@ import { NatsBlocking } from "./blocking.js";
 import { natsConnectOptions } from "./connect.js";
 import { dialNats, type NatsPipes, serveHello } from "./hello.js";
 import { NatsPipe } from "./pipe.js";
-import { NatsSigning } from "./signing.js";
+import { EVERYONE, NatsSigning } from "./signing.js";
 import { NatsTopics } from "./topics.js";
 
 /** How long start() waits for NATS before going on without it (it keeps trying). */
@@ -48,8 +48,6 @@ const FIRST_CONNECT_MS = 3000;
 const CLOSE_FLUSH_MS = 500;
 /** Changes of this node's plugins within this long are announced once. */
 const ANNOUNCE_DELAY_MS = 50;
-/** Announces are signed for this pseudo-instance: every node checks them. */
-const EVERYONE: PeerIdentity = { instance: "*", clockOffsetMs: 0 };
 /**
  * A node that joins waits this long for the first answer to its announce (the others answer at
  * once), and after each answer this long for more, at most JOIN_MAX_MS in all: start() returns

@@ -25,6 +25,9 @@ import {
 /** How long a request to another node (info, hello) waits for its answer. */
 const REQUEST_MS = 3000;
 
+/** Announces and publishes go to every node: they are signed for this pseudo-instance. */
+export const EVERYONE: PeerIdentity = { instance: "*", clockOffsetMs: 0 };
+
 export class NatsSigning {
   readonly secret: string;
   /** The secret's padded keys, computed once: every message of the mesh is signed with it. */
