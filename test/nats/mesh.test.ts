@@ -29,6 +29,8 @@ import {
   startNode,
   waitForNode,
 } from "../net/helpers.js";
+import { readLog } from "../security/helpers.js";
+import { tempDir, waitFor } from "../support.js";
 
 const SECRET = `nats-${randomBytes(24).toString("hex")}`;
 
@@ -276,6 +278,43 @@ describe("separation and authentication", () => {
       expect(a.nodes().map((n) => n.hostname)).not.toContain("B");
     } finally {
       await Promise.all([closeNode(a), closeNode(b), closeNode(c)]);
+    }
+  });
+
+  it("nodes with different secrets never meet, and both logs say why", async () => {
+    const server = await startNatsServer();
+    const logs = { A: tempDir(), B: tempDir() };
+    const node = (hostname: "A" | "B", secret: string) =>
+      startNode({
+        hostname,
+        dir,
+        plugins: [{ name: "Svc", arguments: { node: hostname } }],
+        general: { log_dir: logs[hostname] },
+        networking: {
+          ...LOOPBACK,
+          secret,
+          transport: "nats",
+          nats: { servers: [server.url], subject_prefix: "aio" },
+        } as never,
+      });
+    const a = await node("A", SECRET);
+    const b = await node("B", `${SECRET}-other`);
+    try {
+      // B joined after A: its announce reached A, and A's answer to it was never sent.
+      expect(b.nodes()).toEqual([]);
+      expect(a.nodes()).toEqual([]);
+      expect((await rejection(b.execute("Svc", "who", undefined, { host: "A" }))).code).toBe(
+        "NO_NODE",
+      );
+      // The log is JSON lines: the message's own quotes are escaped there.
+      const why =
+        /NATS: a node calling itself \\"[AB]\\" announces itself on aio\.announce signed with another secret \(or replayed\); it is ignored\. Nodes meet only with the same networking\.secret/;
+      // A heard B's join; B hears A's next heartbeat.
+      await waitFor(() => why.test(readLog(logs.A)), "A's log saying why it ignores B");
+      await waitFor(() => why.test(readLog(logs.B)), "B's log saying why it ignores A");
+      expect(a.nodes()).toEqual([]);
+    } finally {
+      await Promise.all([closeNode(a), closeNode(b)]);
     }
   });
 

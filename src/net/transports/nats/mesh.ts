@@ -21,7 +21,13 @@ import { connect, createInbox, type Msg, type NatsConnection } from "@nats-io/tr
 import type { NetworkingConfig } from "../../../config/types.js";
 import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
-import { HEADER_NONCE, HEADER_TIME, type PeerIdentity } from "../../auth.js";
+import {
+  HEADER_NONCE,
+  HEADER_SIGNATURE,
+  HEADER_TIME,
+  MAX_SKEW_MS,
+  type PeerIdentity,
+} from "../../auth.js";
 import { NodeConnection } from "../../connection.js";
 import { MAX_JSON_DEPTH } from "../../limits.js";
 import { Membership } from "../../membership.js";
@@ -58,6 +64,8 @@ const JOIN_QUIET_MS = 100;
 const JOIN_MAX_MS = 1500;
 /** The most start() waits for the join, the info of the nodes that answered included. */
 const JOIN_WAIT_MS = 3000;
+/** Announces that fail the secret's check are reported at most this often. */
+const FOREIGN_WARN_MS = 60_000;
 
 interface Announce {
   instance: string;
@@ -115,6 +123,8 @@ export class NatsMesh implements Mesh {
   #closed = false;
   /** The first join: start() waits for it. */
   #joined: Promise<void> = Promise.resolve();
+  /** When an announce that failed the secret's check was last reported. */
+  #foreignWarned = Number.NEGATIVE_INFINITY;
 
   constructor(context: MeshContext) {
     this.#context = context;
@@ -367,7 +377,10 @@ export class NatsMesh implements Mesh {
   #heardAnnounce(message: Msg): void {
     if (this.#closed) return;
     const nonce = this.#signing.verify(message, EVERYONE.instance);
-    if (nonce === undefined) return;
+    if (nonce === undefined) {
+      this.#foreign(message);
+      return;
+    }
     const announce = readAnnounce(Buffer.from(message.data).toString("utf8"));
     if (!announce || announce.instance === this.#context.instance) return;
     const time = message.headers?.has(HEADER_TIME) ? Number(message.headers.get(HEADER_TIME)) : 0;
@@ -385,6 +398,30 @@ export class NatsMesh implements Mesh {
       // A newcomer that did not ask: it hears of this node now, not a heartbeat later.
       this.#announceSoon();
     }
+  }
+
+  /**
+   * An announce failed the secret's check, and is ignored. Nothing answers it, so without this
+   * a node with another secret would see nobody and be seen by nobody, and its calls would say
+   * only PLUGIN_NOT_FOUND. Says why, as far as the message shows, at most once a minute.
+   */
+  #foreign(message: Msg): void {
+    const now = Date.now();
+    if (this.#closed || now - this.#foreignWarned < FOREIGN_WARN_MS) return;
+    this.#foreignWarned = now;
+    const h = message.headers;
+    const claimed = readAnnounce(Buffer.from(message.data).toString("utf8"))?.hostname;
+    const who =
+      claimed === undefined ? "a client" : `a node calling itself ${JSON.stringify(claimed)}`;
+    const sent = h?.has(HEADER_TIME) ? Number(h.get(HEADER_TIME)) : Number.NaN;
+    let why = "signed with another secret (or replayed)";
+    if (!h?.has(HEADER_SIGNATURE)) why = "not signed (a node without a secret)";
+    else if (Math.abs(now - sent) > MAX_SKEW_MS) {
+      why = `signed at a time ${Math.round((sent - now) / 1000)} s from this node's clock (more than ${MAX_SKEW_MS / 1000} s; set the clocks right, e.g. with NTP)`;
+    }
+    this.#logger.warn(
+      `NATS: ${who} announces itself on ${this.#prefix}.announce ${why}; it is ignored. Nodes meet only with the same networking.secret (or keep apart with another subject_prefix)`,
+    );
   }
 
   /**
