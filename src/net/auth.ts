@@ -150,20 +150,18 @@ export class NonceCache {
 }
 
 /**
- * Checks a request's signature headers, before its body is read: the signature covers the
- * body's `digest` (its `x-aio-digest` header), and the body is checked against that digest as
- * it arrives. Returns the request's nonce when it is genuine, fresh and not a replay; undefined
- * otherwise (the caller answers 401 and says no more).
+ * The time and nonce of a request whose signature headers are well formed and genuine (made
+ * with the secret, for `instance`, over this method, path and body `digest`), whenever it was
+ * sent; undefined otherwise. Freshness is {@link verifyRequest}'s.
  */
-export function verifyRequest(
+export function signedRequest(
   secret: string | SecretKey,
-  nonces: NonceCache,
   instance: string,
   method: string,
   path: string,
   headers: Record<string, string | string[] | undefined>,
   digest: string,
-): string | undefined {
+): { sent: number; nonce: string } | undefined {
   const time = headers[HEADER_TIME];
   const nonce = headers[HEADER_NONCE];
   const signature = headers[HEADER_SIGNATURE];
@@ -174,11 +172,28 @@ export function verifyRequest(
     return undefined;
   }
   const expected = hmac(secret, method.toUpperCase(), instance, path, time, nonce, digest);
-  if (!sameMac(signature, expected)) return undefined;
-  const now = Date.now();
-  const sent = Number(time);
-  if (Math.abs(now - sent) > MAX_SKEW_MS) return undefined;
-  return nonces.admit(nonce, sent, now) ? nonce : undefined;
+  return sameMac(signature, expected) ? { sent: Number(time), nonce } : undefined;
+}
+
+/**
+ * Checks a request's signature headers, before its body is read: the signature covers the
+ * body's `digest` (its `x-aio-digest` header), and the body is checked against that digest as
+ * it arrives. Returns the request's nonce when it is genuine, fresh by the clock `now` reads
+ * and not a replay; undefined otherwise (the caller answers 401 and says no more).
+ */
+export function verifyRequest(
+  secret: string | SecretKey,
+  nonces: NonceCache,
+  instance: string,
+  method: string,
+  path: string,
+  headers: Record<string, string | string[] | undefined>,
+  digest: string,
+  now: number = Date.now(),
+): string | undefined {
+  const signed = signedRequest(secret, instance, method, path, headers, digest);
+  if (!signed || Math.abs(now - signed.sent) > MAX_SKEW_MS) return undefined;
+  return nonces.admit(signed.nonce, signed.sent, now) ? signed.nonce : undefined;
 }
 
 /**

@@ -3,7 +3,8 @@
  * find each other with no node_ips, call and stream through NATS as over the channel, keep
  * apart by subject prefix, refuse what lacks the secret, and ride out a NATS restart.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { connect, headers } from "@nats-io/transport-node";
 import type { PluginCore } from "aio-assistant-core";
 import { afterAll, describe, expect, it } from "vitest";
@@ -55,7 +56,7 @@ const dir = pluginDir({
   async *failing() { yield 1; throw new Error("broke mid-stream"); }
   async slow(ms: number) { await sleep(ms); return "done"; }`,
     endpoints: [
-      rep("who"),
+      rep("who", [], { accessible_by_other_plugins: true }),
       rep("add", [
         { name: "a", type: "int" },
         { name: "b", type: "int" },
@@ -65,7 +66,19 @@ const dir = pluginDir({
       rep("slow", [{ name: "ms", type: "int" }]),
     ],
   },
+  Relay: {
+    body: `
+  ask(host: string) { return this.execute("Svc", "who", undefined, { host }); }
+  tell(topic: string) { return this.notify(topic, "from S"); }`,
+    endpoints: [
+      rep("ask", [{ name: "host", type: "str" }]),
+      rep("tell", [{ name: "topic", type: "str" }]),
+    ],
+  },
 });
+
+/** Preloaded into a child node to set its clock wrong (AIO_TEST_CLOCK_SKEW_MS). */
+const CLOCK_SKEW = fileURLToPath(new URL("../fixtures/clock-skew.mjs", import.meta.url));
 
 afterAll(async () => {
   await cleanup();
@@ -214,6 +227,152 @@ describe("two and three nodes over one nats-server", () => {
     const error = await rejection(a.execute("Svc", "who", undefined, { host: "B" }));
     expect(error.code).toBe("NO_NODE");
     await closeNode(a);
+  });
+});
+
+describe("a node whose clock is off", () => {
+  // Over the channel each request is timed by its target's clock, learnt from /ping; over
+  // NATS announces and publishes go to every node, and are timed by the mesh's clock, which a
+  // node takes from the older nodes' answers to its join.
+  it.each([
+    ["joins a mesh already there", true],
+    ["is there first, and a node that joins takes its clock", false],
+  ])(
+    "%s: both find each other, call each other and hear each other's publishes",
+    async (_, skewedJoins) => {
+      const server = await startNatsServer();
+      const logs = { A: tempDir(), S: tempDir() };
+      const networking = {
+        ...LOOPBACK,
+        secret: SECRET,
+        transport: "nats",
+        nats: { servers: [server.url], subject_prefix: "aio" },
+      } as never;
+      const startA = () =>
+        startNode({
+          hostname: "A",
+          dir,
+          plugins: [{ name: "Svc", arguments: { node: "A" } }],
+          general: { log_dir: logs.A },
+          networking,
+        });
+      const startS = () =>
+        spawnNode(
+          nodeConfig({
+            hostname: "S",
+            dir,
+            plugins: [{ name: "Svc", arguments: { node: "S" } }, "Relay"],
+            general: { log_dir: logs.S, console_log_level: "CRITICAL" },
+            networking,
+          }),
+          10_000,
+          // Two minutes ahead: four times what a signed message may be off the receiver's clock.
+          { NODE_OPTIONS: `--import ${CLOCK_SKEW}`, AIO_TEST_CLOCK_SKEW_MS: "120000" },
+        );
+      let a: PluginCore | undefined;
+      let s: Awaited<ReturnType<typeof spawnNode>> | undefined;
+      try {
+        if (skewedJoins) {
+          a = await startA();
+          s = await startS();
+        } else {
+          s = await startS();
+          a = await startA();
+        }
+        await serving(a, "S");
+        expect(await a.execute("Svc", "who", undefined, { host: "S" })).toBe("S");
+        // S calls A: its requests to A, timed by A's clock, pass A's check.
+        expect(await a.execute("Relay", "ask", ["A"], { host: "S" })).toBe("A");
+        const heard: unknown[] = [];
+        a.subscribe("clock/>", (args) => void heard.push(args));
+        // A's subscription reaches S with A's next info; S's publish is timed by the mesh's clock.
+        await waitFor(
+          async () => (await a?.execute("Relay", "tell", ["clock/test"], { host: "S" })) === 1,
+          "S's publish reaching A's subscriber",
+        );
+        expect(heard).toContain("from S");
+        // The younger node says that its clock is off, and by how much.
+        const younger = skewedJoins ? logs.S : logs.A;
+        const said = skewedJoins
+          ? /this node's clock is 1[12]\d\.\d s ahead of the other nodes'/
+          : /this node's clock is 1[12]\d\.\d s behind the other nodes'/;
+        expect(readLog(younger)).toMatch(said);
+      } finally {
+        if (a) await closeNode(a);
+        if (s) await killChild(s, "SIGTERM");
+      }
+    },
+  );
+
+  it("a heartbeat off the clock makes a node join again, and it takes an older node's clock", async () => {
+    // The other side is a raw NATS client that signs as docs/security.md says.
+    const server = await startNatsServer();
+    const log = tempDir();
+    const b = await startNode({
+      hostname: "B",
+      dir,
+      general: { log_dir: log },
+      networking: {
+        ...LOOPBACK,
+        secret: SECRET,
+        transport: "nats",
+        nats: { servers: [server.url], subject_prefix: "aio" },
+      } as never,
+    });
+    const raw = await connect({ servers: server.url });
+    try {
+      const hex = (text: string) => createHash("sha256").update(text).digest("hex");
+      const mac = (...parts: string[]) =>
+        createHmac("sha256", SECRET).update(parts.join("\n")).digest("hex");
+      const ahead = () => Date.now() + 120_000;
+      const heard: Array<{ reply: string; time: number; nonce: string }> = [];
+      raw.subscribe("aio.announce", {
+        callback: (_error, message) => {
+          if (!message.headers) return;
+          heard.push({
+            reply: message.reply ?? "",
+            time: Number(message.headers.get("x-aio-time")),
+            nonce: message.headers.get("x-aio-nonce"),
+          });
+        },
+      });
+      const next = (match: (m: (typeof heard)[number]) => boolean) =>
+        waitFor(() => heard.find(match), "an announce from B");
+      await raw.flush();
+      // A heartbeat of a node two minutes ahead: genuine, but off B's clock.
+      const body = JSON.stringify({ instance: "feedfeedfeedfeed", hostname: "old", version: 1 });
+      const h = headers();
+      const time = String(ahead());
+      const nonce = randomBytes(16).toString("hex");
+      h.set("x-aio-time", time);
+      h.set("x-aio-nonce", nonce);
+      h.set("x-aio-digest", hex(body));
+      h.set("x-aio-signature", mac("NATS", "*", "aio.announce", time, nonce, hex(body)));
+      raw.publish("aio.announce", body, { headers: h });
+      const join = await next((m) => m.reply !== "");
+      expect(Math.abs(join.time - Date.now())).toBeLessThan(10_000);
+      // Answered by a node that is older than B and two minutes ahead of it.
+      const answer = JSON.stringify({
+        instance: "feedfeedfeedfeed",
+        hostname: "old",
+        version: 1,
+        time: ahead(),
+        up_ms: 3_600_000,
+      });
+      const signed = headers();
+      signed.set("x-aio-answer", mac("answer", join.nonce, hex(answer)));
+      raw.publish(join.reply, answer, { headers: signed });
+      // B announces itself again, by the older node's clock.
+      const again = await next((m) => m.reply === "" && m.time > Date.now() + 100_000);
+      expect(again.time - Date.now()).toBeLessThan(130_000);
+      await waitFor(
+        () => /this node's clock is 1[12]\d\.\d s behind the other nodes'/.test(readLog(log)),
+        "B's log saying its clock is behind",
+      );
+    } finally {
+      await raw.close();
+      await closeNode(b);
+    }
   });
 });
 

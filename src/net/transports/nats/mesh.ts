@@ -45,7 +45,7 @@ import { NatsBlocking } from "./blocking.js";
 import { natsConnectOptions } from "./connect.js";
 import { dialNats, type NatsPipes, serveHello } from "./hello.js";
 import { NatsPipe } from "./pipe.js";
-import { EVERYONE, NatsSigning } from "./signing.js";
+import { NatsSigning } from "./signing.js";
 import { NatsTopics } from "./topics.js";
 
 /** How long start() waits for NATS before going on without it (it keeps trying). */
@@ -66,6 +66,15 @@ const JOIN_MAX_MS = 1500;
 const JOIN_WAIT_MS = 3000;
 /** Announces that fail the secret's check are reported at most this often. */
 const FOREIGN_WARN_MS = 60_000;
+/**
+ * A node whose clock reads more than this off the clock of the older nodes that answer its
+ * join takes theirs for what it signs to every node (see NatsSigning.adoptClock).
+ */
+const CLOCK_TOLERANCE_MS = 1000;
+/** A join timed off this node's clock is answered at most this often per node. */
+const OFF_CLOCK_ANSWER_MS = 5000;
+/** Heartbeats timed off this node's clock make it join again at most this often. */
+const OFF_CLOCK_REJOIN_MS = 10_000;
 
 interface Announce {
   instance: string;
@@ -74,6 +83,8 @@ interface Announce {
   leaving?: boolean;
   /** In an answer to a join: the answering node's clock, to sign its info request by. */
   time?: number;
+  /** In an answer to a join: how long the answering node has been up, in ms (its age). */
+  up_ms?: number;
 }
 
 /** An announce as received, or undefined for anything else. */
@@ -85,7 +96,8 @@ function readAnnounce(text: string): Announce | undefined {
       !/^[0-9a-f-]{8,64}$/.test(value.instance) ||
       typeof value.hostname !== "string" ||
       typeof value.version !== "number" ||
-      (value.time !== undefined && typeof value.time !== "number")
+      (value.time !== undefined && typeof value.time !== "number") ||
+      (value.up_ms !== undefined && typeof value.up_ms !== "number")
     ) {
       return undefined;
     }
@@ -125,6 +137,15 @@ export class NatsMesh implements Mesh {
   #joined: Promise<void> = Promise.resolve();
   /** When an announce that failed the secret's check was last reported. */
   #foreignWarned = Number.NEGATIVE_INFINITY;
+  /** When this node's joins timed off its clock were last answered, by node. */
+  readonly #offClockAnswered = new Map<string, number>();
+  /** When heartbeats timed off this node's clock last made it join again. */
+  #offClockRejoined = Number.NEGATIVE_INFINITY;
+  /** When this node started, by the monotonic clock: its age orders whose clock is kept. */
+  readonly #startedAt = performance.now();
+  /** The first join has settled this node's clock; announces before wait for it. */
+  #clockSettled = false;
+  #announceWhenSettled = false;
 
   constructor(context: MeshContext) {
     this.#context = context;
@@ -302,9 +323,14 @@ export class NatsMesh implements Mesh {
   #announce(leaving = false): void {
     const nats = this.#nats;
     if (!nats || !this.#connected || this.#closed) return;
+    // Not by a clock the first join may change (no heartbeat runs yet): once it is settled.
+    if (!this.#clockSettled && !leaving) {
+      this.#announceWhenSettled = true;
+      return;
+    }
     const subject = `${this.#prefix}.announce`;
     const body = JSON.stringify(this.#myAnnounce(leaving));
-    const h = this.#signing.headers(EVERYONE, subject, body);
+    const h = this.#signing.broadcastHeaders(subject, body);
     try {
       nats.publish(subject, body, h ? { headers: h } : undefined);
     } catch (error) {
@@ -324,17 +350,21 @@ export class NatsMesh implements Mesh {
   /**
    * Announces this node as a request, with a reply inbox: every node answers with its own
    * announce, so a node that joins (or comes back to NATS) knows the mesh at once rather than
-   * at the others' next heartbeat. Collects answers while they come (JOIN_*), then waits for
-   * the info of each node it did not know.
+   * at the others' next heartbeat. Collects answers while they come (JOIN_*), settles which
+   * clock to sign by, then waits for the info of each node it did not know.
    */
   async #join(nats: NatsConnection): Promise<void> {
     if (this.#closed || this.#leaving) return;
     const subject = `${this.#prefix}.announce`;
     const body = JSON.stringify(this.#myAnnounce());
-    const h = this.#signing.headers(EVERYONE, subject, body);
+    const h = this.#signing.broadcastHeaders(subject, body);
     const nonce = h?.get(HEADER_NONCE) ?? "";
     const inbox = createInbox();
     const contacts: Promise<void>[] = [];
+    /** The clocks of the nodes older than this one, against its own. */
+    const olderClocks: number[] = [];
+    const sent = Date.now();
+    const age = this.#age();
     await new Promise<void>((resolve) => {
       let quiet: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
@@ -356,7 +386,9 @@ export class NatsMesh implements Mesh {
           if (!this.#signing.answers(reply, nonce, text)) return;
           const announce = readAnnounce(text);
           if (!announce || announce.instance === this.#context.instance) return;
-          const offset = announce.time === undefined ? 0 : announce.time - Date.now();
+          // Its clock when it answered, against this one's halfway between asking and hearing.
+          const offset = announce.time === undefined ? 0 : announce.time - (sent + Date.now()) / 2;
+          if (announce.time !== undefined && (announce.up_ms ?? 0) > age) olderClocks.push(offset);
           const contact = this.#learn(announce, offset);
           if (contact) contacts.push(contact);
           clearTimeout(quiet);
@@ -371,14 +403,47 @@ export class NatsMesh implements Mesh {
         done();
       }
     });
+    const changed = this.#settleClock(olderClocks);
+    const waiting = !this.#clockSettled && this.#announceWhenSettled;
+    this.#clockSettled = true;
+    if (changed || waiting) this.#announce();
     await Promise.all(contacts);
+  }
+
+  /** How long this node has been up, in ms. */
+  #age(): number {
+    return performance.now() - this.#startedAt;
+  }
+
+  /**
+   * After a join: a node signs what goes to every node by the clock of the nodes older than it
+   * that answered (their median), when its own reads more than CLOCK_TOLERANCE_MS otherwise.
+   * Only the younger of two nodes adopts the other's clock, so two that join at once do not
+   * swap theirs: the oldest node's clock is the mesh's. True when the clock changed: the node
+   * announces itself again, as the others refused its join, timed by its own clock.
+   */
+  #settleClock(olderClocks: number[]): boolean {
+    if (olderClocks.length === 0 || !this.#signing.secret) return false;
+    olderClocks.sort((a, b) => a - b);
+    const median = olderClocks[olderClocks.length >> 1] as number;
+    const offset = Math.abs(median) > CLOCK_TOLERANCE_MS ? Math.round(median) : 0;
+    if (Math.abs(offset - this.#signing.clockOffsetMs) <= CLOCK_TOLERANCE_MS) return false;
+    this.#signing.adoptClock(offset);
+    const seconds = Math.abs(offset / 1000).toFixed(1);
+    const message =
+      offset === 0
+        ? "NATS: this node's clock reads as the other nodes' do; it signs by its own again"
+        : `NATS: this node's clock is ${seconds} s ${offset > 0 ? "behind" : "ahead of"} the other nodes' (their answers to its announce say so); it signs what it sends over NATS by theirs. Set the clocks right, e.g. with NTP`;
+    if (Math.abs(offset) > MAX_SKEW_MS / 2) this.#logger.warn(message);
+    else this.#logger.info(message);
+    return true;
   }
 
   #heardAnnounce(message: Msg): void {
     if (this.#closed) return;
-    const nonce = this.#signing.verify(message, EVERYONE.instance);
+    const nonce = this.#signing.verifyBroadcast(message);
     if (nonce === undefined) {
-      this.#foreign(message);
+      this.#refusedAnnounce(message);
       return;
     }
     const announce = readAnnounce(Buffer.from(message.data).toString("utf8"));
@@ -387,46 +452,89 @@ export class NatsMesh implements Mesh {
     const contact = this.#learn(announce, time ? time - Date.now() : 0);
     if (message.reply) {
       // A node joining: it asks who is there, and hears this node's answer at once.
-      if (!announce.leaving && !this.#leaving) {
-        this.#signing.respond(
-          message,
-          nonce,
-          JSON.stringify({ ...this.#myAnnounce(), time: Date.now() }),
-        );
-      }
+      if (!announce.leaving) this.#answerJoin(message, nonce);
     } else if (contact) {
       // A newcomer that did not ask: it hears of this node now, not a heartbeat later.
       this.#announceSoon();
     }
   }
 
+  /** Answers a node that joins with this node's announce, its clock and its age. */
+  #answerJoin(message: Msg, nonce: string): void {
+    if (this.#leaving) return;
+    this.#signing.respond(
+      message,
+      nonce,
+      JSON.stringify({ ...this.#myAnnounce(), time: this.#signing.now(), up_ms: this.#age() }),
+    );
+  }
+
   /**
-   * An announce failed the secret's check, and is ignored. Nothing answers it, so without this
-   * a node with another secret would see nobody and be seen by nobody, and its calls would say
-   * only PLUGIN_NOT_FOUND. Says why, as far as the message shows, at most once a minute.
+   * An announce that failed the secret's check. A genuine one timed off this node's clock comes
+   * from a node whose clock is off (or is replayed): when it joins, it is answered all the same,
+   * though not learnt: the answer's time tells it the mesh's clock, by which it announces itself
+   * again (see #settleClock); at most every OFF_CLOCK_ANSWER_MS per node, since a replayed join
+   * is answered too. Its heartbeats make this node join again, at most every
+   * OFF_CLOCK_REJOIN_MS: the clocks are settled even if an answer came too late. Anything else is
+   * ignored.
    */
-  #foreign(message: Msg): void {
-    const now = Date.now();
-    if (this.#closed || now - this.#foreignWarned < FOREIGN_WARN_MS) return;
-    this.#foreignWarned = now;
+  #refusedAnnounce(message: Msg): void {
+    const offClock = this.#signing.offClock(message);
+    const announce = readAnnounce(Buffer.from(message.data).toString("utf8"));
+    const joining = Boolean(message.reply);
+    const fromPeer =
+      offClock !== undefined &&
+      announce !== undefined &&
+      !announce.leaving &&
+      announce.instance !== this.#context.instance;
+    const now = performance.now();
+    if (fromPeer && joining) {
+      const last = this.#offClockAnswered.get(announce.instance) ?? Number.NEGATIVE_INFINITY;
+      if (now - last >= OFF_CLOCK_ANSWER_MS) {
+        if (this.#offClockAnswered.size >= 1024) this.#offClockAnswered.clear();
+        this.#offClockAnswered.set(announce.instance, now);
+        this.#answerJoin(message, offClock);
+      }
+    } else if (fromPeer && this.#nats && now - this.#offClockRejoined >= OFF_CLOCK_REJOIN_MS) {
+      this.#offClockRejoined = now;
+      void this.#join(this.#nats);
+    }
+    this.#foreign(message, announce?.hostname, fromPeer && joining);
+  }
+
+  /**
+   * Says, at most once a minute, why an announce failed the secret's check, as far as the
+   * message shows. Nothing answers such an announce but a join off the clock, so without this
+   * a node with another secret would see nobody and be seen by nobody, and its calls would say
+   * only PLUGIN_NOT_FOUND.
+   */
+  #foreign(message: Msg, claimed: string | undefined, answered: boolean): void {
+    const wall = Date.now();
+    if (this.#closed || wall - this.#foreignWarned < FOREIGN_WARN_MS) return;
+    this.#foreignWarned = wall;
     const h = message.headers;
-    const claimed = readAnnounce(Buffer.from(message.data).toString("utf8"))?.hostname;
     const who =
       claimed === undefined ? "a client" : `a node calling itself ${JSON.stringify(claimed)}`;
     const sent = h?.has(HEADER_TIME) ? Number(h.get(HEADER_TIME)) : Number.NaN;
-    let why = "signed with another secret (or replayed)";
-    if (!h?.has(HEADER_SIGNATURE)) why = "not signed (a node without a secret)";
-    else if (Math.abs(now - sent) > MAX_SKEW_MS) {
-      why = `signed at a time ${Math.round((sent - now) / 1000)} s from this node's clock (more than ${MAX_SKEW_MS / 1000} s; set the clocks right, e.g. with NTP)`;
+    const skew = sent - this.#signing.now();
+    let why = "signed with another secret (or replayed); it is ignored";
+    if (!h?.has(HEADER_SIGNATURE)) why = "not signed (a node without a secret); it is ignored";
+    else if (Math.abs(skew) > MAX_SKEW_MS) {
+      why = `signed at a time ${Math.round(skew / 1000)} s from this node's clock (more than ${MAX_SKEW_MS / 1000} s); ${
+        answered
+          ? "it is answered with this node's clock, to sign by from then on"
+          : "it is ignored"
+      }. Set the clocks right, e.g. with NTP`;
     }
     this.#logger.warn(
-      `NATS: ${who} announces itself on ${this.#prefix}.announce ${why}; it is ignored. Nodes meet only with the same networking.secret (or keep apart with another subject_prefix)`,
+      `NATS: ${who} announces itself on ${this.#prefix}.announce ${why}. Nodes meet only with the same networking.secret (or keep apart with another subject_prefix)`,
     );
   }
 
   /**
    * What an announce tells: a node is there (asked for its info when it is new: the contact
-   * returned), has changed, or is leaving.
+   * returned), has changed, or is leaving; and its clock, which changes when it takes the
+   * mesh's (see #settleClock): requests to it are timed by it.
    */
   #learn(announce: Announce, clockOffsetMs: number): Promise<void> | undefined {
     const known = this.#nodes.get(announce.instance);
@@ -435,6 +543,9 @@ export class NatsMesh implements Mesh {
       return undefined;
     }
     if (known) {
+      if (Math.abs(clockOffsetMs - known.clockOffsetMs) > CLOCK_TOLERANCE_MS) {
+        known.clockOffsetMs = clockOffsetMs;
+      }
       this.#members.heard(known);
       if (announce.version !== known.version) void this.#members.refresh(known);
       return undefined;

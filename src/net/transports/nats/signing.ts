@@ -14,10 +14,12 @@ import {
   HEADER_NONCE,
   HEADER_SIGNATURE,
   HEADER_TIME,
+  MAX_SKEW_MS,
   NonceCache,
   type PeerIdentity,
   SecretKey,
   signAnswer,
+  signedRequest,
   signRequest,
   verifyRequest,
 } from "../../auth.js";
@@ -26,17 +28,42 @@ import {
 const REQUEST_MS = 3000;
 
 /** Announces and publishes go to every node: they are signed for this pseudo-instance. */
-export const EVERYONE: PeerIdentity = { instance: "*", clockOffsetMs: 0 };
+const EVERYONE = "*";
 
 export class NatsSigning {
   readonly secret: string;
   /** The secret's padded keys, computed once: every message of the mesh is signed with it. */
   readonly #key: SecretKey | undefined;
   readonly #nonces = new NonceCache();
+  /** The mesh's clock minus this node's, in ms (see `adoptClock`). */
+  #clockOffsetMs = 0;
 
   constructor(secret: string) {
     this.secret = secret;
     this.#key = secret ? new SecretKey(secret) : undefined;
+  }
+
+  /** The mesh's clock now, in ms since the epoch. */
+  now(): number {
+    return Date.now() + this.#clockOffsetMs;
+  }
+
+  get clockOffsetMs(): number {
+    return this.#clockOffsetMs;
+  }
+
+  /**
+   * Times what this node sends to every node, and checks what it receives, by a clock that
+   * reads `offsetMs` more than its own: what the nodes it joined read (their answers to its
+   * announce tell). Requests to one node stay timed by that node's clock (their `target`).
+   */
+  adoptClock(offsetMs: number): void {
+    this.#clockOffsetMs = offsetMs;
+  }
+
+  /** The headers of a message to every node on `subject`; none without a secret. */
+  broadcastHeaders(subject: string, body: string): MsgHdrs | undefined {
+    return this.headers({ instance: EVERYONE, clockOffsetMs: this.#clockOffsetMs }, subject, body);
   }
 
   /** The headers of a request to `subject` for `target`; none without a secret. */
@@ -54,21 +81,46 @@ export class NatsSigning {
   /** The nonce of a genuine, fresh request for `instance`; "" without a secret. */
   verify(message: Msg, instance: string): string | undefined {
     if (!this.#key) return "";
-    const h = message.headers;
-    if (!h) return undefined;
-    const record: Record<string, string | undefined> = {};
-    for (const key of [HEADER_TIME, HEADER_NONCE, HEADER_DIGEST, HEADER_SIGNATURE]) {
-      record[key] = h.has(key) ? h.get(key) : undefined;
-    }
+    const headers = this.#signatureOf(message);
+    if (!headers) return undefined;
     return verifyRequest(
       this.#key,
       this.#nonces,
       instance,
       "NATS",
       message.subject,
-      record,
+      headers,
       bodyDigest(Buffer.from(message.data)),
+      this.now(),
     );
+  }
+
+  /** The nonce of a genuine, fresh message to every node; "" without a secret. */
+  verifyBroadcast(message: Msg): string | undefined {
+    return this.verify(message, EVERYONE);
+  }
+
+  /**
+   * The nonce of a message to every node that `verifyBroadcast` refused, though genuine: sent
+   * at a time more than MAX_SKEW_MS off the mesh's clock (by a node whose clock is off, or
+   * replayed). Undefined for anything else.
+   */
+  offClock(message: Msg): string | undefined {
+    const headers = this.#key && this.#signatureOf(message);
+    if (!this.#key || !headers) return undefined;
+    const digest = bodyDigest(Buffer.from(message.data));
+    const signed = signedRequest(this.#key, EVERYONE, "NATS", message.subject, headers, digest);
+    return signed && Math.abs(signed.sent - this.now()) > MAX_SKEW_MS ? signed.nonce : undefined;
+  }
+
+  #signatureOf(message: Msg): Record<string, string | undefined> | undefined {
+    const h = message.headers;
+    if (!h) return undefined;
+    const record: Record<string, string | undefined> = {};
+    for (const key of [HEADER_TIME, HEADER_NONCE, HEADER_DIGEST, HEADER_SIGNATURE]) {
+      record[key] = h.has(key) ? h.get(key) : undefined;
+    }
+    return record;
   }
 
   /** Answers the request with `nonce`. */

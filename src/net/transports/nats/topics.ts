@@ -24,7 +24,7 @@ import { freshNonce, HEADER_NONCE } from "../../auth.js";
 import type { RemoteNode } from "../../nodes.js";
 import type { LocalCalls } from "../../serve.js";
 import { parseJson } from "../../wire.js";
-import { EVERYONE, type NatsSigning } from "./signing.js";
+import type { NatsSigning } from "./signing.js";
 
 /** Ids of publishes already delivered, kept this long (without a secret, which has nonces). */
 const SEEN_MS = 60_000;
@@ -211,7 +211,7 @@ export class NatsTopics {
     this.#filling.delete(batch.subject);
     const text = `{"topic":${JSON.stringify(batch.topic)},"author_host":${JSON.stringify(authorHost)},"instance":${JSON.stringify(this.#options.instance)},"id":"${freshNonce()}","items":[${batch.texts.join(",")}]}`;
     const signing = this.#options.signing;
-    const h = signing.headers(EVERYONE, batch.subject, text);
+    const h = signing.broadcastHeaders(batch.subject, text);
     const nonce = h?.get(HEADER_NONCE) ?? "";
     const id = ++this.#seq;
     // A waiter resolves once every node it expects has answered; the batch ends with its last
@@ -309,7 +309,7 @@ export class NatsTopics {
 
   /** Publishes from another node: delivered here once, in order, and answered with the counts. */
   #heard(message: Msg): void {
-    const nonce = this.#options.signing.verify(message, EVERYONE.instance);
+    const nonce = this.#options.signing.verifyBroadcast(message);
     // Unsigned, forged, stale, or heard already under another of this node's patterns.
     if (nonce === undefined) return;
     let batch: Batch;
