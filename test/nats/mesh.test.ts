@@ -238,7 +238,7 @@ describe("a node whose clock is off", () => {
     ["joins a mesh already there", true],
     ["is there first, and a node that joins takes its clock", false],
   ])(
-    "%s: both find each other, call each other and hear each other's publishes",
+    "%s: both find each other, call each other and hear each other's publishes, before and after the clock is set right",
     async (_, skewedJoins) => {
       const server = await startNatsServer();
       const logs = { A: tempDir(), S: tempDir() };
@@ -297,6 +297,25 @@ describe("a node whose clock is off", () => {
           ? /this node's clock is 1[12]\d\.\d s ahead of the other nodes'/
           : /this node's clock is 1[12]\d\.\d s behind the other nodes'/;
         expect(readLog(younger)).toMatch(said);
+        // NTP sets S's clock right at once: heartbeats off the clock make the nodes join again,
+        // and the younger goes back to its own clock.
+        s.proc.kill("SIGUSR2");
+        await waitFor(
+          () =>
+            /this node's clock reads as the other nodes' do; it signs by its own again/.test(
+              readLog(younger),
+            ),
+          "the younger node signing by its own clock again",
+          10_000,
+        );
+        await serving(a, "S");
+        heard.length = 0;
+        await waitFor(
+          async () => (await a?.execute("Relay", "tell", ["clock/again"], { host: "S" })) === 1,
+          "S's publish reaching A's subscriber after the clock was set right",
+        );
+        expect(heard).toContain("from S");
+        expect(await a.execute("Relay", "ask", ["A"], { host: "S" })).toBe("A");
       } finally {
         if (a) await closeNode(a);
         if (s) await killChild(s, "SIGTERM");

@@ -72,9 +72,14 @@ const FOREIGN_WARN_MS = 60_000;
  */
 const CLOCK_TOLERANCE_MS = 1000;
 /** A join timed off this node's clock is answered at most this often per node. */
-const OFF_CLOCK_ANSWER_MS = 5000;
-/** Heartbeats timed off this node's clock make it join again at most this often. */
-const OFF_CLOCK_REJOIN_MS = 10_000;
+const OFF_CLOCK_ANSWER_MS = 1000;
+/**
+ * Heartbeats timed off this node's clock make it join again, first at most this often, then
+ * half as often after each join that changed nothing (nodes that disagree for good, such as two
+ * meshes with different clocks on one prefix), up to OFF_CLOCK_REJOIN_MAX_MS.
+ */
+const OFF_CLOCK_REJOIN_MS = 1000;
+const OFF_CLOCK_REJOIN_MAX_MS = 60_000;
 
 interface Announce {
   instance: string;
@@ -139,10 +144,13 @@ export class NatsMesh implements Mesh {
   #foreignWarned = Number.NEGATIVE_INFINITY;
   /** When this node's joins timed off its clock were last answered, by node. */
   readonly #offClockAnswered = new Map<string, number>();
-  /** When heartbeats timed off this node's clock last made it join again. */
+  /** When heartbeats timed off this node's clock last made it join again, and the next wait. */
   #offClockRejoined = Number.NEGATIVE_INFINITY;
+  #offClockRejoinMs = OFF_CLOCK_REJOIN_MS;
   /** When this node started, by the monotonic clock: its age orders whose clock is kept. */
   readonly #startedAt = performance.now();
+  /** Joins collecting answers now: they settle the clock, so heartbeats off it wait for them. */
+  #joining = 0;
   /** The first join has settled this node's clock; announces before wait for it. */
   #clockSettled = false;
   #announceWhenSettled = false;
@@ -261,7 +269,7 @@ export class NatsMesh implements Mesh {
     void this.#watchStatus(nats);
     // Subscriptions are in place once the server has seen them: then others may hear of us.
     this.#joined = nats.flush().then(
-      () => this.#join(nats),
+      () => this.#join(nats).then(() => undefined),
       () => undefined,
     );
   }
@@ -351,10 +359,11 @@ export class NatsMesh implements Mesh {
    * Announces this node as a request, with a reply inbox: every node answers with its own
    * announce, so a node that joins (or comes back to NATS) knows the mesh at once rather than
    * at the others' next heartbeat. Collects answers while they come (JOIN_*), settles which
-   * clock to sign by, then waits for the info of each node it did not know.
+   * clock to sign by, then waits for the info of each node it did not know. True when the
+   * clock changed.
    */
-  async #join(nats: NatsConnection): Promise<void> {
-    if (this.#closed || this.#leaving) return;
+  async #join(nats: NatsConnection): Promise<boolean> {
+    if (this.#closed || this.#leaving) return false;
     const subject = `${this.#prefix}.announce`;
     const body = JSON.stringify(this.#myAnnounce());
     const h = this.#signing.broadcastHeaders(subject, body);
@@ -365,6 +374,7 @@ export class NatsMesh implements Mesh {
     const olderClocks: number[] = [];
     const sent = Date.now();
     const age = this.#age();
+    this.#joining++;
     await new Promise<void>((resolve) => {
       let quiet: ReturnType<typeof setTimeout> | undefined;
       const done = () => {
@@ -403,11 +413,13 @@ export class NatsMesh implements Mesh {
         done();
       }
     });
+    this.#joining--;
     const changed = this.#settleClock(olderClocks);
     const waiting = !this.#clockSettled && this.#announceWhenSettled;
     this.#clockSettled = true;
     if (changed || waiting) this.#announce();
     await Promise.all(contacts);
+    return changed;
   }
 
   /** How long this node has been up, in ms. */
@@ -474,9 +486,9 @@ export class NatsMesh implements Mesh {
    * from a node whose clock is off (or is replayed): when it joins, it is answered all the same,
    * though not learnt: the answer's time tells it the mesh's clock, by which it announces itself
    * again (see #settleClock); at most every OFF_CLOCK_ANSWER_MS per node, since a replayed join
-   * is answered too. Its heartbeats make this node join again, at most every
-   * OFF_CLOCK_REJOIN_MS: the clocks are settled even if an answer came too late. Anything else is
-   * ignored.
+   * is answered too. Its heartbeats make this node join again (OFF_CLOCK_REJOIN_*), not while a
+   * join runs: the clocks settle even if an answer came too late, or a clock was set right
+   * meanwhile. Anything else is ignored.
    */
   #refusedAnnounce(message: Msg): void {
     const offClock = this.#signing.offClock(message);
@@ -495,9 +507,18 @@ export class NatsMesh implements Mesh {
         this.#offClockAnswered.set(announce.instance, now);
         this.#answerJoin(message, offClock);
       }
-    } else if (fromPeer && this.#nats && now - this.#offClockRejoined >= OFF_CLOCK_REJOIN_MS) {
+    } else if (
+      fromPeer &&
+      this.#nats &&
+      this.#joining === 0 &&
+      now - this.#offClockRejoined >= this.#offClockRejoinMs
+    ) {
       this.#offClockRejoined = now;
-      void this.#join(this.#nats);
+      void this.#join(this.#nats).then((changed) => {
+        this.#offClockRejoinMs = changed
+          ? OFF_CLOCK_REJOIN_MS
+          : Math.min(this.#offClockRejoinMs * 2, OFF_CLOCK_REJOIN_MAX_MS);
+      });
     }
     this.#foreign(message, announce?.hostname, fromPeer && joining);
   }
