@@ -471,13 +471,17 @@ export class NatsMesh implements Mesh {
     }
   }
 
-  /** Answers a node that joins with this node's announce, its clock and its age. */
+  /**
+   * Answers a node that joins with this node's announce, its clock and its age: 0 until its own
+   * first join has settled its clock, which may still change, so is no clock to take.
+   */
   #answerJoin(message: Msg, nonce: string): void {
     if (this.#leaving) return;
+    const age = this.#clockSettled ? this.#age() : 0;
     this.#signing.respond(
       message,
       nonce,
-      JSON.stringify({ ...this.#myAnnounce(), time: this.#signing.now(), up_ms: this.#age() }),
+      JSON.stringify({ ...this.#myAnnounce(), time: this.#signing.now(), up_ms: age }),
     );
   }
 
