@@ -89,18 +89,23 @@ afterAll(async () => {
 const serving = (core: PluginCore, hostname: string) =>
   waitForNode(core, hostname, (node) => node.plugins.includes("Svc"));
 
+/** A node's networking on the NATS `servers`, with the mesh's secret unless `extra` says. */
+function natsNetworking(servers: string[], extra: Record<string, unknown> = {}) {
+  return {
+    ...LOOPBACK,
+    secret: SECRET,
+    transport: "nats",
+    nats: { servers, subject_prefix: "aio" },
+    ...extra,
+  } as never;
+}
+
 function natsNode(hostname: string, servers: string[], extra: Record<string, unknown> = {}) {
   return startNode({
     hostname,
     dir,
     plugins: hostname === "A" ? [] : [{ name: "Svc", arguments: { node: hostname } }],
-    networking: {
-      ...LOOPBACK,
-      secret: SECRET,
-      transport: "nats",
-      nats: { servers, subject_prefix: "aio" },
-      ...extra,
-    } as never,
+    networking: natsNetworking(servers, extra),
   });
 }
 
@@ -144,12 +149,7 @@ describe("two and three nodes over one nats-server", () => {
 
   it("blocking calls reach a node in another process over NATS, from a thread of their own", async () => {
     const server = await startNatsServer();
-    const networking = {
-      ...LOOPBACK,
-      secret: SECRET,
-      transport: "nats",
-      nats: { servers: [server.url], subject_prefix: "aio" },
-    } as never;
+    const networking = natsNetworking([server.url]);
     const b = await spawnNode(
       nodeConfig({
         hostname: "B",
@@ -242,12 +242,7 @@ describe("a node whose clock is off", () => {
     async (_, skewedJoins) => {
       const server = await startNatsServer();
       const logs = { A: tempDir(), S: tempDir() };
-      const networking = {
-        ...LOOPBACK,
-        secret: SECRET,
-        transport: "nats",
-        nats: { servers: [server.url], subject_prefix: "aio" },
-      } as never;
+      const networking = natsNetworking([server.url]);
       const startA = () =>
         startNode({
           hostname: "A",
@@ -331,12 +326,7 @@ describe("a node whose clock is off", () => {
       hostname: "B",
       dir,
       general: { log_dir: log },
-      networking: {
-        ...LOOPBACK,
-        secret: SECRET,
-        transport: "nats",
-        nats: { servers: [server.url], subject_prefix: "aio" },
-      } as never,
+      networking: natsNetworking([server.url]),
     });
     const raw = await connect({ servers: server.url });
     try {
@@ -398,12 +388,7 @@ describe("a node whose clock is off", () => {
 describe("access rules over NATS", () => {
   it("remote: false, allowed_nodes, pluginUuid and plugin changes behave as on the channel", async () => {
     const server = await startNatsServer();
-    const networking = {
-      ...LOOPBACK,
-      secret: SECRET,
-      transport: "nats",
-      nats: { servers: [server.url], subject_prefix: "aio" },
-    } as never;
+    const networking = natsNetworking([server.url]);
     const a = await startNode({ hostname: "A", dir, networking });
     const b = await startNode({
       hostname: "B",
@@ -468,12 +453,7 @@ describe("separation and authentication", () => {
         dir,
         plugins: [{ name: "Svc", arguments: { node: hostname } }],
         general: { log_dir: logs[hostname] },
-        networking: {
-          ...LOOPBACK,
-          secret,
-          transport: "nats",
-          nats: { servers: [server.url], subject_prefix: "aio" },
-        } as never,
+        networking: natsNetworking([server.url], { secret }),
       });
     const a = await node("A", SECRET);
     const b = await node("B", `${SECRET}-other`);
@@ -641,12 +621,7 @@ describe("NATS going away", () => {
       hostname: "A",
       dir,
       plugins: [{ name: "Svc", arguments: { node: "A" } }],
-      networking: {
-        ...LOOPBACK,
-        secret: SECRET,
-        transport: "nats",
-        nats: { servers: [server.url], subject_prefix: "aio" },
-      } as never,
+      networking: natsNetworking([server.url]),
     });
     const b = await natsNode("B", [server.url]);
     try {
