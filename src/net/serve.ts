@@ -134,6 +134,12 @@ export class ChannelSession {
   readonly #limiter: PeerLimiter;
   readonly #active = new Map<number, Active>();
   #leaving = false;
+  /**
+   * The quota key of the last call and the `author_host` it was made for: a peer's calls name
+   * the same node, and the same string each time is hashed once by the limiter's map.
+   */
+  #lastAuthorHost: string | undefined;
+  #lastKey: string | undefined;
 
   constructor(channel: PacketPipe, calls: LocalCalls, peerHost: string, limiter: PeerLimiter) {
     this.#channel = channel;
@@ -195,7 +201,11 @@ export class ChannelSession {
       answer(this.#channel, { t: "error", id, error: error.toJSON() });
       return undefined;
     }
-    const key = callerKey(this.#peerHost, call);
+    if (this.#lastKey === undefined || call.author_host !== this.#lastAuthorHost) {
+      this.#lastAuthorHost = call.author_host;
+      this.#lastKey = callerKey(this.#peerHost, call);
+    }
+    const key = this.#lastKey;
     if (!this.#limiter.acquire(key)) {
       const error = callErrors.overloaded(site, this.#limiter.max);
       answer(this.#channel, { t: "error", id, error: error.toJSON() });
