@@ -17,7 +17,14 @@
  * secret runs nothing and is listed nowhere.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { connect, createInbox, type Msg, type NatsConnection } from "@nats-io/transport-node";
+import {
+  connect,
+  createInbox,
+  type Msg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription,
+} from "@nats-io/transport-node";
 import type { NetworkingConfig } from "../../../config/types.js";
 import { NotDelivered } from "../../../errors.js";
 import type { Logger } from "../../../log.js";
@@ -368,50 +375,24 @@ export class NatsMesh implements Mesh {
     const body = JSON.stringify(this.#myAnnounce());
     const h = this.#signing.broadcastHeaders(subject, body);
     const nonce = h?.get(HEADER_NONCE) ?? "";
-    const inbox = createInbox();
     const contacts: Promise<void>[] = [];
     /** The clocks of the nodes older than this one, against its own. */
     const olderClocks: number[] = [];
     const sent = Date.now();
     const age = this.#age();
     this.#joining++;
-    await new Promise<void>((resolve) => {
-      let quiet: ReturnType<typeof setTimeout> | undefined;
-      const done = () => {
-        clearTimeout(quiet);
-        clearTimeout(cap);
-        try {
-          subscription.unsubscribe();
-        } catch {
-          // The connection closed meanwhile.
-        }
-        resolve();
-      };
-      const cap = setTimeout(done, JOIN_MAX_MS);
-      const subscription = nats.subscribe(inbox, {
-        callback: (error, reply) => {
-          if (error) return done();
-          const text = Buffer.from(reply.data).toString("utf8");
-          // An answer without the secret's proof is dropped, as any message that lacks it.
-          if (!this.#signing.answers(reply, nonce, text)) return;
-          const announce = readAnnounce(text);
-          if (!announce || announce.instance === this.#context.instance) return;
-          // Its clock when it answered, against this one's halfway between asking and hearing.
-          const offset = announce.time === undefined ? 0 : announce.time - (sent + Date.now()) / 2;
-          if (announce.time !== undefined && (announce.up_ms ?? 0) > age) olderClocks.push(offset);
-          const contact = this.#learn(announce, offset);
-          if (contact) contacts.push(contact);
-          clearTimeout(quiet);
-          quiet = setTimeout(done, JOIN_QUIET_MS);
-        },
-      });
-      quiet = setTimeout(done, JOIN_FIRST_MS);
-      try {
-        nats.publish(subject, body, { reply: inbox, ...(h ? { headers: h } : {}) });
-      } catch (error) {
-        this.#logger.debug(`announce not sent: ${(error as Error).message}`);
-        done();
-      }
+    await this.#collectAnswers(nats, subject, body, h, (reply) => {
+      const text = Buffer.from(reply.data).toString("utf8");
+      // An answer without the secret's proof is dropped, as any message that lacks it.
+      if (!this.#signing.answers(reply, nonce, text)) return false;
+      const announce = readAnnounce(text);
+      if (!announce || announce.instance === this.#context.instance) return false;
+      // Its clock when it answered, against this one's halfway between asking and hearing.
+      const offset = announce.time === undefined ? 0 : announce.time - (sent + Date.now()) / 2;
+      if (announce.time !== undefined && (announce.up_ms ?? 0) > age) olderClocks.push(offset);
+      const contact = this.#learn(announce, offset);
+      if (contact) contacts.push(contact);
+      return true;
     });
     this.#joining--;
     const changed = this.#settleClock(olderClocks);
@@ -420,6 +401,52 @@ export class NatsMesh implements Mesh {
     if (changed || waiting) this.#announce();
     await Promise.all(contacts);
     return changed;
+  }
+
+  /**
+   * Sends the join with a reply inbox and hands each answer to `heard` while they come
+   * (JOIN_*); an answer that counts (`heard` says true) waits JOIN_QUIET_MS more for the next.
+   * Never rejects: a connection that closes meanwhile ends the join with what it heard.
+   */
+  #collectAnswers(
+    nats: NatsConnection,
+    subject: string,
+    body: string,
+    h: MsgHdrs | undefined,
+    heard: (reply: Msg) => boolean,
+  ): Promise<void> {
+    const inbox = createInbox();
+    return new Promise<void>((resolve) => {
+      let quiet: ReturnType<typeof setTimeout> | undefined;
+      let subscription: Subscription | undefined;
+      const done = () => {
+        clearTimeout(quiet);
+        clearTimeout(cap);
+        try {
+          subscription?.unsubscribe();
+        } catch {
+          // The connection closed meanwhile.
+        }
+        resolve();
+      };
+      const cap = setTimeout(done, JOIN_MAX_MS);
+      try {
+        subscription = nats.subscribe(inbox, {
+          callback: (error, reply) => {
+            if (error) done();
+            else if (heard(reply)) {
+              clearTimeout(quiet);
+              quiet = setTimeout(done, JOIN_QUIET_MS);
+            }
+          },
+        });
+        quiet = setTimeout(done, JOIN_FIRST_MS);
+        nats.publish(subject, body, { reply: inbox, ...(h ? { headers: h } : {}) });
+      } catch (error) {
+        this.#logger.debug(`join not sent: ${(error as Error).message}`);
+        done();
+      }
+    });
   }
 
   /** How long this node has been up, in ms. */
