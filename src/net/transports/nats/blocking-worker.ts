@@ -22,16 +22,16 @@ const me = { hostname: setup.hostname, instance: setup.instance };
 
 let pipes: Promise<NatsPipes> | undefined;
 function context(): Promise<NatsPipes> {
-  pipes ??= connect(natsConnectOptions(setup.nats, `aio ${setup.hostname} (blocking calls)`)).then(
-    (nats) => ({
-      nats,
-      prefix: setup.nats.subject_prefix,
-      signing: new NatsSigning(setup.secret),
-      maxDepth: MAX_JSON_DEPTH,
-      maxPacketBytes: setup.maxPacketBytes,
-      open: new Set(),
-    }),
-  );
+  pipes ??= connect(
+    natsConnectOptions(setup.nats, `aio ${setup.hostname} (blocking calls)`, setup.livenessMs),
+  ).then((nats) => ({
+    nats,
+    prefix: setup.nats.subject_prefix,
+    signing: new NatsSigning(setup.secret),
+    maxDepth: MAX_JSON_DEPTH,
+    maxPacketBytes: setup.maxPacketBytes,
+    open: new Set(),
+  }));
   return pipes;
 }
 

@@ -213,7 +213,7 @@ export class NatsMesh implements Mesh {
   async start(): Promise<void> {
     this.#problem("not connected yet");
     const connecting = connect(
-      natsConnectOptions(this.#config.nats, `aio ${this.#context.hostname}`),
+      natsConnectOptions(this.#config.nats, `aio ${this.#context.hostname}`, this.#livenessMs),
     );
     connecting.then(
       (nats) => this.#ready(nats),
