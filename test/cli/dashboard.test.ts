@@ -294,7 +294,12 @@ describe("aio dashboard", () => {
       10_000,
     );
     expect(await page.textContent("#watch-items li")).toContain("sensor/kitchen/temperature");
-    expect(await page.textContent("#publish-result")).toMatch(/\d+ subscriber\(s\) took it/);
+    // The watch can show the message before the page has the answer to its last publish.
+    await page.waitForFunction(() =>
+      /\d+ subscriber\(s\) took it/.test(
+        document.querySelector("#publish-result")?.textContent ?? "",
+      ),
+    );
     await page.click("#watch-stop");
   });
 
