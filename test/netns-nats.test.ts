@@ -2,7 +2,7 @@
  * Hosts over NATS between network namespaces (see netns-support.ts): a nats-server on a fourth
  * host, three nodes that reach only it. They find each other through it with no node_ips; a
  * host cut off at the switch (a silent partition: no connection is closed) is marked down by
- * the others, and it notices by its pings that its NATS server is gone: its calls to other
+ * the others, whose calls running there fail with NETWORK, and it notices by its pings that its NATS server is gone: its calls to other
  * nodes fail with NETWORK naming NATS while its local calls go on, and it blames no other node;
  * after the heal all of them meet again by themselves. And two nodes whose server, one of a
  * 2-server cluster, goes silent move to the other one within the liveness timeout.
@@ -107,6 +107,10 @@ describe.skipIf(!available)("three hosts over a nats-server on a fourth", () => 
     expect(await n3.call("Echo", "whoami", undefined, { host: "n1" })).toMatchObject({
       result: "n1",
     });
+    // And a call from n1, with no deadline, runs on n3.
+    const holding = n3.lines.length;
+    const held = n1.call("Echo", "hold", [600_000], { host: "n3" });
+    await n3.waitFor((line) => line.event === "hold", "the call to run on n3", holding);
     const from = nodes.map((node) => node.lines.length);
     network.link(N3, false);
     // Sent into the silence, with no deadline: it fails, it does not hang.
@@ -115,6 +119,10 @@ describe.skipIf(!available)("three hosts over a nats-server on a fourth", () => 
     for (const [index, node] of [n1, n2].entries()) {
       await node.waitFor(isDown("n3"), "n3 to be marked down", from[index], 10_000);
     }
+    // The call n1 had running there fails once n3 is down: it may have run, so it is not repeated.
+    const heldAnswer = await held;
+    expect(heldAnswer.error?.code).toBe("NETWORK");
+    expect(heldAnswer.error?.message).toMatch(/may have run/);
     // n3 noticed that its NATS server is gone before any node fell silent for long enough: it
     // blames NATS, not the others, whom it never marks down.
     const after = await n3.call("Echo", "whoami", undefined, { host: "n1" });
