@@ -1,11 +1,12 @@
 /**
  * Hosts over NATS between network namespaces (see netns-support.ts): a nats-server on a fourth
- * host, three nodes that reach only it. They find each other through it with no node_ips; a
+ * host, three nodes that reach only it. They find each other through it with no node_ips. A
  * host cut off at the switch (a silent partition: no connection is closed) is marked down by
- * the others, whose calls running there fail with NETWORK, and it notices by its pings that its NATS server is gone: its calls to other
- * nodes fail with NETWORK naming NATS while its local calls go on, and it blames no other node;
- * after the heal all of them meet again by themselves. And two nodes whose server, one of a
- * 2-server cluster, goes silent move to the other one within the liveness timeout.
+ * the others, whose calls running there fail with NETWORK; it notices by its pings that its
+ * NATS server is gone, so its calls to other nodes fail with NETWORK naming NATS, its local
+ * calls go on, and it blames no other node; after the heal all of them meet again by
+ * themselves. And two nodes whose server, one of a 2-server cluster, goes silent move to the
+ * other one within the liveness timeout.
  *
  * Needs root, iproute2 and Debian's nats-server; skipped where namespaces cannot be created.
  */
