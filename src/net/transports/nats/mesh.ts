@@ -160,6 +160,8 @@ export class NatsMesh implements Mesh {
   #joining = 0;
   /** The first join has settled this node's clock; announces before wait for it. */
   #clockSettled = false;
+  /** When this node last heard its own announce come back (performance.now()); 0: never. */
+  #ownEchoAt = 0;
   #announceWhenSettled = false;
 
   constructor(context: MeshContext) {
@@ -486,7 +488,11 @@ export class NatsMesh implements Mesh {
       return;
     }
     const announce = readAnnounce(Buffer.from(message.data).toString("utf8"));
-    if (!announce || announce.instance === this.#context.instance) return;
+    if (!announce) return;
+    if (announce.instance === this.#context.instance) {
+      this.#ownEchoAt = performance.now();
+      return;
+    }
     const time = message.headers?.has(HEADER_TIME) ? Number(message.headers.get(HEADER_TIME)) : 0;
     const contact = this.#learn(announce, time ? time - Date.now() : 0);
     if (message.reply) {
@@ -687,12 +693,14 @@ export class NatsMesh implements Mesh {
 
   /**
    * One heartbeat: an announce, and every node silent for longer than the liveness timeout is
-   * marked down. Not while NATS itself is gone: then every node is silent, and calls say why.
+   * marked down. Not while NATS itself is gone, or silent (this node's own announces do not
+   * come back): then every node is silent, and calls say why.
    */
   #heartbeat(): void {
     if (this.#closed || this.#leaving) return;
     this.#announce();
     if (!this.#connected) return;
+    if (this.#natsSilent()) return;
     for (const node of this.#nodes.all()) {
       if (node.alive && node.silentFor() > this.#livenessMs) {
         this.#members.markDown(
@@ -701,6 +709,19 @@ export class NatsMesh implements Mesh {
         );
       }
     }
+  }
+
+  /**
+   * Whether this node's own announces stopped coming back: then what went silent is NATS, not
+   * every other node, and none is marked down for it. The client's pings give the server up
+   * soon (connect.ts), and calls then say so. Each heartbeat sends an announce, so the last one
+   * back is a heartbeat old, plus the round trip; half a heartbeat more is overdue. A node is
+   * marked down once silent for the liveness timeout, and the others announce every heartbeat
+   * too, so by then this node's own echo is overdue whenever the timeout is at least 2.5
+   * heartbeats (the default is 3).
+   */
+  #natsSilent(): boolean {
+    return performance.now() - this.#ownEchoAt > 1.5 * this.#heartbeatMs;
   }
 
   /** Over HTTP, `/info` is answered for clients that are not nodes; nodes meet on NATS. */
@@ -757,11 +778,13 @@ export class NatsMesh implements Mesh {
       onBadMessage: (error) =>
         this.#logger.warn(`closing the pipe to ${node.hostname}: ${error.message}`),
       onLeaving: () => this.#members.left(node),
-      onSilent: () =>
+      onSilent: () => {
+        if (this.#natsSilent()) return;
         this.#members.markDown(
           node,
           `its pipe and announces were silent for ${this.#livenessMs / 1000} s`,
-        ),
+        );
+      },
       onLost: () => void this.#members.refresh(node),
     });
   }
