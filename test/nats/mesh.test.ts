@@ -3,7 +3,7 @@
  * find each other with no node_ips, call and stream through NATS as over the channel, keep
  * apart by subject prefix, refuse what lacks the secret, and ride out a NATS restart.
  */
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import { connect, headers } from "@nats-io/transport-node";
 import type { PluginCore } from "aio-assistant-core";
@@ -30,7 +30,7 @@ import {
   startNode,
   waitForNode,
 } from "../net/helpers.js";
-import { readLog } from "../security/helpers.js";
+import { H_ANSWER, mac, readLog, sha256Hex, signHeaders } from "../security/helpers.js";
 import { tempDir, waitFor } from "../support.js";
 
 const SECRET = `nats-${randomBytes(24).toString("hex")}`;
@@ -330,9 +330,6 @@ describe("a node whose clock is off", () => {
     });
     const raw = await connect({ servers: server.url });
     try {
-      const hex = (text: string) => createHash("sha256").update(text).digest("hex");
-      const mac = (...parts: string[]) =>
-        createHmac("sha256", SECRET).update(parts.join("\n")).digest("hex");
       const ahead = () => Date.now() + 120_000;
       const heard: Array<{ reply: string; time: number; nonce: string }> = [];
       raw.subscribe("aio.announce", {
@@ -351,12 +348,8 @@ describe("a node whose clock is off", () => {
       // A heartbeat of a node two minutes ahead: genuine, but off B's clock.
       const body = JSON.stringify({ instance: "feedfeedfeedfeed", hostname: "old", version: 1 });
       const h = headers();
-      const time = String(ahead());
-      const nonce = randomBytes(16).toString("hex");
-      h.set("x-aio-time", time);
-      h.set("x-aio-nonce", nonce);
-      h.set("x-aio-digest", hex(body));
-      h.set("x-aio-signature", mac("NATS", "*", "aio.announce", time, nonce, hex(body)));
+      const signature = signHeaders(SECRET, "NATS", "*", "aio.announce", body, { time: ahead() });
+      for (const [name, value] of Object.entries(signature)) h.set(name, value);
       raw.publish("aio.announce", body, { headers: h });
       const join = await next((m) => m.reply !== "");
       expect(Math.abs(join.time - Date.now())).toBeLessThan(10_000);
@@ -369,7 +362,7 @@ describe("a node whose clock is off", () => {
         up_ms: 3_600_000,
       });
       const signed = headers();
-      signed.set("x-aio-answer", mac("answer", join.nonce, hex(answer)));
+      signed.set(H_ANSWER, mac(SECRET, "answer", join.nonce, sha256Hex(answer)));
       raw.publish(join.reply, answer, { headers: signed });
       // B announces itself again, by the older node's clock.
       const again = await next((m) => m.reply === "" && m.time > Date.now() + 100_000);
