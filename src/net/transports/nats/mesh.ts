@@ -160,9 +160,9 @@ export class NatsMesh implements Mesh {
   #joining = 0;
   /** The first join has settled this node's clock; announces before wait for it. */
   #clockSettled = false;
+  #announceWhenSettled = false;
   /** When this node last heard its own announce come back (performance.now()); 0: never. */
   #ownEchoAt = 0;
-  #announceWhenSettled = false;
 
   constructor(context: MeshContext) {
     this.#context = context;
