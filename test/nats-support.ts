@@ -20,7 +20,7 @@ import { createInterface } from "node:readline";
 import { createAccount, createOperator, createUser, type KeyPair } from "@nats-io/nkeys";
 import { waitFor } from "./support.js";
 
-const HOST = "127.0.0.1";
+const LOOPBACK = "127.0.0.1";
 
 /**
  * The nats-server binary: on PATH, or where Debian puts it (/usr/sbin, often not on a user's
@@ -59,6 +59,11 @@ export interface NatsServerOptions {
   args?: string[];
   /** How long a start may take (default 5000 ms). */
   timeoutMs?: number;
+  /**
+   * Run in this network namespace (`ip netns exec`), listening on `host`, its address there:
+   * for the tests of several hosts (netns-support.ts). Its monitoring port is then out of reach.
+   */
+  netns?: { name: string; host: string };
 }
 
 const servers = new Set<NatsServer>();
@@ -81,21 +86,24 @@ export class NatsServer {
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
   #log: string[] = [];
+  /** The address it listens on: 127.0.0.1, or its namespace's. */
+  readonly #host: string;
 
   constructor(options: NatsServerOptions = {}) {
     this.options = options;
     this.name = options.name ?? `nats-${++counter}`;
+    this.#host = options.netns?.host ?? LOOPBACK;
   }
 
-  /** `nats://127.0.0.1:<port>`, for clients. */
+  /** `nats://<host>:<port>`, for clients. */
   get url(): string {
-    return `nats://${HOST}:${this.port}`;
+    return `nats://${this.#host}:${this.port}`;
   }
 
-  /** `nats://127.0.0.1:<cluster port>`, for other servers' routes. */
+  /** `nats://<host>:<cluster port>`, for other servers' routes. */
   get routeUrl(): string {
     if (!this.clusterPort) throw new Error(`${this.name} is not a cluster member`);
-    return `nats://${HOST}:${this.clusterPort}`;
+    return `nats://${this.#host}:${this.clusterPort}`;
   }
 
   get running(): boolean {
@@ -115,7 +123,8 @@ export class NatsServer {
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
     const o = this.options;
-    const args = ["-a", HOST, "-p", port(this.port), "-m", port(this.monitorPort), "-n", this.name];
+    const host = this.#host;
+    const args = ["-a", host, "-p", port(this.port), "-m", port(this.monitorPort), "-n", this.name];
     if (o.user !== undefined) args.push("--user", o.user, "--pass", o.pass ?? "");
     if (o.token !== undefined) args.push("--auth", o.token);
     if (o.cluster !== undefined) {
@@ -123,14 +132,18 @@ export class NatsServer {
         "--cluster_name",
         o.cluster,
         "--cluster",
-        `nats://${HOST}:${port(this.clusterPort)}`,
+        `nats://${host}:${port(this.clusterPort)}`,
       );
       if (o.routes?.length) args.push("--routes", o.routes.join(","));
     }
     args.push(...(o.args ?? []));
 
     const binary = natsServerBinary();
-    const child = spawn(binary, args, { stdio: ["ignore", "ignore", "pipe"] });
+    // `ip netns exec` execs the server: the child is the server itself, for signals and exit.
+    const [command, commandArgs] = o.netns
+      ? ["ip", ["netns", "exec", o.netns.name, binary, ...args]]
+      : [binary, args];
+    const child = spawn(command, commandArgs, { stdio: ["ignore", "ignore", "pipe"] });
     this.#child = child;
     this.#log = [];
     servers.add(this);
@@ -140,6 +153,7 @@ export class NatsServer {
       child.once("error", () => resolve());
     });
     const timeoutMs = o.timeoutMs ?? 5000;
+    const listening = new RegExp(` on ${host.replaceAll(".", "\\.")}:(\\d+)$`);
 
     await new Promise<void>((resolve, reject) => {
       const wanted = { ready: false, routes: o.cluster === undefined };
@@ -158,7 +172,7 @@ export class NatsServer {
       child.once("exit", onExit);
       createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => {
         if (this.#log.length < 10_000) this.#log.push(line);
-        const listen = / on 127\.0\.0\.1:(\d+)$/.exec(line);
+        const listen = listening.exec(line);
         if (listen) {
           const found = Number(listen[1]);
           if (line.includes("Listening for client connections")) this.port = found;
@@ -199,7 +213,7 @@ export class NatsServer {
 
   /** GETs a monitoring endpoint (`/varz`, `/routez`, `/subsz?subs=1`, …) as JSON. */
   async monitor<T = Record<string, unknown>>(path: string): Promise<T> {
-    const response = await fetch(`http://${HOST}:${this.monitorPort}${path}`);
+    const response = await fetch(`http://${this.#host}:${this.monitorPort}${path}`);
     if (!response.ok) throw new Error(`${this.name} ${path}: HTTP ${response.status}`);
     return (await response.json()) as T;
   }

@@ -6,15 +6,18 @@
  * NATS server is gone, so its calls to other nodes fail with NETWORK naming NATS, its local
  * calls go on, and it blames no other node; after the heal all of them meet again by
  * themselves. And two nodes whose server, one of a 2-server cluster, goes silent move to the
- * other one within the liveness timeout.
+ * other one within seconds.
  *
  * Needs root, iproute2 and Debian's nats-server; skipped where namespaces cannot be created.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { natsServerBinary } from "./nats-support.js";
+import {
+  type NatsServer,
+  type NatsServerOptions,
+  startNatsServer,
+  stopNatsServers,
+} from "./nats-support.js";
 import {
   canUseNamespaces,
   type Host,
@@ -22,6 +25,7 @@ import {
   NamespacedNode,
   Network,
 } from "./netns-support.js";
+import { waitFor } from "./support.js";
 
 const available = canUseNamespaces();
 const network = new Network(4, 2);
@@ -32,58 +36,36 @@ const [N1, N2, N3, SERVER] = network.hosts as [
   (typeof network.hosts)[number],
 ];
 const nodes: NamespacedNode[] = [];
-const natsServers: ChildProcess[] = [];
 
 const isUp = (hostname: string) => (line: Line) =>
   line.event === "node:up" && line.hostname === hostname;
 const isDown = (hostname: string) => (line: Line) =>
   line.event === "node:down" && line.hostname === hostname;
 
-/** nats-server in `host`'s namespace, on its address; resolves once `ready` matches its log. */
-function startNatsServer(
-  host: Host,
-  args: string[] = [],
-  ready = (line: string) => line.endsWith("Server is ready"),
-): Promise<void> {
-  const child = spawn(
-    "ip",
-    ["netns", "exec", host.netns, natsServerBinary(), "-a", host.address, "-p", "4222", ...args],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  natsServers.push(child);
-  const log: string[] = [];
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`nats-server on ${host.name} not ready:\n${log.join("\n")}`)),
-      10_000,
-    );
-    createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => {
-      log.push(line);
-      if (ready(line)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
+/** A nats-server in `host`'s namespace, on its address. */
+function natsServerOn(host: Host, options: NatsServerOptions = {}): Promise<NatsServer> {
+  return startNatsServer({ ...options, netns: { name: host.netns, host: host.address } });
 }
 
 describe.skipIf(!available)("three hosts over a nats-server on a fourth", () => {
+  let server: NatsServer;
+
   beforeAll(async () => {
     network.build();
-    await startNatsServer(SERVER);
+    server = await natsServerOn(SERVER);
     const networking = {
       transport: "nats",
       secret: randomBytes(24).toString("base64url"),
-      nats: { servers: [`nats://${SERVER.address}:4222`] },
+      nats: { servers: [server.url] },
       heartbeat_interval: 0.5,
       liveness_timeout: 3,
     };
     for (const host of [N1, N2, N3]) nodes.push(new NamespacedNode(host, { networking }));
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const node of nodes.splice(0)) node.stop();
-    for (const server of natsServers.splice(0)) server.kill("SIGKILL");
+    await stopNatsServers();
     network.remove();
   });
 
@@ -129,7 +111,7 @@ describe.skipIf(!available)("three hosts over a nats-server on a fourth", () => 
     const after = await n3.call("Echo", "whoami", undefined, { host: "n1" });
     expect(after.error?.code).toBe("NETWORK");
     expect(after.error?.message).toContain(
-      `NATS is not connected (the connection to ${SERVER.address}:4222 was lost)`,
+      `NATS is not connected (the connection to ${SERVER.address}:${server.port} was lost)`,
     );
     expect((await n1.call("Echo", "whoami", undefined, { host: "n3" })).error?.code).toBe(
       "NO_NODE",
@@ -156,38 +138,37 @@ describe.skipIf(!available)("three hosts over a nats-server on a fourth", () => 
 describe.skipIf(!available)("two hosts on a 2-server NATS cluster whose server goes silent", () => {
   const cluster = new Network(4, 3);
   const [A, B, S1, S2] = cluster.hosts as [Host, Host, Host, Host];
-  const route = (host: Host) => `nats://${host.address}:6222`;
   let a: NamespacedNode;
   let b: NamespacedNode;
 
   beforeAll(async () => {
     cluster.build();
-    const clustered = (host: Host) => ["--cluster_name", "aio", "--cluster", route(host)];
-    await startNatsServer(S1, clustered(S1));
+    const s1 = await natsServerOn(S1, { cluster: "aio" });
+    // S2 runs once to pick its ports, and is stopped until both nodes are on S1.
+    const s2 = await natsServerOn(S2, { cluster: "aio", routes: [s1.routeUrl] });
+    await s2.kill();
     const networking = {
       transport: "nats",
       secret: randomBytes(24).toString("base64url"),
-      nats: { servers: [`nats://${S1.address}:4222`, `nats://${S2.address}:4222`] },
+      nats: { servers: [s1.url, s2.url] },
       heartbeat_interval: 0.5,
       liveness_timeout: 3,
     };
-    // Both nodes are on S1: S2 is not running yet when they connect.
     a = new NamespacedNode(A, { networking });
     b = new NamespacedNode(B, { networking });
     nodes.push(a, b);
     await a.waitFor(isUp("n2"), "A to find B");
-    await startNatsServer(S2, [...clustered(S2), "--routes", route(S1)], (line) =>
-      /Route connection created/.test(line),
-    );
+    await s2.start();
+    await waitFor(() => /Route connection created/.test(s2.log()), "S2's route to S1");
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     for (const node of nodes.splice(0)) node.stop();
-    for (const server of natsServers.splice(0)) server.kill("SIGKILL");
+    await stopNatsServers();
     cluster.remove();
   });
 
-  it("the nodes move to the other server by themselves and call each other again within the liveness timeout", async () => {
+  it("the nodes move to the other server by themselves and call each other again within seconds", async () => {
     expect(await a.call("Echo", "whoami", undefined, { host: "n2" })).toMatchObject({
       result: "n2",
     });
